@@ -1,0 +1,3 @@
+"""Radio Silence: notices when a sales conversation has gone quiet."""
+
+__version__ = "0.1.0"

@@ -1,0 +1,70 @@
+"""The one place where our errors become HTTP answers. Bodies: {"detail": str, "code": str}."""
+
+from __future__ import annotations
+
+import logging
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse
+
+from app.errors import (
+    AuthError,
+    ConfigError,
+    Conflict,
+    InvalidInput,
+    MailAuthError,
+    MailConnectionError,
+    MailServerError,
+    MailTLSError,
+    NotFound,
+    RadioSilenceError,
+)
+
+log = logging.getLogger(__name__)
+
+_STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
+    (NotFound, 404, "not_found"),
+    (Conflict, 409, "conflict"),
+    (InvalidInput, 422, "invalid_input"),
+    (AuthError, 401, "unauthorized"),
+    # The rep's mail server said no: the request named bad credentials or an unusable server.
+    (MailAuthError, 422, "imap_auth_failed"),
+    (MailTLSError, 422, "imap_tls_failed"),
+    (MailConnectionError, 422, "imap_connection_failed"),
+    (MailServerError, 422, "imap_error"),
+]
+
+
+def _answer(exc: RadioSilenceError) -> JSONResponse:
+    for kind, status, code in _STATUS:
+        if isinstance(exc, kind):
+            headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            return JSONResponse({"detail": exc.message, "code": code}, status, headers=headers)
+    log.error("api.unmapped_error %s: %s", type(exc).__name__, exc.message)
+    return JSONResponse({"detail": exc.message, "code": "server_error"}, 500)
+
+
+def install(app: FastAPI) -> None:
+    async def on_ours(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RadioSilenceError)
+        if isinstance(exc, ConfigError):
+            log.error("api.config_error %s", exc.message)
+            return JSONResponse({"detail": exc.message, "code": "server_misconfigured"}, 503)
+        return _answer(exc)
+
+    async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
+        assert isinstance(exc, RequestValidationError)
+        problems = []
+        for error in exc.errors():
+            where = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
+            problems.append(f"{where}: {error['msg']}")
+        return JSONResponse(
+            {"detail": "; ".join(problems), "code": "invalid_request", "errors": [
+                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
+            ]},
+            422,
+        )
+
+    app.add_exception_handler(RadioSilenceError, on_ours)
+    app.add_exception_handler(RequestValidationError, on_validation)

@@ -1,0 +1,125 @@
+"""/api/v1/mailboxes: connect a mailbox, test it, sync it."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+from fastapi import APIRouter, Query, Request, Response, status
+
+from app.api.deps import ContextDep, UserDep
+from app.api.schemas import (
+    ConnectionTest,
+    Created,
+    MailboxCreate,
+    MailboxList,
+    MailboxOut,
+    MailboxPatch,
+    Problem,
+    SyncResult,
+)
+from app.errors import RadioSilenceError
+from app.services import mailboxes as service
+from app.services import sync as sync_service
+
+log = logging.getLogger(__name__)
+router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
+    422: {"model": Problem},
+}  # fmt: skip
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=Created, responses=ERRORS)
+async def create_mailbox(
+    body: MailboxCreate, ctx: ContextDep, user: UserDep,
+    verify: bool = Query(True, description="Log in to the server before saving"),
+) -> Created:  # fmt: skip
+    """Connect a mailbox. The login is tried first: a refused login answers 422 with the
+    server's words, and nothing is saved."""
+    secret = body.imap.password or body.imap.oauth2_token
+    assert secret is not None
+    data = service.MailboxInput(
+        name=body.name, host=body.imap.host, port=body.imap.port, security=body.imap.security,
+        username=body.imap.username, secret=secret.get_secret_value(),
+        auth_method="password" if body.imap.password else "oauth2", addresses=body.addresses,
+        timezone=body.timezone, holiday_country=body.holiday_country,
+        holiday_subdiv=body.holiday_subdiv,
+    )  # fmt: skip
+    mailbox_id = await service.create_mailbox(ctx, user_id=user.id, data=data, verify=verify)
+    return Created(id=mailbox_id)
+
+
+@router.get("", response_model=MailboxList, responses=ERRORS)
+async def list_mailboxes(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+    rows = await service.list_mailboxes(ctx, user_id=user.id)
+    return {"items": [service.public_view(r) for r in rows]}
+
+
+@router.get("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
+async def get_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+    return service.public_view(await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id))
+
+
+@router.patch("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
+async def update_mailbox(
+    mailbox_id: int, body: MailboxPatch, ctx: ContextDep, user: UserDep
+) -> dict[str, Any]:
+    """Change any field; a changed server, username or secret is checked with a live login."""
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"imap"})
+    if body.imap is not None:
+        imap = body.imap.model_dump(exclude_unset=True, exclude={"password", "oauth2_token"})
+        changes.update(imap)
+        if body.imap.password is not None:
+            changes.update(secret=body.imap.password.get_secret_value(), auth_method="password")
+        if body.imap.oauth2_token is not None:
+            changes.update(secret=body.imap.oauth2_token.get_secret_value(), auth_method="oauth2")
+    row = await service.update_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id, changes=changes)
+    return service.public_view(row)
+
+
+@router.delete("/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
+async def delete_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> Response:
+    """Forget the mailbox and everything read from it (its mail stays on the server)."""
+    await service.delete_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    return Response(status_code=status.HTTP_204_NO_CONTENT)
+
+
+@router.post("/{mailbox_id}/test", response_model=ConnectionTest, responses=ERRORS)
+async def test_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> ConnectionTest:
+    """Log in with the stored credentials and list the folders."""
+    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    folders = await service.test_connection(ctx, service.account_of(ctx, row))
+    return ConnectionTest(ok=True, folders=folders)
+
+
+@router.post("/{mailbox_id}/sync", response_model=SyncResult, responses=ERRORS)
+async def sync_mailbox(
+    mailbox_id: int, request: Request, response: Response, ctx: ContextDep, user: UserDep,
+    wait: bool = Query(False, description="Answer when the sync and the rules have finished"),
+) -> SyncResult:  # fmt: skip
+    """Read new mail now. With wait=true the answer comes after the rules have run."""
+    await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    if wait:
+        outcome = await sync_service.sync_mailbox(
+            ctx, mailbox_id, user_id=user.id, wait_for_lease=ctx.settings.lease_seconds
+        )
+        return SyncResult(
+            mailbox_id=mailbox_id, status="done", folders=outcome.folders,
+            new_messages=outcome.new_messages, skipped=outcome.skipped,
+            threads_evaluated=outcome.threads_evaluated,
+        )  # fmt: skip
+
+    async def background() -> None:
+        try:
+            await sync_service.sync_mailbox(ctx, mailbox_id, user_id=user.id, wait_for_lease=5)
+        except RadioSilenceError as exc:  # recorded on the mailbox's status; nothing to raise to
+            log.info("sync.background_failed mailbox=%s error=%s", mailbox_id, exc.message)
+
+    tasks: set[asyncio.Task[None]] = request.app.state.background_tasks
+    task = asyncio.create_task(background())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)
+    response.status_code = status.HTTP_202_ACCEPTED
+    return SyncResult(mailbox_id=mailbox_id, status="started")

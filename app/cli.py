@@ -1,0 +1,200 @@
+"""The `radiosilence` command line. Thin: parse, call a service, print."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import signal
+import sys
+from collections.abc import Awaitable, Callable, Sequence
+from typing import TypeVar
+
+from app import __version__
+from app.config import Settings, load_settings
+from app.errors import RadioSilenceError
+from app.services import accounts
+from app.services import sync as sync_service
+from app.services.context import Context
+from app.storage import mailboxes as mailbox_store
+from app.storage.engine import reading
+from app.storage.migrate import upgrade
+
+T = TypeVar("T")
+log = logging.getLogger("radiosilence")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not hasattr(args, "handler"):
+        parser.print_help()
+        return 2
+    try:
+        settings = load_settings()
+        _setup_logging(settings)
+        result: int = args.handler(settings, args)
+        return result
+    except RadioSilenceError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="radiosilence",
+        description="Notices when a sales conversation has gone quiet. Settings come from "
+        "RADIOSILENCE_* environment variables and ./.env (see .env.example).",
+    )
+    p.add_argument("--version", action="version", version=f"radiosilence {__version__}")
+    sub = p.add_subparsers(title="commands", metavar="COMMAND")
+
+    serve = sub.add_parser("serve", help="web pages, /api/v1 and the background workers")
+    serve.add_argument("--host", help="address to listen on (default: RADIOSILENCE_HOST)")
+    serve.add_argument("--port", type=int, help="port to listen on (default: RADIOSILENCE_PORT)")
+    serve.add_argument("--no-workers", action="store_true", help="serve without background work")
+    serve.set_defaults(handler=_serve)
+
+    worker = sub.add_parser("worker", help="background workers only (for scale-out)")
+    worker.set_defaults(handler=_worker)
+
+    migrate = sub.add_parser("migrate", help="create or upgrade the database schema")
+    migrate.set_defaults(handler=_migrate)
+
+    user = sub.add_parser("user", help="manage users").add_subparsers(metavar="ACTION")
+    create = user.add_parser("create", help="create a user")
+    create.add_argument("--email", required=True)
+    create.add_argument("--password-stdin", action="store_true", required=True,
+                        help="read the password from standard input")  # fmt: skip
+    create.add_argument("--admin", action="store_true", help="make the user an administrator")
+    create.set_defaults(handler=_user_create)
+
+    token = sub.add_parser("token", help="manage API tokens").add_subparsers(metavar="ACTION")
+    tcreate = token.add_parser("create", help="create an API token (printed once, last line)")
+    tcreate.add_argument("--email", required=True)
+    tcreate.add_argument("--name", default="cli", help="a label to recognise the token by")
+    tcreate.set_defaults(handler=_token_create)
+
+    sync = sub.add_parser("sync", help="read new mail of one mailbox now and run the rules")
+    sync.add_argument("mailbox", metavar="MAILBOX", help="the mailbox's id, or its unique name")
+    sync.set_defaults(handler=_sync)
+    return p
+
+
+def _setup_logging(settings: Settings) -> None:
+    logging.basicConfig(
+        level=settings.log_level,
+        format="%(asctime)s %(levelname)s %(name)s %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def _with_context(settings: Settings, work: Callable[[Context], Awaitable[T]]) -> T:
+    async def run() -> T:
+        ctx = Context.create(settings)
+        try:
+            return await work(ctx)
+        finally:
+            await ctx.close()
+
+    return asyncio.run(run())
+
+
+def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
+    upgrade(settings.database_url)
+    print("database is up to date")
+    return 0
+
+
+def _serve(settings: Settings, args: argparse.Namespace) -> int:
+    import uvicorn
+
+    from app.main import create_app
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    if args.no_workers:
+        overrides["workers_enabled"] = False
+    settings = settings.model_copy(update=overrides)
+    upgrade(settings.database_url)
+    uvicorn.run(
+        create_app(settings), host=settings.host, port=settings.port,
+        log_level=settings.log_level.lower(), proxy_headers=False,
+    )  # fmt: skip
+    return 0
+
+
+def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from app.workers import Workers
+
+    upgrade(settings.database_url)
+
+    async def run(ctx: Context) -> int:
+        stop = asyncio.Event()
+        loop = asyncio.get_running_loop()
+        for sig in (signal.SIGINT, signal.SIGTERM):
+            loop.add_signal_handler(sig, stop.set)
+        workers = Workers(ctx)
+        workers.start()
+        await stop.wait()
+        await workers.stop()
+        return 0
+
+    return _with_context(settings, run)
+
+
+def _user_create(settings: Settings, args: argparse.Namespace) -> int:
+    password = sys.stdin.readline().rstrip("\r\n")
+    user_id = _with_context(
+        settings,
+        lambda ctx: accounts.create_user(
+            ctx, email=args.email, password=password, is_admin=args.admin
+        ),
+    )
+    print(f"created user {args.email.strip().lower()} (id {user_id})")
+    return 0
+
+
+def _token_create(settings: Settings, args: argparse.Namespace) -> int:
+    token = _with_context(
+        settings, lambda ctx: accounts.create_token(ctx, email=args.email, name=args.name)
+    )
+    print("API token (shown once; keep it safe):", file=sys.stderr)
+    print(token)
+    return 0
+
+
+def _sync(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(ctx: Context) -> int:
+        mailbox_id = await _resolve_mailbox(ctx, args.mailbox)
+
+        def progress(folder: str, done: int, total: int) -> None:
+            print(f"\r{folder}: {done}/{total} messages", end="", file=sys.stderr, flush=True)
+            if done == total:
+                print(file=sys.stderr)
+
+        outcome = await sync_service.sync_mailbox(
+            ctx, mailbox_id, wait_for_lease=ctx.settings.lease_seconds, progress=progress
+        )
+        print(
+            f"mailbox {mailbox_id}: {outcome.folders} folders, {outcome.new_messages} new "
+            f"messages, {outcome.skipped} unreadable (skipped), "
+            f"{outcome.threads_evaluated} threads evaluated"
+        )
+        return 0
+
+    return _with_context(settings, run)
+
+
+async def _resolve_mailbox(ctx: Context, ref: str) -> int:
+    async with reading(ctx.engine) as conn:
+        if ref.isdigit() and await mailbox_store.get_mailbox(conn, int(ref)):
+            return int(ref)
+        matches = await mailbox_store.find_mailboxes_by_name(conn, ref)
+    if not matches:
+        raise RadioSilenceError(f"no mailbox with id or name {ref!r}")
+    if len(matches) > 1:
+        ids = ", ".join(str(m["id"]) for m in matches)
+        raise RadioSilenceError(f"several mailboxes are named {ref!r} (ids {ids}): give the id")
+    return int(matches[0]["id"])

@@ -1,0 +1,103 @@
+"""Settings: read once from RADIOSILENCE_* environment variables and `.env`, validated hard.
+
+Nothing here runs at import time; `load_settings()` builds the object and the application
+passes it down. Tests build their own `Settings(...)`.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from app.errors import ConfigError
+
+DEFAULT_DATABASE_URL = "sqlite+aiosqlite:///./var/radiosilence.db"
+# Values that must never protect real data: the placeholder of .env.example and friends.
+PLACEHOLDER_SECRETS = frozenset({"", "change-me", "changeme", "secret", "demo"})
+MIN_SECRET_KEY_LENGTH = 32
+
+
+class Settings(BaseSettings):
+    """Every setting of the service. `.env.example` lists each one with a comment."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="RADIOSILENCE_",
+        env_file=".env",
+        env_file_encoding="utf-8",
+        extra="ignore",
+    )
+
+    database_url: str = Field(
+        DEFAULT_DATABASE_URL,
+        description="SQLAlchemy URL: sqlite+aiosqlite:///path or postgresql+asyncpg://…",
+    )
+    secret_key: SecretStr = Field(
+        ...,
+        description="At least 32 characters; encrypts mailbox passwords at rest. Keep it safe.",
+    )
+    host: str = Field("127.0.0.1", description="Address `radiosilence serve` listens on.")
+    port: int = Field(8000, ge=1, le=65535, description="Port `radiosilence serve` listens on.")
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    imap_allow_plaintext: bool = Field(
+        False, description="Allow security=plain to non-loopback IMAP hosts (never in production)."
+    )
+    imap_ca_file: Path | None = Field(
+        None, description="Extra CA bundle (PEM) trusted for IMAP TLS, e.g. a company CA."
+    )
+    imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    sync_interval_seconds: float = Field(
+        60.0, ge=5, description="How often background workers poll each mailbox."
+    )
+    sync_lookback_days: int = Field(
+        90, ge=1, le=3650, description="How far back the first sync of a mailbox reads."
+    )
+    lease_seconds: float = Field(
+        120.0, ge=10, description="How long a worker holds a mailbox before others may take it."
+    )
+    workers_enabled: bool = Field(
+        True, description="Run the background sync and rules workers inside `serve`."
+    )
+    webhook_allow_private: bool = Field(
+        False, description="Allow webhook URLs that resolve to private or loopback addresses."
+    )
+
+    @field_validator("secret_key")
+    @classmethod
+    def _refuse_placeholder(cls, value: SecretStr) -> SecretStr:
+        raw = value.get_secret_value().strip()
+        if raw.lower() in PLACEHOLDER_SECRETS or len(raw) < MIN_SECRET_KEY_LENGTH:
+            raise ValueError(
+                f"must be a random string of at least {MIN_SECRET_KEY_LENGTH} characters "
+                "(generate one with: python -c 'import secrets; print(secrets.token_urlsafe(48))')"
+            )
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _known_driver(cls, value: str) -> str:
+        if not value.startswith(("sqlite+aiosqlite://", "postgresql+asyncpg://")):
+            raise ValueError(
+                "must start with sqlite+aiosqlite:// or postgresql+asyncpg:// "
+                f"(got {value.split('://', 1)[0]}://…)"
+            )
+        return value
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings or raise ConfigError with one line naming every bad setting."""
+    try:
+        return Settings(**overrides)  # type: ignore[arg-type]
+    except ValidationError as exc:
+        problems = []
+        for error in exc.errors():
+            name = "RADIOSILENCE_" + "_".join(str(p) for p in error["loc"]).upper()
+            what = "is missing" if error["type"] == "missing" else error["msg"]
+            problems.append(f"{name} {what}")
+        raise ConfigError("invalid configuration: " + "; ".join(problems)) from None

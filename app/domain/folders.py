@@ -1,0 +1,51 @@
+"""Which folders of a mailbox to read: all but Junk, Trash and Drafts; on Gmail, All Mail alone."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+EXCLUDED_SPECIAL_USE = frozenset({"\\Junk", "\\Trash", "\\Drafts"})
+# Used only when the server does not mark folders with SPECIAL-USE (RFC 6154).
+EXCLUDED_NAMES = frozenset({
+    "junk", "junk e-mail", "junk email", "spam", "bulk mail", "trash", "deleted items",
+    "deleted messages", "bin", "drafts", "draft", "papierkorb", "entwürfe", "corbeille",
+    "brouillons", "papelera", "borradores", "outbox",
+})  # fmt: skip
+SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderInfo:
+    name: str
+    flags: frozenset[str]  # as listed, e.g. {"\\HasNoChildren", "\\Sent"}
+    delimiter: str = "/"
+
+    @property
+    def special_use(self) -> str | None:
+        lowered = {f.lower() for f in self.flags}
+        return next((su for su in SPECIAL_USES if su.lower() in lowered), None)
+
+    @property
+    def selectable(self) -> bool:
+        lowered = {f.lower() for f in self.flags}
+        return not ({"\\noselect", "\\nonexistent"} & lowered)
+
+
+def folders_to_sync(folders: Sequence[FolderInfo], *, gmail: bool) -> list[FolderInfo]:
+    """The folders to read, INBOX first (replies land there first)."""
+    usable = [f for f in folders if f.selectable]
+    if gmail:
+        all_mail = [f for f in usable if f.special_use == "\\All"]
+        if all_mail:
+            return all_mail
+    marked = any(f.special_use for f in usable)
+    chosen = []
+    for f in usable:
+        if f.special_use in EXCLUDED_SPECIAL_USE:
+            continue
+        leaf = f.name.rsplit(f.delimiter, 1)[-1] if f.delimiter else f.name
+        if not marked and leaf.lower() in EXCLUDED_NAMES:
+            continue
+        chosen.append(f)
+    return sorted(chosen, key=lambda f: (f.name.upper() != "INBOX", f.name))

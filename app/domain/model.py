@@ -1,0 +1,146 @@
+"""The domain's values: frozen, keyword-only dataclasses and enums. Datetimes are aware (UTC)."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import datetime
+from enum import StrEnum
+
+
+# Domains shared by strangers: a rep on gmail.com does not make every Gmail user a colleague.
+FREEMAIL_DOMAINS = frozenset({
+    "gmail.com", "googlemail.com", "outlook.com", "hotmail.com", "live.com", "msn.com",
+    "yahoo.com", "ymail.com", "icloud.com", "me.com", "mac.com", "aol.com", "proton.me",
+    "protonmail.com", "gmx.de", "gmx.net", "web.de", "mail.com", "yandex.ru", "qq.com", "163.com",
+})  # fmt: skip
+
+
+class MessageKind(StrEnum):
+    OUTBOUND = "outbound"  # from one of the rep's addresses to someone outside
+    REPLY = "reply"  # a human answer from an external participant
+    AUTO_REPLY = "auto_reply"  # out-of-office, autoresponder
+    BOUNCE = "bounce"  # delivery failure
+    BULK = "bulk"  # lists, newsletters, notifications
+    INTERNAL = "internal"  # only the rep's own organisation
+
+
+class ThreadState(StrEnum):
+    AWAITING_REPLY = "awaiting_reply"
+    QUIET = "quiet"
+    REPLIED = "replied"
+    PAUSED = "paused"
+    BOUNCED = "bounced"
+    SNOOZED = "snoozed"
+    CLOSED = "closed"
+    IGNORED = "ignored"
+
+
+@dataclass(frozen=True, kw_only=True)
+class Address:
+    email: str  # as written, stripped; compare with `normalized`
+    name: str = ""
+
+    @property
+    def normalized(self) -> str:
+        return self.email.strip().lower()
+
+    @property
+    def domain(self) -> str:
+        return self.normalized.rpartition("@")[2]
+
+
+@dataclass(frozen=True, kw_only=True)
+class HeaderFacts:
+    """What the decisions need from a message's header, decoded and tolerant of junk."""
+
+    message_id: str | None  # "<id@host>" with angle brackets, or None when absent/unusable
+    in_reply_to: tuple[str, ...] = ()
+    references: tuple[str, ...] = ()
+    subject: str = ""
+    from_: Address | None = None
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    date: datetime | None = None
+    # Lower-cased header name -> decoded value, only for the names classification reads.
+    signals: dict[str, str] = field(default_factory=dict)
+    defects: tuple[str, ...] = ()
+
+    @property
+    def recipients(self) -> tuple[Address, ...]:
+        return self.to + self.cc
+
+
+@dataclass(frozen=True, kw_only=True)
+class Identity:
+    """Who the rep is: their addresses (aliases) and their organisation's domains."""
+
+    addresses: frozenset[str]  # canonical addresses (see `canonical_address`)
+    org_domains: frozenset[str]
+
+    @classmethod
+    def from_addresses(cls, addresses: Iterable[str]) -> Identity:
+        """The rep's organisation is the domains of their addresses, except free-mail ones."""
+        canonical = frozenset(canonical_address(a) for a in addresses)
+        domains = {a.rpartition("@")[2] for a in canonical} - FREEMAIL_DOMAINS
+        return cls(addresses=canonical, org_domains=frozenset(domains))
+
+    def is_own_address(self, email: str) -> bool:
+        return canonical_address(email) in self.addresses
+
+    def is_internal(self, email: str) -> bool:
+        return email.strip().lower().rpartition("@")[2] in self.org_domains
+
+
+def canonical_address(email: str) -> str:
+    """Lower-case and drop plus-addressing: rep+crm@x.com is rep@x.com."""
+    local, _, domain = email.strip().lower().rpartition("@")
+    return f"{local.split('+', 1)[0]}@{domain}" if local else email.strip().lower()
+
+
+@dataclass(frozen=True, kw_only=True)
+class Classification:
+    kind: MessageKind
+    reason: str  # which header or phrase decided, for the rep to read
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadMessage:
+    """One message of a thread as the rules see it."""
+
+    message_id: str
+    kind: MessageKind
+    date: datetime
+    sender: str  # normalized address
+    sender_name: str = ""
+    recipients: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class ThreadHistory:
+    """A thread's messages (oldest first) plus what the rep decided by hand."""
+
+    messages: tuple[ThreadMessage, ...]
+    followups_sent: int = 0
+    snoozed_until: datetime | None = None
+    closed_reason: str | None = None
+
+
+@dataclass(frozen=True, kw_only=True)
+class Rules:
+    """A mailbox's rules; every field is configurable per mailbox."""
+
+    wait_business_days: int = 3
+    cadence_business_days: tuple[int, ...] = (3, 5, 7)
+    max_followups: int = 3
+    auto_reply_pause_business_days: int = 5
+    response_time_business_hours: float = 1.0
+
+
+@dataclass(frozen=True, kw_only=True)
+class Decision:
+    state: ThreadState
+    reason: str
+    next_check_at: datetime | None  # when the rules must look at this thread again
+    needs_response: bool = False
+    step: int = 0  # the follow-up step that is due (1-based) when state is quiet

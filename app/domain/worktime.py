@@ -1,0 +1,216 @@
+"""Business-time arithmetic: "quiet for N business days", "respond within one business hour".
+
+Pure domain code: stdlib only, no clock reads. Holiday data is passed in via `WorkCalendar`
+(see `app.calendars` for the adapter that builds it from the `holidays` package).
+
+Day counting is done on *local* dates and keeps the local wall-clock time, so "Fri 14:02 + 3"
+is "Wed 14:02" even across a DST switch; only the final conversion to UTC sees the offset.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, time, timedelta
+from functools import lru_cache
+from types import MappingProxyType
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+# Longest run of non-working days we accept before declaring the calendar broken.
+MAX_NON_WORKING_RUN = 366 * 2
+
+
+@dataclass(frozen=True, kw_only=True)
+class WorkCalendar:
+    timezone: str
+    """IANA zone name, e.g. "Europe/Berlin"."""
+    weekend: frozenset[int]
+    """`date.weekday()` numbers: {5, 6} for Sat/Sun, {4, 5} for Fri/Sat (Israel)."""
+    holidays: Mapping[date, str] = field(default_factory=dict)
+    """date -> holiday name, already expanded for the years needed."""
+    day_start: time = time(9, 0)
+    day_end: time = time(17, 0)
+    weekend_workdays: frozenset[date] = frozenset()
+    """Weekend dates that are working days anyway (make-up days, e.g. in CN or TW)."""
+
+    def __post_init__(self) -> None:
+        _zone(self.timezone)  # fail at construction, not deep inside a scan
+        if not all(0 <= day <= 6 for day in self.weekend):
+            raise ValueError(f"weekend must hold weekday numbers 0..6, got {sorted(self.weekend)}")
+        if len(self.weekend) == 7 and not self.weekend_workdays:
+            raise ValueError("weekend covers all seven days: there are no working days")
+        if self.day_start.tzinfo is not None or self.day_end.tzinfo is not None:
+            raise ValueError("day_start/day_end are local wall-clock times and must be naive")
+        if self.day_start >= self.day_end:
+            raise ValueError(f"day_start {self.day_start} must be before day_end {self.day_end}")
+        # Defensive copies: the calendar is frozen, so the caller's dict must not leak in.
+        object.__setattr__(self, "weekend", frozenset(self.weekend))
+        object.__setattr__(self, "weekend_workdays", frozenset(self.weekend_workdays))
+        object.__setattr__(self, "holidays", MappingProxyType(dict(self.holidays)))
+
+    @property
+    def tz(self) -> ZoneInfo:
+        return _zone(self.timezone)
+
+    def is_working_day(self, d: date) -> bool:
+        """Same rule as `holidays.HolidayBase.is_working_day`, plus: a local date that does
+        not exist in the zone (Pacific/Apia skipped 2011-12-30) is not a working day."""
+        if d in self.weekend_workdays:
+            working = True
+        elif d.weekday() in self.weekend:
+            working = False
+        else:
+            working = d not in self.holidays
+        return working and _date_exists(d, self.tz)
+
+    def skipped_holiday(self, d: date) -> str | None:
+        """Name of the holiday that makes an otherwise working weekday non-working."""
+        if d.weekday() in self.weekend or d in self.weekend_workdays:
+            return None
+        return self.holidays.get(d)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BusinessSpan:
+    due_at: datetime
+    """Aware, UTC."""
+    skipped: tuple[tuple[date, str], ...]
+    """Holidays on weekdays that were skipped (weekends are not listed), in date order."""
+
+
+def add_business_days(start: datetime, days: int, cal: WorkCalendar) -> BusinessSpan:
+    """When the clock that starts at `start` has run for `days` business days.
+
+    Outside working time the clock starts at the next day_start, so Fri 19:00 + 3 is
+    Thu 09:00; inside, the local wall-clock time is kept: Fri 14:02 + 3 is Wed 14:02.
+    `skipped` also lists holidays passed while moving the start to the next working day.
+    """
+    if days < 0:
+        raise ValueError(f"days must be >= 0, got {days}")
+    skipped: list[tuple[date, str]] = []
+    day, wall, fold = _normalize(start, cal, skipped)
+    for _ in range(days):
+        day = _next_working_day(day, cal, skipped)
+        fold = 0
+    return BusinessSpan(due_at=_to_utc(day, wall, cal.tz, fold), skipped=tuple(skipped))
+
+
+def business_days_elapsed(start: datetime, now: datetime, cal: WorkCalendar) -> int:
+    """Whole business days completed between `start` and `now`.
+
+    For n >= 1: `business_days_elapsed(s, now) >= n` iff
+    `now >= add_business_days(s, n).due_at`. Returns 0 if `now` precedes the start.
+    """
+    now_utc = _require_aware(now, "now").astimezone(UTC)
+    first, wall, _ = _normalize(start, cal, None)
+    for elapsed, day in enumerate(_working_days_after(first, cal, None)):
+        if _to_utc(day, wall, cal.tz) > now_utc:
+            return elapsed
+    raise AssertionError("unreachable: _working_days_after is infinite or raises")
+
+
+def next_working_moment(at: datetime, cal: WorkCalendar) -> datetime:
+    """`at` (as UTC) if it is within working hours, else the next day_start (aware UTC)."""
+    day, wall, fold = _normalize(at, cal, None)
+    return _to_utc(day, wall, cal.tz, fold)
+
+
+def add_business_hours(start: datetime, hours: float, cal: WorkCalendar) -> datetime:
+    """`start` plus `hours` of working time (aware UTC): Fri 16:30 + 1h is Mon 09:30.
+
+    Hours are real elapsed time, so a working day that contains a DST switch is an hour
+    longer or shorter. Landing exactly on day_end returns day_end, not the next morning.
+    """
+    if not math.isfinite(hours) or hours < 0:
+        raise ValueError(f"hours must be a finite number >= 0, got {hours}")
+    remaining = timedelta(hours=hours)
+    day, wall, fold = _normalize(start, cal, None)
+    cursor = _to_utc(day, wall, cal.tz, fold)
+    while True:
+        # max(): a wall-clock window can collapse if a DST switch sits right on its edge.
+        available = max(_to_utc(day, cal.day_end, cal.tz) - cursor, timedelta(0))
+        if remaining <= available:
+            return cursor + remaining
+        remaining -= available
+        day = _next_working_day(day, cal, None)
+        cursor = _to_utc(day, cal.day_start, cal.tz)
+
+
+def describe_local(dt: datetime, cal: WorkCalendar) -> str:
+    """Human-readable local time for reasons shown to users: "Fri 14:02 Europe/Berlin"."""
+    local = _require_aware(dt, "dt").astimezone(cal.tz)
+    # Fixed English day names: strftime("%a") would follow the process locale.
+    return f"{_DAY_NAMES[local.weekday()]} {local:%H:%M} {cal.timezone}"
+
+
+_DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+
+
+def _normalize(
+    at: datetime, cal: WorkCalendar, skipped: list[tuple[date, str]] | None
+) -> tuple[date, time, int]:
+    """Local (date, wall time, fold) at which the clock starts: `at` itself inside working
+    hours, otherwise day_start of the same or next working day. The fold is kept only for
+    `at` itself, so its second pass through a repeated DST hour maps back to `at`."""
+    local = _require_aware(at, "start").astimezone(cal.tz)
+    day, wall = local.date(), local.time()  # .time() drops tzinfo and fold
+    if cal.is_working_day(day):
+        if wall < cal.day_start:
+            return day, cal.day_start, 0
+        if wall < cal.day_end:
+            return day, wall, local.fold
+    elif skipped is not None and (name := cal.skipped_holiday(day)) is not None:
+        skipped.append((day, name))
+    return _next_working_day(day, cal, skipped), cal.day_start, 0
+
+
+def _next_working_day(day: date, cal: WorkCalendar, skipped: list[tuple[date, str]] | None) -> date:
+    return next(_working_days_after(day, cal, skipped))
+
+
+def _working_days_after(
+    day: date, cal: WorkCalendar, skipped: list[tuple[date, str]] | None
+) -> Iterator[date]:
+    """Working days strictly after `day`, recording skipped weekday holidays on the way."""
+    while True:
+        for _ in range(MAX_NON_WORKING_RUN):
+            day += timedelta(days=1)
+            if cal.is_working_day(day):
+                break
+            if skipped is not None and (name := cal.skipped_holiday(day)) is not None:
+                skipped.append((day, name))
+        else:
+            raise ValueError(
+                f"no working day within {MAX_NON_WORKING_RUN} days after "
+                f"{day - timedelta(days=MAX_NON_WORKING_RUN)}: check weekend and holidays"
+            )
+        yield day
+
+
+def _to_utc(day: date, wall: time, tz: ZoneInfo, fold: int = 0) -> datetime:
+    # fold=0 resolves both DST edge cases as wanted: an ambiguous wall time means its first
+    # occurrence, and a nonexistent one is read with the pre-gap offset, which lands
+    # `gap` later on the wall clock (Berlin 02:30 on spring-forward day -> 03:30 CEST).
+    return datetime.combine(day, wall, tzinfo=tz).replace(fold=fold).astimezone(UTC)
+
+
+@lru_cache(maxsize=4096)
+def _date_exists(d: date, tz: ZoneInfo) -> bool:
+    """False only for local dates a zone skipped entirely (date-line moves)."""
+    return any(
+        _to_utc(d, wall, tz).astimezone(tz).date() == d for wall in (time(0), time(23, 59, 59))
+    )
+
+
+def _zone(name: str) -> ZoneInfo:
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError, OSError) as exc:  # "Europe" is a directory
+        raise ValueError(f"unknown time zone {name!r}") from exc
+
+
+def _require_aware(dt: datetime, what: str) -> datetime:
+    if dt.tzinfo is None or dt.utcoffset() is None:
+        raise ValueError(f"{what} must be timezone-aware, got naive {dt.isoformat()}")
+    return dt

@@ -1,0 +1,67 @@
+"""The exception tree. Every error's message says what happened and what to do about it.
+
+    RadioSilenceError
+    ├── ConfigError              a setting is missing or invalid (start-up stops)
+    ├── NotFound                 the thing does not exist, or belongs to another user
+    ├── Conflict                 the request clashes with the current state
+    ├── InvalidInput             a value is well-formed but not acceptable
+    ├── AuthError                bad or missing credentials for our own API
+    └── MailServerError          talking to the rep's IMAP server failed
+        ├── MailAuthError        the server refused the login
+        ├── MailConnectionError  could not connect, or the connection dropped
+        └── MailTLSError         the server's certificate could not be verified
+"""
+
+from __future__ import annotations
+
+
+class RadioSilenceError(Exception):
+    """Base of every error the application raises on purpose."""
+
+    default_message = "something went wrong"
+
+    def __init__(self, message: str | None = None) -> None:
+        super().__init__(message or self.default_message)
+
+    @property
+    def message(self) -> str:
+        return str(self.args[0])
+
+
+class ConfigError(RadioSilenceError):
+    default_message = "invalid configuration: check the RADIOSILENCE_ settings and .env"
+
+
+class NotFound(RadioSilenceError):
+    default_message = "not found"
+
+
+class Conflict(RadioSilenceError):
+    default_message = "the request conflicts with the current state"
+
+
+class InvalidInput(RadioSilenceError):
+    default_message = "invalid input"
+
+
+class AuthError(RadioSilenceError):
+    default_message = "missing or invalid credentials: send 'Authorization: Bearer <token>'"
+
+
+class MailServerError(RadioSilenceError):
+    default_message = "the mail server could not be reached"
+
+
+class MailAuthError(MailServerError):
+    default_message = "the mail server refused the login: check the username and (app) password"
+
+
+class MailConnectionError(MailServerError):
+    default_message = "could not connect to the mail server: check host, port and security"
+
+
+class MailTLSError(MailServerError):
+    default_message = (
+        "the mail server's TLS certificate could not be verified: "
+        "fix the certificate or configure RADIOSILENCE_IMAP_CA_FILE"
+    )

@@ -1,0 +1,197 @@
+"""Mailboxes: connect (with a live login check), list, change, delete."""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from sqlalchemy.exc import IntegrityError
+
+from app.calendars import validate_country
+from app.errors import Conflict, InvalidInput, NotFound
+from app.mail.imap import ImapAccount, ImapSession, Security, check_security
+from app.services.accounts import normalize_email
+from app.services.context import Context
+from app.storage import mailboxes as store
+from app.storage.engine import reading
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailboxInput:
+    name: str
+    host: str
+    port: int
+    security: Security
+    username: str
+    secret: str = field(repr=False)
+    auth_method: Literal["password", "oauth2"]
+    addresses: list[str]
+    timezone: str
+    holiday_country: str | None
+    holiday_subdiv: str | None = None
+
+
+def public_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A mailbox as the API shows it: never the secret."""
+    return {
+        "id": row["id"],
+        "name": row["name"],
+        "imap": {
+            "host": row["imap_host"],
+            "port": row["imap_port"],
+            "security": row["imap_security"],
+            "username": row["imap_username"],
+            "auth_method": row["auth_method"],
+        },
+        "addresses": row["addresses"],
+        "timezone": row["timezone"],
+        "holiday_country": row["holiday_country"],
+        "holiday_subdiv": row["holiday_subdiv"],
+        "status": row["status"],
+        "status_message": row["status_message"],
+        "last_sync_at": _iso(row["last_sync_at"]),
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+def account_of(ctx: Context, row: dict[str, Any]) -> ImapAccount:
+    return ImapAccount(
+        host=row["imap_host"],
+        port=row["imap_port"],
+        security=row["imap_security"],
+        username=row["imap_username"],
+        secret=ctx.box.decrypt(row["secret_enc"]),
+        auth_method=row["auth_method"],
+    )
+
+
+def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
+    if not data.name.strip():
+        raise InvalidInput("name must not be empty")
+    if not data.addresses:
+        raise InvalidInput("addresses must list at least one of your e-mail addresses")
+    addresses = [normalize_email(a) for a in data.addresses]
+    try:
+        ZoneInfo(data.timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(
+            f"unknown timezone {data.timezone!r}: use an IANA name such as 'Europe/Berlin'"
+        ) from None
+    country = validate_country(data.holiday_country, data.holiday_subdiv)
+    check_security(data.host, data.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
+    return MailboxInput(**{**data.__dict__, "addresses": addresses, "holiday_country": country,
+                           "name": data.name.strip()})  # fmt: skip
+
+
+async def test_connection(ctx: Context, account: ImapAccount) -> list[str]:
+    """Log in and list the folders; raises MailServerError with the server's words."""
+
+    def probe() -> list[str]:
+        with _open(ctx, account) as session:
+            return [f.name for f in session.list_folders()]
+
+    return await asyncio.to_thread(probe)
+
+
+def _open(ctx: Context, account: ImapAccount) -> ImapSession:
+    s = ctx.settings
+    return ImapSession.open(
+        account,
+        ca_file=s.imap_ca_file,
+        timeout=s.imap_timeout_seconds,
+        allow_plaintext=s.imap_allow_plaintext,
+    )
+
+
+async def create_mailbox(
+    ctx: Context, *, user_id: int, data: MailboxInput, verify: bool = True
+) -> int:
+    data = validate(ctx, data)
+    account = ImapAccount(
+        host=data.host, port=data.port, security=data.security, username=data.username,
+        secret=data.secret, auth_method=data.auth_method,
+    )  # fmt: skip
+    if verify:
+        await test_connection(ctx, account)
+    try:
+        async with ctx.engine.begin() as conn:
+            return await store.create_mailbox(conn, _row_values(ctx, user_id, data))
+    except IntegrityError:
+        raise Conflict(f"you have a mailbox named {data.name!r} already") from None
+
+
+def _row_values(ctx: Context, user_id: int, data: MailboxInput) -> dict[str, Any]:
+    return {
+        "user_id": user_id,
+        "name": data.name,
+        "imap_host": data.host,
+        "imap_port": data.port,
+        "imap_security": data.security,
+        "imap_username": data.username,
+        "auth_method": data.auth_method,
+        "secret_enc": ctx.box.encrypt(data.secret),
+        "addresses": data.addresses,
+        "timezone": data.timezone,
+        "holiday_country": data.holiday_country,
+        "holiday_subdiv": data.holiday_subdiv,
+        "rules": {},
+    }
+
+
+async def get_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+    async with reading(ctx.engine) as conn:
+        row = await store.get_mailbox(conn, mailbox_id, user_id=user_id)
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    return row
+
+
+async def list_mailboxes(ctx: Context, *, user_id: int) -> list[dict[str, Any]]:
+    async with reading(ctx.engine) as conn:
+        return await store.list_mailboxes(conn, user_id)
+
+
+async def update_mailbox(
+    ctx: Context, *, user_id: int, mailbox_id: int, changes: dict[str, Any]
+) -> dict[str, Any]:
+    """Apply a partial update; a changed connection or secret is checked with a live login."""
+    row = await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    current = MailboxInput(
+        name=row["name"], host=row["imap_host"], port=row["imap_port"],
+        security=row["imap_security"], username=row["imap_username"],
+        secret=ctx.box.decrypt(row["secret_enc"]), auth_method=row["auth_method"],
+        addresses=row["addresses"], timezone=row["timezone"],
+        holiday_country=row["holiday_country"], holiday_subdiv=row["holiday_subdiv"],
+    )  # fmt: skip
+    merged = validate(ctx, MailboxInput(**{**current.__dict__, **changes}))
+    connection_fields = {"host", "port", "security", "username", "secret", "auth_method"}
+    if connection_fields & changes.keys():
+        await test_connection(ctx, ImapAccount(
+            host=merged.host, port=merged.port, security=merged.security,
+            username=merged.username, secret=merged.secret, auth_method=merged.auth_method,
+        ))  # fmt: skip
+    values = _row_values(ctx, user_id, merged)
+    values.pop("rules")
+    if connection_fields & changes.keys():
+        values.update(status="new", status_message="")
+    try:
+        async with ctx.engine.begin() as conn:
+            await store.update_mailbox(conn, mailbox_id, values)
+            updated = await store.get_mailbox(conn, mailbox_id)
+    except IntegrityError:
+        raise Conflict(f"you have a mailbox named {merged.name!r} already") from None
+    assert updated is not None
+    return updated
+
+
+async def delete_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> None:
+    await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    async with ctx.engine.begin() as conn:
+        await store.delete_mailbox(conn, mailbox_id)
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

@@ -1,0 +1,153 @@
+"""Sync a mailbox: take its lease, read new mail, run the rules, record the outcome."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+from app.domain.events import EventType
+from app.domain.model import Identity
+from app.errors import Conflict, MailAuthError, MailServerError, NotFound
+from app.mail import sync as mail_sync
+from app.mail.imap import ImapSession
+from app.services.context import Context
+from app.services.evaluation import evaluate_due
+from app.services.mailboxes import account_of, public_view
+from app.storage import mailboxes as store
+from app.storage import outbox
+from app.storage.engine import reading
+
+log = logging.getLogger(__name__)
+AUTH_FAILURE_BACKOFF = timedelta(minutes=30)  # a refused login is not retried in a tight loop
+CONNECTION_FAILURE_BACKOFF = timedelta(minutes=5)
+
+
+def worker_id() -> str:
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOutcome:
+    mailbox_id: int
+    folders: int
+    new_messages: int
+    skipped: int
+    threads_evaluated: int
+
+
+async def sync_mailbox(
+    ctx: Context,
+    mailbox_id: int,
+    *,
+    user_id: int | None = None,
+    owner: str | None = None,
+    wait_for_lease: float = 0.0,
+    progress: mail_sync.Progress | None = None,
+) -> SyncOutcome:
+    """One full pass. Raises Conflict when another worker holds the mailbox after waiting."""
+    owner = owner or worker_id()
+    async with reading(ctx.engine) as conn:
+        mailbox = await store.get_mailbox(conn, mailbox_id, user_id=user_id)
+    if mailbox is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    async with _lease(ctx, mailbox_id, owner, wait_for_lease):
+        return await _run(ctx, mailbox, progress)
+
+
+@contextlib.asynccontextmanager
+async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> AsyncIterator[None]:
+    lease = timedelta(seconds=ctx.settings.lease_seconds)
+    deadline = asyncio.get_running_loop().time() + wait
+    while True:
+        async with ctx.engine.begin() as conn:
+            if await store.claim_lease(conn, mailbox_id, owner, lease):
+                break
+        if asyncio.get_running_loop().time() >= deadline:
+            raise Conflict(f"mailbox {mailbox_id} is being synced by another worker; try again soon")
+        await asyncio.sleep(0.2)
+
+    async def heartbeat() -> None:
+        while True:
+            await asyncio.sleep(ctx.settings.lease_seconds / 3)
+            async with ctx.engine.begin() as conn:
+                await store.claim_lease(conn, mailbox_id, owner, lease)
+
+    beat = asyncio.create_task(heartbeat())
+    try:
+        yield
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        async with ctx.engine.begin() as conn:
+            await store.release_lease(conn, mailbox_id, owner)
+
+
+async def _run(
+    ctx: Context, mailbox: dict[str, Any], progress: mail_sync.Progress | None
+) -> SyncOutcome:
+    mailbox_id = mailbox["id"]
+    now = ctx.clock()
+    async with ctx.engine.begin() as conn:
+        await store.set_status(conn, mailbox_id, "syncing", mailbox["status_message"])
+    ref = mail_sync.MailboxRef(
+        id=mailbox_id, user_id=mailbox["user_id"],
+        identity=Identity.from_addresses(mailbox["addresses"]),
+    )  # fmt: skip
+    since = (now - timedelta(days=ctx.settings.sync_lookback_days)).date()
+    try:
+        session = await asyncio.to_thread(
+            ImapSession.open,
+            account_of(ctx, mailbox),
+            ca_file=ctx.settings.imap_ca_file,
+            timeout=ctx.settings.imap_timeout_seconds,
+            allow_plaintext=ctx.settings.imap_allow_plaintext,
+        )
+        try:
+            report = await mail_sync.sync_mailbox(
+                ctx.engine, session, ref, since=since, now=now, progress=progress
+            )
+        finally:
+            await asyncio.to_thread(session.close)
+    except MailServerError as exc:
+        await _record_failure(ctx, mailbox, exc)
+        raise
+    evaluated = 0
+    async with ctx.engine.begin() as conn:
+        while batch := await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id):
+            evaluated += batch
+        await store.set_status(
+            conn, mailbox_id, "ok", "",
+            next_sync_at=ctx.clock() + timedelta(seconds=ctx.settings.sync_interval_seconds),
+            synced=True,
+        )  # fmt: skip
+    log.info(
+        "sync.done mailbox=%s folders=%s new=%s skipped=%s evaluated=%s",
+        mailbox_id, report.folders, report.new_messages, report.skipped, evaluated,
+    )  # fmt: skip
+    return SyncOutcome(
+        mailbox_id=mailbox_id, folders=report.folders, new_messages=report.new_messages,
+        skipped=report.skipped, threads_evaluated=evaluated,
+    )  # fmt: skip
+
+
+async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:
+    backoff = AUTH_FAILURE_BACKOFF if isinstance(exc, MailAuthError) else CONNECTION_FAILURE_BACKOFF
+    log.warning("sync.failed mailbox=%s error=%s", mailbox["id"], exc.message)
+    async with ctx.engine.begin() as conn:
+        await store.set_status(
+            conn, mailbox["id"], "failed", exc.message, next_sync_at=ctx.clock() + backoff
+        )
+        if mailbox["status"] != "failed":  # once per change into failed, not per retry
+            view = public_view({**mailbox, "status": "failed", "status_message": exc.message})
+            await outbox.enqueue(
+                conn, user_id=mailbox["user_id"], type=EventType.MAILBOX_FAILED.value,
+                payload={"schema_version": 1, "mailbox": view}, mailbox_id=mailbox["id"],
+            )  # fmt: skip

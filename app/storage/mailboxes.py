@@ -1,0 +1,153 @@
+"""Mailboxes, their folders' sync positions, and the lease that keeps one syncer per mailbox."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.storage.common import insert_ignore, utcnow
+from app.storage.tables import folders, mailboxes
+
+
+async def create_mailbox(conn: AsyncConnection, values: dict[str, Any]) -> int:
+    now = utcnow()
+    result = await conn.execute(
+        insert(mailboxes)
+        .values(**values, status="new", status_message="", created_at=now, updated_at=now,
+                next_sync_at=now)  # fmt: skip
+        .returning(mailboxes.c.id)
+    )
+    return int(result.scalar_one())
+
+
+async def get_mailbox(
+    conn: AsyncConnection, mailbox_id: int, *, user_id: int | None = None
+) -> dict[str, Any] | None:
+    query = select(mailboxes).where(mailboxes.c.id == mailbox_id)
+    if user_id is not None:
+        query = query.where(mailboxes.c.user_id == user_id)
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row else None
+
+
+async def find_mailboxes_by_name(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
+    rows = (await conn.execute(select(mailboxes).where(mailboxes.c.name == name))).mappings()
+    return [dict(r) for r in rows]
+
+
+async def list_mailboxes(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:
+    query = select(mailboxes).where(mailboxes.c.user_id == user_id).order_by(mailboxes.c.id)
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def update_mailbox(conn: AsyncConnection, mailbox_id: int, values: dict[str, Any]) -> None:
+    await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.id == mailbox_id)
+        .values(**values, updated_at=utcnow())
+    )
+
+
+async def delete_mailbox(conn: AsyncConnection, mailbox_id: int) -> None:
+    await conn.execute(delete(mailboxes).where(mailboxes.c.id == mailbox_id))
+
+
+async def set_status(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    status: str,
+    message: str = "",
+    *,
+    next_sync_at: datetime | None = None,
+    synced: bool = False,
+) -> None:
+    values: dict[str, Any] = {"status": status, "status_message": message}
+    if next_sync_at is not None:
+        values["next_sync_at"] = next_sync_at
+    if synced:
+        values["last_sync_at"] = utcnow()
+    await update_mailbox(conn, mailbox_id, values)
+
+
+async def claim_lease(
+    conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta
+) -> bool:
+    """Take the mailbox for `owner` unless someone else holds a live lease. One statement, so
+    it is correct on SQLite (no SKIP LOCKED) and on PostgreSQL alike."""
+    now = utcnow()
+    result = await conn.execute(
+        update(mailboxes)
+        .where(
+            mailboxes.c.id == mailbox_id,
+            or_(
+                mailboxes.c.lease_expires_at.is_(None),
+                mailboxes.c.lease_expires_at < now,
+                mailboxes.c.lease_owner == owner,
+            ),
+        )
+        .values(lease_owner=owner, lease_expires_at=now + lease)
+        .returning(mailboxes.c.id)
+    )
+    return result.first() is not None
+
+
+async def release_lease(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
+    await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.id == mailbox_id, mailboxes.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+async def due_for_sync(conn: AsyncConnection, now: datetime, limit: int) -> list[int]:
+    query = (
+        select(mailboxes.c.id)
+        .where(
+            mailboxes.c.next_sync_at <= now,
+            or_(mailboxes.c.lease_expires_at.is_(None), mailboxes.c.lease_expires_at < now),
+        )
+        .order_by(mailboxes.c.next_sync_at)
+        .limit(limit)
+    )
+    return [int(r) for r in (await conn.execute(query)).scalars()]
+
+
+async def ensure_folders(
+    conn: AsyncConnection, mailbox_id: int, names: dict[str, str | None]
+) -> dict[str, dict[str, Any]]:
+    """Register the folders the server lists (name -> special-use) and return every row by name."""
+    await insert_ignore(
+        conn,
+        folders,
+        [{"mailbox_id": mailbox_id, "name": n, "special_use": su, "highest_uid": 0}
+         for n, su in names.items()],  # fmt: skip
+        ["mailbox_id", "name"],
+    )
+    for name, special_use in names.items():
+        await conn.execute(
+            update(folders)
+            .where(and_(folders.c.mailbox_id == mailbox_id, folders.c.name == name,
+                        folders.c.special_use.is_distinct_from(special_use)))  # fmt: skip
+            .values(special_use=special_use)
+        )
+    rows = (await conn.execute(select(folders).where(folders.c.mailbox_id == mailbox_id))).mappings()
+    return {r["name"]: dict(r) for r in rows}
+
+
+async def save_folder_position(
+    conn: AsyncConnection,
+    folder_id: int,
+    *,
+    uidvalidity: int,
+    highest_uid: int,
+    highest_modseq: int | None,
+) -> None:
+    await conn.execute(
+        update(folders)
+        .where(folders.c.id == folder_id)
+        .values(uidvalidity=uidvalidity, highest_uid=highest_uid, highest_modseq=highest_modseq,
+                last_synced_at=utcnow())  # fmt: skip
+    )

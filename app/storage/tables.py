@@ -1,0 +1,236 @@
+"""The whole schema in one place. Alembic migrations are checked against this metadata."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    Column,
+    DateTime,
+    Dialect,
+    ForeignKey,
+    Index,
+    Integer,
+    LargeBinary,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.types import TypeDecorator
+
+metadata = MetaData(
+    naming_convention={
+        "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+        "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+        "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+        "pk": "pk_%(table_name)s",
+        "ck": "ck_%(table_name)s_%(constraint_name)s",
+    }
+)
+
+# SQLite only auto-increments an INTEGER PRIMARY KEY; PostgreSQL gets BIGINT.
+BigId = BigInteger().with_variant(Integer(), "sqlite")
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Aware UTC datetimes in, aware UTC datetimes out, on both backends."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime: the storage layer takes aware datetimes only")
+        value = value.astimezone(UTC)
+        return value.replace(tzinfo=None) if dialect.name == "sqlite" else value
+
+    def process_result_value(self, value: Any, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        assert isinstance(value, datetime)
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def _id() -> Column[int]:
+    return Column("id", BigId, primary_key=True, autoincrement=True)
+
+
+def _fk(name: str, target: str, *, nullable: bool = False) -> Column[int]:
+    return Column(name, BigId, ForeignKey(target, ondelete="CASCADE"), nullable=nullable)
+
+
+def _created() -> Column[datetime]:
+    return Column("created_at", UTCDateTime(), nullable=False)
+
+
+users = Table(
+    "users",
+    metadata,
+    _id(),
+    Column("email", String(320), nullable=False, unique=True),  # stored lower-case
+    Column("password_hash", String(255), nullable=False),  # argon2id
+    Column("is_admin", Boolean, nullable=False, default=False),
+    _created(),
+)
+
+api_tokens = Table(
+    "api_tokens",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("name", String(100), nullable=False),
+    Column("token_hash", String(64), nullable=False, unique=True),  # sha256 hex of the token
+    Column("prefix", String(16), nullable=False),  # first characters, to tell tokens apart
+    _created(),
+    Column("last_used_at", UTCDateTime()),
+)
+
+mailboxes = Table(
+    "mailboxes",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("name", String(200), nullable=False),
+    Column("imap_host", String(255), nullable=False),
+    Column("imap_port", Integer, nullable=False),
+    Column("imap_security", String(10), nullable=False),  # tls | starttls | plain
+    Column("imap_username", String(320), nullable=False),
+    Column("auth_method", String(10), nullable=False),  # password | oauth2
+    Column("secret_enc", LargeBinary, nullable=False),  # password or token, encrypted
+    Column("addresses", JSON, nullable=False),  # the rep's own addresses
+    Column("timezone", String(64), nullable=False),
+    Column("holiday_country", String(8)),
+    Column("holiday_subdiv", String(16)),
+    Column("rules", JSON, nullable=False),  # overrides of domain.model.Rules
+    Column("status", String(16), nullable=False),  # new | syncing | ok | failed
+    Column("status_message", Text, nullable=False, default=""),
+    Column("last_sync_at", UTCDateTime()),
+    Column("next_sync_at", UTCDateTime()),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime()),
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    UniqueConstraint("user_id", "name"),
+    Index(None, "next_sync_at"),
+)
+
+folders = Table(
+    "folders",
+    metadata,
+    _id(),
+    _fk("mailbox_id", "mailboxes.id"),
+    Column("name", String(512), nullable=False),
+    Column("special_use", String(16)),  # \Sent, \Drafts, … when the server says so
+    Column("uidvalidity", BigInteger),
+    Column("highest_uid", BigInteger, nullable=False, default=0),
+    Column("highest_modseq", BigInteger),
+    Column("last_synced_at", UTCDateTime()),
+    UniqueConstraint("mailbox_id", "name"),
+)
+
+threads = Table(
+    "threads",
+    metadata,
+    _id(),
+    _fk("mailbox_id", "mailboxes.id"),
+    Column("user_id", BigId, nullable=False),  # denormalized: every list query is per user
+    Column("subject", Text, nullable=False, default=""),
+    Column("state", String(20)),  # NULL until the rules have looked at it once
+    Column("reason", Text, nullable=False, default=""),
+    Column("needs_response", Boolean, nullable=False, default=False),
+    Column("last_outbound_at", UTCDateTime()),
+    Column("last_inbound_at", UTCDateTime()),
+    Column("next_check_at", UTCDateTime()),
+    Column("followups_sent", Integer, nullable=False, default=0),
+    Column("snoozed_until", UTCDateTime()),
+    Column("closed_reason", Text),
+    Column("dirty", Boolean, nullable=False, default=True),  # new mail: evaluate again
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "user_id", "state", "id"),
+    Index(None, "mailbox_id", "state", "id"),
+    Index(None, "next_check_at"),
+)
+
+messages = Table(
+    "messages",
+    metadata,
+    _id(),
+    _fk("mailbox_id", "mailboxes.id"),
+    Column("thread_id", BigId, ForeignKey("threads.id", ondelete="SET NULL")),
+    Column("message_key", String(998), nullable=False),  # Message-ID, or a synthetic one
+    Column("has_message_id", Boolean, nullable=False),
+    Column("in_reply_to", JSON, nullable=False),
+    Column("references", JSON, nullable=False),
+    Column("subject", Text, nullable=False, default=""),
+    Column("from_addr", String(320), nullable=False, default=""),
+    Column("from_name", Text, nullable=False, default=""),
+    Column("to_addrs", JSON, nullable=False),
+    Column("cc_addrs", JSON, nullable=False),
+    Column("date", UTCDateTime(), nullable=False),  # Date header, else INTERNALDATE
+    Column("kind", String(16), nullable=False),
+    Column("kind_reason", Text, nullable=False, default=""),
+    Column("signals", JSON, nullable=False),  # classification headers, for re-classifying
+    Column("defects", JSON, nullable=False),  # what was wrong with the message, if anything
+    _created(),
+    UniqueConstraint("mailbox_id", "message_key"),
+    Index(None, "thread_id", "date"),
+)
+
+# Where a message lives: one message may sit in several folders (or twice in one).
+message_locations = Table(
+    "message_locations",
+    metadata,
+    _fk("folder_id", "folders.id"),
+    Column("uid", BigInteger, nullable=False),
+    _fk("message_id", "messages.id"),
+    Column("uidvalidity", BigInteger, nullable=False),
+    UniqueConstraint("folder_id", "uid", "uidvalidity"),
+    Index(None, "message_id"),
+)
+
+# Every Message-ID seen (as a message's own or referenced) -> its thread. This is how a reply
+# finds its thread whatever order the mail arrives in, and how two threads merge.
+thread_keys = Table(
+    "thread_keys",
+    metadata,
+    _fk("mailbox_id", "mailboxes.id"),
+    Column("message_key", String(998), nullable=False),
+    _fk("thread_id", "threads.id"),
+    UniqueConstraint("mailbox_id", "message_key"),
+    Index(None, "thread_id"),
+)
+
+# The event log and the transactional outbox: written in the transaction of the state change.
+events = Table(
+    "events",
+    metadata,
+    _id(),
+    Column("user_id", BigId, nullable=False),
+    Column("mailbox_id", BigId),
+    Column("thread_id", BigId),
+    Column("type", String(40), nullable=False),
+    Column("payload", JSON, nullable=False),
+    _created(),
+    Index(None, "user_id", "id"),
+)
+
+# Messages that could not be read: recorded, skipped, never fatal.
+sync_errors = Table(
+    "sync_errors",
+    metadata,
+    _id(),
+    _fk("folder_id", "folders.id"),
+    Column("uid", BigInteger, nullable=False),
+    Column("error", Text, nullable=False),
+    _created(),
+    UniqueConstraint("folder_id", "uid"),
+)

@@ -1,0 +1,143 @@
+"""Sync against a real Dovecot, into SQLite and PostgreSQL: states, events, idempotency."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import pytest
+
+from app.errors import MailAuthError
+from app.services import accounts, events, mailboxes, threads
+from app.services import sync as sync_service
+from app.services.context import Context
+from tests.integration.conftest import ImapUser, now_utc, populate
+
+pytestmark = pytest.mark.integration
+
+
+async def connect(ctx: Context, user: ImapUser) -> tuple[int, int]:
+    user_id = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
+    body: Any = user.mailbox_body()
+    data = mailboxes.MailboxInput(
+        name=body["name"], host=user.server.host, port=user.server.port, security="plain",
+        username=user.username, secret=user.password, auth_method="password",
+        addresses=body["addresses"], timezone="UTC", holiday_country=None,
+    )  # fmt: skip
+    return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=data)
+
+
+async def states(ctx: Context, user_id: int) -> dict[str, tuple[str, str]]:
+    items, cursor = await threads.list_threads(ctx, user_id=user_id, limit=200)
+    assert cursor is None
+    return {t["message_ids"][0]: (t["state"], t["reason"]) for t in items}
+
+
+async def test_first_sync_finds_quiet_and_replied_threads(ctx: Context, imap_user: ImapUser) -> None:
+    scenario = populate(imap_user, now_utc())
+    user_id, mailbox_id = await connect(ctx, imap_user)
+
+    outcome = await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    assert outcome.new_messages == 7  # the Junk message is never read
+    found = await states(ctx, user_id)
+    assert found[scenario.quiet][0] == "quiet"
+    assert "business days since your e-mail of" in found[scenario.quiet][1]
+    assert found[scenario.replied][0] == "replied"
+    assert found[scenario.awaiting][0] == "awaiting_reply"
+    assert found[scenario.internal][0] == "ignored"
+    assert found[scenario.paused][0] == "paused"
+    log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
+    assert [e["type"] for e in log] == ["thread.quiet"]
+    assert log[0]["data"]["thread"]["message_ids"] == [scenario.quiet]
+
+
+async def test_resync_is_idempotent_and_never_marks_mail_read(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    populate(imap_user, now_utc())
+    user_id, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    before = await states(ctx, user_id)
+
+    again = await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    assert again.new_messages == 0
+    assert await states(ctx, user_id) == before
+    assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 1
+    for folder in ("INBOX", "Sent", "Clients/Acme"):
+        flags = imap_user.server.fetch_flags(imap_user.username, folder)
+        assert all("\\Seen" not in f for f in flags.values()), (folder, flags)
+
+
+async def test_a_new_reply_moves_a_quiet_thread_to_replied_once(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    from tests.integration.conftest import PROSPECT, REP
+    from tests.support.dovecot import make_message
+
+    now = now_utc()
+    scenario = populate(imap_user, now)
+    user_id, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    imap_user.server.append(imap_user.username, "INBOX", make_message(
+        from_=PROSPECT, to=[REP], subject="Re: Proposal for Buyer Inc", date=now,
+        message_id="late@buyer.example", references=["q1@seller.example"]), date=now)
+
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    assert (await states(ctx, user_id))[scenario.quiet][0] == "replied"
+    log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
+    assert [e["type"] for e in log] == ["thread.quiet", "thread.replied"]
+
+
+async def test_uidvalidity_change_rereads_without_duplicates(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    now = now_utc()
+    scenario = populate(imap_user, now)
+    user_id, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    before = await states(ctx, user_id)
+    # Delete and recreate the folder with the same mail: the server gives it a new UIDVALIDITY.
+    server, name = imap_user.server, imap_user.username
+    server.delete_folder(name, "Clients/Acme")
+    from tests.support.dovecot import make_message
+    from tests.integration.conftest import PROSPECT, REP
+
+    server.append(name, "Clients/Acme", make_message(
+        from_=PROSPECT, to=[REP], subject="Re: Pricing — Müller GmbH", date=now,
+        message_id="r2@buyer.example", references=["r1@seller.example"]), date=now)
+
+    again = await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    assert again.new_messages == 0
+    assert await states(ctx, user_id) == before
+    detail = await threads.get_thread(ctx, user_id=user_id, thread_id=await thread_id_of(
+        ctx, user_id, scenario.replied))
+    assert [m["message_id"] for m in detail["messages"]] == ["<r1@seller.example>",
+                                                             "<r2@buyer.example>"]
+    assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 1
+
+
+async def thread_id_of(ctx: Context, user_id: int, message_id: str) -> int:
+    items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
+    return next(t["id"] for t in items if t["message_ids"][0] == message_id)
+
+
+async def test_refused_login_marks_the_mailbox_failed_once(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    user_id, mailbox_id = await connect(ctx, imap_user)
+    imap_user.server.add_user(imap_user.username, "a-changed-password")
+
+    for _ in range(2):
+        with pytest.raises(MailAuthError, match="refused the login"):
+            await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    assert row["status"] == "failed"
+    assert "AUTHENTICATIONFAILED" in row["status_message"] or "failed" in row["status_message"]
+    log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
+    assert [e["type"] for e in log] == ["mailbox.failed"]
+    assert imap_user.password not in str(log)

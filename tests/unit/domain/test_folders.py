@@ -1,0 +1,22 @@
+from app.domain.folders import FolderInfo, folders_to_sync
+
+
+def f(name: str, *flags: str) -> FolderInfo:
+    return FolderInfo(name=name, flags=frozenset({"\\HasNoChildren", *flags}))
+
+
+def test_everything_but_junk_trash_drafts_inbox_first() -> None:
+    listed = [f("Sent", "\\Sent"), f("Trash", "\\Trash"), f("Junk", "\\Junk"),
+              f("Drafts", "\\Drafts"), f("Clients/Acme"), f("INBOX"), f("Old", "\\Noselect")]
+    assert [x.name for x in folders_to_sync(listed, gmail=False)] == ["INBOX", "Clients/Acme", "Sent"]
+
+
+def test_names_decide_when_the_server_has_no_special_use() -> None:
+    listed = [f("INBOX"), f("INBOX.Spam"), f("INBOX.Sent Items"), f("Deleted Items")]
+    listed = [FolderInfo(name=x.name, flags=x.flags, delimiter=".") for x in listed]
+    assert [x.name for x in folders_to_sync(listed, gmail=False)] == ["INBOX", "INBOX.Sent Items"]
+
+
+def test_gmail_reads_all_mail_alone() -> None:
+    listed = [f("INBOX"), f("[Gmail]/All Mail", "\\All"), f("[Gmail]/Sent Mail", "\\Sent")]
+    assert [x.name for x in folders_to_sync(listed, gmail=True)] == ["[Gmail]/All Mail"]
