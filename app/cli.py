@@ -66,8 +66,12 @@ def _parser() -> argparse.ArgumentParser:
     user = sub.add_parser("user", help="manage users").add_subparsers(metavar="ACTION")
     create = user.add_parser("create", help="create a user")
     create.add_argument("--email", required=True)
-    create.add_argument("--password-stdin", action="store_true", required=True,
-                        help="read the password from standard input")  # fmt: skip
+    create.add_argument(
+        "--password-stdin",
+        action="store_true",
+        required=True,
+        help="read the password from standard input",
+    )
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.set_defaults(handler=_user_create)
 
@@ -119,9 +123,12 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     settings = settings.model_copy(update=overrides)
     upgrade(settings.database_url)
     uvicorn.run(
-        create_app(settings), host=settings.host, port=settings.port,
-        log_level=settings.log_level.lower(), proxy_headers=False,
-    )  # fmt: skip
+        create_app(settings),
+        host=settings.host,
+        port=settings.port,
+        log_level=settings.log_level.lower(),
+        proxy_headers=False,
+    )
     return 0
 
 

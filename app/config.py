@@ -60,9 +60,6 @@ class Settings(BaseSettings):
     workers_enabled: bool = Field(
         True, description="Run the background sync and rules workers inside `serve`."
     )
-    webhook_allow_private: bool = Field(
-        False, description="Allow webhook URLs that resolve to private or loopback addresses."
-    )
 
     @field_validator("secret_key")
     @classmethod

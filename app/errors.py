@@ -1,15 +1,15 @@
 """The exception tree. Every error's message says what happened and what to do about it.
 
-    RadioSilenceError
-    ├── ConfigError              a setting is missing or invalid (start-up stops)
-    ├── NotFound                 the thing does not exist, or belongs to another user
-    ├── Conflict                 the request clashes with the current state
-    ├── InvalidInput             a value is well-formed but not acceptable
-    ├── AuthError                bad or missing credentials for our own API
-    └── MailServerError          talking to the rep's IMAP server failed
-        ├── MailAuthError        the server refused the login
-        ├── MailConnectionError  could not connect, or the connection dropped
-        └── MailTLSError         the server's certificate could not be verified
+RadioSilenceError
+├── ConfigError              a setting is missing or invalid (start-up stops)
+├── NotFound                 the thing does not exist, or belongs to another user
+├── Conflict                 the request clashes with the current state
+├── InvalidInput             a value is well-formed but not acceptable
+├── AuthError                bad or missing credentials for our own API
+└── MailServerError          talking to the rep's IMAP server failed
+    ├── MailAuthError        the server refused the login
+    ├── MailConnectionError  could not connect, or the connection dropped
+    └── MailTLSError         the server's certificate could not be verified
 """
 
 from __future__ import annotations

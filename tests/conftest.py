@@ -16,7 +16,9 @@ from app.services.context import Context
 from app.storage.migrate import upgrade
 
 TEST_SECRET_KEY = "test-secret-key-0123456789abcdefghijklmnopqrstuvwxyz"
-PG_ADMIN_DSN = os.environ.get("RADIOSILENCE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
+PG_ADMIN_DSN = os.environ.get(
+    "RADIOSILENCE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test"
+)
 IN_CI = os.environ.get("CI", "").lower() in {"1", "true", "yes"}
 
 
@@ -25,7 +27,6 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "secret_key": TEST_SECRET_KEY,
         "workers_enabled": False,
-        "webhook_allow_private": True,
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]
@@ -64,7 +65,7 @@ def pg_template() -> Iterator[str]:
     try:
         asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}"'))
         asyncio.run(_pg(f'CREATE DATABASE "{name}"'))
-    except (OSError, asyncio.TimeoutError, Exception) as exc:
+    except (TimeoutError, OSError, Exception) as exc:
         message = f"PostgreSQL at {PG_ADMIN_DSN} is unreachable: {exc}"
         if IN_CI:
             pytest.fail(message)
@@ -83,9 +84,14 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str
         shutil.copyfile(template, path)
         yield f"sqlite+aiosqlite:///{path}"
         return
-    template_name: str = request.getfixturevalue("pg_template")
+    yield request.getfixturevalue("database_url_pg")
+
+
+@pytest.fixture
+def database_url_pg(pg_template: str) -> Iterator[str]:
+    """A fresh migrated PostgreSQL database (for tests that pick the backend themselves)."""
     name = f"rs_test_{uuid.uuid4().hex[:12]}"
-    asyncio.run(_pg(f'CREATE DATABASE "{name}" TEMPLATE "{template_name}"'))
+    asyncio.run(_pg(f'CREATE DATABASE "{name}" TEMPLATE "{pg_template}"'))
     yield _pg_url(name)
     asyncio.run(_pg(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
 

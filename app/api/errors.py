@@ -60,9 +60,14 @@ def install(app: FastAPI) -> None:
             where = ".".join(str(p) for p in error["loc"] if p != "body") or "body"
             problems.append(f"{where}: {error['msg']}")
         return JSONResponse(
-            {"detail": "; ".join(problems), "code": "invalid_request", "errors": [
-                {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]} for e in exc.errors()
-            ]},
+            {
+                "detail": "; ".join(problems),
+                "code": "invalid_request",
+                "errors": [
+                    {"loc": list(e["loc"]), "msg": e["msg"], "type": e["type"]}
+                    for e in exc.errors()
+                ],
+            },
             422,
         )
 

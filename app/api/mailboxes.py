@@ -26,27 +26,37 @@ from app.services import sync as sync_service
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
 ERRORS: dict[int | str, dict[str, Any]] = {
-    401: {"model": Problem}, 404: {"model": Problem}, 409: {"model": Problem},
+    401: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
     422: {"model": Problem},
-}  # fmt: skip
+}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Created, responses=ERRORS)
 async def create_mailbox(
-    body: MailboxCreate, ctx: ContextDep, user: UserDep,
+    body: MailboxCreate,
+    ctx: ContextDep,
+    user: UserDep,
     verify: bool = Query(True, description="Log in to the server before saving"),
-) -> Created:  # fmt: skip
+) -> Created:
     """Connect a mailbox. The login is tried first: a refused login answers 422 with the
     server's words, and nothing is saved."""
     secret = body.imap.password or body.imap.oauth2_token
     assert secret is not None
     data = service.MailboxInput(
-        name=body.name, host=body.imap.host, port=body.imap.port, security=body.imap.security,
-        username=body.imap.username, secret=secret.get_secret_value(),
-        auth_method="password" if body.imap.password else "oauth2", addresses=body.addresses,
-        timezone=body.timezone, holiday_country=body.holiday_country,
+        name=body.name,
+        host=body.imap.host,
+        port=body.imap.port,
+        security=body.imap.security,
+        username=body.imap.username,
+        secret=secret.get_secret_value(),
+        auth_method="password" if body.imap.password else "oauth2",
+        addresses=body.addresses,
+        timezone=body.timezone,
+        holiday_country=body.holiday_country,
         holiday_subdiv=body.holiday_subdiv,
-    )  # fmt: skip
+    )
     mailbox_id = await service.create_mailbox(ctx, user_id=user.id, data=data, verify=verify)
     return Created(id=mailbox_id)
 
@@ -59,7 +69,9 @@ async def list_mailboxes(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
 
 @router.get("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
 async def get_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
-    return service.public_view(await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id))
+    return service.public_view(
+        await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    )
 
 
 @router.patch("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
@@ -96,9 +108,13 @@ async def test_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> Conne
 
 @router.post("/{mailbox_id}/sync", response_model=SyncResult, responses=ERRORS)
 async def sync_mailbox(
-    mailbox_id: int, request: Request, response: Response, ctx: ContextDep, user: UserDep,
+    mailbox_id: int,
+    request: Request,
+    response: Response,
+    ctx: ContextDep,
+    user: UserDep,
     wait: bool = Query(False, description="Answer when the sync and the rules have finished"),
-) -> SyncResult:  # fmt: skip
+) -> SyncResult:
     """Read new mail now. With wait=true the answer comes after the rules have run."""
     await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
     if wait:
@@ -106,10 +122,13 @@ async def sync_mailbox(
             ctx, mailbox_id, user_id=user.id, wait_for_lease=ctx.settings.lease_seconds
         )
         return SyncResult(
-            mailbox_id=mailbox_id, status="done", folders=outcome.folders,
-            new_messages=outcome.new_messages, skipped=outcome.skipped,
+            mailbox_id=mailbox_id,
+            status="done",
+            folders=outcome.folders,
+            new_messages=outcome.new_messages,
+            skipped=outcome.skipped,
             threads_evaluated=outcome.threads_evaluated,
-        )  # fmt: skip
+        )
 
     async def background() -> None:
         try:

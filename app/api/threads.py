@@ -12,8 +12,11 @@ from app.domain.model import ThreadState
 from app.services import threads as service
 
 router = APIRouter(prefix="/threads", tags=["threads"])
-ERRORS: dict[int | str, dict[str, Any]] = {401: {"model": Problem}, 404: {"model": Problem},
-                                           422: {"model": Problem}}  # fmt: skip
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    404: {"model": Problem},
+    422: {"model": Problem},
+}
 
 
 @router.get("", response_model=ThreadPage, responses=ERRORS)

@@ -84,8 +84,11 @@ def _machine_kind(facts: HeaderFacts, sender: str) -> Classification | None:
     precedence = s.get("precedence", "").strip().lower()
     if precedence in {"bulk", "list", "junk"}:
         return _bulk(f"Precedence: {precedence}")
-    for name, label in (("list-id", "List-Id"), ("list-unsubscribe", "List-Unsubscribe"),
-                        ("feedback-id", "Feedback-ID")):  # fmt: skip
+    for name, label in (
+        ("list-id", "List-Id"),
+        ("list-unsubscribe", "List-Unsubscribe"),
+        ("feedback-id", "Feedback-ID"),
+    ):
         if name in s:
             return _bulk(f"{label} header")
     return None

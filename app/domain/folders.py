@@ -7,11 +7,28 @@ from dataclasses import dataclass
 
 EXCLUDED_SPECIAL_USE = frozenset({"\\Junk", "\\Trash", "\\Drafts"})
 # Used only when the server does not mark folders with SPECIAL-USE (RFC 6154).
-EXCLUDED_NAMES = frozenset({
-    "junk", "junk e-mail", "junk email", "spam", "bulk mail", "trash", "deleted items",
-    "deleted messages", "bin", "drafts", "draft", "papierkorb", "entwürfe", "corbeille",
-    "brouillons", "papelera", "borradores", "outbox",
-})  # fmt: skip
+EXCLUDED_NAMES = frozenset(
+    {
+        "junk",
+        "junk e-mail",
+        "junk email",
+        "spam",
+        "bulk mail",
+        "trash",
+        "deleted items",
+        "deleted messages",
+        "bin",
+        "drafts",
+        "draft",
+        "papierkorb",
+        "entwürfe",
+        "corbeille",
+        "brouillons",
+        "papelera",
+        "borradores",
+        "outbox",
+    }
+)
 SPECIAL_USES = ("\\All", "\\Archive", "\\Drafts", "\\Flagged", "\\Junk", "\\Sent", "\\Trash")
 
 

@@ -19,12 +19,32 @@ from app.domain.model import Address, HeaderFacts
 
 # The header fields the product reads; the IMAP fetch asks for exactly these.
 FETCH_HEADER_FIELDS: tuple[str, ...] = (
-    "MESSAGE-ID", "IN-REPLY-TO", "REFERENCES", "SUBJECT", "FROM", "TO", "CC", "REPLY-TO",
-    "DATE", "THREAD-INDEX", "THREAD-TOPIC", "CONTENT-TYPE", "CONTENT-LANGUAGE",
-    "AUTO-SUBMITTED", "PRECEDENCE", "X-AUTOREPLY", "X-AUTORESPOND", "X-AUTO-RESPONSE-SUPPRESS",
-    "X-MS-EXCHANGE-INBOX-RULES-LOOP", "X-FAILED-RECIPIENTS", "RETURN-PATH", "LIST-ID",
-    "LIST-UNSUBSCRIBE", "FEEDBACK-ID", "X-LOOP",
-)  # fmt: skip
+    "MESSAGE-ID",
+    "IN-REPLY-TO",
+    "REFERENCES",
+    "SUBJECT",
+    "FROM",
+    "TO",
+    "CC",
+    "REPLY-TO",
+    "DATE",
+    "THREAD-INDEX",
+    "THREAD-TOPIC",
+    "CONTENT-TYPE",
+    "CONTENT-LANGUAGE",
+    "AUTO-SUBMITTED",
+    "PRECEDENCE",
+    "X-AUTOREPLY",
+    "X-AUTORESPOND",
+    "X-AUTO-RESPONSE-SUPPRESS",
+    "X-MS-EXCHANGE-INBOX-RULES-LOOP",
+    "X-FAILED-RECIPIENTS",
+    "RETURN-PATH",
+    "LIST-ID",
+    "LIST-UNSUBSCRIBE",
+    "FEEDBACK-ID",
+    "X-LOOP",
+)
 
 # Fields kept verbatim (decoded) for classification.
 SIGNAL_FIELDS = frozenset(

@@ -30,9 +30,7 @@ _CONVERSATION = frozenset(
 )
 
 
-def decide(
-    history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: datetime
-) -> Decision:
+def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: datetime) -> Decision:
     if history.closed_reason:
         return Decision(
             state=ThreadState.CLOSED, reason=f"closed: {history.closed_reason}", next_check_at=None

@@ -6,6 +6,7 @@ through `asyncio.to_thread`. Every library error leaves this module as one of ou
 
 from __future__ import annotations
 
+import contextlib
 import imaplib
 import ipaddress
 import socket
@@ -22,7 +23,13 @@ from imapclient.exceptions import IMAPClientError, LoginError
 
 from app.domain.folders import FolderInfo
 from app.domain.headers import FETCH_HEADER_FIELDS
-from app.errors import InvalidInput, MailAuthError, MailConnectionError, MailServerError, MailTLSError
+from app.errors import (
+    InvalidInput,
+    MailAuthError,
+    MailConnectionError,
+    MailServerError,
+    MailTLSError,
+)
 
 Security = Literal["tls", "starttls", "plain"]
 FETCH_BATCH = 500  # UIDs per FETCH command; servers cap command length (and Yahoo at 5,000)
@@ -70,8 +77,9 @@ def is_loopback(host: str) -> bool:
 def check_security(host: str, security: Security, *, allow_plaintext: bool) -> None:
     if security == "plain" and not allow_plaintext and not is_loopback(host):
         raise InvalidInput(
-            f"security 'plain' sends the password unencrypted; it is accepted only for loopback "
-            f"hosts, not {host!r}: use 'tls' or 'starttls' (or set RADIOSILENCE_IMAP_ALLOW_PLAINTEXT)"
+            "security 'plain' sends the password unencrypted; it is accepted only for loopback "
+            f"hosts, not {host!r}: use 'tls' or 'starttls' "
+            "(or set RADIOSILENCE_IMAP_ALLOW_PLAINTEXT)"
         )
 
 
@@ -199,22 +207,25 @@ class ImapSession:
                     internal = (
                         internal.replace(tzinfo=UTC) if internal.tzinfo is None else internal
                     ).astimezone(UTC)
-                yield FetchedHeader(uid=uid, internal_date=internal, header=data.get(_HEADER_KEY, b""))
+                yield FetchedHeader(
+                    uid=uid, internal_date=internal, header=data.get(_HEADER_KEY, b"")
+                )
 
     def close(self) -> None:
         try:
             self._client.logout()
-        except Exception:  # already gone: nothing to tidy up
-            try:
+        except Exception:  # already gone: close the socket and move on
+            with contextlib.suppress(Exception):
                 self._client.shutdown()
-            except Exception:  # noqa: S110 - the socket is dead either way
-                pass
 
     def __enter__(self) -> Self:
         return self
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         self.close()
 
@@ -229,7 +240,10 @@ class _errors:
         return None
 
     def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         if exc is None:
             return

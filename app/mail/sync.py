@@ -62,7 +62,9 @@ async def sync_mailbox(
         )
     report = SyncReport()
     for folder in chosen:
-        await _sync_folder(engine, session, mailbox, rows[folder.name], since, now, report, progress)
+        await _sync_folder(
+            engine, session, mailbox, rows[folder.name], since, now, report, progress
+        )
         report.folders += 1
     return report
 
@@ -84,8 +86,10 @@ async def _sync_folder(
         async with engine.begin() as conn:
             await message_store.forget_locations(conn, folder["id"])
         highest = 0
-    if folder["uidvalidity"] == status.uidvalidity and status.uidnext is not None and (
-        status.uidnext <= highest + 1
+    if (
+        folder["uidvalidity"] == status.uidvalidity
+        and status.uidnext is not None
+        and (status.uidnext <= highest + 1)
     ):
         return  # nothing new since the last pass
     # The look-back window applies to a folder's first read only; later passes take all new UIDs.
@@ -96,9 +100,12 @@ async def _sync_folder(
     if not uids:
         async with engine.begin() as conn:
             await mailbox_store.save_folder_position(
-                conn, folder["id"], uidvalidity=status.uidvalidity, highest_uid=highest,
+                conn,
+                folder["id"],
+                uidvalidity=status.uidvalidity,
+                highest_uid=highest,
                 highest_modseq=status.highest_modseq,
-            )  # fmt: skip
+            )
         return
     done = 0
     for start in range(0, total, STORE_BATCH):
@@ -113,9 +120,12 @@ async def _sync_folder(
             for uid, error in errors:
                 await message_store.record_error(conn, folder_id=folder["id"], uid=uid, error=error)
             await mailbox_store.save_folder_position(
-                conn, folder["id"], uidvalidity=status.uidvalidity, highest_uid=chunk[-1],
+                conn,
+                folder["id"],
+                uidvalidity=status.uidvalidity,
+                highest_uid=chunk[-1],
                 highest_modseq=status.highest_modseq,
-            )  # fmt: skip
+            )
         report.new_messages += stored.new_messages
         report.skipped += len(errors)
         report.touched_threads |= stored.touched_threads

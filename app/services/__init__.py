@@ -1,1 +1,1 @@
-"""Use cases shared by the API, the pages, the CLI and the workers: one function, one transaction."""
+"""Use cases shared by the API, pages, CLI and workers: one function, one transaction."""

@@ -50,7 +50,9 @@ async def create_token(ctx: Context, *, email: str, name: str = "cli") -> str:
     async with ctx.engine.begin() as conn:
         user = await user_store.get_user_by_email(conn, email)
         if user is None:
-            raise NotFound(f"no user with e-mail {email}: create it with `radiosilence user create`")
+            raise NotFound(
+                f"no user with e-mail {email}: create it with `radiosilence user create`"
+            )
         await user_store.add_token(
             conn, user_id=user["id"], name=name, token_hash=hash_api_token(token), prefix=token[:8]
         )

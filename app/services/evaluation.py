@@ -19,10 +19,10 @@ from app.domain.model import (
 )
 from app.domain.rules import decide
 from app.domain.worktime import WorkCalendar
+from app.services.threads import thread_view
 from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
 from app.storage import threads as store
-from app.services.threads import thread_view
 
 _INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
 
@@ -30,7 +30,10 @@ _INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOU
 def rules_of(mailbox: dict[str, Any]) -> Rules:
     overrides = mailbox.get("rules") or {}
     if "cadence_business_days" in overrides:
-        overrides = {**overrides, "cadence_business_days": tuple(overrides["cadence_business_days"])}
+        overrides = {
+            **overrides,
+            "cadence_business_days": tuple(overrides["cadence_business_days"]),
+        }
     return Rules(**overrides)
 
 
@@ -111,9 +114,13 @@ async def evaluate_threads(
             payload = thread_payload(thread_view({**thread, **values}, ids))
             for event in events:
                 await outbox.enqueue(
-                    conn, user_id=mailbox["user_id"], type=event.value, payload=payload,
-                    mailbox_id=mailbox_id, thread_id=thread["id"],
-                )  # fmt: skip
+                    conn,
+                    user_id=mailbox["user_id"],
+                    type=event.value,
+                    payload=payload,
+                    mailbox_id=mailbox_id,
+                    thread_id=thread["id"],
+                )
     return changed
 
 

@@ -82,8 +82,14 @@ def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
         ) from None
     country = validate_country(data.holiday_country, data.holiday_subdiv)
     check_security(data.host, data.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
-    return MailboxInput(**{**data.__dict__, "addresses": addresses, "holiday_country": country,
-                           "name": data.name.strip()})  # fmt: skip
+    return MailboxInput(
+        **{
+            **data.__dict__,
+            "addresses": addresses,
+            "holiday_country": country,
+            "name": data.name.strip(),
+        }
+    )
 
 
 async def test_connection(ctx: Context, account: ImapAccount) -> list[str]:
@@ -111,9 +117,13 @@ async def create_mailbox(
 ) -> int:
     data = validate(ctx, data)
     account = ImapAccount(
-        host=data.host, port=data.port, security=data.security, username=data.username,
-        secret=data.secret, auth_method=data.auth_method,
-    )  # fmt: skip
+        host=data.host,
+        port=data.port,
+        security=data.security,
+        username=data.username,
+        secret=data.secret,
+        auth_method=data.auth_method,
+    )
     if verify:
         await test_connection(ctx, account)
     try:
@@ -160,19 +170,32 @@ async def update_mailbox(
     """Apply a partial update; a changed connection or secret is checked with a live login."""
     row = await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
     current = MailboxInput(
-        name=row["name"], host=row["imap_host"], port=row["imap_port"],
-        security=row["imap_security"], username=row["imap_username"],
-        secret=ctx.box.decrypt(row["secret_enc"]), auth_method=row["auth_method"],
-        addresses=row["addresses"], timezone=row["timezone"],
-        holiday_country=row["holiday_country"], holiday_subdiv=row["holiday_subdiv"],
-    )  # fmt: skip
+        name=row["name"],
+        host=row["imap_host"],
+        port=row["imap_port"],
+        security=row["imap_security"],
+        username=row["imap_username"],
+        secret=ctx.box.decrypt(row["secret_enc"]),
+        auth_method=row["auth_method"],
+        addresses=row["addresses"],
+        timezone=row["timezone"],
+        holiday_country=row["holiday_country"],
+        holiday_subdiv=row["holiday_subdiv"],
+    )
     merged = validate(ctx, MailboxInput(**{**current.__dict__, **changes}))
     connection_fields = {"host", "port", "security", "username", "secret", "auth_method"}
     if connection_fields & changes.keys():
-        await test_connection(ctx, ImapAccount(
-            host=merged.host, port=merged.port, security=merged.security,
-            username=merged.username, secret=merged.secret, auth_method=merged.auth_method,
-        ))  # fmt: skip
+        await test_connection(
+            ctx,
+            ImapAccount(
+                host=merged.host,
+                port=merged.port,
+                security=merged.security,
+                username=merged.username,
+                secret=merged.secret,
+                auth_method=merged.auth_method,
+            ),
+        )
     values = _row_values(ctx, user_id, merged)
     values.pop("rules")
     if connection_fields & changes.keys():

@@ -70,7 +70,9 @@ async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> Asyn
             if await store.claim_lease(conn, mailbox_id, owner, lease):
                 break
         if asyncio.get_running_loop().time() >= deadline:
-            raise Conflict(f"mailbox {mailbox_id} is being synced by another worker; try again soon")
+            raise Conflict(
+                f"mailbox {mailbox_id} is being synced by another worker; try again soon"
+            )
         await asyncio.sleep(0.2)
 
     async def heartbeat() -> None:
@@ -98,9 +100,10 @@ async def _run(
     async with ctx.engine.begin() as conn:
         await store.set_status(conn, mailbox_id, "syncing", mailbox["status_message"])
     ref = mail_sync.MailboxRef(
-        id=mailbox_id, user_id=mailbox["user_id"],
+        id=mailbox_id,
+        user_id=mailbox["user_id"],
         identity=Identity.from_addresses(mailbox["addresses"]),
-    )  # fmt: skip
+    )
     since = (now - timedelta(days=ctx.settings.sync_lookback_days)).date()
     try:
         session = await asyncio.to_thread(
@@ -124,18 +127,28 @@ async def _run(
         while batch := await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id):
             evaluated += batch
         await store.set_status(
-            conn, mailbox_id, "ok", "",
+            conn,
+            mailbox_id,
+            "ok",
+            "",
             next_sync_at=ctx.clock() + timedelta(seconds=ctx.settings.sync_interval_seconds),
             synced=True,
-        )  # fmt: skip
+        )
     log.info(
         "sync.done mailbox=%s folders=%s new=%s skipped=%s evaluated=%s",
-        mailbox_id, report.folders, report.new_messages, report.skipped, evaluated,
-    )  # fmt: skip
+        mailbox_id,
+        report.folders,
+        report.new_messages,
+        report.skipped,
+        evaluated,
+    )
     return SyncOutcome(
-        mailbox_id=mailbox_id, folders=report.folders, new_messages=report.new_messages,
-        skipped=report.skipped, threads_evaluated=evaluated,
-    )  # fmt: skip
+        mailbox_id=mailbox_id,
+        folders=report.folders,
+        new_messages=report.new_messages,
+        skipped=report.skipped,
+        threads_evaluated=evaluated,
+    )
 
 
 async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:
@@ -148,6 +161,9 @@ async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServer
         if mailbox["status"] != "failed":  # once per change into failed, not per retry
             view = public_view({**mailbox, "status": "failed", "status_message": exc.message})
             await outbox.enqueue(
-                conn, user_id=mailbox["user_id"], type=EventType.MAILBOX_FAILED.value,
-                payload={"schema_version": 1, "mailbox": view}, mailbox_id=mailbox["id"],
-            )  # fmt: skip
+                conn,
+                user_id=mailbox["user_id"],
+                type=EventType.MAILBOX_FAILED.value,
+                payload={"schema_version": 1, "mailbox": view},
+                mailbox_id=mailbox["id"],
+            )

@@ -65,9 +65,13 @@ async def list_threads(
     before = decode_cursor(cursor) if cursor else None
     async with reading(ctx.engine) as conn:
         rows = await store.list_threads(
-            conn, user_id=user_id, mailbox_id=mailbox_id,
-            state=state.value if state else None, before_id=before, limit=limit + 1,
-        )  # fmt: skip
+            conn,
+            user_id=user_id,
+            mailbox_id=mailbox_id,
+            state=state.value if state else None,
+            before_id=before,
+            limit=limit + 1,
+        )
         page = rows[:limit]
         ids = await store.message_ids_by_thread(conn, [r["id"] for r in page])
     items = [thread_view(r, ids.get(r["id"], [])) for r in page]
@@ -94,7 +98,7 @@ async def get_thread(ctx: Context, *, user_id: int, thread_id: int) -> dict[str,
             "cc": m["cc_addrs"],
             "date": _iso(m["date"]),
             "subject": m["subject"],
-            "folder": (where.get(m["id"]) or [None])[0],
+            "folder": next(iter(where.get(m["id"], [])), None),
             "folders": where.get(m["id"], []),
         }
         for m in messages

@@ -16,8 +16,14 @@ async def create_mailbox(conn: AsyncConnection, values: dict[str, Any]) -> int:
     now = utcnow()
     result = await conn.execute(
         insert(mailboxes)
-        .values(**values, status="new", status_message="", created_at=now, updated_at=now,
-                next_sync_at=now)  # fmt: skip
+        .values(
+            **values,
+            status="new",
+            status_message="",
+            created_at=now,
+            updated_at=now,
+            next_sync_at=now,
+        )
         .returning(mailboxes.c.id)
     )
     return int(result.scalar_one())
@@ -45,9 +51,7 @@ async def list_mailboxes(conn: AsyncConnection, user_id: int) -> list[dict[str, 
 
 async def update_mailbox(conn: AsyncConnection, mailbox_id: int, values: dict[str, Any]) -> None:
     await conn.execute(
-        update(mailboxes)
-        .where(mailboxes.c.id == mailbox_id)
-        .values(**values, updated_at=utcnow())
+        update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**values, updated_at=utcnow())
     )
 
 
@@ -72,9 +76,7 @@ async def set_status(
     await update_mailbox(conn, mailbox_id, values)
 
 
-async def claim_lease(
-    conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta
-) -> bool:
+async def claim_lease(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
     """Take the mailbox for `owner` unless someone else holds a live lease. One statement, so
     it is correct on SQLite (no SKIP LOCKED) and on PostgreSQL alike."""
     now = utcnow()
@@ -122,18 +124,27 @@ async def ensure_folders(
     await insert_ignore(
         conn,
         folders,
-        [{"mailbox_id": mailbox_id, "name": n, "special_use": su, "highest_uid": 0}
-         for n, su in names.items()],  # fmt: skip
+        [
+            {"mailbox_id": mailbox_id, "name": n, "special_use": su, "highest_uid": 0}
+            for n, su in names.items()
+        ],
         ["mailbox_id", "name"],
     )
     for name, special_use in names.items():
         await conn.execute(
             update(folders)
-            .where(and_(folders.c.mailbox_id == mailbox_id, folders.c.name == name,
-                        folders.c.special_use.is_distinct_from(special_use)))  # fmt: skip
+            .where(
+                and_(
+                    folders.c.mailbox_id == mailbox_id,
+                    folders.c.name == name,
+                    folders.c.special_use.is_distinct_from(special_use),
+                )
+            )
             .values(special_use=special_use)
         )
-    rows = (await conn.execute(select(folders).where(folders.c.mailbox_id == mailbox_id))).mappings()
+    rows = (
+        await conn.execute(select(folders).where(folders.c.mailbox_id == mailbox_id))
+    ).mappings()
     return {r["name"]: dict(r) for r in rows}
 
 
@@ -148,6 +159,10 @@ async def save_folder_position(
     await conn.execute(
         update(folders)
         .where(folders.c.id == folder_id)
-        .values(uidvalidity=uidvalidity, highest_uid=highest_uid, highest_modseq=highest_modseq,
-                last_synced_at=utcnow())  # fmt: skip
+        .values(
+            uidvalidity=uidvalidity,
+            highest_uid=highest_uid,
+            highest_modseq=highest_modseq,
+            last_synced_at=utcnow(),
+        )
     )

@@ -57,14 +57,23 @@ async def store_messages(
             fresh.setdefault(m.links.key, m)
     now = utcnow()
     if fresh:
-        await conn.execute(insert(messages), [_message_row(mailbox_id, m, now) for m in fresh.values()])
+        await conn.execute(
+            insert(messages), [_message_row(mailbox_id, m, now) for m in fresh.values()]
+        )
         known |= await _message_ids_by_key(conn, mailbox_id, list(fresh))
     await insert_ignore(
         conn,
         message_locations,
-        [{"folder_id": m.folder_id, "uid": m.uid, "uidvalidity": m.uidvalidity,
-          "message_id": known[m.links.key]}
-         for m in batch if m.folder_id is not None],  # fmt: skip
+        [
+            {
+                "folder_id": m.folder_id,
+                "uid": m.uid,
+                "uidvalidity": m.uidvalidity,
+                "message_id": known[m.links.key],
+            }
+            for m in batch
+            if m.folder_id is not None
+        ],
         ["folder_id", "uid", "uidvalidity"],
     )
     touched = await _thread_new_messages(
@@ -194,8 +203,16 @@ async def _create_thread(conn: AsyncConnection, mailbox_id: int, user_id: int, s
     now = utcnow()
     result = await conn.execute(
         insert(threads)
-        .values(mailbox_id=mailbox_id, user_id=user_id, subject=subject, state=None, reason="",
-                dirty=True, created_at=now, updated_at=now)  # fmt: skip
+        .values(
+            mailbox_id=mailbox_id,
+            user_id=user_id,
+            subject=subject,
+            state=None,
+            reason="",
+            dirty=True,
+            created_at=now,
+            updated_at=now,
+        )
         .returning(threads.c.id)
     )
     return int(result.scalar_one())
@@ -203,7 +220,9 @@ async def _create_thread(conn: AsyncConnection, mailbox_id: int, user_id: int, s
 
 async def _merge_thread(conn: AsyncConnection, *, source: int, target: int) -> None:
     """A message bridged two threads: the older (lower id) one absorbs the other."""
-    await conn.execute(update(messages).where(messages.c.thread_id == source).values(thread_id=target))
+    await conn.execute(
+        update(messages).where(messages.c.thread_id == source).values(thread_id=target)
+    )
     await conn.execute(
         update(thread_keys).where(thread_keys.c.thread_id == source).values(thread_id=target)
     )

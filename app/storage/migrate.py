@@ -26,3 +26,21 @@ def upgrade(database_url: str, revision: str = "head") -> None:
 async def upgrade_async(database_url: str, revision: str = "head") -> None:
     # env.py runs its own event loop, so it needs a thread of its own.
     await asyncio.to_thread(upgrade, database_url, revision)
+
+
+def new_revision(message: str) -> None:
+    """Autogenerate a migration from the difference between `tables.py` and the migrations."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory() as tmp:
+        url = f"sqlite+aiosqlite:///{tmp}/scratch.db"
+        upgrade(url)
+        command.revision(alembic_config(url), message=message, autogenerate=True)
+
+
+if __name__ == "__main__":
+    import sys
+
+    if len(sys.argv) != 3 or sys.argv[1] != "revision":
+        raise SystemExit("usage: python -m app.storage.migrate revision 'what changed'")
+    new_revision(sys.argv[2])

@@ -22,8 +22,14 @@ async def enqueue(
 ) -> int:
     result = await conn.execute(
         insert(events)
-        .values(user_id=user_id, mailbox_id=mailbox_id, thread_id=thread_id, type=type,
-                payload=payload, created_at=utcnow())  # fmt: skip
+        .values(
+            user_id=user_id,
+            mailbox_id=mailbox_id,
+            thread_id=thread_id,
+            type=type,
+            payload=payload,
+            created_at=utcnow(),
+        )
         .returning(events.c.id)
     )
     return int(result.scalar_one())

@@ -35,7 +35,9 @@ async def list_threads(
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-async def get_thread(conn: AsyncConnection, thread_id: int, *, user_id: int) -> dict[str, Any] | None:
+async def get_thread(
+    conn: AsyncConnection, thread_id: int, *, user_id: int
+) -> dict[str, Any] | None:
     query = select(threads).where(threads.c.id == thread_id, threads.c.user_id == user_id)
     row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
@@ -53,7 +55,7 @@ async def message_ids_by_thread(
         .where(messages.c.thread_id.in_(thread_ids), messages.c.has_message_id)
         .order_by(messages.c.thread_id, messages.c.date, messages.c.id)
     )
-    for thread_id, key in (await conn.execute(query)):
+    for thread_id, key in await conn.execute(query):
         out[int(thread_id)].append(key)
     return out
 
@@ -87,7 +89,7 @@ async def folders_of_messages(
         .where(message_locations.c.message_id.in_(message_ids))
         .order_by(folders.c.name)
     )
-    for message_id, name in (await conn.execute(query)):
+    for message_id, name in await conn.execute(query):
         if name not in out[int(message_id)]:
             out[int(message_id)].append(name)
     return out

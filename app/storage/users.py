@@ -32,8 +32,9 @@ async def add_token(
 ) -> int:
     result = await conn.execute(
         insert(api_tokens)
-        .values(user_id=user_id, name=name, token_hash=token_hash, prefix=prefix,
-                created_at=utcnow())  # fmt: skip
+        .values(
+            user_id=user_id, name=name, token_hash=token_hash, prefix=prefix, created_at=utcnow()
+        )
         .returning(api_tokens.c.id)
     )
     return int(result.scalar_one())

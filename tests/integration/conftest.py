@@ -39,12 +39,17 @@ class ImapUser:
         """The POST /api/v1/mailboxes body for this user on the test server."""
         body: dict[str, object] = {
             "name": "Work",
-            "imap": {"host": self.server.host, "port": self.server.port, "security": "plain",
-                     "username": self.username, "password": self.password},
+            "imap": {
+                "host": self.server.host,
+                "port": self.server.port,
+                "security": "plain",
+                "username": self.username,
+                "password": self.password,
+            },
             "addresses": [REP],
             "timezone": "UTC",
             "holiday_country": None,
-        }  # fmt: skip
+        }
         body.update(overrides)
         return body
 
@@ -78,33 +83,86 @@ def populate(user: ImapUser, now: datetime) -> Scenario:
         assert isinstance(date, datetime)
         s.append(u, folder, make_message(**kw), date=date)  # type: ignore[arg-type]
 
-    put("Sent", from_=REP, to=[PROSPECT], subject="Proposal for Buyer Inc", date=old,
-        message_id="q1@seller.example")
+    put(
+        "Sent",
+        from_=REP,
+        to=[PROSPECT],
+        subject="Proposal for Buyer Inc",
+        date=old,
+        message_id="q1@seller.example",
+    )
     # A reply to the quiet thread sits in Junk: Junk is not read, so the thread stays quiet.
-    put("Junk", from_=PROSPECT, to=[REP], subject="Re: Proposal for Buyer Inc",
-        date=old + timedelta(days=1), message_id="junk1@buyer.example",
-        in_reply_to="q1@seller.example", references=["q1@seller.example"])
+    put(
+        "Junk",
+        from_=PROSPECT,
+        to=[REP],
+        subject="Re: Proposal for Buyer Inc",
+        date=old + timedelta(days=1),
+        message_id="junk1@buyer.example",
+        in_reply_to="q1@seller.example",
+        references=["q1@seller.example"],
+    )
     # The reply was filed by a mail rule into a custom folder, and arrived before Sent is read.
-    put("Clients/Acme", from_=PROSPECT, to=[REP], subject="Re: Pricing — Müller GmbH",
-        date=old + timedelta(days=2), message_id="r2@buyer.example",
-        in_reply_to="r1@seller.example", references=["r1@seller.example"],
-        body="Sounds good, let's talk Tuesday.")
-    put("Sent", from_=REP, to=[PROSPECT], subject="Pricing — Müller GmbH", date=old,
-        message_id="r1@seller.example")
-    put("Sent", from_=REP, to=[PROSPECT], subject="Next steps", date=now - timedelta(hours=1),
-        message_id="a1@seller.example")
-    put("INBOX", from_=COLLEAGUE, to=[REP], subject="Lunch?", date=old,
-        message_id="i1@seller.example")
-    put("Sent", from_=REP, to=[PROSPECT], subject="Contract draft", date=old,
-        message_id="p1@seller.example")
-    put("INBOX", from_=PROSPECT, to=[REP], subject="Automatic reply: Contract draft",
-        date=now - timedelta(hours=2), message_id="p2@buyer.example",
-        in_reply_to="p1@seller.example", headers={"Auto-Submitted": "auto-replied"})
+    put(
+        "Clients/Acme",
+        from_=PROSPECT,
+        to=[REP],
+        subject="Re: Pricing — Müller GmbH",
+        date=old + timedelta(days=2),
+        message_id="r2@buyer.example",
+        in_reply_to="r1@seller.example",
+        references=["r1@seller.example"],
+        body="Sounds good, let's talk Tuesday.",
+    )
+    put(
+        "Sent",
+        from_=REP,
+        to=[PROSPECT],
+        subject="Pricing — Müller GmbH",
+        date=old,
+        message_id="r1@seller.example",
+    )
+    put(
+        "Sent",
+        from_=REP,
+        to=[PROSPECT],
+        subject="Next steps",
+        date=now - timedelta(hours=1),
+        message_id="a1@seller.example",
+    )
+    put(
+        "INBOX",
+        from_=COLLEAGUE,
+        to=[REP],
+        subject="Lunch?",
+        date=old,
+        message_id="i1@seller.example",
+    )
+    put(
+        "Sent",
+        from_=REP,
+        to=[PROSPECT],
+        subject="Contract draft",
+        date=old,
+        message_id="p1@seller.example",
+    )
+    put(
+        "INBOX",
+        from_=PROSPECT,
+        to=[REP],
+        subject="Automatic reply: Contract draft",
+        date=now - timedelta(hours=2),
+        message_id="p2@buyer.example",
+        in_reply_to="p1@seller.example",
+        headers={"Auto-Submitted": "auto-replied"},
+    )
     return Scenario(
-        quiet="<q1@seller.example>", replied="<r1@seller.example>",
-        awaiting="<a1@seller.example>", internal="<i1@seller.example>",
+        quiet="<q1@seller.example>",
+        replied="<r1@seller.example>",
+        awaiting="<a1@seller.example>",
+        internal="<i1@seller.example>",
         paused="<p1@seller.example>",
-    )  # fmt: skip
+    )
 
 
 def now_utc() -> datetime:

@@ -19,10 +19,17 @@ async def connect(ctx: Context, user: ImapUser) -> tuple[int, int]:
     user_id = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
     body: Any = user.mailbox_body()
     data = mailboxes.MailboxInput(
-        name=body["name"], host=user.server.host, port=user.server.port, security="plain",
-        username=user.username, secret=user.password, auth_method="password",
-        addresses=body["addresses"], timezone="UTC", holiday_country=None,
-    )  # fmt: skip
+        name=body["name"],
+        host=user.server.host,
+        port=user.server.port,
+        security="plain",
+        username=user.username,
+        secret=user.password,
+        auth_method="password",
+        addresses=body["addresses"],
+        timezone="UTC",
+        holiday_country=None,
+    )
     return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=data)
 
 
@@ -32,7 +39,9 @@ async def states(ctx: Context, user_id: int) -> dict[str, tuple[str, str]]:
     return {t["message_ids"][0]: (t["state"], t["reason"]) for t in items}
 
 
-async def test_first_sync_finds_quiet_and_replied_threads(ctx: Context, imap_user: ImapUser) -> None:
+async def test_first_sync_finds_quiet_and_replied_threads(
+    ctx: Context, imap_user: ImapUser
+) -> None:
     scenario = populate(imap_user, now_utc())
     user_id, mailbox_id = await connect(ctx, imap_user)
 
@@ -79,9 +88,19 @@ async def test_a_new_reply_moves_a_quiet_thread_to_replied_once(
     scenario = populate(imap_user, now)
     user_id, mailbox_id = await connect(ctx, imap_user)
     await sync_service.sync_mailbox(ctx, mailbox_id)
-    imap_user.server.append(imap_user.username, "INBOX", make_message(
-        from_=PROSPECT, to=[REP], subject="Re: Proposal for Buyer Inc", date=now,
-        message_id="late@buyer.example", references=["q1@seller.example"]), date=now)
+    imap_user.server.append(
+        imap_user.username,
+        "INBOX",
+        make_message(
+            from_=PROSPECT,
+            to=[REP],
+            subject="Re: Proposal for Buyer Inc",
+            date=now,
+            message_id="late@buyer.example",
+            references=["q1@seller.example"],
+        ),
+        date=now,
+    )
 
     await sync_service.sync_mailbox(ctx, mailbox_id)
     await sync_service.sync_mailbox(ctx, mailbox_id)
@@ -102,21 +121,34 @@ async def test_uidvalidity_change_rereads_without_duplicates(
     # Delete and recreate the folder with the same mail: the server gives it a new UIDVALIDITY.
     server, name = imap_user.server, imap_user.username
     server.delete_folder(name, "Clients/Acme")
-    from tests.support.dovecot import make_message
     from tests.integration.conftest import PROSPECT, REP
+    from tests.support.dovecot import make_message
 
-    server.append(name, "Clients/Acme", make_message(
-        from_=PROSPECT, to=[REP], subject="Re: Pricing — Müller GmbH", date=now,
-        message_id="r2@buyer.example", references=["r1@seller.example"]), date=now)
+    server.append(
+        name,
+        "Clients/Acme",
+        make_message(
+            from_=PROSPECT,
+            to=[REP],
+            subject="Re: Pricing — Müller GmbH",
+            date=now,
+            message_id="r2@buyer.example",
+            references=["r1@seller.example"],
+        ),
+        date=now,
+    )
 
     again = await sync_service.sync_mailbox(ctx, mailbox_id)
 
     assert again.new_messages == 0
     assert await states(ctx, user_id) == before
-    detail = await threads.get_thread(ctx, user_id=user_id, thread_id=await thread_id_of(
-        ctx, user_id, scenario.replied))
-    assert [m["message_id"] for m in detail["messages"]] == ["<r1@seller.example>",
-                                                             "<r2@buyer.example>"]
+    detail = await threads.get_thread(
+        ctx, user_id=user_id, thread_id=await thread_id_of(ctx, user_id, scenario.replied)
+    )
+    assert [m["message_id"] for m in detail["messages"]] == [
+        "<r1@seller.example>",
+        "<r2@buyer.example>",
+    ]
     assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 1
 
 

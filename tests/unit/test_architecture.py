@@ -3,8 +3,22 @@
 import ast
 from pathlib import Path
 
-FORBIDDEN = {"sqlalchemy", "fastapi", "imapclient", "httpx", "jinja2", "asyncio", "os", "holidays",
-             "socket", "requests", "app.storage", "app.mail", "app.services", "app.api"}
+FORBIDDEN = {
+    "sqlalchemy",
+    "fastapi",
+    "imapclient",
+    "httpx",
+    "jinja2",
+    "asyncio",
+    "os",
+    "holidays",
+    "socket",
+    "requests",
+    "app.storage",
+    "app.mail",
+    "app.services",
+    "app.api",
+}
 DOMAIN = Path(__file__).resolve().parents[2] / "app" / "domain"
 
 

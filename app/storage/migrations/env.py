@@ -35,5 +35,7 @@ async def _main() -> None:
 
 
 if context.is_offline_mode():
-    raise SystemExit("offline (SQL script) migrations are not supported; run `radiosilence migrate`")
+    raise SystemExit(
+        "offline (SQL script) migrations are not supported; run `radiosilence migrate`"
+    )
 asyncio.run(_main())

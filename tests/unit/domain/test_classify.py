@@ -9,7 +9,10 @@ REP = Identity.from_addresses(["rep@seller.com", "rep.alias@seller.com"])
 
 
 def facts(
-    sender: str, to: tuple[str, ...] = ("rep@seller.com",), subject: str = "Re: offer", **signals: str
+    sender: str,
+    to: tuple[str, ...] = ("rep@seller.com",),
+    subject: str = "Re: offer",
+    **signals: str,
 ) -> HeaderFacts:
     return HeaderFacts(
         message_id="<m@x>",
@@ -29,19 +32,37 @@ def facts(
         (facts("rep@seller.com", to=("colleague@seller.com",)), MessageKind.INTERNAL, "own"),
         (facts("colleague@seller.com"), MessageKind.INTERNAL, "every participant"),
         (facts("anna@buyer.org"), MessageKind.REPLY, "anna@buyer.org"),
-        (facts("anna@buyer.org", auto_submitted="auto-replied"), MessageKind.AUTO_REPLY,
-         "Auto-Submitted"),
+        (
+            facts("anna@buyer.org", auto_submitted="auto-replied"),
+            MessageKind.AUTO_REPLY,
+            "Auto-Submitted",
+        ),
         (facts("anna@buyer.org", auto_submitted="no"), MessageKind.REPLY, "external"),
-        (facts("anna@buyer.org", subject="Automatic reply: offer",
-               x_ms_exchange_inbox_rules_loop="anna@buyer.org",
-               x_auto_response_suppress="All"), MessageKind.AUTO_REPLY, "Exchange"),
+        (
+            facts(
+                "anna@buyer.org",
+                subject="Automatic reply: offer",
+                x_ms_exchange_inbox_rules_loop="anna@buyer.org",
+                x_auto_response_suppress="All",
+            ),
+            MessageKind.AUTO_REPLY,
+            "Exchange",
+        ),
         # X-Auto-Response-Suppress alone is ordinary Outlook mail, not an auto-reply.
         (facts("anna@buyer.org", x_auto_response_suppress="All"), MessageKind.REPLY, "external"),
-        (facts("MAILER-DAEMON@mx.buyer.org", subject="Undelivered Mail Returned to Sender"),
-         MessageKind.BOUNCE, "mailer-daemon"),
-        (facts("anna@buyer.org",
-               content_type='multipart/report; report-type="delivery-status"; boundary=x'),
-         MessageKind.BOUNCE, "delivery-status"),
+        (
+            facts("MAILER-DAEMON@mx.buyer.org", subject="Undelivered Mail Returned to Sender"),
+            MessageKind.BOUNCE,
+            "mailer-daemon",
+        ),
+        (
+            facts(
+                "anna@buyer.org",
+                content_type='multipart/report; report-type="delivery-status"; boundary=x',
+            ),
+            MessageKind.BOUNCE,
+            "delivery-status",
+        ),
         (facts("news@buyer.org", list_id="<news.buyer.org>"), MessageKind.BULK, "List-Id"),
         (facts("news@buyer.org", precedence="bulk"), MessageKind.BULK, "Precedence"),
     ],

@@ -6,9 +6,20 @@ def f(name: str, *flags: str) -> FolderInfo:
 
 
 def test_everything_but_junk_trash_drafts_inbox_first() -> None:
-    listed = [f("Sent", "\\Sent"), f("Trash", "\\Trash"), f("Junk", "\\Junk"),
-              f("Drafts", "\\Drafts"), f("Clients/Acme"), f("INBOX"), f("Old", "\\Noselect")]
-    assert [x.name for x in folders_to_sync(listed, gmail=False)] == ["INBOX", "Clients/Acme", "Sent"]
+    listed = [
+        f("Sent", "\\Sent"),
+        f("Trash", "\\Trash"),
+        f("Junk", "\\Junk"),
+        f("Drafts", "\\Drafts"),
+        f("Clients/Acme"),
+        f("INBOX"),
+        f("Old", "\\Noselect"),
+    ]
+    assert [x.name for x in folders_to_sync(listed, gmail=False)] == [
+        "INBOX",
+        "Clients/Acme",
+        "Sent",
+    ]
 
 
 def test_names_decide_when_the_server_has_no_special_use() -> None:

@@ -23,8 +23,13 @@ SENT = datetime(2026, 11, 13, 13, 2, tzinfo=UTC)
 def msg(kind: K, at: datetime, sender: str = "anna@buyer.org") -> ThreadMessage:
     if kind is K.OUTBOUND:
         sender = "rep@seller.com"
-    return ThreadMessage(message_id=f"<{kind}-{at.timestamp()}@x>", kind=kind, date=at,
-                         sender=sender, sender_name="Anna" if sender.startswith("anna") else "")
+    return ThreadMessage(
+        message_id=f"<{kind}-{at.timestamp()}@x>",
+        kind=kind,
+        date=at,
+        sender=sender,
+        sender_name="Anna" if sender.startswith("anna") else "",
+    )
 
 
 def history(*messages: ThreadMessage, **kw: object) -> ThreadHistory:
@@ -34,39 +39,105 @@ def history(*messages: ThreadMessage, **kw: object) -> ThreadHistory:
 @pytest.mark.parametrize(
     ("case", "thread", "now", "state", "reason_part"),
     [
-        ("waiting", history(msg(K.OUTBOUND, SENT)), SENT + timedelta(days=2),
-         S.AWAITING_REPLY, "quiet from Wed 14:02"),
-        ("quiet after 3 business days (weekend skipped)", history(msg(K.OUTBOUND, SENT)),
-         datetime(2026, 11, 18, 13, 2, tzinfo=UTC), S.QUIET,
-         "quiet: 3 business days since your e-mail of Fri 14:02 Europe/Berlin"),
-        ("one minute early", history(msg(K.OUTBOUND, SENT)),
-         datetime(2026, 11, 18, 13, 1, tzinfo=UTC), S.AWAITING_REPLY, "awaiting reply"),
-        ("replied", history(msg(K.OUTBOUND, SENT), msg(K.REPLY, SENT + timedelta(hours=1))),
-         SENT + timedelta(minutes=90), S.REPLIED, "Anna <anna@buyer.org> replied"),
-        ("reply before the rep's latest e-mail does not count",
-         history(msg(K.REPLY, SENT - timedelta(days=1)), msg(K.OUTBOUND, SENT)),
-         SENT + timedelta(days=10), S.QUIET, "quiet"),
-        ("auto-reply pauses", history(msg(K.OUTBOUND, SENT), msg(K.AUTO_REPLY, SENT + timedelta(minutes=1))),
-         SENT + timedelta(days=4), S.PAUSED, "no return date found"),
-        ("pause over: quiet", history(msg(K.OUTBOUND, SENT), msg(K.AUTO_REPLY, SENT + timedelta(minutes=1))),
-         SENT + timedelta(days=8), S.QUIET, "quiet"),
-        ("bounce", history(msg(K.OUTBOUND, SENT), msg(K.BOUNCE, SENT + timedelta(minutes=1),
-                                                      "mailer-daemon@mx.buyer.org")),
-         SENT + timedelta(days=1), S.BOUNCED, "delivery failure"),
-        ("internal and bulk only", history(msg(K.INTERNAL, SENT), msg(K.BULK, SENT)),
-         SENT + timedelta(days=30), S.IGNORED, "not a sales conversation"),
-        ("inbound lead", history(msg(K.REPLY, SENT)), SENT + timedelta(days=1), S.REPLIED,
-         "new e-mail"),
-        ("snoozed", history(msg(K.OUTBOUND, SENT), snoozed_until=SENT + timedelta(days=20)),
-         SENT + timedelta(days=10), S.SNOOZED, "snoozed until"),
-        ("closed by hand", history(msg(K.OUTBOUND, SENT), closed_reason="closed by you"),
-         SENT + timedelta(days=10), S.CLOSED, "closed by you"),
-        ("follow-ups exhausted", history(msg(K.OUTBOUND, SENT), followups_sent=3),
-         SENT + timedelta(days=30), S.CLOSED, "no_response"),
+        (
+            "waiting",
+            history(msg(K.OUTBOUND, SENT)),
+            SENT + timedelta(days=2),
+            S.AWAITING_REPLY,
+            "quiet from Wed 14:02",
+        ),
+        (
+            "quiet after 3 business days (weekend skipped)",
+            history(msg(K.OUTBOUND, SENT)),
+            datetime(2026, 11, 18, 13, 2, tzinfo=UTC),
+            S.QUIET,
+            "quiet: 3 business days since your e-mail of Fri 14:02 Europe/Berlin",
+        ),
+        (
+            "one minute early",
+            history(msg(K.OUTBOUND, SENT)),
+            datetime(2026, 11, 18, 13, 1, tzinfo=UTC),
+            S.AWAITING_REPLY,
+            "awaiting reply",
+        ),
+        (
+            "replied",
+            history(msg(K.OUTBOUND, SENT), msg(K.REPLY, SENT + timedelta(hours=1))),
+            SENT + timedelta(minutes=90),
+            S.REPLIED,
+            "Anna <anna@buyer.org> replied",
+        ),
+        (
+            "reply before the rep's latest e-mail does not count",
+            history(msg(K.REPLY, SENT - timedelta(days=1)), msg(K.OUTBOUND, SENT)),
+            SENT + timedelta(days=10),
+            S.QUIET,
+            "quiet",
+        ),
+        (
+            "auto-reply pauses",
+            history(msg(K.OUTBOUND, SENT), msg(K.AUTO_REPLY, SENT + timedelta(minutes=1))),
+            SENT + timedelta(days=4),
+            S.PAUSED,
+            "no return date found",
+        ),
+        (
+            "pause over: quiet",
+            history(msg(K.OUTBOUND, SENT), msg(K.AUTO_REPLY, SENT + timedelta(minutes=1))),
+            SENT + timedelta(days=8),
+            S.QUIET,
+            "quiet",
+        ),
+        (
+            "bounce",
+            history(
+                msg(K.OUTBOUND, SENT),
+                msg(K.BOUNCE, SENT + timedelta(minutes=1), "mailer-daemon@mx.buyer.org"),
+            ),
+            SENT + timedelta(days=1),
+            S.BOUNCED,
+            "delivery failure",
+        ),
+        (
+            "internal and bulk only",
+            history(msg(K.INTERNAL, SENT), msg(K.BULK, SENT)),
+            SENT + timedelta(days=30),
+            S.IGNORED,
+            "not a sales conversation",
+        ),
+        (
+            "inbound lead",
+            history(msg(K.REPLY, SENT)),
+            SENT + timedelta(days=1),
+            S.REPLIED,
+            "new e-mail",
+        ),
+        (
+            "snoozed",
+            history(msg(K.OUTBOUND, SENT), snoozed_until=SENT + timedelta(days=20)),
+            SENT + timedelta(days=10),
+            S.SNOOZED,
+            "snoozed until",
+        ),
+        (
+            "closed by hand",
+            history(msg(K.OUTBOUND, SENT), closed_reason="closed by you"),
+            SENT + timedelta(days=10),
+            S.CLOSED,
+            "closed by you",
+        ),
+        (
+            "follow-ups exhausted",
+            history(msg(K.OUTBOUND, SENT), followups_sent=3),
+            SENT + timedelta(days=30),
+            S.CLOSED,
+            "no_response",
+        ),
     ],
 )
-def test_default_rules(case: str, thread: ThreadHistory, now: datetime, state: S,
-                       reason_part: str) -> None:
+def test_default_rules(
+    case: str, thread: ThreadHistory, now: datetime, state: S, reason_part: str
+) -> None:
     decision = decide(thread, RULES, CAL, now)
     assert decision.state is state, (case, decision.reason)
     assert reason_part in decision.reason, (case, decision.reason)
@@ -75,8 +146,9 @@ def test_default_rules(case: str, thread: ThreadHistory, now: datetime, state: S
 def test_holiday_is_named_in_the_reason() -> None:
     # Wed 23 Dec 14:00 Berlin + 3 business days: Thu 24, (Fri 25, Sat, Sun skipped) Mon 28, Tue 29.
     sent = datetime(2026, 12, 23, 13, 0, tzinfo=UTC)
-    decision = decide(history(msg(K.OUTBOUND, sent)), RULES, CAL,
-                      datetime(2026, 12, 29, 13, 0, tzinfo=UTC))
+    decision = decide(
+        history(msg(K.OUTBOUND, sent)), RULES, CAL, datetime(2026, 12, 29, 13, 0, tzinfo=UTC)
+    )
     assert decision.state is S.QUIET
     assert "Fri 25 Dec skipped as a holiday (Christmas Day)" in decision.reason
 
