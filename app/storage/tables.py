@@ -116,6 +116,9 @@ mailboxes = Table(
     Column("next_sync_at", UTCDateTime()),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime()),
+    Column("progress", JSON),  # the running sync: {"folder", "done", "total"}
+    Column("folder_include", JSON),  # folder names to read besides the defaults
+    Column("folder_exclude", JSON),  # folder names never to read
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("user_id", "name"),
@@ -133,6 +136,10 @@ folders = Table(
     Column("highest_uid", BigInteger, nullable=False, default=0),
     Column("highest_modseq", BigInteger),
     Column("last_synced_at", UTCDateTime()),
+    # A first sync reads newest first: it aims at backfill_top_uid and has done every UID from
+    # backfill_low_uid up. highest_uid is set to the top when the backfill completes.
+    Column("backfill_top_uid", BigInteger),
+    Column("backfill_low_uid", BigInteger),
     UniqueConstraint("mailbox_id", "name"),
 )
 
@@ -180,6 +187,10 @@ messages = Table(
     Column("kind_reason", Text, nullable=False, default=""),
     Column("signals", JSON, nullable=False),  # classification headers, for re-classifying
     Column("defects", JSON, nullable=False),  # what was wrong with the message, if anything
+    Column("details", JSON),  # what classification found: return date, failed recipient, …
+    Column("text_prefix", Text),  # kept only when the operator asks (debugging)
+    Column("gm_msgid", BigInteger),  # Gmail's message and thread ids, where offered
+    Column("gm_thrid", BigInteger),
     _created(),
     UniqueConstraint("mailbox_id", "message_key"),
     Index(None, "thread_id", "date"),

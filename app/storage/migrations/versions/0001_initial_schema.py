@@ -105,6 +105,9 @@ def upgrade() -> None:
         sa.Column("next_sync_at", app.storage.tables.UTCDateTime(timezone=True), nullable=True),
         sa.Column("lease_owner", sa.String(length=64), nullable=True),
         sa.Column("lease_expires_at", app.storage.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("progress", sa.JSON(), nullable=True),
+        sa.Column("folder_include", sa.JSON(), nullable=True),
+        sa.Column("folder_exclude", sa.JSON(), nullable=True),
         sa.Column("created_at", app.storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.Column("updated_at", app.storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
@@ -135,6 +138,8 @@ def upgrade() -> None:
         sa.Column("highest_uid", sa.BigInteger(), nullable=False),
         sa.Column("highest_modseq", sa.BigInteger(), nullable=True),
         sa.Column("last_synced_at", app.storage.tables.UTCDateTime(timezone=True), nullable=True),
+        sa.Column("backfill_top_uid", sa.BigInteger(), nullable=True),
+        sa.Column("backfill_low_uid", sa.BigInteger(), nullable=True),
         sa.ForeignKeyConstraint(
             ["mailbox_id"],
             ["mailboxes.id"],
@@ -216,6 +221,10 @@ def upgrade() -> None:
         sa.Column("kind_reason", sa.Text(), nullable=False),
         sa.Column("signals", sa.JSON(), nullable=False),
         sa.Column("defects", sa.JSON(), nullable=False),
+        sa.Column("details", sa.JSON(), nullable=True),
+        sa.Column("text_prefix", sa.Text(), nullable=True),
+        sa.Column("gm_msgid", sa.BigInteger(), nullable=True),
+        sa.Column("gm_thrid", sa.BigInteger(), nullable=True),
         sa.Column("created_at", app.storage.tables.UTCDateTime(timezone=True), nullable=False),
         sa.ForeignKeyConstraint(
             ["mailbox_id"],
