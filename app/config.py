@@ -54,6 +54,9 @@ class Settings(BaseSettings):
     sync_lookback_days: int = Field(
         90, ge=1, le=3650, description="How far back the first sync of a mailbox reads."
     )
+    sync_batch_size: int = Field(
+        500, ge=1, le=5000, description="Messages fetched and committed together during a sync."
+    )
     lease_seconds: float = Field(
         120.0, ge=10, description="How long a worker holds a mailbox before others may take it."
     )

@@ -56,6 +56,8 @@ async def create_mailbox(
         timezone=body.timezone,
         holiday_country=body.holiday_country,
         holiday_subdiv=body.holiday_subdiv,
+        folder_include=body.folders.include if body.folders else [],
+        folder_exclude=body.folders.exclude if body.folders else [],
     )
     mailbox_id = await service.create_mailbox(ctx, user_id=user.id, data=data, verify=verify)
     return Created(id=mailbox_id)
@@ -79,7 +81,9 @@ async def update_mailbox(
     mailbox_id: int, body: MailboxPatch, ctx: ContextDep, user: UserDep
 ) -> dict[str, Any]:
     """Change any field; a changed server, username or secret is checked with a live login."""
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"imap"})
+    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"imap", "folders"})
+    if body.folders is not None:
+        changes.update(folder_include=body.folders.include, folder_exclude=body.folders.exclude)
     if body.imap is not None:
         imap = body.imap.model_dump(exclude_unset=True, exclude={"password", "oauth2_token"})
         changes.update(imap)

@@ -43,6 +43,15 @@ class ImapPatch(Strict):
         return self
 
 
+class FolderChoice(Strict):
+    include: list[str] = Field(
+        default_factory=list, max_length=200, description="Folders to read besides the defaults"
+    )
+    exclude: list[str] = Field(
+        default_factory=list, max_length=200, description="Folders never to read"
+    )
+
+
 class MailboxCreate(Strict):
     name: str = Field(min_length=1, max_length=200)
     imap: ImapIn
@@ -50,6 +59,7 @@ class MailboxCreate(Strict):
     timezone: str = Field("UTC", min_length=1, max_length=64)
     holiday_country: str | None = Field(None, max_length=8)
     holiday_subdiv: str | None = Field(None, max_length=16)
+    folders: FolderChoice | None = None
 
 
 class MailboxPatch(Strict):
@@ -59,6 +69,7 @@ class MailboxPatch(Strict):
     timezone: str | None = Field(None, min_length=1, max_length=64)
     holiday_country: str | None = Field(None, max_length=8)
     holiday_subdiv: str | None = Field(None, max_length=16)
+    folders: FolderChoice | None = None
 
 
 class Created(BaseModel):
@@ -81,8 +92,10 @@ class MailboxOut(BaseModel):
     timezone: str
     holiday_country: str | None
     holiday_subdiv: str | None
+    folders: FolderChoice
     status: str
     status_message: str
+    progress: dict[str, Any] | None
     last_sync_at: str | None
     created_at: str
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 EXCLUDED_SPECIAL_USE = frozenset({"\\Junk", "\\Trash", "\\Drafts"})
@@ -49,20 +49,31 @@ class FolderInfo:
         return not ({"\\noselect", "\\nonexistent"} & lowered)
 
 
-def folders_to_sync(folders: Sequence[FolderInfo], *, gmail: bool) -> list[FolderInfo]:
-    """The folders to read, INBOX first (replies land there first)."""
-    usable = [f for f in folders if f.selectable]
+def folders_to_sync(
+    folders: Sequence[FolderInfo],
+    *,
+    gmail: bool,
+    include: Collection[str] = (),
+    exclude: Collection[str] = (),
+) -> list[FolderInfo]:
+    """The folders to read, INBOX first (replies land there first).
+
+    `exclude` names folders never to read; `include` names folders to read although the
+    defaults would skip them (a rep who keeps conversations in an archive under Trash, say).
+    """
+    usable = [f for f in folders if f.selectable and f.name not in exclude]
     if gmail:
         all_mail = [f for f in usable if f.special_use == "\\All"]
         if all_mail:
-            return all_mail
+            return all_mail + [f for f in usable if f.name in include and f not in all_mail]
     marked = any(f.special_use for f in usable)
     chosen = []
     for f in usable:
-        if f.special_use in EXCLUDED_SPECIAL_USE:
-            continue
         leaf = f.name.rsplit(f.delimiter, 1)[-1] if f.delimiter else f.name
-        if not marked and leaf.lower() in EXCLUDED_NAMES:
+        skipped = f.special_use in EXCLUDED_SPECIAL_USE or (
+            not marked and leaf.lower() in EXCLUDED_NAMES
+        )
+        if skipped and f.name not in include:
             continue
         chosen.append(f)
     return sorted(chosen, key=lambda f: (f.name.upper() != "INBOX", f.name))

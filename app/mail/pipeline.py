@@ -19,6 +19,8 @@ def prepare_message(
     folder_id: int | None = None,
     uid: int | None = None,
     uidvalidity: int | None = None,
+    gm_msgid: int | None = None,
+    gm_thrid: int | None = None,
 ) -> NewMessage:
     """Parse, link and classify one message. Never raises on junk: defects are recorded."""
     facts = parse_header_bytes(raw_header)
@@ -31,4 +33,6 @@ def prepare_message(
         folder_id=folder_id,
         uid=uid,
         uidvalidity=uidvalidity,
+        gm_msgid=gm_msgid,
+        gm_thrid=gm_thrid,
     )

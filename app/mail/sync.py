@@ -1,14 +1,17 @@
-"""One folder's incremental sync, and the whole-mailbox pass over an open IMAP session.
+"""One mailbox's sync over an open IMAP session: folder by folder, batch by batch.
 
-Each batch is stored together with the folder's high-water UID in one transaction, so a crash
-or a dropped connection resumes exactly after the last commit and never stores twice.
+Each batch is stored together with its folder's position in one transaction, so a crash or a
+dropped connection resumes exactly after the last commit and never stores a message twice.
+A folder's first read goes newest first (recent conversations show up at once) and keeps a
+low-water mark while it goes; later passes read only UIDs above the high-water mark. A poll
+that finds nothing new costs one STATUS per folder.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any
@@ -17,14 +20,13 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.folders import folders_to_sync
 from app.domain.model import Identity
-from app.mail.imap import ImapSession
+from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import prepare_message
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.messages import NewMessage
 
 log = logging.getLogger(__name__)
-STORE_BATCH = 500
 
 Progress = Callable[[str, int, int], None]  # folder, done, total
 
@@ -42,121 +44,209 @@ class MailboxRef:
     id: int
     user_id: int
     identity: Identity
+    include: Collection[str] = ()
+    exclude: Collection[str] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class SyncOptions:
+    since: date | None  # the look-back window of a folder's first read
+    batch_size: int = 500
+    now: datetime
 
 
 async def sync_mailbox(
     engine: AsyncEngine,
     session: ImapSession,
     mailbox: MailboxRef,
-    *,
-    since: date | None,
-    now: datetime,
+    options: SyncOptions,
     progress: Progress | None = None,
 ) -> SyncReport:
-    """Read every chosen folder from its last committed UID on."""
+    """Read every chosen folder from where the last committed batch left it."""
     listed = await asyncio.to_thread(session.list_folders)
-    chosen = folders_to_sync(listed, gmail=session.is_gmail)
+    chosen = folders_to_sync(
+        listed, gmail=session.is_gmail, include=mailbox.include, exclude=mailbox.exclude
+    )
     async with engine.begin() as conn:
         rows = await mailbox_store.ensure_folders(
             conn, mailbox.id, {f.name: f.special_use for f in chosen}
         )
     report = SyncReport()
     for folder in chosen:
-        await _sync_folder(
-            engine, session, mailbox, rows[folder.name], since, now, report, progress
-        )
+        reader = _FolderReader(engine, session, mailbox, rows[folder.name], options, report)
+        await reader.run(progress)
         report.folders += 1
+    async with engine.begin() as conn:
+        await mailbox_store.set_progress(conn, mailbox.id, None)
     return report
 
 
-async def _sync_folder(
-    engine: AsyncEngine,
-    session: ImapSession,
-    mailbox: MailboxRef,
-    folder: dict[str, Any],
-    since: date | None,
-    now: datetime,
-    report: SyncReport,
-    progress: Progress | None,
-) -> None:
-    status = await asyncio.to_thread(session.select, folder["name"])
-    highest = int(folder["highest_uid"] or 0)
-    if folder["uidvalidity"] is not None and folder["uidvalidity"] != status.uidvalidity:
-        log.info("sync.uidvalidity_changed folder=%s", folder["name"])
-        async with engine.begin() as conn:
-            await message_store.forget_locations(conn, folder["id"])
-        highest = 0
-    if (
-        folder["uidvalidity"] == status.uidvalidity
-        and status.uidnext is not None
-        and (status.uidnext <= highest + 1)
-    ):
-        return  # nothing new since the last pass
-    # The look-back window applies to a folder's first read only; later passes take all new UIDs.
-    uids = await asyncio.to_thread(
-        session.search_uids, min_uid=highest + 1, since=since if highest == 0 else None
-    )
-    total = len(uids)
-    if not uids:
-        async with engine.begin() as conn:
+class _FolderReader:
+    def __init__(
+        self,
+        engine: AsyncEngine,
+        session: ImapSession,
+        mailbox: MailboxRef,
+        row: dict[str, Any],
+        options: SyncOptions,
+        report: SyncReport,
+    ) -> None:
+        self.engine, self.session, self.mailbox = engine, session, mailbox
+        self.row, self.options, self.report = row, options, report
+        self.name: str = row["name"]
+
+    async def run(self, progress: Progress | None) -> None:
+        status = await asyncio.to_thread(self.session.status, self.name)
+        row = self.row
+        if row["uidvalidity"] is not None and row["uidvalidity"] != status.uidvalidity:
+            # The server renumbered the folder: its old UIDs mean nothing. Read it again; the
+            # messages are known by Message-ID, so nothing is stored or announced twice.
+            log.info("sync.uidvalidity_changed folder=%s", self.name)
+            async with self.engine.begin() as conn:
+                await message_store.forget_locations(conn, row["id"])
+                await mailbox_store.save_folder_position(
+                    conn,
+                    row["id"],
+                    uidvalidity=status.uidvalidity,
+                    highest_uid=0,
+                    highest_modseq=None,
+                    backfill_top_uid=None,
+                    backfill_low_uid=None,
+                )
+            row = {
+                **row,
+                "uidvalidity": status.uidvalidity,
+                "highest_uid": 0,
+                "highest_modseq": None,
+                "backfill_top_uid": None,
+                "backfill_low_uid": None,
+            }
+        elif self._unchanged(status):
+            return
+        await asyncio.to_thread(self.session.select, self.name)
+        highest = int(row["highest_uid"] or 0)
+        if highest == 0:
+            highest = await self._backfill(row, status, progress)
+        await self._incremental(highest, status, progress)
+
+    def _unchanged(self, status: FolderStatus) -> bool:
+        row = self.row
+        if row["uidvalidity"] is None or row["backfill_top_uid"] is not None:
+            return False  # never read, or a first read that did not finish
+        if status.uidnext is None or status.uidnext > int(row["highest_uid"]) + 1:
+            return False
+        return status.highest_modseq is None or status.highest_modseq == row["highest_modseq"]
+
+    async def _backfill(
+        self, row: dict[str, Any], status: FolderStatus, progress: Progress | None
+    ) -> int:
+        """The first read: the look-back window, newest first, resumable from its low-water."""
+        uids = await asyncio.to_thread(
+            self.session.search_uids, min_uid=1, since=self.options.since
+        )
+        top = row["backfill_top_uid"]
+        if top is None:
+            top = max(uids) if uids else (status.uidnext or 1) - 1
+            async with self.engine.begin() as conn:
+                await mailbox_store.save_folder_position(
+                    conn,
+                    row["id"],
+                    uidvalidity=status.uidvalidity,
+                    highest_uid=0,
+                    backfill_top_uid=top,
+                    backfill_low_uid=top + 1,
+                )
+            low = top + 1
+        else:
+            low = int(row["backfill_low_uid"])
+        todo = sorted((u for u in uids if u < low and u <= top), reverse=True)
+        done, total = 0, len(todo)
+        for start in range(0, total, self.options.batch_size):
+            chunk = todo[start : start + self.options.batch_size]
+            await self._store(chunk, status, backfill_low_uid=min(chunk))
+            done += len(chunk)
+            await self._progress(progress, done, total)
+        async with self.engine.begin() as conn:
             await mailbox_store.save_folder_position(
                 conn,
-                folder["id"],
+                row["id"],
+                highest_uid=top,
+                highest_modseq=status.highest_modseq,
+                backfill_top_uid=None,
+                backfill_low_uid=None,
+            )
+        return int(top)
+
+    async def _incremental(
+        self, highest: int, status: FolderStatus, progress: Progress | None
+    ) -> None:
+        uids = await asyncio.to_thread(self.session.search_uids, min_uid=highest + 1, since=None)
+        done, total = 0, len(uids)
+        for start in range(0, total, self.options.batch_size):
+            chunk = uids[start : start + self.options.batch_size]
+            await self._store(chunk, status, highest_uid=chunk[-1])
+            done += len(chunk)
+            await self._progress(progress, done, total)
+        # Every UID below UIDNEXT existed when STATUS answered and has been seen by now, so
+        # the next poll can tell "nothing new" from STATUS alone, even after expunges.
+        final = max([highest, *uids, (status.uidnext or 1) - 1])
+        async with self.engine.begin() as conn:
+            await mailbox_store.save_folder_position(
+                conn,
+                self.row["id"],
                 uidvalidity=status.uidvalidity,
-                highest_uid=highest,
+                highest_uid=final,
                 highest_modseq=status.highest_modseq,
             )
-        return
-    done = 0
-    for start in range(0, total, STORE_BATCH):
-        chunk = uids[start : start + STORE_BATCH]
-        batch, errors = await asyncio.to_thread(
-            _fetch_and_prepare, session, chunk, folder["id"], status.uidvalidity, mailbox, now
-        )
-        async with engine.begin() as conn:
+
+    async def _store(self, uids: list[int], status: FolderStatus, **position: int) -> None:
+        fetched = await asyncio.to_thread(self.session.fetch_headers, uids)
+        batch, errors = await asyncio.to_thread(self._prepare, fetched, status.uidvalidity)
+        async with self.engine.begin() as conn:
             stored = await message_store.store_messages(
-                conn, mailbox_id=mailbox.id, user_id=mailbox.user_id, batch=batch
+                conn, mailbox_id=self.mailbox.id, user_id=self.mailbox.user_id, batch=batch
             )
             for uid, error in errors:
-                await message_store.record_error(conn, folder_id=folder["id"], uid=uid, error=error)
-            await mailbox_store.save_folder_position(
-                conn,
-                folder["id"],
-                uidvalidity=status.uidvalidity,
-                highest_uid=chunk[-1],
-                highest_modseq=status.highest_modseq,
-            )
-        report.new_messages += stored.new_messages
-        report.skipped += len(errors)
-        report.touched_threads |= stored.touched_threads
-        done += len(chunk)
-        if progress:
-            progress(folder["name"], done, total)
-
-
-def _fetch_and_prepare(
-    session: ImapSession,
-    uids: list[int],
-    folder_id: int,
-    uidvalidity: int,
-    mailbox: MailboxRef,
-    now: datetime,
-) -> tuple[list[NewMessage], list[tuple[int, str]]]:
-    batch: list[NewMessage] = []
-    errors: list[tuple[int, str]] = []
-    for fetched in session.fetch_headers(uids):
-        try:
-            batch.append(
-                prepare_message(
-                    fetched.header,
-                    identity=mailbox.identity,
-                    fallback_date=fetched.internal_date or now,
-                    folder_id=folder_id,
-                    uid=fetched.uid,
-                    uidvalidity=uidvalidity,
+                await message_store.record_error(
+                    conn, folder_id=self.row["id"], uid=uid, error=error
                 )
+            await mailbox_store.save_folder_position(
+                conn, self.row["id"], uidvalidity=status.uidvalidity, **position
             )
-        except Exception as exc:  # a message we cannot read is recorded and skipped, never fatal
-            log.warning("sync.message_skipped uid=%s error=%s", fetched.uid, exc)
-            errors.append((fetched.uid, f"{type(exc).__name__}: {exc}"))
-    return batch, errors
+        self.report.new_messages += stored.new_messages
+        self.report.skipped += len(errors)
+        self.report.touched_threads |= stored.touched_threads
+
+    def _prepare(
+        self, fetched: list[FetchedHeader], uidvalidity: int
+    ) -> tuple[list[NewMessage], list[tuple[int, str]]]:
+        batch: list[NewMessage] = []
+        errors: list[tuple[int, str]] = []
+        for item in fetched:
+            try:
+                batch.append(
+                    prepare_message(
+                        item.header,
+                        identity=self.mailbox.identity,
+                        fallback_date=item.internal_date or self.options.now,
+                        folder_id=self.row["id"],
+                        uid=item.uid,
+                        uidvalidity=uidvalidity,
+                        gm_msgid=item.gm_msgid,
+                        gm_thrid=item.gm_thrid,
+                    )
+                )
+            except Exception as exc:  # one unreadable message never stops a sync
+                log.warning(
+                    "sync.message_skipped folder=%s uid=%s error=%r", self.name, item.uid, exc
+                )
+                errors.append((item.uid, f"{type(exc).__name__}: {exc}"))
+        return batch, errors
+
+    async def _progress(self, progress: Progress | None, done: int, total: int) -> None:
+        async with self.engine.begin() as conn:
+            await mailbox_store.set_progress(
+                conn, self.mailbox.id, {"folder": self.name, "done": done, "total": total}
+            )
+        if progress:
+            progress(self.name, done, total)

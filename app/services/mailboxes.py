@@ -32,6 +32,8 @@ class MailboxInput:
     timezone: str
     holiday_country: str | None
     holiday_subdiv: str | None = None
+    folder_include: list[str] = field(default_factory=list)
+    folder_exclude: list[str] = field(default_factory=list)
 
 
 def public_view(row: dict[str, Any]) -> dict[str, Any]:
@@ -50,8 +52,10 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
         "timezone": row["timezone"],
         "holiday_country": row["holiday_country"],
         "holiday_subdiv": row["holiday_subdiv"],
+        "folders": {"include": row["folder_include"] or [], "exclude": row["folder_exclude"] or []},
         "status": row["status"],
         "status_message": row["status_message"],
+        "progress": row["progress"],
         "last_sync_at": _iso(row["last_sync_at"]),
         "created_at": _iso(row["created_at"]),
     }
@@ -147,6 +151,8 @@ def _row_values(ctx: Context, user_id: int, data: MailboxInput) -> dict[str, Any
         "timezone": data.timezone,
         "holiday_country": data.holiday_country,
         "holiday_subdiv": data.holiday_subdiv,
+        "folder_include": data.folder_include,
+        "folder_exclude": data.folder_exclude,
         "rules": {},
     }
 
@@ -181,6 +187,8 @@ async def update_mailbox(
         timezone=row["timezone"],
         holiday_country=row["holiday_country"],
         holiday_subdiv=row["holiday_subdiv"],
+        folder_include=row["folder_include"] or [],
+        folder_exclude=row["folder_exclude"] or [],
     )
     merged = validate(ctx, MailboxInput(**{**current.__dict__, **changes}))
     connection_fields = {"host", "port", "security", "username", "secret", "auth_method"}

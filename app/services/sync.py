@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import logging
 import os
+import random
 import socket
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -14,7 +15,14 @@ from typing import Any
 
 from app.domain.events import EventType
 from app.domain.model import Identity
-from app.errors import Conflict, MailAuthError, MailServerError, NotFound
+from app.errors import (
+    Conflict,
+    MailAuthError,
+    MailConnectionError,
+    MailServerError,
+    MailTLSError,
+    NotFound,
+)
 from app.mail import sync as mail_sync
 from app.mail.imap import ImapSession
 from app.services.context import Context
@@ -27,6 +35,9 @@ from app.storage.engine import reading
 log = logging.getLogger(__name__)
 AUTH_FAILURE_BACKOFF = timedelta(minutes=30)  # a refused login is not retried in a tight loop
 CONNECTION_FAILURE_BACKOFF = timedelta(minutes=5)
+RECONNECT_ATTEMPTS = 4  # within one pass, before the mailbox is marked failed
+RECONNECT_BASE_DELAY = 1.0  # seconds: 1, 2, 4, 8 (± jitter)
+RECONNECT_MAX_DELAY = 30.0
 
 
 def worker_id() -> str:
@@ -96,6 +107,8 @@ async def _run(
     ctx: Context, mailbox: dict[str, Any], progress: mail_sync.Progress | None
 ) -> SyncOutcome:
     mailbox_id = mailbox["id"]
+    if mailbox["auth_method"] == "none":
+        raise Conflict(f"mailbox {mailbox_id} was imported from a file and has no IMAP server")
     now = ctx.clock()
     async with ctx.engine.begin() as conn:
         await store.set_status(conn, mailbox_id, "syncing", mailbox["status_message"])
@@ -103,22 +116,16 @@ async def _run(
         id=mailbox_id,
         user_id=mailbox["user_id"],
         identity=Identity.from_addresses(mailbox["addresses"]),
+        include=frozenset(mailbox["folder_include"] or ()),
+        exclude=frozenset(mailbox["folder_exclude"] or ()),
     )
-    since = (now - timedelta(days=ctx.settings.sync_lookback_days)).date()
+    options = mail_sync.SyncOptions(
+        since=(now - timedelta(days=ctx.settings.sync_lookback_days)).date(),
+        batch_size=ctx.settings.sync_batch_size,
+        now=now,
+    )
     try:
-        session = await asyncio.to_thread(
-            ImapSession.open,
-            account_of(ctx, mailbox),
-            ca_file=ctx.settings.imap_ca_file,
-            timeout=ctx.settings.imap_timeout_seconds,
-            allow_plaintext=ctx.settings.imap_allow_plaintext,
-        )
-        try:
-            report = await mail_sync.sync_mailbox(
-                ctx.engine, session, ref, since=since, now=now, progress=progress
-            )
-        finally:
-            await asyncio.to_thread(session.close)
+        report = await _pass_with_retries(ctx, mailbox, ref, options, progress)
     except MailServerError as exc:
         await _record_failure(ctx, mailbox, exc)
         raise
@@ -149,6 +156,57 @@ async def _run(
         skipped=report.skipped,
         threads_evaluated=evaluated,
     )
+
+
+async def _pass_with_retries(
+    ctx: Context,
+    mailbox: dict[str, Any],
+    ref: mail_sync.MailboxRef,
+    options: mail_sync.SyncOptions,
+    progress: mail_sync.Progress | None,
+) -> mail_sync.SyncReport:
+    """A dropped connection is reopened with exponential backoff and jitter; the pass resumes
+    after the last committed batch. A refused login or a bad certificate is not retried."""
+    total = mail_sync.SyncReport()
+    for attempt in range(RECONNECT_ATTEMPTS + 1):
+        try:
+            report = await _one_pass(ctx, mailbox, ref, options, progress)
+        except (MailAuthError, MailTLSError):
+            raise
+        except MailConnectionError as exc:
+            if attempt == RECONNECT_ATTEMPTS:
+                raise
+            delay = min(RECONNECT_MAX_DELAY, RECONNECT_BASE_DELAY * 2**attempt)
+            delay *= 0.5 + random.random()  # jitter: many mailboxes must not reconnect in step
+            log.info("sync.reconnect mailbox=%s in=%.1fs error=%s", ref.id, delay, exc.message)
+            await asyncio.sleep(delay)
+            continue
+        total.new_messages += report.new_messages
+        total.skipped += report.skipped
+        total.folders = report.folders
+        total.touched_threads |= report.touched_threads
+        return total
+    raise AssertionError("unreachable")
+
+
+async def _one_pass(
+    ctx: Context,
+    mailbox: dict[str, Any],
+    ref: mail_sync.MailboxRef,
+    options: mail_sync.SyncOptions,
+    progress: mail_sync.Progress | None,
+) -> mail_sync.SyncReport:
+    session = await asyncio.to_thread(
+        ImapSession.open,
+        account_of(ctx, mailbox),
+        ca_file=ctx.settings.imap_ca_file,
+        timeout=ctx.settings.imap_timeout_seconds,
+        allow_plaintext=ctx.settings.imap_allow_plaintext,
+    )
+    try:
+        return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress)
+    finally:
+        await asyncio.to_thread(session.close)
 
 
 async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:

@@ -148,21 +148,27 @@ async def ensure_folders(
     return {r["name"]: dict(r) for r in rows}
 
 
-async def save_folder_position(
-    conn: AsyncConnection,
-    folder_id: int,
-    *,
-    uidvalidity: int,
-    highest_uid: int,
-    highest_modseq: int | None,
+async def save_folder_position(conn: AsyncConnection, folder_id: int, **position: Any) -> None:
+    """Record how far a folder has been read (uidvalidity, highest_uid, highest_modseq,
+    backfill_top_uid, backfill_low_uid): in the transaction of the batch it covers."""
+    allowed = {
+        "uidvalidity",
+        "highest_uid",
+        "highest_modseq",
+        "backfill_top_uid",
+        "backfill_low_uid",
+    }
+    unknown = position.keys() - allowed
+    if unknown:
+        raise ValueError(f"not a folder position: {sorted(unknown)}")
+    await conn.execute(
+        update(folders).where(folders.c.id == folder_id).values(**position, last_synced_at=utcnow())
+    )
+
+
+async def set_progress(
+    conn: AsyncConnection, mailbox_id: int, progress: dict[str, Any] | None
 ) -> None:
     await conn.execute(
-        update(folders)
-        .where(folders.c.id == folder_id)
-        .values(
-            uidvalidity=uidvalidity,
-            highest_uid=highest_uid,
-            highest_modseq=highest_modseq,
-            last_synced_at=utcnow(),
-        )
+        update(mailboxes).where(mailboxes.c.id == mailbox_id).values(progress=progress)
     )

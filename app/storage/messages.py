@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -23,6 +24,7 @@ from app.storage.tables import (
 
 # SQLite allows 32,766 bound parameters; stay far below for IN (…) lists.
 _IN_CHUNK = 500
+GMAIL_THREAD_DOMAIN = "gmail-thread.radiosilence.invalid"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -31,9 +33,13 @@ class NewMessage:
     links: ThreadLinks
     classification: Classification
     date: datetime  # the Date header, else the server's INTERNALDATE
-    folder_id: int | None = None  # None for imports from files
+    folder_id: int | None = None
     uid: int | None = None
     uidvalidity: int | None = None
+    gm_msgid: int | None = None
+    gm_thrid: int | None = None
+    details: dict[str, Any] | None = None  # what reading the body found; None: not read
+    text_prefix: str | None = None  # kept only when the operator asks for it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -47,7 +53,9 @@ async def store_messages(
 ) -> StoreResult:
     """Store a batch idempotently: known messages only gain a location; new ones are threaded.
 
-    Threads touched are marked dirty so the rules look at them again, even after a crash.
+    A fixed handful of statements per batch, whatever its size: the first sync of a large
+    mailbox is bound by this. Threads touched are marked dirty so the rules look at them again,
+    even after a crash.
     """
     keys = list(dict.fromkeys(m.links.key for m in batch))
     known = await _message_ids_by_key(conn, mailbox_id, keys)
@@ -55,12 +63,18 @@ async def store_messages(
     for m in batch:
         if m.links.key not in known:
             fresh.setdefault(m.links.key, m)
-    now = utcnow()
+    touched: set[int] = set()
     if fresh:
-        await conn.execute(
-            insert(messages), [_message_row(mailbox_id, m, now) for m in fresh.values()]
+        assignment, touched = await _assign_threads(conn, mailbox_id, user_id, list(fresh.values()))
+        now = utcnow()
+        rows = [_message_row(mailbox_id, m, assignment[m.links.key], now) for m in fresh.values()]
+        result = await conn.execute(
+            insert(messages).returning(
+                messages.c.message_key, messages.c.id, sort_by_parameter_order=True
+            ),
+            rows,
         )
-        known |= await _message_ids_by_key(conn, mailbox_id, list(fresh))
+        known.update({key: int(mid) for key, mid in result})
     await insert_ignore(
         conn,
         message_locations,
@@ -75,9 +89,6 @@ async def store_messages(
             if m.folder_id is not None
         ],
         ["folder_id", "uid", "uidvalidity"],
-    )
-    touched = await _thread_new_messages(
-        conn, mailbox_id=mailbox_id, user_id=user_id, fresh=list(fresh.values()), ids=known
     )
     return StoreResult(new_messages=len(fresh), touched_threads=touched)
 
@@ -112,10 +123,11 @@ async def _message_ids_by_key(
     return out
 
 
-def _message_row(mailbox_id: int, m: NewMessage, now: datetime) -> dict[str, Any]:
+def _message_row(mailbox_id: int, m: NewMessage, thread_id: int, now: datetime) -> dict[str, Any]:
     f = m.facts
     return {
         "mailbox_id": mailbox_id,
+        "thread_id": thread_id,
         "message_key": m.links.key,
         "has_message_id": f.message_id is not None,
         "in_reply_to": list(f.in_reply_to),
@@ -130,59 +142,101 @@ def _message_row(mailbox_id: int, m: NewMessage, now: datetime) -> dict[str, Any
         "kind_reason": m.classification.reason,
         "signals": f.signals,
         "defects": list(f.defects),
+        "details": m.details,
+        "text_prefix": m.text_prefix,
+        "gm_msgid": m.gm_msgid,
+        "gm_thrid": m.gm_thrid,
         "created_at": now,
     }
 
 
-async def _thread_new_messages(
-    conn: AsyncConnection,
-    *,
-    mailbox_id: int,
-    user_id: int,
-    fresh: list[NewMessage],
-    ids: dict[str, int],
-) -> set[int]:
-    """Join each new message to the thread of any key it shares; merge threads it bridges."""
-    if not fresh:
-        return set()
-    all_keys = {k for m in fresh for k in (m.links.key, *m.links.references)}
-    key_thread = await _threads_by_key(conn, mailbox_id, list(all_keys))
-    new_keys: dict[str, int] = {}
-    touched: set[int] = set()
-    for m in sorted(fresh, key=lambda m: m.date):
-        linked = [m.links.key, *m.links.references]
-        found = {key_thread[k] for k in linked if k in key_thread}
-        if not found:
-            target = await _create_thread(conn, mailbox_id, user_id, m.facts.subject)
-        else:
-            target = min(found)
-            for other in found - {target}:
-                await _merge_thread(conn, source=other, target=target)
-                key_thread = {k: (target if t == other else t) for k, t in key_thread.items()}
-                new_keys = {k: (target if t == other else t) for k, t in new_keys.items()}
-                touched.discard(other)
-        for k in linked:
-            if key_thread.get(k) != target:
-                key_thread[k] = target
-                new_keys[k] = target
-        touched.add(target)
-        await conn.execute(
-            update(messages).where(messages.c.id == ids[m.links.key]).values(thread_id=target)
+async def _assign_threads(
+    conn: AsyncConnection, mailbox_id: int, user_id: int, fresh: list[NewMessage]
+) -> tuple[dict[str, int], set[int]]:
+    """Each new message's thread: the thread of any key it shares, merging threads it bridges,
+    or a new one. Union-find in memory, then a few bulk statements."""
+    all_keys = list({k for m in fresh for k in _linked(m)})
+    key_thread = await _threads_by_key(conn, mailbox_id, all_keys)
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        root = key
+        while parent.get(root, root) != root:
+            root = parent[root]
+        while parent.get(key, key) != root:  # path compression keeps chains short
+            parent[key], key = root, parent[key]
+        return root
+
+    for m in fresh:
+        linked = _linked(m)
+        first = find(linked[0])
+        for other in linked[1:]:
+            root = find(other)
+            if root != first:
+                parent[root] = first
+    groups: dict[str, list[str]] = defaultdict(list)
+    for key in all_keys:
+        groups[find(key)].append(key)
+    earliest: dict[str, NewMessage] = {}
+    for m in fresh:
+        root = find(m.links.key)
+        if root not in earliest or m.date < earliest[root].date:
+            earliest[root] = m
+
+    target: dict[str, int] = {}
+    merges: list[tuple[int, int]] = []
+    new_roots: list[str] = []
+    for root, keys in groups.items():
+        existing = sorted({key_thread[k] for k in keys if k in key_thread})
+        if not existing:
+            new_roots.append(root)
+            continue
+        target[root] = existing[0]  # the oldest thread absorbs the others
+        merges += [(other, existing[0]) for other in existing[1:]]
+    for source, into in merges:
+        await _merge_thread(conn, source=source, target=into)
+    if new_roots:
+        now = utcnow()
+        result = await conn.execute(
+            insert(threads).returning(threads.c.id, sort_by_parameter_order=True),
+            [
+                {
+                    "mailbox_id": mailbox_id,
+                    "user_id": user_id,
+                    "subject": earliest[r].facts.subject,
+                    "state": None,
+                    "reason": "",
+                    "dirty": True,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for r in new_roots
+            ],
         )
-    await insert_ignore(
-        conn,
-        thread_keys,
-        [{"mailbox_id": mailbox_id, "message_key": k, "thread_id": t} for k, t in new_keys.items()],
-        ["mailbox_id", "message_key"],
-    )
-    if touched:
+        target.update(zip(new_roots, (int(tid) for (tid,) in result), strict=True))
+    new_keys = [
+        {"mailbox_id": mailbox_id, "message_key": k, "thread_id": target[find(k)]}
+        for k in all_keys
+        if key_thread.get(k) != target[find(k)] and k not in key_thread
+    ]
+    await insert_ignore(conn, thread_keys, new_keys, ["mailbox_id", "message_key"])
+    existing_touched = {target[r] for r in groups if r not in new_roots}
+    if existing_touched:
         await conn.execute(
             update(threads)
             .where(threads.c.id == bindparam("tid"))
             .values(dirty=True, updated_at=utcnow()),
-            [{"tid": t} for t in touched],
+            [{"tid": t} for t in existing_touched],
         )
-    return touched
+    assignment = {m.links.key: target[find(m.links.key)] for m in fresh}
+    return assignment, set(assignment.values())
+
+
+def _linked(m: NewMessage) -> list[str]:
+    keys = [m.links.key, *m.links.references]
+    if m.gm_thrid is not None:  # Gmail already knows the conversation: trust it
+        keys.append(f"<gm-thread-{m.gm_thrid}@{GMAIL_THREAD_DOMAIN}>")
+    return keys
 
 
 async def _threads_by_key(

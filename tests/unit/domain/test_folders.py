@@ -31,3 +31,9 @@ def test_names_decide_when_the_server_has_no_special_use() -> None:
 def test_gmail_reads_all_mail_alone() -> None:
     listed = [f("INBOX"), f("[Gmail]/All Mail", "\\All"), f("[Gmail]/Sent Mail", "\\Sent")]
     assert [x.name for x in folders_to_sync(listed, gmail=True)] == ["[Gmail]/All Mail"]
+
+
+def test_include_and_exclude_override_the_defaults() -> None:
+    listed = [f("INBOX"), f("Sent", "\\Sent"), f("Trash", "\\Trash"), f("Newsletters")]
+    chosen = folders_to_sync(listed, gmail=False, include={"Trash"}, exclude={"Newsletters"})
+    assert [x.name for x in chosen] == ["INBOX", "Sent", "Trash"]
