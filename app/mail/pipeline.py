@@ -24,6 +24,10 @@ def prepare_message(
 ) -> NewMessage:
     """Parse, link and classify one message. Never raises on junk: defects are recorded."""
     facts = parse_header_bytes(raw_header)
+    if facts.message_id is None and facts.from_ is None and facts.date is None:
+        # No Message-ID, no sender, no date: nothing to thread or decide on. Recorded, skipped.
+        detail = "; ".join(facts.defects[:3]) or "empty header"
+        raise ValueError(f"not an e-mail: no Message-ID, From or Date ({detail})")
     links = thread_links(facts, fallback_key=synthetic_message_key(raw_header))
     return NewMessage(
         facts=facts,

@@ -14,19 +14,22 @@ from app.storage.tables import folders, mailboxes
 
 async def create_mailbox(conn: AsyncConnection, values: dict[str, Any]) -> int:
     now = utcnow()
-    result = await conn.execute(
-        insert(mailboxes)
-        .values(
-            **values,
-            status="new",
-            status_message="",
-            created_at=now,
-            updated_at=now,
-            next_sync_at=now,
-        )
-        .returning(mailboxes.c.id)
-    )
+    row = {
+        "status": "new",
+        "status_message": "",
+        "created_at": now,
+        "updated_at": now,
+        "next_sync_at": now,
+        **values,
+    }
+    result = await conn.execute(insert(mailboxes).values(**row).returning(mailboxes.c.id))
     return int(result.scalar_one())
+
+
+async def find_mailbox(conn: AsyncConnection, *, user_id: int, name: str) -> dict[str, Any] | None:
+    query = select(mailboxes).where(mailboxes.c.user_id == user_id, mailboxes.c.name == name)
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row else None
 
 
 async def get_mailbox(

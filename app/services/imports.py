@@ -1,0 +1,105 @@
+"""`radiosilence import`: an mbox file or Maildir into a user's mailbox, then the rules."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from app.domain.model import Identity
+from app.errors import Conflict, InvalidInput, NotFound
+from app.mail import files
+from app.services.accounts import normalize_email
+from app.services.context import Context
+from app.services.evaluation import evaluate_due
+from app.storage import mailboxes as mailbox_store
+from app.storage import users as user_store
+
+FILE_SOURCE = "none"  # auth_method of a mailbox that has no IMAP server behind it
+
+
+@dataclass(frozen=True, kw_only=True)
+class ImportOutcome:
+    mailbox_id: int
+    folders: int
+    read: int
+    new_messages: int
+    skipped: int
+    threads_evaluated: int
+
+
+async def import_mail(
+    ctx: Context,
+    path: Path,
+    *,
+    email: str,
+    mailbox_name: str,
+    addresses: list[str],
+    timezone: str = "UTC",
+    progress: files.Progress | None = None,
+) -> ImportOutcome:
+    email = normalize_email(email)
+    addresses = [normalize_email(a) for a in addresses]
+    if not addresses:
+        raise InvalidInput("give at least one --address: the rep's own e-mail address")
+    try:
+        ZoneInfo(timezone)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise InvalidInput(f"unknown timezone {timezone!r}: use an IANA name") from None
+    async with ctx.engine.begin() as conn:
+        user = await user_store.get_user_by_email(conn, email)
+        if user is None:
+            raise NotFound(
+                f"no user with e-mail {email}: create it with `radiosilence user create`"
+            )
+        mailbox = await mailbox_store.find_mailbox(conn, user_id=user["id"], name=mailbox_name)
+        if mailbox is None:
+            mailbox_id = await mailbox_store.create_mailbox(
+                conn,
+                {
+                    "user_id": user["id"],
+                    "name": mailbox_name,
+                    "imap_host": "",
+                    "imap_port": 0,
+                    "imap_security": "plain",
+                    "imap_username": "",
+                    "auth_method": FILE_SOURCE,
+                    "secret_enc": ctx.box.encrypt(""),
+                    "addresses": addresses,
+                    "timezone": timezone,
+                    "holiday_country": None,
+                    "holiday_subdiv": None,
+                    "rules": {},
+                    "status": "ok",
+                    "next_sync_at": None,
+                },
+            )
+        elif mailbox["auth_method"] != FILE_SOURCE:
+            raise Conflict(
+                f"mailbox {mailbox_name!r} reads an IMAP server; import into another mailbox name"
+            )
+        else:
+            mailbox_id = int(mailbox["id"])
+            addresses = list(mailbox["addresses"])
+    report = await files.import_path(
+        ctx.engine,
+        path,
+        mailbox_id=mailbox_id,
+        user_id=user["id"],
+        identity=Identity.from_addresses(addresses),
+        now=ctx.clock(),
+        progress=progress,
+    )
+    evaluated = 0
+    async with ctx.engine.begin() as conn:
+        while batch := await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id):
+            evaluated += batch
+        await mailbox_store.set_status(conn, mailbox_id, "ok", "", synced=True)
+    return ImportOutcome(
+        mailbox_id=mailbox_id,
+        folders=report.folders,
+        read=report.read,
+        new_messages=report.new_messages,
+        skipped=report.skipped,
+        threads_evaluated=evaluated,
+    )
