@@ -1,36 +1,50 @@
 """Each message's kind with the reason that decided it.
 
-Order matters: the rep's own mail first, then machine-made mail (bounces, auto-replies,
-bulk), because auto-replies and bounces thread like replies and must never end a silence.
+Order matters: the rep's own mail first, then machine-made mail (delivery reports,
+auto-replies, bulk), because auto-replies and bounces thread like replies and must never end a
+silence. The body, when the caller has it, refines the header's verdict: a delivery-status
+report's recipients, a calendar answer, a quote-only "reply", a clear decline.
 """
 
 from __future__ import annotations
 
 import re
 
-from app.domain.model import Classification, HeaderFacts, Identity, MessageKind
-
-_BOUNCE_SENDERS = frozenset({"mailer-daemon", "postmaster", "mail-daemon", "mailerdaemon"})
-_AUTO_SUBJECT_RE = re.compile(
-    r"^\s*(automatic reply|auto(?:matic)?[- ]?(?:reply|response)|out of (?:the )?office|"
-    r"abwesenheitsnotiz|automatische antwort|réponse automatique|respuesta automática)\b",
-    re.IGNORECASE,
+from app.domain.autoreply import (
+    auto_reply_header,
+    auto_reply_subject,
+    autoresponder_phrase,
+    challenge_phrase,
+    is_out_of_office,
+    left_company_phrase,
+    out_of_office_phrase,
+    replacement_contact,
 )
-_BOUNCE_SUBJECT_RE = re.compile(
-    r"^\s*(undeliver(?:able|ed)|delivery status notification \((?:failure|delay)\)|"
-    r"mail delivery (?:failed|failure|system)|returned mail|failure notice|"
-    r"delivery failure|non[- ]?delivery)",
-    re.IGNORECASE,
+from app.domain.bounces import DeliveryReport, read_report
+from app.domain.decline import decline_phrase
+from app.domain.model import (
+    Classification,
+    HeaderFacts,
+    Identity,
+    MessageBody,
+    MessageKind,
+    Subkind,
 )
+from app.domain.replytext import ReplyText, has_own_words, split_reply
+from app.domain.returndate import find_return_date
+
+_NOREPLY_RE = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|notifications?)(?:[-+_.].*)?$")
+MAX_UNQUOTED_AUTO_CHARS = 2_000  # body phrases decide only for a short text quoting nothing
 
 
-def classify(facts: HeaderFacts, identity: Identity) -> Classification:
-    """Decide a message's kind from its header facts and the rep's identity."""
+def classify(
+    facts: HeaderFacts, identity: Identity, body: MessageBody | None = None
+) -> Classification:
+    """Decide a message's kind from its header facts, the rep's identity and, if read, its body."""
     sender = facts.from_.normalized if facts.from_ else ""
-    participants = [a.normalized for a in facts.recipients] + ([sender] if sender else [])
 
-    if sender and identity.is_own_address(sender):
-        external = [a for a in participants if not identity.is_internal(a)]
+    if sender in identity.addresses or ("+" in sender and identity.is_own_address(sender)):
+        external = [a for a in _participants(facts, sender) if not identity.is_internal(a)]
         if not external:
             return Classification(
                 kind=MessageKind.INTERNAL,
@@ -40,67 +54,166 @@ def classify(facts: HeaderFacts, identity: Identity) -> Classification:
             kind=MessageKind.OUTBOUND, reason=f"outbound: From {sender} is one of your addresses"
         )
 
-    machine = _machine_kind(facts, sender)
-    if machine is not None:
-        return machine
+    report = read_report(facts, body, sender)
+    if report is not None:
+        return _reported(report, body)
 
-    if participants and all(identity.is_internal(a) for a in participants):
+    if body is not None and body.calendar_method == "REPLY":
+        answer = f", PARTSTAT={body.calendar_partstat}" if body.calendar_partstat else ""
+        return Classification(
+            kind=MessageKind.REPLY,
+            reason=f"reply: calendar answer from {sender or 'unknown'} (METHOD:REPLY{answer})",
+            subkind=Subkind.CALENDAR_REPLY,
+        )
+
+    reply = split_reply(body.text) if body is not None and body.text else None
+    automatic = _auto_reply(facts, reply, sender)
+    if automatic is not None:
+        return automatic
+
+    relayed = False
+    bulk = _bulk_signal(facts, sender)
+    if bulk is not None:
+        if not _relayed_by_list(facts, sender):
+            return Classification(kind=MessageKind.BULK, reason=f"bulk: {bulk}")
+        relayed = True
+
+    if identity.is_internal(sender) and all(
+        identity.is_internal(a) for a in _participants(facts, sender)
+    ):
         return Classification(
             kind=MessageKind.INTERNAL, reason="internal: every participant is in your organisation"
         )
+    return _human(sender, reply, relayed=relayed)
+
+
+def _participants(facts: HeaderFacts, sender: str) -> list[str]:
+    return [a.normalized for a in facts.recipients] + ([sender] if sender else [])
+
+
+def _reported(report: DeliveryReport, body: MessageBody | None) -> Classification:
+    returned = body.returned_message_ids if body is not None else ()
+    if report.subkind is None:
+        return Classification(
+            kind=MessageKind.BOUNCE,
+            reason=f"bounce: {report.reason}",
+            bounce_recipient=report.recipient,
+            bounce_hard=report.hard,
+            returned_message_ids=returned,
+        )
     return Classification(
-        kind=MessageKind.REPLY, reason=f"reply: from external participant {sender or 'unknown'}"
+        kind=MessageKind.AUTO_REPLY,
+        reason=f"auto_reply: {report.reason}",
+        subkind=report.subkind,
+        bounce_recipient=report.recipient if report.subkind is Subkind.DELAY_NOTICE else None,
+        bounce_hard=report.hard if report.subkind is Subkind.DELAY_NOTICE else None,
+        returned_message_ids=returned,
     )
 
 
-def _machine_kind(facts: HeaderFacts, sender: str) -> Classification | None:
+def _auto_reply(facts: HeaderFacts, reply: ReplyText | None, sender: str) -> Classification | None:
+    own = reply.own if reply is not None else ""
+    decided_by = auto_reply_header(facts) or auto_reply_subject(facts)
+    if decided_by is None and reply is not None:
+        if reply.quoted or len(own) > MAX_UNQUOTED_AUTO_CHARS:
+            return None
+        phrase = (
+            left_company_phrase(own)
+            or out_of_office_phrase(own)
+            or autoresponder_phrase(own)
+            or challenge_phrase(own)
+        )
+        if phrase is None:
+            return None
+        decided_by = f"the text {phrase!r}"
+    if decided_by is None:
+        return None
+    if decided_by.startswith("Auto-Submitted: auto-generated") and _bulk_signal(facts, sender):
+        return Classification(kind=MessageKind.BULK, reason=f"bulk: {decided_by} with list headers")
+    return _automatic(facts, own, sender, decided_by)
+
+
+def _automatic(facts: HeaderFacts, own: str, sender: str, decided_by: str) -> Classification:
+    left = left_company_phrase(own)
+    if left is not None:
+        contact = replacement_contact(own, sender=sender)
+        named = f"; names {contact} instead" if contact else ""
+        return Classification(
+            kind=MessageKind.AUTO_REPLY,
+            reason=f"auto_reply: {decided_by}; left the company ({left!r}){named}",
+            subkind=Subkind.LEFT_COMPANY,
+            replacement_contact=contact,
+        )
+    challenge = challenge_phrase(own)
+    if challenge is not None:
+        return Classification(
+            kind=MessageKind.AUTO_REPLY,
+            reason=f"auto_reply: {decided_by}; challenge-response ({challenge!r})",
+            subkind=Subkind.CHALLENGE,
+        )
+    returning = find_return_date([facts.subject, own], facts.date)
+    away = returning is not None or is_out_of_office(facts.subject, own)
+    back = ""
+    if returning is not None:
+        back = f"; back {returning.day.strftime('%a %d %b %Y')} ({returning.phrase!r})"
+    return Classification(
+        kind=MessageKind.AUTO_REPLY,
+        reason=f"auto_reply: {decided_by}{back}",
+        subkind=Subkind.OUT_OF_OFFICE if away else None,
+        return_date=returning.day if returning is not None else None,
+    )
+
+
+def _bulk_signal(facts: HeaderFacts, sender: str) -> str | None:
     s = facts.signals
-    content_type = s.get("content-type", "").lower()
-    local_part = sender.partition("@")[0]
-    if "multipart/report" in content_type and "delivery-status" in content_type:
-        return _bounce("Content-Type multipart/report; report-type=delivery-status")
-    if "x-failed-recipients" in s:
-        return _bounce(f"X-Failed-Recipients: {s['x-failed-recipients'][:80]}")
-    if local_part in _BOUNCE_SENDERS:
-        return _bounce(f"sender {sender}")
-    if _BOUNCE_SUBJECT_RE.search(facts.subject) and s.get("return-path", "").strip() in {"<>", ""}:
-        return _bounce(f"subject {facts.subject[:60]!r} with an empty Return-Path")
-
-    auto_submitted = s.get("auto-submitted", "").strip().lower()
-    if auto_submitted and not auto_submitted.startswith("no"):
-        return _auto(f"Auto-Submitted: {auto_submitted}")
-    for name in ("x-autoreply", "x-autorespond"):
-        if name in s:
-            return _auto(f"{name} header")
-    if s.get("precedence", "").strip().lower() == "auto_reply":
-        return _auto("Precedence: auto_reply")
-    # Microsoft 365 out-of-office replies carry no Auto-Submitted; X-Auto-Response-Suppress
-    # alone is sent by ordinary Outlook mail too, so it never decides on its own.
-    if _AUTO_SUBJECT_RE.search(facts.subject) and (
-        "x-ms-exchange-inbox-rules-loop" in s or "x-auto-response-suppress" in s
-    ):
-        return _auto(f"subject {facts.subject[:60]!r} from an Exchange rule")
-
     precedence = s.get("precedence", "").strip().lower()
     if precedence in {"bulk", "list", "junk"}:
-        return _bulk(f"Precedence: {precedence}")
+        return f"Precedence: {precedence}"
     for name, label in (
         ("list-id", "List-Id"),
         ("list-unsubscribe", "List-Unsubscribe"),
         ("feedback-id", "Feedback-ID"),
+        ("x-mailing-list", "X-Mailing-List"),
     ):
         if name in s:
-            return _bulk(f"{label} header")
+            return f"{label} header"
+    if _NOREPLY_RE.match(sender.partition("@")[0]):
+        return f"no-reply sender {sender}"
     return None
 
 
-def _bounce(reason: str) -> Classification:
-    return Classification(kind=MessageKind.BOUNCE, reason=f"bounce: {reason}")
+def _relayed_by_list(facts: HeaderFacts, sender: str) -> bool:
+    """A person's answer passed on by a mailing list or group (sales@ on Google Groups):
+    it answers a message, and nothing says a mass mailer or a robot wrote it."""
+    s = facts.signals
+    if not (facts.in_reply_to or facts.references):
+        return False
+    if "feedback-id" in s or s.get("precedence", "").strip().lower() in {"bulk", "junk"}:
+        return False
+    return not _NOREPLY_RE.match(sender.partition("@")[0])
 
 
-def _auto(reason: str) -> Classification:
-    return Classification(kind=MessageKind.AUTO_REPLY, reason=f"auto_reply: {reason}")
-
-
-def _bulk(reason: str) -> Classification:
-    return Classification(kind=MessageKind.BULK, reason=f"bulk: {reason}")
+def _human(sender: str, reply: ReplyText | None, *, relayed: bool) -> Classification:
+    who = sender or "unknown"
+    if reply is not None and reply.quoted and not has_own_words(reply.own):
+        return Classification(
+            kind=MessageKind.BULK,
+            reason=f"bulk: empty reply: {who} only quoted earlier mail "
+            f"({reply.cut_by[:60]!r}), no text of their own",
+            subkind=Subkind.EMPTY_REPLY,
+        )
+    subkind = Subkind.LIST_RELAYED if relayed else None
+    via = " relayed by a mailing list" if relayed else ""
+    declined = decline_phrase(reply.own) if reply is not None else None
+    if declined is not None:
+        return Classification(
+            kind=MessageKind.REPLY,
+            reason=f"reply: decline from external participant {who}{via}: {declined!r}",
+            subkind=subkind,
+            decline=True,
+        )
+    return Classification(
+        kind=MessageKind.REPLY,
+        reason=f"reply: from external participant {who}{via}",
+        subkind=subkind,
+    )

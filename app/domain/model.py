@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import datetime
+from datetime import date, datetime
 from enum import StrEnum
 
 # Domains shared by strangers: a rep on gmail.com does not make every Gmail user a colleague.
@@ -117,10 +117,60 @@ def canonical_address(email: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}" if local else email.strip().lower()
 
 
+class Subkind(StrEnum):
+    """A finer reading inside a kind; the rules may treat some of these apart."""
+
+    OUT_OF_OFFICE = "out_of_office"  # auto_reply: away, maybe with a return date
+    LEFT_COMPANY = "left_company"  # auto_reply: the person left; maybe a replacement contact
+    CHALLENGE = "challenge"  # auto_reply: challenge-response anti-spam ("verify you are human")
+    READ_RECEIPT = "read_receipt"  # auto_reply: MDN; says nothing about an answer
+    DELIVERY_RECEIPT = "delivery_receipt"  # auto_reply: DSN Action delivered/relayed/expanded
+    DELAY_NOTICE = "delay_notice"  # auto_reply: DSN Action delayed; still retried, not a bounce
+    FEEDBACK_REPORT = "feedback_report"  # auto_reply: ARF abuse/complaint report
+    CALENDAR_REPLY = "calendar_reply"  # reply: an accepted/declined invitation (METHOD:REPLY)
+    LIST_RELAYED = "list_relayed"  # reply: a person's answer relayed by a mailing list
+    EMPTY_REPLY = "empty_reply"  # bulk: only quotes earlier mail, no text of its own
+
+
 @dataclass(frozen=True, kw_only=True)
 class Classification:
     kind: MessageKind
     reason: str  # which header or phrase decided, for the rep to read
+    subkind: Subkind | None = None
+    return_date: date | None = None  # auto_reply: the day the person says they are back
+    bounce_recipient: str | None = None  # bounce/delay: the address that failed
+    bounce_hard: bool | None = None  # bounce: True permanent (5.x.x), False transient (4.x.x)
+    decline: bool = False  # reply: a clear "no" ("not interested", "remove me")
+    replacement_contact: str | None = None  # left_company: whom they name instead
+    returned_message_ids: tuple[str, ...] = ()  # bounce: the returned original's Message-ID(s)
+
+
+@dataclass(frozen=True, kw_only=True)
+class RecipientStatus:
+    """One per-recipient block of a delivery-status report (RFC 3464)."""
+
+    recipient: str  # Final-Recipient (else Original-Recipient), lower-cased; "" when absent
+    action: str = ""  # failed, delayed, delivered, relayed, expanded (lower-cased)
+    status: str = ""  # RFC 3463 code such as "5.1.1"
+    diagnostic: str = ""  # Diagnostic-Code, shortened
+
+
+@dataclass(frozen=True, kw_only=True)
+class MessageBody:
+    """What the decisions need from a message's body, which may be cut after the first 16 KB."""
+
+    content_type: str = ""  # top-level "type/subtype", lower-cased
+    report_type: str = ""  # multipart/report's report-type, lower-cased
+    text: str = ""  # the first text/plain part, else text/html as text; shortened
+    text_is_html: bool = False
+    delivery_status: tuple[RecipientStatus, ...] = ()
+    returned_message_ids: tuple[str, ...] = ()  # Message-ID(s) of a returned original
+    returned_recipients: tuple[str, ...] = ()  # To/Cc of a returned original, lower-cased
+    disposition: str | None = None  # a read receipt's Disposition field
+    feedback_report: bool = False  # an ARF (message/feedback-report) part is present
+    calendar_method: str | None = None  # text/calendar METHOD, upper-cased
+    calendar_partstat: str | None = None  # the attendee's PARTSTAT in a calendar REPLY
+    defects: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True, kw_only=True)

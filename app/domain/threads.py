@@ -7,11 +7,16 @@ message links two of them, so the grouping does not depend on the order mail arr
 
 from __future__ import annotations
 
+import base64
+import binascii
 import hashlib
 import re
+import uuid
+from collections.abc import Iterable
 from dataclasses import dataclass
+from datetime import datetime, timedelta
 
-from app.domain.model import HeaderFacts
+from app.domain.model import FREEMAIL_DOMAINS, HeaderFacts
 
 SYNTHETIC_DOMAIN = "synthetic.radiosilence.invalid"
 
@@ -53,3 +58,159 @@ def base_subject(subject: str) -> str:
         previous = text
         text = _PREFIX_RE.sub("", text, count=1)
     return text.strip()
+
+
+def thread_index_guid(value: str) -> str | None:
+    """The conversation GUID in Outlook's Thread-Index ([MS-OXOMSG] §2.2.1.3), or None.
+
+    The header is base64 of a 22-byte block (a reserved byte, a 5-byte FILETIME, the 16-byte
+    GUID) plus 5 bytes per reply level; every message of one Outlook conversation shares it.
+    """
+    try:
+        raw = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 22 or (len(raw) - 22) % 5 != 0:
+        return None
+    guid = raw[6:22]
+    if not any(guid):
+        return None
+    return str(uuid.UUID(bytes=guid))
+
+
+# Subjects too common in sales mail to tie two messages together on their own.
+GENERIC_SUBJECTS = frozenset(
+    {
+        "",
+        "hi",
+        "hello",
+        "hey",
+        "hallo",
+        "bonjour",
+        "hola",
+        "question",
+        "quick question",
+        "a quick question",
+        "one quick question",
+        "following up",
+        "follow up",
+        "follow-up",
+        "checking in",
+        "just checking in",
+        "touching base",
+        "intro",
+        "introduction",
+        "meeting",
+        "call",
+        "quick call",
+        "catch up",
+        "thanks",
+        "thank you",
+        "update",
+        "info",
+        "information",
+        "proposal",
+        "offer",
+        "pricing",
+        "demo",
+        "next steps",
+        "your inquiry",
+        "request",
+        "no subject",
+        "(no subject)",
+        "test",
+    }
+)
+SUBJECT_FALLBACK_WINDOW = timedelta(days=30)
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubjectCandidate:
+    """A thread a header-less message might belong to, as the subject fallback sees it."""
+
+    base_subject: str  # `base_subject()` of the thread's subject
+    participants: frozenset[str]  # normalized addresses of everyone in the thread
+    first_date: datetime
+    last_date: datetime
+
+
+@dataclass(frozen=True, kw_only=True)
+class SubjectMatch:
+    matched: bool
+    reason: str
+    confidence: str | None = None  # "low" when matched: a subject match is a guess
+
+
+def subject_fallback_match(
+    facts: HeaderFacts,
+    candidate: SubjectCandidate,
+    *,
+    window: timedelta = SUBJECT_FALLBACK_WINDOW,
+    own_domains: frozenset[str] = frozenset(),
+) -> SubjectMatch:
+    """May a message whose client broke the headers join `candidate` by its subject?
+
+    All must hold: no References/In-Reply-To at all, the same non-generic base subject, a
+    sender who is a participant (or shares a non-free-mail domain with one) and a date within
+    `window` of the thread. Two different "Quick question" threads never merge.
+    """
+    if facts.references or facts.in_reply_to:
+        return SubjectMatch(matched=False, reason="has References/In-Reply-To: threaded by them")
+    subject = _fold(base_subject(facts.subject))
+    if subject in GENERIC_SUBJECTS or len(subject) < 4:
+        return SubjectMatch(matched=False, reason=f"subject {subject!r} is too generic to match")
+    if subject != _fold(candidate.base_subject):
+        return SubjectMatch(matched=False, reason="different subject")
+    sender = facts.from_.normalized if facts.from_ else ""
+    if not sender:
+        return SubjectMatch(matched=False, reason="no sender address")
+    domain = sender.rpartition("@")[2]
+    if sender in candidate.participants:
+        who = f"sender {sender} is in the thread"
+    elif domain not in FREEMAIL_DOMAINS | own_domains and any(
+        p.rpartition("@")[2] == domain for p in candidate.participants
+    ):
+        who = f"sender {sender} shares the domain {domain} with the thread"
+    else:
+        return SubjectMatch(matched=False, reason=f"sender {sender} is not in the thread")
+    if facts.date is None:
+        return SubjectMatch(matched=False, reason="no date to check the time window")
+    if not (candidate.first_date - timedelta(days=1) <= facts.date <= candidate.last_date + window):
+        return SubjectMatch(matched=False, reason=f"outside {window.days} days of the thread")
+    return SubjectMatch(
+        matched=True,
+        reason=f"subject fallback: same subject {base_subject(facts.subject)!r}, {who}, "
+        f"within {window.days} days (no References/In-Reply-To)",
+        confidence="low",
+    )
+
+
+def group_threads(links: Iterable[ThreadLinks]) -> dict[str, str]:
+    """Every key -> its thread's id (the smallest key of its group), whatever the order.
+
+    The in-memory twin of what storage does with its key -> thread map: a union-find over each
+    message's key and the keys it references, so phantoms (referenced, never seen) join too.
+    """
+    parent: dict[str, str] = {}
+
+    def find(key: str) -> str:
+        root = parent.setdefault(key, key)
+        while root != parent[root]:
+            root = parent[root]
+        while key != root:  # path compression keeps long chains cheap
+            parent[key], key = root, parent[key]
+        return root
+
+    for link in links:
+        root = find(link.key)
+        for ref in link.references:
+            other = find(ref)
+            if other != root:
+                low, high = (root, other) if root < other else (other, root)
+                parent[high] = low
+                root = low
+    return {key: find(key) for key in parent}
+
+
+def _fold(subject: str) -> str:
+    return " ".join(subject.casefold().split()).strip(" .!?")

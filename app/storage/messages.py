@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import Classification, HeaderFacts
 from app.domain.threads import ThreadLinks
-from app.storage.common import insert_ignore, utcnow
+from app.storage.common import allocate_ids, insert_ignore, utcnow
 from app.storage.tables import (
     message_locations,
     messages,
@@ -67,14 +67,13 @@ async def store_messages(
     if fresh:
         assignment, touched = await _assign_threads(conn, mailbox_id, user_id, list(fresh.values()))
         now = utcnow()
-        rows = [_message_row(mailbox_id, m, assignment[m.links.key], now) for m in fresh.values()]
-        result = await conn.execute(
-            insert(messages).returning(
-                messages.c.message_key, messages.c.id, sort_by_parameter_order=True
-            ),
-            rows,
-        )
-        known.update({key: int(mid) for key, mid in result})
+        ids = await allocate_ids(conn, messages, len(fresh))
+        rows = [
+            _message_row(mailbox_id, m, assignment[m.links.key], now, message_id)
+            for m, message_id in zip(fresh.values(), ids, strict=True)
+        ]
+        await conn.execute(insert(messages), rows)
+        known.update(zip(fresh, ids, strict=True))
     await insert_ignore(
         conn,
         message_locations,
@@ -123,9 +122,12 @@ async def _message_ids_by_key(
     return out
 
 
-def _message_row(mailbox_id: int, m: NewMessage, thread_id: int, now: datetime) -> dict[str, Any]:
+def _message_row(
+    mailbox_id: int, m: NewMessage, thread_id: int, now: datetime, message_id: int
+) -> dict[str, Any]:
     f = m.facts
     return {
+        "id": message_id,
         "mailbox_id": mailbox_id,
         "thread_id": thread_id,
         "message_key": m.links.key,
@@ -197,10 +199,12 @@ async def _assign_threads(
         await _merge_thread(conn, source=source, target=into)
     if new_roots:
         now = utcnow()
-        result = await conn.execute(
-            insert(threads).returning(threads.c.id, sort_by_parameter_order=True),
+        new_ids = await allocate_ids(conn, threads, len(new_roots))
+        await conn.execute(
+            insert(threads),
             [
                 {
+                    "id": thread_id,
                     "mailbox_id": mailbox_id,
                     "user_id": user_id,
                     "subject": earliest[r].facts.subject,
@@ -210,10 +214,10 @@ async def _assign_threads(
                     "created_at": now,
                     "updated_at": now,
                 }
-                for r in new_roots
+                for r, thread_id in zip(new_roots, new_ids, strict=True)
             ],
         )
-        target.update(zip(new_roots, (int(tid) for (tid,) in result), strict=True))
+        target.update(zip(new_roots, new_ids, strict=True))
     new_keys = [
         {"mailbox_id": mailbox_id, "message_key": k, "thread_id": target[find(k)]}
         for k in all_keys

@@ -77,3 +77,9 @@ def test_freemail_domain_does_not_make_strangers_colleagues() -> None:
     rep = Identity.from_addresses(["rep@gmail.com"])
     stranger = facts("anna@gmail.com", to=("rep@gmail.com",))
     assert classify(stranger, rep).kind is MessageKind.REPLY
+
+
+def test_header_only_signature_still_works() -> None:
+    result = classify(facts("anna@buyer.org"), REP, None)
+    assert result.kind is MessageKind.REPLY
+    assert result.subkind is None and result.return_date is None and not result.decline

@@ -1,0 +1,550 @@
+"""Hand-written, real-looking messages with the verdict each must get.
+
+Shared by the table tests (test_classify_cases.py) and bench/classify_eval.py. The rep is
+rep@seller.com; every message answers the rep's <offer-1@seller.com> of Mon 2 Mar 2026.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+from hashlib import sha256
+
+from app.domain.model import Identity, MessageKind, Subkind
+
+REP = Identity.from_addresses(["rep@seller.com", "rep.alias@seller.com"])
+SENT = "Mon, 02 Mar 2026 15:04:05 +0100"
+ORIGINAL = (
+    "Hi Anna,\n\nhere is the offer for the 40 seats we discussed.\n"
+    "Could we talk on Thursday?\n\nBest,\nRep"
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class MailCase:
+    name: str
+    raw: bytes
+    kind: MessageKind
+    subkind: Subkind | None = None
+    human: bool = False  # written by a person: must never be auto_reply or bounce
+    return_date: date | None = None
+    bounce_recipient: str | None = None
+    bounce_hard: bool | None = None
+    decline: bool = False
+    replacement_contact: str | None = None
+    returned_message_id: str | None = None
+    reason_part: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+
+def mail(
+    body: str = "",
+    *,
+    sender: str = "Anna Berg <anna@buyer.org>",
+    to: str = "Rep <rep@seller.com>",
+    subject: str = "Re: Offer for 40 seats",
+    headers: str = "",
+    content_type: str = "text/plain; charset=utf-8",
+    date: str = SENT,
+    threaded: bool = True,
+) -> bytes:
+    thread = (
+        "In-Reply-To: <offer-1@seller.com>\nReferences: <offer-1@seller.com>\n" if threaded else ""
+    )
+    digest = sha256((body + subject + headers).encode()).hexdigest()[:12]
+    head = (
+        f"From: {sender}\nTo: {to}\nSubject: {subject}\nDate: {date}\n"
+        f"Message-ID: <m-{digest}@buyer.org>\n"
+        f"{thread}{headers}MIME-Version: 1.0\nContent-Type: {content_type}\n\n"
+    )
+    return (head + body).replace("\n", "\r\n").encode()
+
+
+def quoted(text: str = ORIGINAL) -> str:
+    return "\n".join(f"> {line}" if line else ">" for line in text.split("\n"))
+
+
+GMAIL_HEADER = "On Mon, Mar 2, 2026 at 3:04 PM Rep <rep@seller.com> wrote:"
+OUTLOOK_BLOCK = (
+    "________________________________\n"
+    "From: Rep <rep@seller.com>\nSent: Monday, March 2, 2026 3:04 PM\n"
+    "To: Anna Berg <anna@buyer.org>\nSubject: Offer for 40 seats\n\n"
+)
+
+
+def _dsn(action: str, status: str, recipient: str, diagnostic: str, human: str) -> bytes:
+    boundary = "dsn-boundary-1"
+    body = (
+        f"--{boundary}\nContent-Type: text/plain; charset=us-ascii\n\n{human}\n\n"
+        f"--{boundary}\nContent-Type: message/delivery-status\n\n"
+        "Reporting-MTA: dns; mx.buyer.org\nArrival-Date: Mon, 2 Mar 2026 15:04:07 +0100\n\n"
+        f"Final-Recipient: rfc822; {recipient}\nOriginal-Recipient: rfc822;{recipient}\n"
+        f"Action: {action}\nStatus: {status}\nRemote-MTA: dns; mx2.buyer.org\n"
+        f"Diagnostic-Code: smtp; {diagnostic}\n\n"
+        f"--{boundary}\nContent-Type: text/rfc822-headers\n\n"
+        "From: Rep <rep@seller.com>\nTo: Anna Berg <anna@buyer.org>\n"
+        "Subject: Offer for 40 seats\nMessage-ID: <offer-1@seller.com>\n\n"
+        f"--{boundary}--\n"
+    )
+    return mail(
+        body,
+        sender="Mail Delivery System <MAILER-DAEMON@mx.buyer.org>",
+        subject="Undelivered Mail Returned to Sender"
+        if action == "failed"
+        else "Delayed Mail (still being retried)",
+        headers="Auto-Submitted: auto-replied\n",
+        content_type=f'multipart/report; report-type=delivery-status; boundary="{boundary}"',
+        threaded=False,
+    )
+
+
+CASES: tuple[MailCase, ...] = (
+    # --- the rep's own mail -------------------------------------------------------------
+    MailCase(
+        name="rep's own follow-up in Sent",
+        raw=mail(
+            f"Any news?\n\n{GMAIL_HEADER}\n{quoted()}",
+            sender="Rep <rep@seller.com>",
+            to="Anna Berg <anna@buyer.org>",
+        ),
+        kind=MessageKind.OUTBOUND,
+        reason_part="one of your addresses",
+    ),
+    MailCase(
+        name="rep's alias with plus-addressing, auto-reply-looking subject",
+        raw=mail(
+            "Back tomorrow.",
+            sender="REP.Alias+crm@Seller.com",
+            to="anna@buyer.org",
+            subject="Automatic reply: Offer",
+        ),
+        kind=MessageKind.OUTBOUND,
+    ),
+    # --- human replies ------------------------------------------------------------------
+    MailCase(
+        name="Gmail reply with own text above the quote",
+        raw=mail(f"Thursday works, 10:00?\n\nAnna\n\n{GMAIL_HEADER}\n{quoted()}"),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="Outlook reply above the original",
+        raw=mail(f"Sounds good, send the contract.\n\n{OUTLOOK_BLOCK}{ORIGINAL}"),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="one-word answer with iPhone signature",
+        raw=mail(f"Yes.\n\nSent from my iPhone\n\n{GMAIL_HEADER}\n{quoted()}"),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="bottom-posted answer under the quote",
+        raw=mail(f"{GMAIL_HEADER}\n{quoted()}\n\nThursday is fine for me."),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="German reply (Am … schrieb …)",
+        raw=mail(
+            "Passt, Donnerstag 10 Uhr.\n\nAm Mo., 2. März 2026 um 15:04 Uhr schrieb Rep "
+            f"<rep@seller.com>:\n{quoted()}"
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="X-Auto-Response-Suppress alone is ordinary Outlook mail",
+        raw=mail(
+            f"Let's talk Thursday.\n\n{OUTLOOK_BLOCK}{ORIGINAL}",
+            headers="X-Auto-Response-Suppress: All\nX-MS-Has-Attach: \n",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="Auto-Submitted: no is a person",
+        raw=mail("Thanks, looks good.", headers="Auto-Submitted: no\n"),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="a person who is away but answers anyway (quotes the offer)",
+        raw=mail(
+            "I'm out of the office until Friday, but yes, please send the contract.\n\n"
+            f"{GMAIL_HEADER}\n{quoted()}"
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="reply relayed by the prospect's Google Group",
+        raw=mail(
+            "We would like to proceed.",
+            sender="Anna Berg <anna@buyer.org>",
+            to="sales@buyer.org",
+            headers="List-Id: <sales.buyer.org>\nPrecedence: list\n"
+            "List-Unsubscribe: <mailto:sales+unsubscribe@buyer.org>\n",
+        ),
+        kind=MessageKind.REPLY,
+        subkind=Subkind.LIST_RELAYED,
+        human=True,
+    ),
+    MailCase(
+        name="HTML-only Gmail reply",
+        raw=mail(
+            '<div dir="ltr">Great, Thursday it is.</div><br><div class="gmail_quote">'
+            f'<div class="gmail_attr">{GMAIL_HEADER}</div><blockquote class="gmail_quote">'
+            "Hi Anna,<br>here is the offer.</blockquote></div>",
+            content_type="text/html; charset=utf-8",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="accepted calendar invitation",
+        raw=mail(
+            "--cal\nContent-Type: text/plain; charset=utf-8\n\nAnna Berg has accepted.\n\n"
+            '--cal\nContent-Type: text/calendar; charset=utf-8; method="REPLY"\n\n'
+            "BEGIN:VCALENDAR\nMETHOD:REPLY\nBEGIN:VEVENT\n"
+            "ATTENDEE;PARTSTAT=ACCEPTED;CN=Anna Berg:mailto:anna@buyer.org\n"
+            "END:VEVENT\nEND:VCALENDAR\n--cal--\n",
+            subject="Accepted: Offer call @ Thu 5 Mar 2026 10:00",
+            content_type='multipart/alternative; boundary="cal"',
+        ),
+        kind=MessageKind.REPLY,
+        subkind=Subkind.CALENDAR_REPLY,
+        human=True,
+        reason_part="METHOD:REPLY",
+    ),
+    # --- quote-only "replies" -----------------------------------------------------------
+    MailCase(
+        name="quote-only reply (plain text)",
+        raw=mail(f"\n\n{GMAIL_HEADER}\n{quoted()}"),
+        kind=MessageKind.BULK,
+        subkind=Subkind.EMPTY_REPLY,
+        reason_part="empty reply",
+    ),
+    MailCase(
+        name="quote-only Outlook reply with only a signature",
+        raw=mail(f"\n--\nAnna Berg | Buyer Org\n\n{OUTLOOK_BLOCK}{ORIGINAL}"),
+        kind=MessageKind.BULK,
+        subkind=Subkind.EMPTY_REPLY,
+    ),
+    MailCase(
+        name="quote-only HTML reply",
+        raw=mail(
+            '<div><br></div><div class="gmail_quote">'
+            f"{GMAIL_HEADER}<blockquote>Hi Anna, here is the offer.</blockquote></div>",
+            content_type="text/html; charset=utf-8",
+        ),
+        kind=MessageKind.BULK,
+        subkind=Subkind.EMPTY_REPLY,
+    ),
+    # --- declines -----------------------------------------------------------------------
+    MailCase(
+        name="decline (en, not interested)",
+        raw=mail(f"Thanks, but we're not interested.\n\n{GMAIL_HEADER}\n{quoted()}"),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=True,
+        reason_part="not interested",
+    ),
+    MailCase(
+        name="decline (en, another vendor)",
+        raw=mail(f"We went with another vendor this year.\n\n{OUTLOOK_BLOCK}{ORIGINAL}"),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=True,
+    ),
+    MailCase(
+        name="decline (en, remove me)",
+        raw=mail("Please remove me from your mailing list."),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=True,
+    ),
+    MailCase(
+        name="decline (de)",
+        raw=mail(
+            "Danke, wir haben uns für einen anderen Anbieter entschieden.\n\n"
+            f"{OUTLOOK_BLOCK}{ORIGINAL}"
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=True,
+    ),
+    MailCase(
+        name="decline (fr)",
+        raw=mail("Bonjour, nous ne sommes pas intéressés. Cordialement"),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=True,
+    ),
+    MailCase(
+        name="decline (es)",
+        raw=mail("Hola, no estamos interesados por ahora. Saludos"),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=True,
+    ),
+    MailCase(
+        name="not a decline: a condition quoted back",
+        raw=mail(
+            f"Let me check with my boss and tell you if we are not interested.\n\n"
+            f"{GMAIL_HEADER}\n{quoted()}"
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=False,
+    ),
+    MailCase(
+        name="not a decline: the phrase is only in the quoted offer",
+        raw=mail(f"Sure, Thursday.\n\n{GMAIL_HEADER}\n{quoted('Not interested? Just say so.')}"),
+        kind=MessageKind.REPLY,
+        human=True,
+        decline=False,
+    ),
+    # --- auto-replies -------------------------------------------------------------------
+    MailCase(
+        name="Microsoft 365 out-of-office: no Auto-Submitted",
+        raw=mail(
+            "I am out of the office until 16/03/2026 with limited access to e-mail.",
+            subject="Automatic reply: Offer for 40 seats",
+            headers="X-Auto-Response-Suppress: All\n"
+            "X-MS-Exchange-Inbox-Rules-Loop: anna@buyer.org\nThread-Topic: Offer for 40 seats\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 3, 16),
+        reason_part="X-MS-Exchange-Inbox-Rules-Loop",
+    ),
+    MailCase(
+        name="RFC 3834 vacation, return date in the subject",
+        raw=mail(
+            "I'm travelling with limited access to e-mail.",
+            subject="Away until March 12",
+            headers="Auto-Submitted: auto-replied\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 3, 12),
+        reason_part="Auto-Submitted",
+    ),
+    MailCase(
+        name="German Abwesenheitsnotiz",
+        raw=mail(
+            "Vielen Dank für Ihre Nachricht. Ich bin bis einschließlich 13.03.2026 nicht im "
+            "Büro und ab dem 16.03. wieder erreichbar.",
+            subject="Abwesenheitsnotiz: Offer for 40 seats",
+            headers="X-Auto-Response-Suppress: All\n"
+            "X-MS-Exchange-Inbox-Rules-Loop: anna@buyer.org\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 3, 13),
+    ),
+    MailCase(
+        name="French réponse automatique",
+        raw=mail(
+            "Bonjour, je suis absente jusqu'au lundi 9 mars inclus. Cordialement",
+            subject="Réponse automatique : Offer for 40 seats",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 3, 9),
+    ),
+    MailCase(
+        name="Spanish respuesta automática",
+        raw=mail(
+            "Gracias por su mensaje. Estoy fuera de la oficina hasta el 20 de marzo.",
+            subject="Respuesta automática: Offer for 40 seats",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 3, 20),
+    ),
+    MailCase(
+        name="out-of-office text only (no header, no auto subject, quotes nothing)",
+        raw=mail("Thank you for your email. I am out of the office until Monday, March 9."),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 3, 9),
+        reason_part="the text",
+    ),
+    MailCase(
+        name="X-Autoreply header, no date written",
+        raw=mail("Your message has been received.", headers="X-Autoreply: yes\n"),
+        kind=MessageKind.AUTO_REPLY,
+        reason_part="X-Autoreply",
+    ),
+    MailCase(
+        name="Precedence: auto_reply",
+        raw=mail("Thanks for reaching out!", headers="Precedence: auto_reply\n"),
+        kind=MessageKind.AUTO_REPLY,
+    ),
+    MailCase(
+        name="past return date is ignored",
+        raw=mail(
+            "I was out of the office until 27 February 2026.",
+            subject="Automatic reply: Offer for 40 seats",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=None,
+    ),
+    MailCase(
+        name="left the company, replacement named",
+        raw=mail(
+            "Anna Berg is no longer with Buyer Org. For all matters, please contact "
+            "Jonas Weber (jonas.weber@buyer.org).",
+            subject="Automatic reply: Offer for 40 seats",
+            headers="X-MS-Exchange-Inbox-Rules-Loop: anna@buyer.org\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.LEFT_COMPANY,
+        replacement_contact="Jonas Weber <jonas.weber@buyer.org>",
+    ),
+    MailCase(
+        name="left the company (de), Auto-Submitted",
+        raw=mail(
+            "Frau Berg ist nicht mehr im Unternehmen tätig. Bitte wenden Sie sich an "
+            "vertrieb@buyer.org.",
+            subject="Offer for 40 seats",
+            headers="Auto-Submitted: auto-generated\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.LEFT_COMPANY,
+        replacement_contact="vertrieb@buyer.org",
+    ),
+    MailCase(
+        name="read receipt (MDN) is not a reply",
+        raw=mail(
+            "--mdn\nContent-Type: text/plain\n\nYour message was read on 2 Mar 2026 15:30.\n\n"
+            "--mdn\nContent-Type: message/disposition-notification\n\n"
+            "Reporting-UA: buyer.org; Microsoft Outlook\n"
+            "Final-Recipient: rfc822;anna@buyer.org\nOriginal-Message-ID: <offer-1@seller.com>\n"
+            "Disposition: manual-action/MDN-sent-manually; displayed\n\n--mdn--\n",
+            subject="Read: Offer for 40 seats",
+            content_type='multipart/report; report-type=disposition-notification; boundary="mdn"',
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.READ_RECEIPT,
+        reason_part="disposition-notification",
+    ),
+    # --- delivery reports ---------------------------------------------------------------
+    MailCase(
+        name="hard bounce: RFC 3464 DSN, 5.1.1",
+        raw=_dsn(
+            "failed",
+            "5.1.1",
+            "anna@buyer.org",
+            "550 5.1.1 <anna@buyer.org>: Recipient address rejected: User unknown",
+            "This is the mail system at host mx.buyer.org.\n\nI'm sorry to have to inform you "
+            "that your message could not be delivered to one or more recipients.",
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        bounce_hard=True,
+        returned_message_id="<offer-1@seller.com>",
+        reason_part="Action failed",
+    ),
+    MailCase(
+        name="soft bounce: mailbox full, 4.2.2 failed",
+        raw=_dsn(
+            "failed",
+            "4.2.2",
+            "anna@buyer.org",
+            "452 4.2.2 Mailbox full",
+            "Delivery to the following recipient failed: anna@buyer.org",
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        bounce_hard=False,
+    ),
+    MailCase(
+        name="delay notice is not a bounce",
+        raw=_dsn(
+            "delayed",
+            "4.4.7",
+            "anna@buyer.org",
+            "421 4.4.7 Try again later",
+            "THIS IS A WARNING ONLY. YOU DO NOT NEED TO RESEND YOUR MESSAGE.",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.DELAY_NOTICE,
+        bounce_recipient="anna@buyer.org",
+        reason_part="delay notice",
+    ),
+    MailCase(
+        name="qmail bounce without DSN, original inline",
+        raw=mail(
+            "Hi. This is the qmail-send program at mx.buyer.org.\nI'm afraid I wasn't able "
+            "to deliver your message to the following addresses.\n\n<anna@buyer.org>:\n"
+            "Sorry, no mailbox here by that name. (#5.1.1)\n\n--- Below this line is a copy "
+            "of the message.\n\nMessage-ID: <offer-1@seller.com>\nSubject: Offer for 40 seats\n",
+            sender="MAILER-DAEMON@mx.buyer.org",
+            subject="failure notice",
+            threaded=False,
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        bounce_hard=True,
+        returned_message_id="<offer-1@seller.com>",
+    ),
+    MailCase(
+        name="Exim bounce: X-Failed-Recipients",
+        raw=mail(
+            "This message was created automatically by mail delivery software.\n\n"
+            "A message that you sent could not be delivered to one or more of its recipients.",
+            sender="Mail Delivery System <Mailer-Daemon@mx.buyer.org>",
+            subject="Mail delivery failed: returning message to sender",
+            headers="X-Failed-Recipients: anna@buyer.org\nAuto-Submitted: auto-replied\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        reason_part="X-Failed-Recipients",
+    ),
+    MailCase(
+        name="Exchange NDR from a postmaster, subject Undeliverable",
+        raw=mail(
+            "Your message to anna@buyer.org couldn't be delivered.\nanna wasn't found at "
+            "buyer.org.\nRemote Server returned '550 5.1.10 RESOLVER.ADR.RecipientNotFound'",
+            sender="postmaster@buyer.onmicrosoft.com",
+            subject="Undeliverable: Offer for 40 seats",
+            threaded=False,
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        bounce_hard=True,
+    ),
+    # --- bulk and internal --------------------------------------------------------------
+    MailCase(
+        name="newsletter with List-Unsubscribe",
+        raw=mail(
+            "Our spring sale starts today!",
+            sender="news@buyer.org",
+            subject="Spring sale",
+            headers="List-Unsubscribe: <https://buyer.org/u/1>\nFeedback-ID: 1:2:esp\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="no-reply notification",
+        raw=mail(
+            "Your invoice is ready.",
+            sender="no-reply@billing.buyer.org",
+            subject="Invoice",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="a colleague's mail is internal",
+        raw=mail("Can you review?", sender="boss@seller.com", subject="Review"),
+        kind=MessageKind.INTERNAL,
+    ),
+)
