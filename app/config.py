@@ -57,11 +57,27 @@ class Settings(BaseSettings):
     sync_batch_size: int = Field(
         500, ge=1, le=5000, description="Messages fetched and committed together during a sync."
     )
+    sync_keep_text_prefix: bool = Field(
+        False,
+        description="Keep the first 2,000 characters of the inbound bodies that were read "
+        "(for debugging classification). Off: only the facts derived from bodies are stored.",
+    )
     lease_seconds: float = Field(
         120.0, ge=10, description="How long a worker holds a mailbox before others may take it."
     )
     workers_enabled: bool = Field(
         True, description="Run the background sync and rules workers inside `serve`."
+    )
+    webhook_allow_private: bool = Field(
+        False,
+        description="Allow webhook URLs over http and to private, loopback or link-local "
+        "addresses (for a consumer on the same machine or network; never on a shared host).",
+    )
+    webhook_lease_seconds: float = Field(
+        60.0,
+        ge=1,
+        description="How long a worker holds a claimed webhook delivery; a dead worker's "
+        "deliveries are retried after it. Keep it well above the 15 s request timeout.",
     )
 
     @field_validator("secret_key")

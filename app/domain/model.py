@@ -117,6 +117,9 @@ def canonical_address(email: str) -> str:
     return f"{local.split('+', 1)[0]}@{domain}" if local else email.strip().lower()
 
 
+Day = date  # a calendar day; `date` is also a field name in the classes below
+
+
 class Subkind(StrEnum):
     """A finer reading inside a kind; the rules may treat some of these apart."""
 
@@ -183,6 +186,10 @@ class ThreadMessage:
     sender: str  # normalized address
     sender_name: str = ""
     recipients: tuple[str, ...] = ()
+    subkind: Subkind | None = None
+    return_date: Day | None = None  # an out-of-office reply's "back on"
+    decline: bool = False  # a reply that clearly says no
+    replacement_contact: str | None = None  # whom a left-the-company reply names
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -13,6 +13,7 @@ from app.domain.model import (
     Decision,
     MessageKind,
     Rules,
+    Subkind,
     ThreadHistory,
     ThreadMessage,
     ThreadState,
@@ -27,6 +28,17 @@ from app.domain.worktime import (
 # Kinds that take part in the conversation; internal and bulk mail never move the clock.
 _CONVERSATION = frozenset(
     {MessageKind.OUTBOUND, MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE}
+)
+# Machine answers that say nothing about the person: a read receipt, a delivery receipt, an
+# abuse report, a delay notice (still being retried) or a challenge-response request.
+_NO_SIGNAL = frozenset(
+    {
+        Subkind.READ_RECEIPT,
+        Subkind.DELIVERY_RECEIPT,
+        Subkind.FEEDBACK_REPORT,
+        Subkind.DELAY_NOTICE,
+        Subkind.CHALLENGE,
+    }
 )
 
 
@@ -43,7 +55,9 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
             next_check_at=history.snoozed_until,
         )
 
-    conversation = [m for m in history.messages if m.kind in _CONVERSATION]
+    conversation = [
+        m for m in history.messages if m.kind in _CONVERSATION and m.subkind not in _NO_SIGNAL
+    ]
     if not conversation:
         kinds = sorted({m.kind.value for m in history.messages}) or ["no messages"]
         return Decision(
@@ -57,6 +71,14 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
     after = [m for m in conversation if last_out is None or m.date > last_out.date]
 
     replies = [m for m in after if m.kind is MessageKind.REPLY]
+    declines = [m for m in replies if m.decline]
+    if declines and declines[-1] is replies[-1]:
+        no = declines[-1]
+        return Decision(
+            state=ThreadState.CLOSED,
+            reason=f"closed: declined — {no.sender} said no on {describe_local(no.date, calendar)}",
+            next_check_at=None,
+        )
     if replies:
         return _replied(replies[-1], is_lead=last_out is None, rules=rules, cal=calendar, now=now)
     if last_out is None:  # only machine mail (auto-replies, bounces) and no e-mail of the rep's
@@ -66,6 +88,16 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
             next_check_at=None,
         )
 
+    gone = [m for m in after if m.subkind is Subkind.LEFT_COMPANY]
+    if gone:
+        instead = (
+            f"; they name {gone[-1].replacement_contact}" if gone[-1].replacement_contact else ""
+        )
+        return Decision(
+            state=ThreadState.BOUNCED,
+            reason=f"bounced: {gone[-1].sender} has left the company{instead}",
+            next_check_at=None,
+        )
     bounces = [m for m in after if m.kind is MessageKind.BOUNCE]
     if bounces:
         when = describe_local(bounces[-1].date, calendar)
@@ -78,14 +110,24 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
     resume_at: datetime | None = None
     auto = [m for m in after if m.kind is MessageKind.AUTO_REPLY]
     if auto:
-        pause = add_business_days(auto[-1].date, rules.auto_reply_pause_business_days, calendar)
+        away = auto[-1]
+        if away.return_date is not None:
+            # Back on that day: wait one more business day so they can catch up on mail.
+            back = datetime.combine(away.return_date, calendar.day_start, calendar.tz)
+            pause = add_business_days(back, 1, calendar)
+            why = f"back on {away.return_date.strftime('%a %d %b')}, so waiting until"
+        else:
+            pause = add_business_days(away.date, rules.auto_reply_pause_business_days, calendar)
+            why = (
+                f"no return date found, waiting {rules.auto_reply_pause_business_days} "
+                "business days until"
+            )
         if now < pause.due_at:
             return Decision(
                 state=ThreadState.PAUSED,
                 reason=(
-                    f"paused: automatic reply from {auto[-1].sender} on "
-                    f"{describe_local(auto[-1].date, calendar)}; no return date found, waiting "
-                    f"{rules.auto_reply_pause_business_days} business days until "
+                    f"paused: automatic reply from {away.sender} on "
+                    f"{describe_local(away.date, calendar)}; {why} "
                     f"{describe_local(pause.due_at, calendar)}"
                 ),
                 next_check_at=pause.due_at,

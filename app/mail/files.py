@@ -19,6 +19,7 @@ from app.storage import messages as message_store
 from app.storage.messages import NewMessage
 
 BATCH = 500
+BODY_PREFIX_BYTES = 65_536  # as much as the body rules read; huge attachments are not parsed
 FILE_UIDVALIDITY = 1  # files have no UIDVALIDITY: a message's position in its folder is its UID
 
 Progress = Callable[[str, int], None]  # folder, messages read so far
@@ -87,6 +88,7 @@ async def import_path(
                         folder_id=folder_id,
                         uid=uid,
                         uidvalidity=FILE_UIDVALIDITY,
+                        raw_message=raw[:BODY_PREFIX_BYTES],
                     )
                 )
             except Exception as exc:  # a message that cannot be read is recorded and skipped

@@ -1,14 +1,27 @@
-"""Raw header bytes -> a message ready to store. Shared by IMAP sync and file import."""
+"""Raw bytes -> a message ready to store, and a stored message read again with its body.
+Shared by IMAP sync and file import."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
+from typing import Any
 
+from app.domain.body import extract_body
 from app.domain.classify import classify
 from app.domain.headers import parse_header_bytes
-from app.domain.model import Identity
-from app.domain.threads import synthetic_message_key, thread_links
+from app.domain.model import (
+    Address,
+    Classification,
+    HeaderFacts,
+    Identity,
+    MessageKind,
+    Subkind,
+    ThreadMessage,
+)
+from app.domain.threads import ThreadLinks, synthetic_message_key, thread_links
 from app.storage.messages import NewMessage
+
+TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
 
 
 def prepare_message(
@@ -21,22 +34,106 @@ def prepare_message(
     uidvalidity: int | None = None,
     gm_msgid: int | None = None,
     gm_thrid: int | None = None,
+    raw_message: bytes | None = None,
+    keep_text: bool = False,
 ) -> NewMessage:
-    """Parse, link and classify one message. Never raises on junk: defects are recorded."""
+    """Parse, link and classify one message. With `raw_message` (an import has the whole
+    message) the body is read at once; IMAP sync reads bodies later, only where they matter."""
     facts = parse_header_bytes(raw_header)
     if facts.message_id is None and facts.from_ is None and facts.date is None:
         # No Message-ID, no sender, no date: nothing to thread or decide on. Recorded, skipped.
         detail = "; ".join(facts.defects[:3]) or "empty header"
         raise ValueError(f"not an e-mail: no Message-ID, From or Date ({detail})")
     links = thread_links(facts, fallback_key=synthetic_message_key(raw_header))
+    details: dict[str, Any] | None = None
+    text: str | None = None
+    if raw_message is not None:
+        body = extract_body(raw_message)
+        classification = classify(facts, identity, body)
+        details = classification_details(classification)
+        links = with_returned_ids(links, classification)
+        text = body.text[:TEXT_PREFIX_KEEP] if keep_text else None
+    else:
+        classification = classify(facts, identity)
     return NewMessage(
         facts=facts,
         links=links,
-        classification=classify(facts, identity),
+        classification=classification,
         date=facts.date or fallback_date,
         folder_id=folder_id,
         uid=uid,
         uidvalidity=uidvalidity,
         gm_msgid=gm_msgid,
         gm_thrid=gm_thrid,
+        details=details,
+        text_prefix=text,
+    )
+
+
+def with_returned_ids(links: ThreadLinks, classification: Classification) -> ThreadLinks:
+    """A bounce joins the thread of the message it returns."""
+    extra = [i for i in classification.returned_message_ids if i not in links.references]
+    extra = [i for i in extra if i != links.key]
+    if not extra:
+        return links
+    return ThreadLinks(key=links.key, references=(*links.references, *extra))
+
+
+def classification_details(c: Classification) -> dict[str, Any]:
+    """What a body reading found, as stored in `messages.details` (JSON)."""
+    return {
+        "body_read": True,
+        "subkind": c.subkind.value if c.subkind else None,
+        "return_date": c.return_date.isoformat() if c.return_date else None,
+        "bounce_recipient": c.bounce_recipient,
+        "bounce_hard": c.bounce_hard,
+        "decline": c.decline,
+        "replacement_contact": c.replacement_contact,
+        "returned_message_ids": list(c.returned_message_ids),
+    }
+
+
+def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
+    """A stored message's header facts, for reading it again with its body."""
+    return HeaderFacts(
+        message_id=row["message_key"] if row["has_message_id"] else None,
+        in_reply_to=tuple(row["in_reply_to"]),
+        references=tuple(row["references"]),
+        subject=row["subject"],
+        from_=Address(email=row["from_addr"], name=row["from_name"]) if row["from_addr"] else None,
+        to=tuple(Address(email=a) for a in row["to_addrs"]),
+        cc=tuple(Address(email=a) for a in row["cc_addrs"]),
+        date=row["date"],
+        signals=dict(row["signals"]),
+        defects=tuple(row["defects"]),
+    )
+
+
+def body_bytes(row: dict[str, Any], text: bytes) -> bytes:
+    """The start of a message rebuilt from its stored MIME headers and its fetched TEXT."""
+    signals = row["signals"]
+    head = "".join(
+        f"{name}: {signals[name]}\r\n"
+        for name in ("content-type", "content-transfer-encoding")
+        if name in signals
+    )
+    return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n" + text
+
+
+def thread_message(row: dict[str, Any]) -> ThreadMessage:
+    """A stored message as the rules see it."""
+    details = row.get("details") or {}
+    subkind = details.get("subkind")
+    back = details.get("return_date")
+    return ThreadMessage(
+        message_id=row["message_key"],
+        kind=MessageKind(row["kind"]),
+        date=row["date"],
+        sender=row["from_addr"],
+        sender_name=row["from_name"],
+        recipients=tuple(row["to_addrs"]) + tuple(row["cc_addrs"]),
+        subkind=Subkind(subkind) if subkind else None,
+        return_date=date.fromisoformat(back) if back else None,
+        decline=bool(details.get("decline")),
+        replacement_contact=details.get("replacement_contact"),
     )

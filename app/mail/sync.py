@@ -18,10 +18,18 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.domain.body import extract_body
+from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
-from app.domain.model import Identity
+from app.domain.model import Classification, Identity
 from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
-from app.mail.pipeline import prepare_message
+from app.mail.pipeline import (
+    TEXT_PREFIX_KEEP,
+    body_bytes,
+    classification_details,
+    facts_of_row,
+    prepare_message,
+)
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.messages import NewMessage
@@ -36,6 +44,7 @@ class SyncReport:
     folders: int = 0
     new_messages: int = 0
     skipped: int = 0
+    bodies_read: int = 0
     touched_threads: set[int] = field(default_factory=set)
 
 
@@ -53,6 +62,7 @@ class SyncOptions:
     since: date | None  # the look-back window of a folder's first read
     batch_size: int = 500
     now: datetime
+    keep_text: bool = False  # keep a short text prefix of read bodies (operators debugging)
 
 
 async def sync_mailbox(
@@ -76,9 +86,71 @@ async def sync_mailbox(
         reader = _FolderReader(engine, session, mailbox, rows[folder.name], options, report)
         await reader.run(progress)
         report.folders += 1
+    await read_bodies(engine, session, mailbox, options, report)
     async with engine.begin() as conn:
         await mailbox_store.set_progress(conn, mailbox.id, None)
     return report
+
+
+BODY_PASS_LIMIT = 2000  # bodies read per pass; the rest wait for the next poll
+
+
+async def read_bodies(
+    engine: AsyncEngine,
+    session: ImapSession,
+    mailbox: MailboxRef,
+    options: SyncOptions,
+    report: SyncReport,
+) -> None:
+    """Read the start of the bodies that decisions need (auto-reply wording and return dates,
+    bounce reports, quote-only replies, declines), after the headers of every folder are in:
+    only then is it known which inbound mail answers the rep. BODY.PEEK: nothing is marked read.
+    """
+    async with engine.connect() as conn:
+        pending = await message_store.messages_needing_body(conn, mailbox.id, limit=BODY_PASS_LIMIT)
+    by_folder: dict[str, list[dict[str, Any]]] = {}
+    for row in pending:
+        by_folder.setdefault(row["folder_name"], []).append(row)
+    for folder, rows in by_folder.items():
+        await asyncio.to_thread(session.select, folder)
+        texts = await asyncio.to_thread(session.fetch_text_prefixes, [r["uid"] for r in rows])
+        readings = [(row, _read_body(row, texts.get(row["uid"]), mailbox, options)) for row in rows]
+        async with engine.begin() as conn:
+            touched: set[int] = set()
+            for row, (classification, details, text) in readings:
+                await message_store.save_body_reading(
+                    conn,
+                    row["id"],
+                    kind=classification.kind.value,
+                    kind_reason=classification.reason,
+                    details=details,
+                    text_prefix=text,
+                )
+                thread_id = int(row["thread_id"])
+                if classification.returned_message_ids:
+                    thread_id = await message_store.link_message(
+                        conn,
+                        mailbox_id=mailbox.id,
+                        message=row,
+                        keys=classification.returned_message_ids,
+                    )
+                touched.add(thread_id)
+            await message_store.mark_threads_dirty(conn, touched)
+        report.touched_threads |= touched
+        report.bodies_read += len(rows)
+
+
+def _read_body(
+    row: dict[str, Any], text: bytes | None, mailbox: MailboxRef, options: SyncOptions
+) -> tuple[Classification, dict[str, Any], str | None]:
+    facts = facts_of_row(row)
+    if text is None:  # expunged since its header was read: judge it by its header for good
+        classification = classify(facts, mailbox.identity)
+        return classification, {"body_read": False, "reason": "gone from the server"}, None
+    body = extract_body(body_bytes(row, text))
+    classification = classify(facts, mailbox.identity, body)
+    kept = body.text[:TEXT_PREFIX_KEEP] if options.keep_text else None
+    return classification, classification_details(classification), kept
 
 
 class _FolderReader:

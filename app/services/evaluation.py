@@ -14,11 +14,11 @@ from app.domain.model import (
     MessageKind,
     Rules,
     ThreadHistory,
-    ThreadMessage,
     ThreadState,
 )
 from app.domain.rules import decide
 from app.domain.worktime import WorkCalendar
+from app.mail.pipeline import thread_message
 from app.services.threads import thread_view
 from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
@@ -48,17 +48,7 @@ def calendar_of(mailbox: dict[str, Any], now: datetime) -> WorkCalendar:
 
 def history_of(thread: dict[str, Any], rows: Sequence[dict[str, Any]]) -> ThreadHistory:
     return ThreadHistory(
-        messages=tuple(
-            ThreadMessage(
-                message_id=r["message_key"],
-                kind=MessageKind(r["kind"]),
-                date=r["date"],
-                sender=r["from_addr"],
-                sender_name=r["from_name"],
-                recipients=tuple(r["to_addrs"]) + tuple(r["cc_addrs"]),
-            )
-            for r in rows
-        ),
+        messages=tuple(thread_message(r) for r in rows),
         followups_sent=thread["followups_sent"],
         snoozed_until=thread["snoozed_until"],
         closed_reason=thread["closed_reason"],

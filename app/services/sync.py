@@ -123,6 +123,7 @@ async def _run(
         since=(now - timedelta(days=ctx.settings.sync_lookback_days)).date(),
         batch_size=ctx.settings.sync_batch_size,
         now=now,
+        keep_text=ctx.settings.sync_keep_text_prefix,
     )
     try:
         report = await _pass_with_retries(ctx, mailbox, ref, options, progress)

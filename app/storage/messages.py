@@ -8,13 +8,14 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import Classification, HeaderFacts
 from app.domain.threads import ThreadLinks
 from app.storage.common import allocate_ids, insert_ignore, utcnow
 from app.storage.tables import (
+    folders,
     message_locations,
     messages,
     sync_errors,
@@ -290,3 +291,91 @@ async def _merge_thread(conn: AsyncConnection, *, source: int, target: int) -> N
 def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
     for start in range(0, len(items), _IN_CHUNK):
         yield items[start : start + _IN_CHUNK]
+
+
+async def messages_needing_body(
+    conn: AsyncConnection, mailbox_id: int, *, limit: int
+) -> list[dict[str, Any]]:
+    """Inbound messages whose body has not been read yet and matters: answers in threads
+    where the rep wrote, and every automatic answer or bounce (a bounce may not be threaded
+    until its body names the returned message). With the folder and UID to fetch it by."""
+    rep_wrote = (
+        select(messages.c.thread_id)
+        .where(messages.c.mailbox_id == mailbox_id, messages.c.kind == "outbound")
+        .scalar_subquery()
+    )
+    query = (
+        select(messages, folders.c.name.label("folder_name"), message_locations.c.uid)
+        .join(message_locations, message_locations.c.message_id == messages.c.id)
+        .join(
+            folders,
+            (folders.c.id == message_locations.c.folder_id)
+            & (folders.c.uidvalidity == message_locations.c.uidvalidity),
+        )
+        .where(
+            messages.c.mailbox_id == mailbox_id,
+            messages.c.details.is_(None),
+            or_(
+                messages.c.kind.in_(("auto_reply", "bounce")),
+                (messages.c.kind == "reply") & messages.c.thread_id.in_(rep_wrote),
+            ),
+        )
+        .order_by(folders.c.name, message_locations.c.uid)
+        .limit(limit)
+    )
+    seen: set[int] = set()
+    out = []
+    for row in (await conn.execute(query)).mappings():
+        if row["id"] not in seen:  # one location per message is enough
+            seen.add(row["id"])
+            out.append(dict(row))
+    return out
+
+
+async def save_body_reading(
+    conn: AsyncConnection,
+    message_id: int,
+    *,
+    kind: str,
+    kind_reason: str,
+    details: dict[str, Any],
+    text_prefix: str | None,
+) -> None:
+    await conn.execute(
+        update(messages)
+        .where(messages.c.id == message_id)
+        .values(kind=kind, kind_reason=kind_reason, details=details, text_prefix=text_prefix)
+    )
+
+
+async def link_message(
+    conn: AsyncConnection, *, mailbox_id: int, message: dict[str, Any], keys: Sequence[str]
+) -> int:
+    """Tie a stored message to more Message-IDs (a bounce to the message it returns): its
+    thread absorbs, or is absorbed by, the threads of those IDs. Returns the thread now."""
+    current = int(message["thread_id"])
+    found = await _threads_by_key(conn, mailbox_id, list(keys))
+    target = min({current, *found.values()})
+    for other in {current, *found.values()} - {target}:
+        await _merge_thread(conn, source=other, target=target)
+    await insert_ignore(
+        conn,
+        thread_keys,
+        [{"mailbox_id": mailbox_id, "message_key": k, "thread_id": target} for k in keys],
+        ["mailbox_id", "message_key"],
+    )
+    await conn.execute(
+        update(threads).where(threads.c.id == target).values(dirty=True, updated_at=utcnow())
+    )
+    return target
+
+
+async def mark_threads_dirty(conn: AsyncConnection, thread_ids: Iterable[int]) -> None:
+    params = [{"tid": t} for t in set(thread_ids)]
+    if params:
+        await conn.execute(
+            update(threads)
+            .where(threads.c.id == bindparam("tid"))
+            .values(dirty=True, updated_at=utcnow()),
+            params,
+        )

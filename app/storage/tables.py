@@ -116,9 +116,10 @@ mailboxes = Table(
     Column("next_sync_at", UTCDateTime()),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime()),
-    Column("progress", JSON),  # the running sync: {"folder", "done", "total"}
-    Column("folder_include", JSON),  # folder names to read besides the defaults
-    Column("folder_exclude", JSON),  # folder names never to read
+    # JSON columns that may be absent are SQL NULL, not JSON 'null', so IS NULL finds them.
+    Column("progress", JSON(none_as_null=True)),  # the running sync: folder, done, total
+    Column("folder_include", JSON(none_as_null=True)),  # read besides the defaults
+    Column("folder_exclude", JSON(none_as_null=True)),  # never read
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("user_id", "name"),
@@ -187,7 +188,8 @@ messages = Table(
     Column("kind_reason", Text, nullable=False, default=""),
     Column("signals", JSON, nullable=False),  # classification headers, for re-classifying
     Column("defects", JSON, nullable=False),  # what was wrong with the message, if anything
-    Column("details", JSON),  # what classification found: return date, failed recipient, …
+    # What reading the body found (return date, failed recipient …); NULL: not read yet.
+    Column("details", JSON(none_as_null=True)),
     Column("text_prefix", Text),  # kept only when the operator asks (debugging)
     Column("gm_msgid", BigInteger),  # Gmail's message and thread ids, where offered
     Column("gm_thrid", BigInteger),
@@ -244,4 +246,65 @@ sync_errors = Table(
     Column("error", Text, nullable=False),
     _created(),
     UniqueConstraint("folder_id", "uid"),
+)
+
+# Webhook subscriptions: a user's endpoint, its signing secret (encrypted) and its health.
+webhook_subscriptions = Table(
+    "webhook_subscriptions",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("url", Text, nullable=False),
+    Column("description", Text, nullable=False, default=""),
+    Column("event_types", JSON),  # NULL: every type
+    Column("secret_enc", LargeBinary, nullable=False),  # whsec_…, encrypted
+    # The secret before the last rotation, still signed with until it expires.
+    Column("previous_secret_enc", LargeBinary),
+    Column("previous_secret_expires_at", UTCDateTime()),
+    Column("enabled", Boolean, nullable=False, default=True),
+    Column("disabled_reason", Text, nullable=False, default=""),
+    Column("failing_since", UTCDateTime()),  # first failure since the last success
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    Index(None, "user_id", "enabled"),
+)
+
+# One message to one subscription: fanned out from `events` in the event's own transaction.
+webhook_deliveries = Table(
+    "webhook_deliveries",
+    metadata,
+    _id(),
+    _fk("subscription_id", "webhook_subscriptions.id"),
+    Column("event_id", BigId, ForeignKey("events.id", ondelete="CASCADE")),  # NULL: a test ping
+    Column("message_id", String(64), nullable=False),  # `webhook-id`, the same on every retry
+    Column("event_type", String(40), nullable=False),
+    Column("payload", JSON),  # a test ping's data; an event's data is read from `events`
+    Column("status", String(12), nullable=False),  # pending | succeeded | dead
+    Column("attempts", Integer, nullable=False, default=0),  # in the current retry schedule
+    Column("next_attempt_at", UTCDateTime()),
+    Column("last_attempt_at", UTCDateTime()),
+    Column("last_status_code", Integer),
+    Column("last_error", Text),
+    Column("lease_owner", String(64)),
+    Column("lease_expires_at", UTCDateTime()),
+    _created(),
+    Column("completed_at", UTCDateTime()),
+    UniqueConstraint("subscription_id", "event_id"),
+    Index(None, "status", "next_attempt_at"),
+    Index(None, "subscription_id", "id"),
+)
+
+# Every attempt: when, the answer's status, latency and the start of its body, or the error.
+webhook_attempts = Table(
+    "webhook_attempts",
+    metadata,
+    _id(),
+    _fk("delivery_id", "webhook_deliveries.id"),
+    Column("attempted_at", UTCDateTime(), nullable=False),
+    Column("status_code", Integer),
+    Column("latency_ms", Integer, nullable=False),
+    Column("response_start", Text, nullable=False, default=""),
+    Column("error", Text),
+    Column("verdict", String(12), nullable=False),  # succeeded | failed | throttled | gone
+    Index(None, "delivery_id", "id"),
 )

@@ -175,3 +175,72 @@ def test_the_rep_writing_again_restarts_the_wait() -> None:
     decision = decide(thread, RULES, CAL, datetime(2026, 11, 18, 14, 0, tzinfo=UTC))
     assert decision.state is S.AWAITING_REPLY
     assert "Tue 10:00" in decision.reason
+
+
+def test_a_clear_no_closes_the_thread_as_declined() -> None:
+    no = ThreadMessage(
+        message_id="<n@x>",
+        kind=K.REPLY,
+        date=SENT + timedelta(hours=2),
+        sender="anna@buyer.org",
+        decline=True,
+    )
+    decision = decide(history(msg(K.OUTBOUND, SENT), no), RULES, CAL, SENT + timedelta(days=1))
+    assert decision.state is S.CLOSED
+    assert decision.reason.startswith("closed: declined")
+
+
+def test_return_date_pauses_until_one_business_day_after() -> None:
+    from app.domain.model import Subkind
+
+    away = ThreadMessage(
+        message_id="<o@x>",
+        kind=K.AUTO_REPLY,
+        date=SENT + timedelta(minutes=1),
+        sender="anna@buyer.org",
+        subkind=Subkind.OUT_OF_OFFICE,
+        return_date=date(2026, 11, 30),
+    )
+    thread = history(msg(K.OUTBOUND, SENT), away)
+    paused = decide(thread, RULES, CAL, datetime(2026, 11, 30, 12, 0, tzinfo=UTC))
+    assert paused.state is S.PAUSED
+    assert "back on Mon 30 Nov" in paused.reason
+    assert paused.next_check_at == datetime(2026, 12, 1, 8, 0, tzinfo=UTC)  # Tue 09:00 Berlin
+    assert decide(thread, RULES, CAL, datetime(2026, 12, 1, 8, 0, tzinfo=UTC)).state is S.QUIET
+
+
+def test_read_receipts_and_delay_notices_do_not_move_the_clock() -> None:
+    from app.domain.model import Subkind
+
+    receipt = ThreadMessage(
+        message_id="<r@x>",
+        kind=K.AUTO_REPLY,
+        date=SENT + timedelta(hours=1),
+        sender="anna@buyer.org",
+        subkind=Subkind.READ_RECEIPT,
+    )
+    delay = ThreadMessage(
+        message_id="<d@x>",
+        kind=K.AUTO_REPLY,
+        date=SENT + timedelta(hours=2),
+        sender="mailer-daemon@mx.buyer.org",
+        subkind=Subkind.DELAY_NOTICE,
+    )
+    thread = history(msg(K.OUTBOUND, SENT), receipt, delay)
+    assert decide(thread, RULES, CAL, SENT + timedelta(days=7)).state is S.QUIET
+
+
+def test_left_the_company_names_the_replacement() -> None:
+    from app.domain.model import Subkind
+
+    gone = ThreadMessage(
+        message_id="<g@x>",
+        kind=K.AUTO_REPLY,
+        date=SENT + timedelta(hours=1),
+        sender="anna@buyer.org",
+        subkind=Subkind.LEFT_COMPANY,
+        replacement_contact="bob@buyer.org",
+    )
+    decision = decide(history(msg(K.OUTBOUND, SENT), gone), RULES, CAL, SENT + timedelta(days=1))
+    assert decision.state is S.BOUNCED
+    assert "bob@buyer.org" in decision.reason
