@@ -126,4 +126,3 @@ async def test_bodies_decide_bounces_return_dates_declines_and_empty_replies(
 
     again = await sync_service.sync_mailbox(ctx, mailbox_id)
     assert again.new_messages == 0
-
