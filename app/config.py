@@ -54,6 +54,13 @@ class Settings(BaseSettings):
     sync_lookback_days: int = Field(
         90, ge=1, le=3650, description="How far back the first sync of a mailbox reads."
     )
+    imap_idle_mailboxes: int = Field(
+        50,
+        ge=0,
+        le=1000,
+        description="Mailboxes per worker process that get an IDLE connection for pushed mail "
+        "(0: poll only). Each holds one IMAP connection and one thread.",
+    )
     sync_batch_size: int = Field(
         500, ge=1, le=5000, description="Messages fetched and committed together during a sync."
     )

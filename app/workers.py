@@ -1,21 +1,28 @@
-"""Long-running loops: mailbox sync runner and rules scheduler. Each stops on `stop()`."""
+"""Long-running loops: mailbox sync runner, rules scheduler and webhook dispatcher. Each stops
+on `stop()`; the dispatcher first finishes the deliveries it has in flight."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
 import logging
+import threading
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 
 from app.errors import Conflict, RadioSilenceError
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.evaluation import evaluate_due
+from app.services.webhooks import make_dispatcher
 from app.storage import mailboxes as mailbox_store
 from app.storage.engine import reading
+from app.webhooks.deliver import TOTAL_TIMEOUT, Dispatcher, wake_on_commit
 
 log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
 SYNC_CONCURRENCY = 4
+DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
 
 
 class Workers:
@@ -25,22 +32,45 @@ class Workers:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
+        self._dispatcher: Dispatcher | None = None
+        self._dispatch_task: asyncio.Task[None] | None = None
+        self._stop_listening: list[Callable[[], None]] = []
+        self._watchers: dict[int, asyncio.Task[None]] = {}
+        self._idle_stop = threading.Event()  # read by the IDLE threads
+        self._idle_executor: ThreadPoolExecutor | None = None
 
     def start(self) -> None:
+        self._dispatcher = make_dispatcher(self.ctx, owner=self.owner)
+        # Deliveries queued by this process's commits wake the dispatcher; others are polled.
+        self._stop_listening.append(wake_on_commit(self.ctx.engine, self._dispatcher.wake.set))
+        self._dispatch_task = asyncio.create_task(self._dispatch_loop(), name="webhook-dispatcher")
         self._tasks = [
             asyncio.create_task(self._sync_loop(), name="sync-runner"),
             asyncio.create_task(self._scheduler_loop(), name="rules-scheduler"),
+            self._dispatch_task,
         ]
         log.info("workers.started owner=%s", self.owner)
 
     async def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._idle_stop.set()
+        if self._watchers:
+            await asyncio.wait(list(self._watchers.values()), timeout=10)
+        if self._idle_executor is not None:
+            self._idle_executor.shutdown(wait=False, cancel_futures=True)
+        for stop_listening in self._stop_listening:
+            stop_listening()
+        if self._dispatcher is not None and self._dispatch_task is not None:
+            self._dispatcher.wake.set()
+            await asyncio.wait([self._dispatch_task], timeout=DISPATCH_DRAIN_SECONDS + 1)
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        if self._dispatcher is not None:
+            await self._dispatcher.aclose()
         log.info("workers.stopped owner=%s", self.owner)
 
     async def _sleep(self, seconds: float) -> None:
@@ -62,11 +92,39 @@ class Workers:
     async def _sync_one(self, mailbox_id: int, limit: asyncio.Semaphore) -> None:
         async with limit:
             try:
-                await sync_service.sync_mailbox(self.ctx, mailbox_id, owner=self.owner)
+                outcome = await sync_service.sync_mailbox(self.ctx, mailbox_id, owner=self.owner)
             except Conflict:
                 return  # another worker has it
             except RadioSilenceError as exc:  # recorded on the mailbox; it backs off by itself
                 log.info("workers.sync_failed mailbox=%s error=%s", mailbox_id, exc.message)
+                return
+        if outcome.idle_capable:
+            self._watch(mailbox_id)
+
+    def _watch(self, mailbox_id: int) -> None:
+        """Push for INBOX: an IDLE connection per mailbox (up to the configured number); new
+        mail makes the mailbox due at once instead of at the next poll."""
+        limit = self.ctx.settings.imap_idle_mailboxes
+        if mailbox_id in self._watchers or len(self._watchers) >= limit or self._stop.is_set():
+            return
+        if self._idle_executor is None:
+            self._idle_executor = ThreadPoolExecutor(max_workers=limit, thread_name_prefix="idle")
+
+        def news(_mailbox_id: int) -> None:
+            self._wake.set()
+
+        task = asyncio.create_task(
+            sync_service.watch_for_news(
+                self.ctx,
+                mailbox_id,
+                executor=self._idle_executor,
+                stop=self._idle_stop,
+                on_news=news,
+            ),
+            name=f"idle-{mailbox_id}",
+        )
+        self._watchers[mailbox_id] = task
+        task.add_done_callback(lambda _t: self._watchers.pop(mailbox_id, None))
 
     async def _scheduler_loop(self) -> None:
         while not self._stop.is_set():
@@ -79,3 +137,12 @@ class Workers:
             except Exception:
                 log.exception("workers.scheduler_error")
             await self._sleep(SCHEDULER_MAX_SLEEP)
+
+    async def _dispatch_loop(self) -> None:
+        assert self._dispatcher is not None
+        while not self._stop.is_set():
+            try:
+                await self._dispatcher.run(self._stop, drain_seconds=DISPATCH_DRAIN_SECONDS)
+            except Exception:  # run() survives the database going away; this is the last net
+                log.exception("workers.dispatcher_error")
+                await self._sleep(5.0)

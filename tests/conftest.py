@@ -27,6 +27,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "database_url": database_url,
         "secret_key": TEST_SECRET_KEY,
         "workers_enabled": False,
+        "webhook_allow_private": True,  # test consumers listen on loopback
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -12,7 +12,8 @@ import ipaddress
 import re
 import socket
 import ssl
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from pathlib import Path
@@ -191,6 +192,26 @@ class ImapSession:
     @property
     def has_idle(self) -> bool:
         return "IDLE" in self.capabilities
+
+    def idle_until_news(
+        self, folder: str, *, renew_after: float, stop: Callable[[], bool], tick: float = 2.0
+    ) -> bool:
+        """IDLE on `folder` until the server announces new mail (True), or `renew_after`
+        seconds pass or `stop()` says so (False). Checked every `tick` seconds, so that a
+        shutdown is never held up; RFC 2177 asks to re-issue IDLE within 29 minutes."""
+        with _errors(f"SELECT {folder}"):
+            self._client.select_folder(folder, readonly=True)
+        deadline = time.monotonic() + renew_after
+        with _errors("IDLE"):
+            self._client.idle()
+            try:
+                while time.monotonic() < deadline and not stop():
+                    for response in self._client.idle_check(timeout=tick):
+                        if len(response) > 1 and response[1] in (b"EXISTS", b"RECENT"):
+                            return True
+                return False
+            finally:
+                self._client.idle_done()
 
     def status(self, folder: str) -> FolderStatus:
         """One round trip: enough to tell whether a folder has anything new."""

@@ -46,6 +46,7 @@ class SyncReport:
     skipped: int = 0
     bodies_read: int = 0
     touched_threads: set[int] = field(default_factory=set)
+    idle_capable: bool = False  # the server offers IDLE: new mail can be pushed
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -81,7 +82,7 @@ async def sync_mailbox(
         rows = await mailbox_store.ensure_folders(
             conn, mailbox.id, {f.name: f.special_use for f in chosen}
         )
-    report = SyncReport()
+    report = SyncReport(idle_capable=session.has_idle)
     for folder in chosen:
         reader = _FolderReader(engine, session, mailbox, rows[folder.name], options, report)
         await reader.run(progress)

@@ -91,9 +91,13 @@ async def import_mail(
         progress=progress,
     )
     evaluated = 0
+    while True:  # one transaction per batch: the write lock is never held for long
+        async with ctx.engine.begin() as conn:
+            batch = await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id)
+        if not batch:
+            break
+        evaluated += batch
     async with ctx.engine.begin() as conn:
-        while batch := await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id):
-            evaluated += batch
         await mailbox_store.set_status(conn, mailbox_id, "ok", "", synced=True)
     return ImportOutcome(
         mailbox_id=mailbox_id,

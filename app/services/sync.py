@@ -4,11 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import logging
 import os
 import random
 import socket
-from collections.abc import AsyncIterator
+import threading
+from collections.abc import AsyncIterator, Callable
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -38,6 +41,9 @@ CONNECTION_FAILURE_BACKOFF = timedelta(minutes=5)
 RECONNECT_ATTEMPTS = 4  # within one pass, before the mailbox is marked failed
 RECONNECT_BASE_DELAY = 1.0  # seconds: 1, 2, 4, 8 (± jitter)
 RECONNECT_MAX_DELAY = 30.0
+# imapclient's advice: renew IDLE every 10 minutes (RFC 2177 allows up to 29), because NAT
+# boxes and proxies drop connections that look idle for longer.
+IDLE_RENEW_SECONDS = 600.0
 
 
 def worker_id() -> str:
@@ -51,6 +57,7 @@ class SyncOutcome:
     new_messages: int
     skipped: int
     threads_evaluated: int
+    idle_capable: bool = False
 
 
 async def sync_mailbox(
@@ -89,8 +96,11 @@ async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> Asyn
     async def heartbeat() -> None:
         while True:
             await asyncio.sleep(ctx.settings.lease_seconds / 3)
-            async with ctx.engine.begin() as conn:
-                await store.claim_lease(conn, mailbox_id, owner, lease)
+            try:
+                async with ctx.engine.begin() as conn:
+                    await store.claim_lease(conn, mailbox_id, owner, lease)
+            except Exception:  # a busy database must not end the sync; try again next beat
+                log.warning("sync.lease_renewal_failed mailbox=%s", mailbox_id, exc_info=True)
 
     beat = asyncio.create_task(heartbeat())
     try:
@@ -131,9 +141,13 @@ async def _run(
         await _record_failure(ctx, mailbox, exc)
         raise
     evaluated = 0
+    while True:  # one transaction per batch: the write lock is never held for long
+        async with ctx.engine.begin() as conn:
+            batch = await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id)
+        if not batch:
+            break
+        evaluated += batch
     async with ctx.engine.begin() as conn:
-        while batch := await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id):
-            evaluated += batch
         await store.set_status(
             conn,
             mailbox_id,
@@ -156,6 +170,7 @@ async def _run(
         new_messages=report.new_messages,
         skipped=report.skipped,
         threads_evaluated=evaluated,
+        idle_capable=report.idle_capable,
     )
 
 
@@ -186,6 +201,7 @@ async def _pass_with_retries(
         total.skipped += report.skipped
         total.folders = report.folders
         total.touched_threads |= report.touched_threads
+        total.idle_capable = report.idle_capable
         return total
     raise AssertionError("unreachable")
 
@@ -208,6 +224,67 @@ async def _one_pass(
         return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress)
     finally:
         await asyncio.to_thread(session.close)
+
+
+async def watch_for_news(
+    ctx: Context,
+    mailbox_id: int,
+    *,
+    executor: Executor,
+    stop: threading.Event,
+    on_news: Callable[[int], None],
+) -> None:
+    """Hold an IDLE connection on the mailbox's INBOX; on new mail, make the mailbox due and
+    call `on_news`. Other folders are still polled. Ends on `stop`, or when the login fails
+    (the sync records that); a dropped connection is reopened with backoff."""
+    loop = asyncio.get_running_loop()
+    failures = 0
+    while not stop.is_set():
+        async with reading(ctx.engine) as conn:
+            mailbox = await store.get_mailbox(conn, mailbox_id)
+        if mailbox is None or mailbox["status"] == "failed":
+            return
+        try:
+            session = await loop.run_in_executor(executor, _open_for_idle, ctx, mailbox)
+            try:
+                if not session.has_idle:
+                    return
+                while not stop.is_set():
+                    news = await loop.run_in_executor(
+                        executor,
+                        functools.partial(
+                            session.idle_until_news,
+                            "INBOX",
+                            renew_after=IDLE_RENEW_SECONDS,
+                            stop=stop.is_set,
+                        ),
+                    )
+                    failures = 0
+                    if news:
+                        async with ctx.engine.begin() as conn:
+                            await store.update_mailbox(
+                                conn, mailbox_id, {"next_sync_at": ctx.clock()}
+                            )
+                        log.info("idle.news mailbox=%s", mailbox_id)
+                        on_news(mailbox_id)
+            finally:
+                await loop.run_in_executor(executor, session.close)
+        except (MailAuthError, MailTLSError):
+            return
+        except MailServerError as exc:
+            failures += 1
+            delay = min(300.0, RECONNECT_BASE_DELAY * 2**failures) * (0.5 + random.random())
+            log.info("idle.reconnect mailbox=%s in=%.1fs error=%s", mailbox_id, delay, exc.message)
+            await asyncio.sleep(delay)
+
+
+def _open_for_idle(ctx: Context, mailbox: dict[str, Any]) -> ImapSession:
+    return ImapSession.open(
+        account_of(ctx, mailbox),
+        ca_file=ctx.settings.imap_ca_file,
+        timeout=ctx.settings.imap_timeout_seconds,
+        allow_plaintext=ctx.settings.imap_allow_plaintext,
+    )
 
 
 async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:

@@ -1,4 +1,8 @@
-"""The event log and transactional outbox: events are written in the caller's transaction."""
+"""The event log and transactional outbox: events are written in the caller's transaction.
+
+Each event is fanned out, in that same transaction, to one webhook delivery per subscription
+that wants it: a state change, its event and its deliveries commit together or not at all.
+"""
 
 from __future__ import annotations
 
@@ -7,6 +11,7 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.storage import webhooks
 from app.storage.common import utcnow
 from app.storage.tables import events
 
@@ -20,6 +25,7 @@ async def enqueue(
     mailbox_id: int | None = None,
     thread_id: int | None = None,
 ) -> int:
+    created_at = utcnow()
     result = await conn.execute(
         insert(events)
         .values(
@@ -28,11 +34,15 @@ async def enqueue(
             thread_id=thread_id,
             type=type,
             payload=payload,
-            created_at=utcnow(),
+            created_at=created_at,
         )
         .returning(events.c.id)
     )
-    return int(result.scalar_one())
+    event_id = int(result.scalar_one())
+    await webhooks.fan_out(
+        conn, event_id=event_id, user_id=user_id, event_type=type, created_at=created_at
+    )
+    return event_id
 
 
 async def list_events(

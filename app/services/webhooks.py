@@ -1,0 +1,280 @@
+"""Webhook subscriptions: subscribe (the secret is shown once), rotate, test, inspect and replay
+deliveries — and the dispatcher the workers run."""
+
+from __future__ import annotations
+
+import secrets
+from datetime import datetime, timedelta
+from typing import Any
+
+from app.domain.events import EventType
+from app.errors import Conflict, InvalidInput, NotFound
+from app.services.context import Context
+from app.storage import webhooks as store
+from app.storage.engine import reading
+from app.webhooks.deliver import TEST_EVENT, WEBHOOK_DISABLED, Dispatcher, Sender
+from app.webhooks.signing import new_secret
+from app.webhooks.transport import PinnedTransport
+from app.webhooks.urlguard import UrlGuard, UrlRefused
+
+MAX_DESCRIPTION = 500
+DEFAULT_OVERLAP = timedelta(hours=24)
+MAX_OVERLAP = timedelta(days=7)
+DELIVERY_STATUSES = ("pending", "succeeded", "dead")
+
+
+def known_event_types() -> list[str]:
+    return sorted({e.value for e in EventType} | {WEBHOOK_DISABLED})
+
+
+def public_view(row: dict[str, Any]) -> dict[str, Any]:
+    """A subscription as the API shows it: never a secret."""
+    return {
+        "id": row["id"],
+        "url": row["url"],
+        "description": row["description"],
+        "event_types": row["event_types"],
+        "enabled": row["enabled"],
+        "disabled_reason": row["disabled_reason"] or None,
+        "failing_since": _iso(row["failing_since"]),
+        "previous_secret_expires_at": _iso(
+            row["previous_secret_expires_at"] if row["previous_secret_enc"] else None
+        ),
+        "created_at": _iso(row["created_at"]),
+    }
+
+
+def delivery_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": row["id"],
+        "webhook_id": row["subscription_id"],
+        "message_id": row["message_id"],
+        "event_id": row["event_id"],
+        "event_type": row["event_type"],
+        "status": row["status"],
+        "attempts": row["attempts"],
+        "next_attempt_at": _iso(row["next_attempt_at"]),
+        "last_attempt_at": _iso(row["last_attempt_at"]),
+        "last_status_code": row["last_status_code"],
+        "last_error": row["last_error"],
+        "created_at": _iso(row["created_at"]),
+        "completed_at": _iso(row["completed_at"]),
+    }
+
+
+def attempt_view(row: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "attempted_at": _iso(row["attempted_at"]),
+        "status_code": row["status_code"],
+        "latency_ms": row["latency_ms"],
+        "response_start": row["response_start"],
+        "error": row["error"],
+        "outcome": row["verdict"],
+    }
+
+
+def url_guard(ctx: Context) -> UrlGuard:
+    return UrlGuard(allow_private=ctx.settings.webhook_allow_private)
+
+
+async def _check_url(ctx: Context, url: str) -> str:
+    try:
+        await url_guard(ctx).check_url(url.strip())
+    except UrlRefused as exc:
+        raise InvalidInput(f"webhook URL refused: {exc}") from None
+    return url.strip()
+
+
+def _check_event_types(event_types: list[str] | None) -> list[str] | None:
+    if event_types is None:
+        return None
+    known = known_event_types()
+    unknown = [t for t in event_types if t not in known]
+    if unknown:
+        raise InvalidInput(
+            f"unknown event type {unknown[0]!r}: use null for every type, or some of "
+            + ", ".join(known)
+        )
+    if not event_types:
+        raise InvalidInput("event_types is empty: use null for every type, or list some")
+    return sorted(set(event_types))
+
+
+async def create_webhook(
+    ctx: Context,
+    *,
+    user_id: int,
+    url: str,
+    event_types: list[str] | None,
+    description: str = "",
+) -> tuple[int, str]:
+    """Subscribe `url`. Returns the id and the secret — the only time the secret is shown."""
+    types = _check_event_types(event_types)
+    if len(description) > MAX_DESCRIPTION:
+        raise InvalidInput(f"the description is longer than {MAX_DESCRIPTION} characters")
+    checked = await _check_url(ctx, url)
+    secret = new_secret()
+    async with ctx.engine.begin() as conn:
+        webhook_id = await store.create_subscription(
+            conn,
+            {
+                "user_id": user_id,
+                "url": checked,
+                "description": description.strip(),
+                "event_types": types,
+                "secret_enc": ctx.box.encrypt(secret),
+            },
+            ctx.clock(),
+        )
+    return webhook_id, secret
+
+
+async def list_webhooks(ctx: Context, *, user_id: int) -> list[dict[str, Any]]:
+    async with reading(ctx.engine) as conn:
+        return await store.list_subscriptions(conn, user_id)
+
+
+async def get_webhook(ctx: Context, *, user_id: int, webhook_id: int) -> dict[str, Any]:
+    async with reading(ctx.engine) as conn:
+        row = await store.get_subscription(conn, webhook_id, user_id=user_id)
+    if row is None:
+        raise NotFound(f"no webhook {webhook_id}")
+    return row
+
+
+async def delete_webhook(ctx: Context, *, user_id: int, webhook_id: int) -> None:
+    """Unsubscribe; its deliveries and their attempt log go with it."""
+    await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    async with ctx.engine.begin() as conn:
+        await store.delete_subscription(conn, webhook_id)
+
+
+async def enable_webhook(ctx: Context, *, user_id: int, webhook_id: int) -> dict[str, Any]:
+    """Switch a disabled endpoint back on (its URL is checked again); events from now on are
+    delivered, earlier dead-lettered ones can be retried by hand."""
+    row = await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    await _check_url(ctx, row["url"])
+    async with ctx.engine.begin() as conn:
+        await store.update_subscription(
+            conn,
+            webhook_id,
+            {"enabled": True, "disabled_reason": "", "failing_since": None},
+            ctx.clock(),
+        )
+    return await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+
+
+async def rotate_secret(
+    ctx: Context, *, user_id: int, webhook_id: int, overlap: timedelta = DEFAULT_OVERLAP
+) -> tuple[str, datetime | None]:
+    """A new secret, shown once. Until `overlap` has passed, every request is signed with both
+    the new and the old secret, so the consumer can switch without missing a message."""
+    if not timedelta(0) <= overlap <= MAX_OVERLAP:
+        raise InvalidInput(f"the overlap is 0 to {MAX_OVERLAP.days} days")
+    row = await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    secret = new_secret()
+    expires = ctx.clock() + overlap if overlap else None
+    async with ctx.engine.begin() as conn:
+        await store.update_subscription(
+            conn,
+            webhook_id,
+            {
+                "secret_enc": ctx.box.encrypt(secret),
+                "previous_secret_enc": row["secret_enc"] if expires else None,
+                "previous_secret_expires_at": expires,
+            },
+            ctx.clock(),
+        )
+    return secret, expires
+
+
+async def send_test(ctx: Context, *, user_id: int, webhook_id: int) -> dict[str, Any]:
+    """Queue a `webhook.test` message to this endpoint alone, whatever its event types."""
+    await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    now = ctx.clock()
+    async with ctx.engine.begin() as conn:
+        delivery_id = await store.add_delivery(
+            conn,
+            {
+                "subscription_id": webhook_id,
+                "event_id": None,
+                "message_id": f"test_{secrets.token_hex(12)}",
+                "event_type": TEST_EVENT,
+                "payload": {
+                    "schema_version": 1,
+                    "webhook": {"id": webhook_id},
+                    "message": "A test event from Radio Silence: your endpoint is reachable.",
+                },
+                "status": "pending",
+                "attempts": 0,
+                "next_attempt_at": now,
+                "created_at": now,
+            },
+        )
+        row = await store.get_delivery(conn, delivery_id, user_id=user_id)
+    assert row is not None
+    return row
+
+
+async def list_deliveries(
+    ctx: Context,
+    *,
+    user_id: int,
+    webhook_id: int,
+    status: str | None = None,
+    before: int | None = None,
+    limit: int = 50,
+) -> list[dict[str, Any]]:
+    if status is not None and status not in DELIVERY_STATUSES:
+        raise InvalidInput(f"status is one of {', '.join(DELIVERY_STATUSES)}")
+    await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    async with reading(ctx.engine) as conn:
+        return await store.list_deliveries(
+            conn, webhook_id, status=status, before_id=before, limit=limit
+        )
+
+
+async def get_delivery(
+    ctx: Context, *, user_id: int, delivery_id: int
+) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """A delivery and its attempts, oldest first."""
+    async with reading(ctx.engine) as conn:
+        row = await store.get_delivery(conn, delivery_id, user_id=user_id)
+        if row is None:
+            raise NotFound(f"no webhook delivery {delivery_id}")
+        return row, await store.list_attempts(conn, delivery_id)
+
+
+async def retry_delivery(ctx: Context, *, user_id: int, delivery_id: int) -> dict[str, Any]:
+    """Send again now with a fresh retry schedule: a dead-lettered delivery, or a replay of a
+    delivered one (same `webhook-id`, so a consumer that saw it can tell)."""
+    row, _attempts = await get_delivery(ctx, user_id=user_id, delivery_id=delivery_id)
+    webhook = await get_webhook(ctx, user_id=user_id, webhook_id=row["subscription_id"])
+    if not webhook["enabled"]:
+        raise Conflict(
+            f"webhook {webhook['id']} is disabled ({webhook['disabled_reason']}): enable it "
+            f"with POST /api/v1/webhooks/{webhook['id']}/enable first"
+        )
+    async with ctx.engine.begin() as conn:
+        await store.requeue(conn, delivery_id, ctx.clock())
+        updated = await store.get_delivery(conn, delivery_id, user_id=user_id)
+    assert updated is not None
+    return updated
+
+
+def make_dispatcher(ctx: Context, *, owner: str) -> Dispatcher:
+    """The production dispatcher: real DNS, the SSRF guard, connections pinned to checked
+    addresses. Close it with `await dispatcher.aclose()`."""
+    transport = PinnedTransport(url_guard(ctx))
+    return Dispatcher(
+        engine=ctx.engine,
+        box=ctx.box,
+        sender=Sender(transport),
+        owner=owner,
+        clock=ctx.clock,
+        lease=timedelta(seconds=ctx.settings.webhook_lease_seconds),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None
