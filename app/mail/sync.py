@@ -93,7 +93,7 @@ async def sync_mailbox(
     return report
 
 
-BODY_PASS_LIMIT = 2000  # bodies read per pass; the rest wait for the next poll
+BODY_PASS_LIMIT = 2000  # bodies read per slice
 
 
 async def read_bodies(
@@ -107,8 +107,24 @@ async def read_bodies(
     bounce reports, quote-only replies, declines), after the headers of every folder are in:
     only then is it known which inbound mail answers the rep. BODY.PEEK: nothing is marked read.
     """
-    async with engine.connect() as conn:
-        pending = await message_store.messages_needing_body(conn, mailbox.id, limit=BODY_PASS_LIMIT)
+    while True:  # in slices, so that memory stays bounded however large the backlog
+        async with engine.connect() as conn:
+            pending = await message_store.messages_needing_body(
+                conn, mailbox.id, limit=BODY_PASS_LIMIT
+            )
+        if not pending:
+            return
+        await _read_slice(engine, session, mailbox, options, report, pending)
+
+
+async def _read_slice(
+    engine: AsyncEngine,
+    session: ImapSession,
+    mailbox: MailboxRef,
+    options: SyncOptions,
+    report: SyncReport,
+    pending: list[dict[str, Any]],
+) -> None:
     by_folder: dict[str, list[dict[str, Any]]] = {}
     for row in pending:
         by_folder.setdefault(row["folder_name"], []).append(row)

@@ -2,11 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app.calendars import work_calendar
 from app.domain.events import thread_events, thread_payload
@@ -121,3 +121,17 @@ async def evaluate_due(
     rows = await store.threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id, limit=limit)
     await evaluate_threads(conn, rows, now)
     return len(rows)
+
+
+async def evaluate_mailbox(
+    engine: AsyncEngine, clock: Callable[[], datetime], mailbox_id: int
+) -> int:
+    """Evaluate everything due in one mailbox, one transaction per batch, so that the write
+    lock is never held for long. Returns how many threads ran."""
+    evaluated = 0
+    while True:
+        async with engine.begin() as conn:
+            batch = await evaluate_due(conn, clock(), mailbox_id=mailbox_id)
+        if not batch:
+            return evaluated
+        evaluated += batch

@@ -11,7 +11,7 @@ from app.errors import Conflict, InvalidInput, NotFound
 from app.mail import files
 from app.services.accounts import normalize_email
 from app.services.context import Context
-from app.services.evaluation import evaluate_due
+from app.services.evaluation import evaluate_mailbox
 from app.storage import mailboxes as mailbox_store
 from app.storage import users as user_store
 
@@ -90,13 +90,7 @@ async def import_mail(
         now=ctx.clock(),
         progress=progress,
     )
-    evaluated = 0
-    while True:  # one transaction per batch: the write lock is never held for long
-        async with ctx.engine.begin() as conn:
-            batch = await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id)
-        if not batch:
-            break
-        evaluated += batch
+    evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     async with ctx.engine.begin() as conn:
         await mailbox_store.set_status(conn, mailbox_id, "ok", "", synced=True)
     return ImportOutcome(

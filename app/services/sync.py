@@ -29,7 +29,7 @@ from app.errors import (
 from app.mail import sync as mail_sync
 from app.mail.imap import ImapSession
 from app.services.context import Context
-from app.services.evaluation import evaluate_due
+from app.services.evaluation import evaluate_mailbox
 from app.services.mailboxes import account_of, public_view
 from app.storage import mailboxes as store
 from app.storage import outbox
@@ -140,13 +140,7 @@ async def _run(
     except MailServerError as exc:
         await _record_failure(ctx, mailbox, exc)
         raise
-    evaluated = 0
-    while True:  # one transaction per batch: the write lock is never held for long
-        async with ctx.engine.begin() as conn:
-            batch = await evaluate_due(conn, ctx.clock(), mailbox_id=mailbox_id)
-        if not batch:
-            break
-        evaluated += batch
+    evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     async with ctx.engine.begin() as conn:
         await store.set_status(
             conn,
