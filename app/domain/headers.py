@@ -10,7 +10,6 @@ from __future__ import annotations
 import re
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
-from email.message import Message
 from email.utils import getaddresses, parsedate_to_datetime
 
 from app.domain.model import Address, HeaderFacts
@@ -62,7 +61,6 @@ MSGID_RE = re.compile(r"<([^<>\s]+)>")
 MAX_REFERENCES = 100  # a References header longer than this is junk or an attack
 MAX_FIELD_CHARS = 16_384  # huge headers are cut, not fatal
 
-_SURROGATE_RE = re.compile("[\udc80-\udcff]")
 # One address per match: commas inside "quoted, names" do not split.
 _QUOTE_AWARE_COMMA_RE = re.compile(r'(?:"[^"]*"|[^,"])+')
 _MONTHS = {
@@ -107,14 +105,6 @@ def parse_header_bytes(raw: bytes) -> HeaderFacts:
     return facts_from_fields(fields, defects)
 
 
-def facts_from_message(msg: Message) -> HeaderFacts:
-    """Extract the facts from an already parsed message (the mbox/Maildir import path)."""
-    fields: dict[str, list[str]] = {}
-    for name, value in msg.items():
-        fields.setdefault(name.lower(), []).append(str(value))
-    return facts_from_fields(fields, [])
-
-
 def facts_from_fields(fields: dict[str, list[str]], defects: list[str]) -> HeaderFacts:
     def first(name: str) -> str:
         values = fields.get(name)
@@ -155,8 +145,7 @@ def extract_message_ids(value: str) -> list[str]:
 
 
 def decode_words(value: str) -> str:
-    """Decode RFC 2047 encoded-words; raw 8-bit bytes are read as UTF-8, else Latin-1."""
-    value = _repair_8bit(value)
+    """Decode RFC 2047 encoded-words (raw 8-bit bytes were decoded by `decode_raw_header`)."""
     if "=?" not in value:
         return value
     try:
@@ -169,7 +158,7 @@ def parse_addresses(values: list[str]) -> tuple[Address, ...]:
     out: list[Address] = []
     for value in values:
         if "(" in value or ";" in value or "\\" in value:
-            pairs = getaddresses([_repair_8bit(value)])  # comments, groups, escapes: rare
+            pairs = getaddresses([value])  # comments, groups, escapes: rare
         elif '"' in value:
             pairs = [_split_address(part) for part in _QUOTE_AWARE_COMMA_RE.findall(value)]
         else:
@@ -232,25 +221,3 @@ def decode_raw_header(raw: bytes) -> str:
         except UnicodeDecodeError:
             lines.append(line.decode("cp1252", errors="replace"))
     return "\n".join(lines)
-
-
-def _text(msg: Message, name: str) -> str:
-    value = msg.get(name)
-    if value is None:
-        return ""
-    return str(value)[:MAX_FIELD_CHARS]
-
-
-def _all(msg: Message, name: str) -> list[str]:
-    return [str(v)[:MAX_FIELD_CHARS] for v in (msg.get_all(name) or [])]
-
-
-def _repair_8bit(value: str) -> str:
-    """compat32 keeps raw 8-bit bytes as surrogates; turn them back into readable text."""
-    if _SURROGATE_RE.search(value) is None:
-        return value
-    raw = value.encode("ascii", "surrogateescape")
-    try:
-        return raw.decode("utf-8")
-    except UnicodeDecodeError:
-        return raw.decode("latin-1")

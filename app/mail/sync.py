@@ -72,8 +72,10 @@ async def sync_mailbox(
     mailbox: MailboxRef,
     options: SyncOptions,
     progress: Progress | None = None,
+    report: SyncReport | None = None,
 ) -> SyncReport:
-    """Read every chosen folder from where the last committed batch left it."""
+    """Read every chosen folder from where the last committed batch left it. Counts add up in
+    `report` when given (a pass retried after a dropped connection keeps what it did)."""
     listed = await asyncio.to_thread(session.list_folders)
     chosen = folders_to_sync(
         listed, gmail=session.is_gmail, include=mailbox.include, exclude=mailbox.exclude
@@ -82,7 +84,9 @@ async def sync_mailbox(
         rows = await mailbox_store.ensure_folders(
             conn, mailbox.id, {f.name: f.special_use for f in chosen}
         )
-    report = SyncReport(idle_capable=session.has_idle)
+    report = report or SyncReport()
+    report.idle_capable = session.has_idle
+    report.folders = 0
     for folder in chosen:
         reader = _FolderReader(engine, session, mailbox, rows[folder.name], options, report)
         await reader.run(progress)

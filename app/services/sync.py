@@ -177,10 +177,10 @@ async def _pass_with_retries(
 ) -> mail_sync.SyncReport:
     """A dropped connection is reopened with exponential backoff and jitter; the pass resumes
     after the last committed batch. A refused login or a bad certificate is not retried."""
-    total = mail_sync.SyncReport()
+    report = mail_sync.SyncReport()  # shared by the attempts: an interrupted pass still counts
     for attempt in range(RECONNECT_ATTEMPTS + 1):
         try:
-            report = await _one_pass(ctx, mailbox, ref, options, progress)
+            return await _one_pass(ctx, mailbox, ref, options, progress, report)
         except (MailAuthError, MailTLSError):
             raise
         except MailConnectionError as exc:
@@ -190,13 +190,6 @@ async def _pass_with_retries(
             delay *= 0.5 + random.random()  # jitter: many mailboxes must not reconnect in step
             log.info("sync.reconnect mailbox=%s in=%.1fs error=%s", ref.id, delay, exc.message)
             await asyncio.sleep(delay)
-            continue
-        total.new_messages += report.new_messages
-        total.skipped += report.skipped
-        total.folders = report.folders
-        total.touched_threads |= report.touched_threads
-        total.idle_capable = report.idle_capable
-        return total
     raise AssertionError("unreachable")
 
 
@@ -206,6 +199,7 @@ async def _one_pass(
     ref: mail_sync.MailboxRef,
     options: mail_sync.SyncOptions,
     progress: mail_sync.Progress | None,
+    report: mail_sync.SyncReport,
 ) -> mail_sync.SyncReport:
     session = await asyncio.to_thread(
         ImapSession.open,
@@ -215,7 +209,7 @@ async def _one_pass(
         allow_plaintext=ctx.settings.imap_allow_plaintext,
     )
     try:
-        return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress)
+        return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress, report)
     finally:
         await asyncio.to_thread(session.close)
 

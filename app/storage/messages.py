@@ -222,7 +222,7 @@ async def _assign_threads(
     new_keys = [
         {"mailbox_id": mailbox_id, "message_key": k, "thread_id": target[find(k)]}
         for k in all_keys
-        if key_thread.get(k) != target[find(k)] and k not in key_thread
+        if k not in key_thread
     ]
     await insert_ignore(conn, thread_keys, new_keys, ["mailbox_id", "message_key"])
     existing_touched = {target[r] for r in groups if r not in new_roots}
@@ -256,25 +256,6 @@ async def _threads_by_key(
         )
         out.update({k: int(t) for k, t in rows})
     return out
-
-
-async def _create_thread(conn: AsyncConnection, mailbox_id: int, user_id: int, subject: str) -> int:
-    now = utcnow()
-    result = await conn.execute(
-        insert(threads)
-        .values(
-            mailbox_id=mailbox_id,
-            user_id=user_id,
-            subject=subject,
-            state=None,
-            reason="",
-            dirty=True,
-            created_at=now,
-            updated_at=now,
-        )
-        .returning(threads.c.id)
-    )
-    return int(result.scalar_one())
 
 
 async def _merge_thread(conn: AsyncConnection, *, source: int, target: int) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select, update
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
@@ -48,9 +48,3 @@ async def user_for_token(conn: AsyncConnection, token_hash: str) -> dict[str, An
     )
     row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
-
-
-async def touch_token(conn: AsyncConnection, token_id: int) -> None:
-    await conn.execute(
-        update(api_tokens).where(api_tokens.c.id == token_id).values(last_used_at=utcnow())
-    )

@@ -9,6 +9,8 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from app.services import accounts, mailboxes
+from app.services.context import Context
 from tests.conftest import IN_CI
 from tests.support.dovecot import DovecotServer, dovecot_available, make_message, start_dovecot
 
@@ -167,3 +169,21 @@ def populate(user: ImapUser, now: datetime) -> Scenario:
 
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
+
+
+async def connect(ctx: Context, user: ImapUser) -> tuple[int, int]:
+    """A Radio Silence user owning a mailbox on `user`'s IMAP account: (user id, mailbox id)."""
+    user_id = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
+    data = mailboxes.MailboxInput(
+        name="Work",
+        host=user.server.host,
+        port=user.server.port,
+        security="plain",
+        username=user.username,
+        secret=user.password,
+        auth_method="password",
+        addresses=[REP],
+        timezone="UTC",
+        holiday_country=None,
+    )
+    return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=data)

@@ -11,8 +11,7 @@ import pytest
 from app.services import threads
 from app.services.context import Context
 from app.workers import Workers
-from tests.integration.conftest import PROSPECT, REP, ImapUser, now_utc, populate
-from tests.integration.test_sync import connect
+from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
 from tests.support.dovecot import make_message
 
 pytestmark = pytest.mark.integration

@@ -2,35 +2,15 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 import pytest
 
 from app.errors import MailAuthError
-from app.services import accounts, events, mailboxes, threads
+from app.services import events, mailboxes, threads
 from app.services import sync as sync_service
 from app.services.context import Context
-from tests.integration.conftest import ImapUser, now_utc, populate
+from tests.integration.conftest import ImapUser, connect, now_utc, populate
 
 pytestmark = pytest.mark.integration
-
-
-async def connect(ctx: Context, user: ImapUser) -> tuple[int, int]:
-    user_id = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
-    body: Any = user.mailbox_body()
-    data = mailboxes.MailboxInput(
-        name=body["name"],
-        host=user.server.host,
-        port=user.server.port,
-        security="plain",
-        username=user.username,
-        secret=user.password,
-        auth_method="password",
-        addresses=body["addresses"],
-        timezone="UTC",
-        holiday_country=None,
-    )
-    return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=data)
 
 
 async def states(ctx: Context, user_id: int) -> dict[str, tuple[str, str]]:

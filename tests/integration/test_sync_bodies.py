@@ -9,8 +9,7 @@ import pytest
 from app.services import sync as sync_service
 from app.services import threads
 from app.services.context import Context
-from tests.integration.conftest import PROSPECT, REP, ImapUser, now_utc
-from tests.integration.test_sync import connect
+from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc
 from tests.support.dovecot import make_message
 
 pytestmark = pytest.mark.integration

@@ -8,7 +8,6 @@ import subprocess
 import time
 from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
 import pytest
 
@@ -16,12 +15,12 @@ from app.domain.model import Identity
 from app.errors import MailTLSError
 from app.mail import sync as mail_sync
 from app.mail.imap import ImapAccount, ImapSession
-from app.services import accounts, events, mailboxes, threads
+from app.services import events, mailboxes, threads
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage.threads import threads_to_evaluate
 from tests.conftest import TEST_SECRET_KEY, make_settings
-from tests.integration.conftest import PROSPECT, REP, ImapUser, Scenario, now_utc, populate
+from tests.integration.conftest import PROSPECT, REP, ImapUser, Scenario, connect, now_utc, populate
 from tests.support.dovecot import make_message
 from tests.support.processes import CLI, cli_env
 
@@ -38,24 +37,6 @@ EXPECTED = {
 @pytest.fixture(autouse=True)
 def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(sync_service, "RECONNECT_BASE_DELAY", 0.05)
-
-
-async def connect(ctx: Context, user: ImapUser, **overrides: Any) -> tuple[int, int]:
-    user_id = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
-    data = mailboxes.MailboxInput(
-        name="Work",
-        host=user.server.host,
-        port=user.server.port,
-        security="plain",
-        username=user.username,
-        secret=user.password,
-        auth_method="password",
-        addresses=[REP],
-        timezone="UTC",
-        holiday_country=None,
-    )
-    data = mailboxes.MailboxInput(**{**data.__dict__, **overrides})
-    return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=data)
 
 
 async def assert_converged(ctx: Context, user_id: int, scenario: Scenario) -> None:
