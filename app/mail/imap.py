@@ -68,10 +68,14 @@ class FolderStatus:
 @dataclass(frozen=True, kw_only=True)
 class FetchedHeader:
     uid: int
-    internal_date: datetime | None
+    internal_date_raw: bytes | None  # parsed only when the Date header is missing or broken
     header: bytes
     gm_msgid: int | None = None
     gm_thrid: int | None = None
+
+    @property
+    def internal_date(self) -> datetime | None:
+        return _parse_internal_date(self.internal_date_raw) if self.internal_date_raw else None
 
 
 def is_loopback(host: str) -> bool:
@@ -277,7 +281,7 @@ class ImapSession:
                 out.append(
                     FetchedHeader(
                         uid=int(uid.group(1)),
-                        internal_date=_internal_date(prefix),
+                        internal_date_raw=_int_match_raw(_DATE_RE, prefix),
                         header=literal,
                         gm_msgid=_int_match(_GM_MSGID_RE, prefix),
                         gm_thrid=_int_match(_GM_THRID_RE, prefix),
@@ -379,12 +383,14 @@ def _uid_set(uids: Sequence[int]) -> str:
     return ",".join(parts)
 
 
-def _internal_date(prefix: bytes) -> datetime | None:
-    match = _DATE_RE.search(prefix)
-    if match is None:
-        return None
+def _int_match_raw(pattern: re.Pattern[bytes], prefix: bytes) -> bytes | None:
+    match = pattern.search(prefix)
+    return match.group(1) if match else None
+
+
+def _parse_internal_date(raw: bytes) -> datetime | None:
     try:
-        parsed = datetime.strptime(match.group(1).decode(), "%d-%b-%Y %H:%M:%S %z")
+        parsed = datetime.strptime(raw.decode(), "%d-%b-%Y %H:%M:%S %z")
     except ValueError:
         return None
     return parsed.astimezone(UTC)

@@ -3,6 +3,7 @@ Shared by IMAP sync and file import."""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
@@ -28,7 +29,7 @@ def prepare_message(
     raw_header: bytes,
     *,
     identity: Identity,
-    fallback_date: datetime,
+    fallback_date: datetime | Callable[[], datetime],
     folder_id: int | None = None,
     uid: int | None = None,
     uidvalidity: int | None = None,
@@ -59,7 +60,7 @@ def prepare_message(
         facts=facts,
         links=links,
         classification=classification,
-        date=facts.date or fallback_date,
+        date=facts.date or (fallback_date() if callable(fallback_date) else fallback_date),
         folder_id=folder_id,
         uid=uid,
         uidvalidity=uidvalidity,

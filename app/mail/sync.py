@@ -32,7 +32,7 @@ from app.mail.pipeline import (
 )
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
-from app.storage.messages import NewMessage
+from app.storage.messages import BodyReading, NewMessage
 
 log = logging.getLogger(__name__)
 
@@ -137,16 +137,21 @@ async def _read_slice(
         texts = await asyncio.to_thread(session.fetch_text_prefixes, [r["uid"] for r in rows])
         readings = [(row, _read_body(row, texts.get(row["uid"]), mailbox, options)) for row in rows]
         async with engine.begin() as conn:
+            await message_store.save_body_readings(
+                conn,
+                [
+                    BodyReading(
+                        message_id=row["id"],
+                        kind=classification.kind.value,
+                        kind_reason=classification.reason,
+                        details=details,
+                        text_prefix=text,
+                    )
+                    for row, (classification, details, text) in readings
+                ],
+            )
             touched: set[int] = set()
-            for row, (classification, details, text) in readings:
-                await message_store.save_body_reading(
-                    conn,
-                    row["id"],
-                    kind=classification.kind.value,
-                    kind_reason=classification.reason,
-                    details=details,
-                    text_prefix=text,
-                )
+            for row, (classification, _, _) in readings:
                 thread_id = int(row["thread_id"])
                 if classification.returned_message_ids:
                     thread_id = await message_store.link_message(
@@ -321,7 +326,8 @@ class _FolderReader:
                     prepare_message(
                         item.header,
                         identity=self.mailbox.identity,
-                        fallback_date=item.internal_date or self.options.now,
+                        # INTERNALDATE is parsed only for the rare message without a Date
+                        fallback_date=lambda item=item: item.internal_date or self.options.now,
                         folder_id=self.row["id"],
                         uid=item.uid,
                         uidvalidity=uidvalidity,

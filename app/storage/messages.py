@@ -313,19 +313,38 @@ async def messages_needing_body(
     return out
 
 
-async def save_body_reading(
-    conn: AsyncConnection,
-    message_id: int,
-    *,
-    kind: str,
-    kind_reason: str,
-    details: dict[str, Any],
-    text_prefix: str | None,
-) -> None:
+@dataclass(frozen=True, kw_only=True)
+class BodyReading:
+    message_id: int
+    kind: str
+    kind_reason: str
+    details: dict[str, Any]
+    text_prefix: str | None
+
+
+async def save_body_readings(conn: AsyncConnection, readings: Sequence[BodyReading]) -> None:
+    """What reading the bodies found, in one executemany: a slice of thousands of messages."""
+    if not readings:
+        return
     await conn.execute(
         update(messages)
-        .where(messages.c.id == message_id)
-        .values(kind=kind, kind_reason=kind_reason, details=details, text_prefix=text_prefix)
+        .where(messages.c.id == bindparam("mid"))
+        .values(
+            kind=bindparam("kind"),
+            kind_reason=bindparam("kind_reason"),
+            details=bindparam("details"),
+            text_prefix=bindparam("text_prefix"),
+        ),
+        [
+            {
+                "mid": r.message_id,
+                "kind": r.kind,
+                "kind_reason": r.kind_reason,
+                "details": r.details,
+                "text_prefix": r.text_prefix,
+            }
+            for r in readings
+        ],
     )
 
 
