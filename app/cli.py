@@ -13,8 +13,9 @@ from typing import TypeVar
 
 from app import __version__
 from app.config import Settings, load_settings
+from app.domain.backtest import weekly_table
 from app.errors import RadioSilenceError
-from app.services import accounts, imports
+from app.services import accounts, backtest, imports
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
@@ -85,6 +86,17 @@ def _parser() -> argparse.ArgumentParser:
     sync = sub.add_parser("sync", help="read new mail of one mailbox now and run the rules")
     sync.add_argument("mailbox", metavar="MAILBOX", help="the mailbox's id, or its unique name")
     sync.set_defaults(handler=_sync)
+
+    backtest = sub.add_parser(
+        "backtest",
+        help="replay the rules over the stored mail: how often was 'quiet' a false alarm?",
+        description="Replays the mailbox's current rules day by day over its synced mail, "
+        "using at each day's end only the messages dated before it, and reports how many "
+        "threads would have been flagged quiet and how many of those got a reply later anyway.",
+    )
+    backtest.add_argument("mailbox", metavar="MAILBOX", help="the mailbox's id, or its unique name")
+    backtest.add_argument("--days", type=int, default=90, help="how many past days (default 90)")
+    backtest.set_defaults(handler=_backtest)
 
     imp = sub.add_parser(
         "import",
@@ -213,6 +225,18 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
             f"messages, {outcome.skipped} unreadable (skipped), "
             f"{outcome.threads_evaluated} threads evaluated"
         )
+        return 0
+
+    return _with_context(settings, run)
+
+
+def _backtest(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(ctx: Context) -> int:
+        mailbox_id = await _resolve_mailbox(ctx, args.mailbox)
+        report = await backtest.backtest_mailbox(ctx, mailbox_id, days=args.days)
+        print(f"mailbox {mailbox_id}: {report.first_day} to {report.last_day}")
+        for line in weekly_table(report):
+            print(line)
         return 0
 
     return _with_context(settings, run)

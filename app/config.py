@@ -48,6 +48,11 @@ class Settings(BaseSettings):
         None, description="Extra CA bundle (PEM) trusted for IMAP TLS, e.g. a company CA."
     )
     imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    oauth2_refresh_command: str | None = Field(
+        None,
+        description="Command printing a fresh OAuth2 access token for the IMAP username given "
+        "as its last argument; run when the server refuses a mailbox's stored token.",
+    )
     sync_interval_seconds: float = Field(
         60.0, ge=5, description="How often background workers poll each mailbox."
     )

@@ -12,8 +12,8 @@ from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
 from sqlalchemy import text
 
 import app as package
+from app.api import drafts, events, mailboxes, rules, threads, webhooks
 from app.api import errors as api_errors
-from app.api import events, mailboxes, threads, webhooks
 from app.config import Settings
 from app.services.context import Context
 from app.workers import Workers
@@ -47,8 +47,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     api_errors.install(app)
-    for router in (mailboxes.router, threads.router, events.router, webhooks.router):
+    for router in (mailboxes.router, rules.router, threads.router, events.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
+    app.include_router(drafts.router, prefix="/api/v1")
 
     @app.get("/", include_in_schema=False)
     async def index() -> HTMLResponse:

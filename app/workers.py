@@ -14,13 +14,16 @@ from app.errors import Conflict, RadioSilenceError
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.evaluation import evaluate_due
+from app.services.followups import create_due_drafts_everywhere
 from app.services.webhooks import make_dispatcher
 from app.storage import mailboxes as mailbox_store
+from app.storage import threads as thread_store
 from app.storage.engine import reading
 from app.webhooks.deliver import TOTAL_TIMEOUT, Dispatcher, wake_on_commit
 
 log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
+SCHEDULER_MIN_SLEEP = 0.05  # a check due "now" that another worker holds: do not spin
 SYNC_CONCURRENCY = 4
 DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
 
@@ -31,6 +34,7 @@ class Workers:
         self.owner = sync_service.worker_id()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
+        self._rules_wake = asyncio.Event()  # the scheduler's own: a sync or a stop ends its sleep
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatcher: Dispatcher | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
@@ -54,6 +58,7 @@ class Workers:
     async def stop(self) -> None:
         self._stop.set()
         self._wake.set()
+        self._rules_wake.set()
         self._idle_stop.set()
         if self._watchers:
             await asyncio.wait(list(self._watchers.values()), timeout=10)
@@ -98,6 +103,7 @@ class Workers:
             except RadioSilenceError as exc:  # recorded on the mailbox; it backs off by itself
                 log.info("workers.sync_failed mailbox=%s error=%s", mailbox_id, exc.message)
                 return
+        self._rules_wake.set()  # the sync may have set an earlier next check
         if outcome.idle_capable:
             self._watch(mailbox_id)
 
@@ -127,16 +133,27 @@ class Workers:
         task.add_done_callback(lambda _t: self._watchers.pop(mailbox_id, None))
 
     async def _scheduler_loop(self) -> None:
+        """Evaluate what is due, then sleep until the earliest next_check_at (at most
+        SCHEDULER_MAX_SLEEP, for changes made by other processes) or until a sync wakes us."""
         while not self._stop.is_set():
+            delay = SCHEDULER_MAX_SLEEP
             try:
                 async with self.ctx.engine.begin() as conn:
                     count = await evaluate_due(conn, self.ctx.clock())
                 if count:
                     log.info("workers.evaluated threads=%s", count)
+                    await create_due_drafts_everywhere(self.ctx)
                     continue  # there may be more due right now
+                async with reading(self.ctx.engine) as conn:
+                    earliest = await thread_store.earliest_check(conn)
+                if earliest is not None:
+                    wait = (earliest - self.ctx.clock()).total_seconds()
+                    delay = min(max(wait, SCHEDULER_MIN_SLEEP), SCHEDULER_MAX_SLEEP)
             except Exception:
                 log.exception("workers.scheduler_error")
-            await self._sleep(SCHEDULER_MAX_SLEEP)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._rules_wake.wait(), timeout=delay)
+            self._rules_wake.clear()
 
     async def _dispatch_loop(self) -> None:
         assert self._dispatcher is not None

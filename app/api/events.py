@@ -6,7 +6,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import ContextDep, UserDep
+from app.api.deps import MAX_ID, ContextDep, UserDep
 from app.api.schemas import EventPage, Problem
 from app.services import events as service
 
@@ -17,7 +17,7 @@ router = APIRouter(prefix="/events", tags=["events"])
 async def list_events(
     ctx: ContextDep,
     user: UserDep,
-    after: int | None = Query(None, ge=0, description="Only events after this id"),
+    after: int | None = Query(None, ge=0, le=MAX_ID, description="Only events after this id"),
     limit: int = Query(100, ge=1, le=1000),
 ) -> dict[str, Any]:
     """Oldest first. Pass the last id you saw as `after` (or follow `next_cursor`)."""

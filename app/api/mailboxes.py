@@ -8,7 +8,7 @@ from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
-from app.api.deps import ContextDep, UserDep
+from app.api.deps import ContextDep, RowId, UserDep
 from app.api.schemas import (
     ConnectionTest,
     Created,
@@ -70,7 +70,7 @@ async def list_mailboxes(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
 
 
 @router.get("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
-async def get_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     return service.public_view(
         await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
     )
@@ -78,7 +78,7 @@ async def get_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> dict[s
 
 @router.patch("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
 async def update_mailbox(
-    mailbox_id: int, body: MailboxPatch, ctx: ContextDep, user: UserDep
+    mailbox_id: RowId, body: MailboxPatch, ctx: ContextDep, user: UserDep
 ) -> dict[str, Any]:
     """Change any field; a changed server, username or secret is checked with a live login."""
     changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"imap", "folders"})
@@ -96,14 +96,14 @@ async def update_mailbox(
 
 
 @router.delete("/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> Response:
+async def delete_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> Response:
     """Forget the mailbox and everything read from it (its mail stays on the server)."""
     await service.delete_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{mailbox_id}/test", response_model=ConnectionTest, responses=ERRORS)
-async def test_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> ConnectionTest:
+async def test_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> ConnectionTest:
     """Log in with the stored credentials and list the folders."""
     row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
     folders = await service.test_connection(ctx, service.account_of(ctx, row))
@@ -112,7 +112,7 @@ async def test_mailbox(mailbox_id: int, ctx: ContextDep, user: UserDep) -> Conne
 
 @router.post("/{mailbox_id}/sync", response_model=SyncResult, responses=ERRORS)
 async def sync_mailbox(
-    mailbox_id: int,
+    mailbox_id: RowId,
     request: Request,
     response: Response,
     ctx: ContextDep,

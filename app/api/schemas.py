@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from datetime import date
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, model_validator
+from pydantic import (
+    AwareDatetime,
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    model_validator,
+)
 
 Security = Literal["tls", "starttls", "plain"]
 
@@ -138,6 +146,8 @@ class MessageOut(BaseModel):
     message_id: str | None
     kind: str
     kind_reason: str
+    # Why it is in this thread when its own headers did not say (e.g. the subject fallback).
+    thread_reason: str | None = None
     from_: str = Field(alias="from")
     from_name: str
     to: list[str]
@@ -174,3 +184,196 @@ class EventPage(BaseModel):
 class Problem(BaseModel):
     detail: str
     code: str
+
+
+# --- drafts -----------------------------------------------------------------------------
+
+
+class DraftOut(BaseModel):
+    id: int
+    thread_id: int
+    mailbox_id: int
+    step: int
+    state: Literal["pending", "approved", "dismissed", "snoozed"]
+    question: str
+    body: str | None = Field(description="the whole text as you rewrote it, if you did")
+    subject: str
+    from_: str = Field(alias="from")
+    to: list[str]
+    cc: list[str]
+    message_id: str
+    in_reply_to: str = Field(description="the Message-ID of your e-mail it forwards")
+    skipped_attachments: list[str]
+    revision: int
+    dismiss_reason: str | None
+    snoozed_until: str | None
+    delivery: Literal["imap_draft", "smtp"] | None
+    imap_folder: str | None
+    imap_uid: int | None
+    approved_at: str | None
+    sent_at: str | None
+    created_at: str
+    updated_at: str
+
+    model_config = ConfigDict(populate_by_name=True)
+
+
+class DraftDetail(DraftOut):
+    text: str = Field(description="the text part: the question, then the forwarded e-mail")
+
+
+class DraftPage(BaseModel):
+    items: list[DraftOut]
+    next_cursor: str | None
+
+
+class DraftPatch(Strict):
+    question: str | None = Field(None, min_length=1, max_length=2000)
+    body: str | None = Field(
+        None, max_length=200_000, description="the whole text; null drops a rewritten body"
+    )
+
+
+class DraftApprove(Strict):
+    delivery: Literal["imap_draft", "smtp"] = "imap_draft"
+
+
+class DraftDismiss(Strict):
+    reason: str | None = Field(None, max_length=1000, description="kept for tuning the rules")
+
+
+class DraftSnooze(Strict):
+    until: AwareDatetime | None = Field(None, description="default: in one day")
+
+
+class DraftTemplatesIn(Strict):
+    first: list[str] | None = Field(None, max_length=10, description="null: the defaults")
+    middle: list[str] | None = Field(None, max_length=10)
+    last: list[str] | None = Field(None, max_length=10)
+
+
+class DraftStageTemplates(BaseModel):
+    templates: list[str]
+    custom: bool
+
+
+class DraftTemplatesOut(BaseModel):
+    stages: dict[str, DraftStageTemplates]
+    variables: list[str]
+
+
+class SmtpIn(Strict):
+    host: str = Field(min_length=1, max_length=255)
+    port: int = Field(ge=1, le=65535)
+    security: Security = "starttls"
+    username: str | None = Field(None, min_length=1, max_length=320)
+    password: SecretStr | None = Field(
+        None, min_length=1, max_length=4096, description="omit to keep the stored one"
+    )
+
+
+class SmtpOut(BaseModel):
+    host: str
+    port: int
+    security: Security
+    username: str | None
+    password_set: bool
+
+
+class DraftSettingsIn(Strict):
+    attach_originals: bool = False
+    attachment_max_bytes: int = Field(10 * 1024 * 1024, ge=0, le=25 * 1024 * 1024)
+    smtp: SmtpIn | None = Field(None, description="null: approve into Drafts only")
+
+
+class DraftSettingsOut(BaseModel):
+    attach_originals: bool
+    attachment_max_bytes: int
+    smtp: SmtpOut | None
+
+
+# --- rules (issue 5) -------------------------------------------------------------------------
+
+WaitDays = Annotated[int, Field(ge=1, le=60, description="business days")]
+_HHMM = r"^([01]\d|2[0-3]):[0-5]\d$"
+
+
+class WorkingHours(Strict):
+    start: str = Field("09:00", pattern=_HHMM, description="local time, HH:MM")
+    end: str = Field("17:00", pattern=_HHMM, description="local time, HH:MM")
+
+    @model_validator(mode="after")
+    def _start_before_end(self) -> WorkingHours:
+        if self.start >= self.end:
+            raise ValueError(
+                f"working_hours: start {self.start} must be before end {self.end} (same day)"
+            )
+        return self
+
+
+class TimeOffRange(Strict):
+    start: date = Field(description="first day away (the mailbox's time zone)")
+    end: date = Field(description="last day away, inclusive")
+
+    @model_validator(mode="after")
+    def _ordered(self) -> TimeOffRange:
+        if self.end < self.start:
+            raise ValueError(f"time_off: end {self.end} is before start {self.start}")
+        if (self.end - self.start).days > 366:
+            raise ValueError("time_off: one range may last at most a year")
+        if self.start.year < 2000 or self.end.year > 2100:
+            raise ValueError("time_off: dates must lie between the years 2000 and 2100")
+        return self
+
+
+class RulesBody(Strict):
+    """A mailbox's rules. PUT replaces them all: a field left out takes its default."""
+
+    wait_business_days: WaitDays = Field(3, description="wait after your e-mail before quiet")
+    cadence_business_days: list[WaitDays] = Field(
+        default_factory=lambda: [3, 5, 7],
+        min_length=1,
+        max_length=10,
+        description="wait after follow-up 1, 2, …; the last value repeats",
+    )
+    max_followups: int = Field(3, ge=0, le=10, description="then the thread closes")
+    auto_reply_pause_business_days: WaitDays = Field(
+        5, description="pause after an auto-reply without a return date"
+    )
+    response_time_business_hours: float = Field(
+        1.0, gt=0, le=40, description="you owe an answer after this long"
+    )
+    working_hours: WorkingHours = Field(default_factory=WorkingHours)
+    time_off: list[TimeOffRange] = Field(
+        default_factory=list, max_length=100, description="days you are away: no drafts"
+    )
+
+
+class RulesPreviewItem(BaseModel):
+    thread_id: int
+    subject: str
+    state: str
+    reason: str
+    needs_response: bool
+    new_state: str
+    new_reason: str
+    new_needs_response: bool
+
+
+class RulesPreview(BaseModel):
+    threads_evaluated: int
+    threads_changing: int
+    items: list[RulesPreviewItem] = Field(description="the first changes, by thread id")
+    truncated: bool
+
+
+class SnoozeBody(Strict):
+    until: AwareDatetime = Field(description="a future time with its UTC offset")
+
+
+class CloseBody(Strict):
+    reason: str | None = Field(None, max_length=500)
+
+
+class AnsweredBody(Strict):
+    note: str = Field(min_length=1, max_length=1000, description="e.g. 'they called'")

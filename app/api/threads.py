@@ -6,15 +6,25 @@ from typing import Any
 
 from fastapi import APIRouter, Query
 
-from app.api.deps import ContextDep, UserDep
-from app.api.schemas import Problem, ThreadDetail, ThreadPage
+from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
+from app.api.schemas import (
+    AnsweredBody,
+    CloseBody,
+    Problem,
+    SnoozeBody,
+    ThreadDetail,
+    ThreadOut,
+    ThreadPage,
+)
 from app.domain.model import ThreadState
+from app.services import thread_actions as actions
 from app.services import threads as service
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem},
+    409: {"model": Problem},
     422: {"model": Problem},
 }
 
@@ -23,7 +33,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 async def list_threads(
     ctx: ContextDep,
     user: UserDep,
-    mailbox_id: int | None = None,
+    mailbox_id: int | None = Query(None, ge=1, le=MAX_ID),
     state: ThreadState | None = None,
     limit: int = Query(50, ge=1, le=service.MAX_PAGE),
     cursor: str | None = Query(None, max_length=200),
@@ -36,6 +46,38 @@ async def list_threads(
 
 
 @router.get("/{thread_id}", response_model=ThreadDetail, responses=ERRORS)
-async def get_thread(thread_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_thread(thread_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """One thread with its timeline, oldest message first, each with its kind and why."""
     return await service.get_thread(ctx, user_id=user.id, thread_id=thread_id)
+
+
+@router.post("/{thread_id}/snooze", response_model=ThreadOut, responses=ERRORS)
+async def snooze_thread(
+    thread_id: RowId, body: SnoozeBody, ctx: ContextDep, user: UserDep
+) -> dict[str, Any]:
+    """Set the thread aside until `until` (a future time); the rules look again then."""
+    return await actions.snooze(ctx, user_id=user.id, thread_id=thread_id, until=body.until)
+
+
+@router.post("/{thread_id}/close", response_model=ThreadOut, responses=ERRORS)
+async def close_thread(
+    thread_id: RowId, ctx: ContextDep, user: UserDep, body: CloseBody | None = None
+) -> dict[str, Any]:
+    """Stop watching the thread (`thread.closed`), with an optional reason."""
+    reason = body.reason if body else None
+    return await actions.close(ctx, user_id=user.id, thread_id=thread_id, reason=reason)
+
+
+@router.post("/{thread_id}/reopen", response_model=ThreadOut, responses=ERRORS)
+async def reopen_thread(thread_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+    """Watch a closed, snoozed or bounced thread again, counting from now."""
+    return await actions.reopen(ctx, user_id=user.id, thread_id=thread_id)
+
+
+@router.post("/{thread_id}/answered", response_model=ThreadOut, responses=ERRORS)
+async def answered_thread(
+    thread_id: RowId, body: AnsweredBody, ctx: ContextDep, user: UserDep
+) -> dict[str, Any]:
+    """They answered outside e-mail ("they called", "we met"): the thread is replied, with
+    your note as the reason. Writing to them again later restarts the wait."""
+    return await actions.answered(ctx, user_id=user.id, thread_id=thread_id, note=body.note)

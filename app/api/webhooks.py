@@ -8,7 +8,7 @@ from typing import Annotated, Any, Literal
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
 
-from app.api.deps import ContextDep, UserDep
+from app.api.deps import ContextDep, RowId, UserDep
 from app.api.schemas import Problem
 from app.services import webhooks as service
 
@@ -126,21 +126,21 @@ async def list_webhooks(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, responses=ERRORS)
-async def get_webhook(webhook_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     return service.public_view(
         await service.get_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
     )
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
-async def delete_webhook(webhook_id: int, ctx: ContextDep, user: UserDep) -> Response:
+async def delete_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> Response:
     """Unsubscribe; pending deliveries are dropped with it."""
     await service.delete_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
     return Response(status_code=status.HTTP_204_NO_CONTENT)
 
 
 @router.post("/{webhook_id}/enable", response_model=WebhookOut, responses=ERRORS)
-async def enable_webhook(webhook_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def enable_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """Switch a disabled endpoint (410 Gone, or failing for days) back on."""
     return service.public_view(
         await service.enable_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
@@ -149,7 +149,7 @@ async def enable_webhook(webhook_id: int, ctx: ContextDep, user: UserDep) -> dic
 
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookSecret, responses=ERRORS)
 async def rotate_secret(
-    webhook_id: int, ctx: ContextDep, user: UserDep, body: RotateSecret | None = None
+    webhook_id: RowId, ctx: ContextDep, user: UserDep, body: RotateSecret | None = None
 ) -> WebhookSecret:
     """A new secret, shown once. During the overlap (default 24 h) each request carries both
     signatures, so the consumer can switch to the new secret without missing a message."""
@@ -170,7 +170,7 @@ async def rotate_secret(
     response_model=DeliveryOut,
     responses=ERRORS,
 )
-async def send_test(webhook_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def send_test(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """Queue a `webhook.test` message to this endpoint; follow it under its deliveries."""
     row = await service.send_test(ctx, user_id=user.id, webhook_id=webhook_id)
     return service.delivery_view(row)
@@ -178,7 +178,7 @@ async def send_test(webhook_id: int, ctx: ContextDep, user: UserDep) -> dict[str
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=ERRORS)
 async def list_deliveries(
-    webhook_id: int,
+    webhook_id: RowId,
     ctx: ContextDep,
     user: UserDep,
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
@@ -199,7 +199,7 @@ async def list_deliveries(
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail, responses=ERRORS)
-async def get_delivery(delivery_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """One delivery with every attempt: status code, latency, the start of the answer."""
     row, attempts = await service.get_delivery(ctx, user_id=user.id, delivery_id=delivery_id)
     return {
@@ -214,7 +214,7 @@ async def get_delivery(delivery_id: int, ctx: ContextDep, user: UserDep) -> dict
     response_model=DeliveryOut,
     responses=ERRORS,
 )
-async def retry_delivery(delivery_id: int, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def retry_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """Send again now with a fresh retry schedule — a dead-lettered delivery, or a replay."""
     row = await service.retry_delivery(ctx, user_id=user.id, delivery_id=delivery_id)
     return service.delivery_view(row)

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, time
 from enum import StrEnum
 
 # Domains shared by strangers: a rep on gmail.com does not make every Gmail user a colleague.
@@ -194,23 +194,61 @@ class ThreadMessage:
 
 @dataclass(frozen=True, kw_only=True)
 class ThreadHistory:
-    """A thread's messages (oldest first) plus what the rep decided by hand."""
+    """A thread's messages (oldest first) plus what the rep decided or told us by hand.
+
+    The follow-ups sent are not stored here: `rules.followups_sent` derives them from the
+    messages, so a replay of old mail counts them exactly as a live evaluation does.
+    """
 
     messages: tuple[ThreadMessage, ...]
-    followups_sent: int = 0
     snoozed_until: datetime | None = None
     closed_reason: str | None = None
+    answered_at: datetime | None = None  # "they called / we met", noted by the rep
+    answered_note: str | None = None
+    reopened_at: datetime | None = None  # watch again from here; earlier mail cannot close it
+
+
+@dataclass(frozen=True, kw_only=True)
+class TimeOff:
+    """The rep is away from `start` to `end`, both whole days in the mailbox's zone."""
+
+    start: date
+    end: date
+
+    def __post_init__(self) -> None:
+        if self.end < self.start:
+            raise ValueError(f"time off ends ({self.end}) before it starts ({self.start})")
 
 
 @dataclass(frozen=True, kw_only=True)
 class Rules:
-    """A mailbox's rules; every field is configurable per mailbox."""
+    """A mailbox's rules; every field is configurable per mailbox.
+
+    Waits: `wait_business_days` after the rep's e-mail, then `cadence_business_days[k-1]`
+    after follow-up k (the last value repeats); after `max_followups` follow-ups and one
+    more wait the thread closes as no_response.
+    """
 
     wait_business_days: int = 3
     cadence_business_days: tuple[int, ...] = (3, 5, 7)
     max_followups: int = 3
     auto_reply_pause_business_days: int = 5
     response_time_business_hours: float = 1.0
+    work_day_start: time = time(9, 0)  # local working hours of the mailbox's zone
+    work_day_end: time = time(17, 0)
+    time_off: tuple[TimeOff, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.wait_business_days < 0 or any(d < 1 for d in self.cadence_business_days):
+            raise ValueError("waits must be >= 0 business days and cadence steps >= 1")
+        if not self.cadence_business_days:
+            raise ValueError("the cadence needs at least one step")
+        if self.max_followups < 0:
+            raise ValueError("max_followups must be >= 0")
+        if self.auto_reply_pause_business_days < 0 or not self.response_time_business_hours >= 0:
+            raise ValueError("the auto-reply pause and the response time must be >= 0")
+        if self.work_day_start >= self.work_day_end:
+            raise ValueError("working hours must start before they end")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -220,3 +258,4 @@ class Decision:
     next_check_at: datetime | None  # when the rules must look at this thread again
     needs_response: bool = False
     step: int = 0  # the follow-up step that is due (1-based) when state is quiet
+    followups_sent: int = 0  # the rep's e-mails since the last answer, beyond the first

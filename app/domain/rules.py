@@ -7,7 +7,8 @@ verdict is debugged from it.
 
 from __future__ import annotations
 
-from datetime import datetime
+import dataclasses
+from datetime import date, datetime, time, timedelta
 
 from app.domain.model import (
     Decision,
@@ -17,12 +18,14 @@ from app.domain.model import (
     ThreadHistory,
     ThreadMessage,
     ThreadState,
+    TimeOff,
 )
 from app.domain.worktime import (
     WorkCalendar,
     add_business_days,
     add_business_hours,
     describe_local,
+    next_working_moment,
 )
 
 # Kinds that take part in the conversation; internal and bulk mail never move the clock.
@@ -40,9 +43,55 @@ _NO_SIGNAL = frozenset(
         Subkind.CHALLENGE,
     }
 )
+# The states of a thread the rep is waiting on: the rep's time off pauses exactly these.
+_WATCHED = frozenset({ThreadState.AWAITING_REPLY, ThreadState.QUIET, ThreadState.PAUSED})
 
 
 def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: datetime) -> Decision:
+    """The thread's state at `now`. `next_check_at` is always after `now` (or None)."""
+    conversation = _conversation(history)
+    followups = _followups_sent(history, conversation)
+    decision = _decide(history, conversation, followups, rules, calendar, now)
+    if rules.time_off and decision.state in _WATCHED:
+        decision = _time_off(decision, rules.time_off, calendar, now)
+    if not followups:  # Decision's default: no copy needed (the common case)
+        return decision
+    return dataclasses.replace(decision, followups_sent=followups)
+
+
+def followups_sent(history: ThreadHistory) -> int:
+    """The rep's e-mails since the last human answer (or the rep's own note, or a reopen),
+    beyond the first: writing again without an answer is a follow-up."""
+    return _followups_sent(history, _conversation(history))
+
+
+def _followups_sent(history: ThreadHistory, conversation: list[ThreadMessage]) -> int:
+    reset = _reset_point(history, conversation)
+    mine = 0
+    for m in history.messages:
+        if m.kind is MessageKind.OUTBOUND and (reset is None or m.date > reset):
+            mine += 1
+    return max(mine - 1, 0)
+
+
+def _reset_point(history: ThreadHistory, conversation: list[ThreadMessage]) -> datetime | None:
+    marks = [m.date for m in conversation if m.kind is MessageKind.REPLY]
+    marks += [t for t in (history.answered_at, history.reopened_at) if t is not None]
+    return max(marks, default=None)
+
+
+def _conversation(history: ThreadHistory) -> list[ThreadMessage]:
+    return [m for m in history.messages if m.kind in _CONVERSATION and m.subkind not in _NO_SIGNAL]
+
+
+def _decide(
+    history: ThreadHistory,
+    conversation: list[ThreadMessage],
+    followups: int,
+    rules: Rules,
+    calendar: WorkCalendar,
+    now: datetime,
+) -> Decision:
     if history.closed_reason:
         return Decision(
             state=ThreadState.CLOSED, reason=f"closed: {history.closed_reason}", next_check_at=None
@@ -55,10 +104,7 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
             next_check_at=history.snoozed_until,
         )
 
-    conversation = [
-        m for m in history.messages if m.kind in _CONVERSATION and m.subkind not in _NO_SIGNAL
-    ]
-    if not conversation:
+    if not conversation and history.answered_at is None:
         kinds = sorted({m.kind.value for m in history.messages}) or ["no messages"]
         return Decision(
             state=ThreadState.IGNORED,
@@ -68,12 +114,30 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
 
     outbound = [m for m in conversation if m.kind is MessageKind.OUTBOUND]
     last_out = outbound[-1] if outbound else None
-    after = [m for m in conversation if last_out is None or m.date > last_out.date]
+    # What happened after the rep's last e-mail, or after a reopen: older mail is settled.
+    marks = [t for t in (last_out.date if last_out else None, history.reopened_at) if t]
+    since = max(marks, default=None)
+    after = [m for m in conversation if since is None or m.date > since]
 
     replies = [m for m in after if m.kind is MessageKind.REPLY]
-    declines = [m for m in replies if m.decline]
-    if declines and declines[-1] is replies[-1]:
-        no = declines[-1]
+    answered = history.answered_at
+    # A note counts when it is newer than the rep's last e-mail and not older than a reopen
+    # (a reopen and a note in the same instant: the note is the newer word).
+    noted = (
+        answered is not None
+        and (last_out is None or answered > last_out.date)
+        and (history.reopened_at is None or answered >= history.reopened_at)
+    )
+    if answered is not None and noted and (not replies or replies[-1].date <= answered):
+        note = f": “{history.answered_note}”" if history.answered_note else ""
+        when = describe_local(answered, calendar)
+        return Decision(
+            state=ThreadState.REPLIED,
+            reason=f"replied: you noted an answer on {when}{note}",
+            next_check_at=None,
+        )
+    if replies and replies[-1].decline:
+        no = replies[-1]
         return Decision(
             state=ThreadState.CLOSED,
             reason=f"closed: declined — {no.sender} said no on {describe_local(no.date, calendar)}",
@@ -115,7 +179,7 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
             # Back on that day: wait one more business day so they can catch up on mail.
             back = datetime.combine(away.return_date, calendar.day_start, calendar.tz)
             pause = add_business_days(back, 1, calendar)
-            why = f"back on {away.return_date.strftime('%a %d %b')}, so waiting until"
+            why = f"back on {_day(away.return_date)}, so waiting until"
         else:
             pause = add_business_days(away.date, rules.auto_reply_pause_business_days, calendar)
             why = (
@@ -134,7 +198,11 @@ def decide(history: ThreadHistory, rules: Rules, calendar: WorkCalendar, now: da
             )
         resume_at = pause.due_at
 
-    return _waiting(last_out, resume_at, history, rules, calendar, now)
+    start, since_text = last_out.date, f"your e-mail of {describe_local(last_out.date, calendar)}"
+    if history.reopened_at is not None and history.reopened_at > last_out.date:
+        start = history.reopened_at
+        since_text = f"you reopened it on {describe_local(start, calendar)}"
+    return _waiting(start, since_text, resume_at, followups, rules, calendar, now)
 
 
 def _replied(
@@ -155,27 +223,25 @@ def _replied(
 
 
 def _waiting(
-    last_out: ThreadMessage,
+    start: datetime,
+    since: str,
     resume_at: datetime | None,
-    history: ThreadHistory,
+    sent: int,
     rules: Rules,
     cal: WorkCalendar,
     now: datetime,
 ) -> Decision:
-    sent = history.followups_sent
     cadence = rules.cadence_business_days
     wait = rules.wait_business_days if sent == 0 else cadence[min(sent, len(cadence)) - 1]
-    span = add_business_days(last_out.date, wait, cal)
+    span = add_business_days(start, wait, cal)
     due_at = max(span.due_at, resume_at) if resume_at else span.due_at
-    since = f"your e-mail of {describe_local(last_out.date, cal)}"
-    skipped = "".join(
-        f"; {d.strftime('%a %d %b')} skipped as a holiday ({name})" for d, name in span.skipped
-    )
+    skipped = "".join(f"; {_day(d)} skipped as a holiday ({name})" for d, name in span.skipped)
+    after_followups = f" and {_followups(sent)}" if sent else ""
     if now < due_at:
         return Decision(
             state=ThreadState.AWAITING_REPLY,
             reason=(
-                f"awaiting reply: {wait} business days after {since} "
+                f"awaiting reply: {wait} business days after {since}{after_followups} "
                 f"(quiet from {describe_local(due_at, cal)}){skipped}"
             ),
             next_check_at=due_at,
@@ -183,12 +249,72 @@ def _waiting(
     if sent >= rules.max_followups:
         return Decision(
             state=ThreadState.CLOSED,
-            reason=f"closed: no_response after {sent} follow-ups; last was {since}",
+            reason=(
+                f"closed: no_response — no answer {wait} business days after {_followups(sent)}"
+                f"; your last was {since}"
+            ),
             next_check_at=None,
         )
+    step = sent + 1
+    final = " (the last one: permission to say no)" if step == rules.max_followups else ""
     return Decision(
         state=ThreadState.QUIET,
-        reason=f"quiet: {wait} business days since {since}{skipped}",
+        reason=(
+            f"quiet: {wait} business days since {since}{after_followups}{skipped}; "
+            f"follow-up {step} of {rules.max_followups} is due{final}"
+        ),
         next_check_at=None,
-        step=sent + 1,
+        step=step,
     )
+
+
+def _time_off(
+    decision: Decision, time_off: tuple[TimeOff, ...], cal: WorkCalendar, now: datetime
+) -> Decision:
+    """While the rep is away, a watched thread is paused until they are back (so no thread
+    turns quiet and no draft is made meanwhile); before an absence, look again when it starts."""
+    today = now.astimezone(cal.tz).date()
+    current = [t for t in time_off if t.start <= today <= t.end]
+    if current:
+        end = _merged_end(today, time_off)
+        back = next_working_moment(_local_midnight(end + timedelta(days=1), cal), cal)
+        return Decision(
+            state=ThreadState.PAUSED,
+            reason=(
+                f"paused: you are away until {_day(end)} (time off); "
+                f"looking again {describe_local(back, cal)}"
+            ),
+            next_check_at=back,
+        )
+    starts = [_local_midnight(t.start, cal) for t in time_off if t.start > today]
+    if not starts:
+        return decision
+    upcoming = min(starts)
+    if decision.next_check_at is None or upcoming < decision.next_check_at:
+        return dataclasses.replace(decision, next_check_at=upcoming)
+    return decision
+
+
+def _merged_end(today: date, time_off: tuple[TimeOff, ...]) -> date:
+    """The last day of the absence that contains `today`, joining back-to-back ranges."""
+    end = max(t.end for t in time_off if t.start <= today <= t.end)
+    while True:
+        later = [t.end for t in time_off if t.start <= end + timedelta(days=1) and t.end > end]
+        if not later:
+            return end
+        end = max(later)
+
+
+def _local_midnight(day: date, cal: WorkCalendar) -> datetime:
+    return datetime.combine(day, time(0), cal.tz)
+
+
+def _followups(n: int) -> str:
+    return f"{n} follow-up{'s' if n != 1 else ''}"
+
+
+def _day(d: date) -> str:
+    # Fixed English names: strftime would follow the process locale.
+    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+    return f"{days[d.weekday()]} {d.day:02d} {months[d.month - 1]}"

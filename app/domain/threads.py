@@ -19,6 +19,7 @@ from datetime import datetime, timedelta
 from app.domain.model import FREEMAIL_DOMAINS, HeaderFacts
 
 SYNTHETIC_DOMAIN = "synthetic.radiosilence.invalid"
+THREAD_INDEX_DOMAIN = "thread-index.radiosilence.invalid"
 
 # Reply/forward prefixes in many languages, repeated or bracketed: "Re: AW: [EXT] Fwd: …".
 _PREFIX_RE = re.compile(
@@ -41,13 +42,26 @@ def synthetic_message_key(raw_header: bytes) -> str:
 
 
 def thread_links(facts: HeaderFacts, *, fallback_key: str) -> ThreadLinks:
-    """The keys that tie this message to others; a self-reference is dropped (loops are junk)."""
+    """The keys that tie this message to others; a self-reference is dropped (loops are junk).
+
+    Outlook's Thread-Index adds one key shared by its whole conversation, so a reply whose
+    References a gateway stripped still finds its thread.
+    """
     key = facts.message_id or fallback_key
     refs: dict[str, None] = {}
     for ref in (*facts.references, *facts.in_reply_to):
         if ref != key:
             refs.setdefault(ref, None)
+    conversation = thread_index_key(facts.signals.get("thread-index", ""))
+    if conversation is not None:
+        refs.setdefault(conversation, None)
     return ThreadLinks(key=key, references=tuple(refs))
+
+
+def thread_index_key(value: str) -> str | None:
+    """The pseudo Message-ID of an Outlook conversation, from its Thread-Index header."""
+    guid = thread_index_guid(value) if value else None
+    return f"<{guid}@{THREAD_INDEX_DOMAIN}>" if guid else None
 
 
 def base_subject(subject: str) -> str:
@@ -183,6 +197,31 @@ def subject_fallback_match(
         f"within {window.days} days (no References/In-Reply-To)",
         confidence="low",
     )
+
+
+_REPLY_PREFIX_RE = re.compile(
+    r"^\s*(?:\[[^\]]{1,30}\]\s*)*(?:re|fwd?|aw|wg|sv|vs|antw|rif|r|tr|réf|ref|回复|答复|转发)"
+    r"(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]",
+    re.IGNORECASE,
+)
+
+
+def orphan_subject_key(facts: HeaderFacts) -> str | None:
+    """The folded subject by which a message may later join a thread, or None.
+
+    Only an answer that lost its threading headers qualifies: no References or In-Reply-To,
+    a reply/forward prefix ("Re:", "AW:", "回复:") and a subject specific enough to match.
+    A message that starts a conversation never goes looking for one.
+    """
+    if facts.references or facts.in_reply_to or not _REPLY_PREFIX_RE.match(facts.subject):
+        return None
+    key = subject_key(facts.subject)
+    return None if key in GENERIC_SUBJECTS or len(key) < 4 else key
+
+
+def subject_key(subject: str) -> str:
+    """A subject as the fallback compares it: no prefixes, case and spacing folded."""
+    return _fold(base_subject(subject))[:255]
 
 
 def group_threads(links: Iterable[ThreadLinks]) -> dict[str, str]:

@@ -19,6 +19,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Longest run of non-working days we accept before declaring the calendar broken.
 MAX_NON_WORKING_RUN = 366 * 2
+# Entries a calendar's memo holds before it starts again (a bound on memory, not a tuning knob).
+_MEMO_LIMIT = 50_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -33,9 +35,20 @@ class WorkCalendar:
     day_end: time = time(17, 0)
     weekend_workdays: frozenset[date] = frozenset()
     """Weekend dates that are working days anyway (make-up days, e.g. in CN or TW)."""
+    # Derived once per calendar, not part of its value: the zone, and memos of day facts and
+    # of day arithmetic. A calendar is reused for every thread of a batch (and across
+    # batches), so the scheduler pays for each (date, n) once, not once per thread.
+    _tz: ZoneInfo = field(init=False, repr=False, compare=False)
+    _working: dict[date, bool] = field(init=False, repr=False, compare=False)
+    _spans: dict[tuple[date, int], tuple[date, tuple[tuple[date, str], ...]]] = field(
+        init=False, repr=False, compare=False
+    )
 
     def __post_init__(self) -> None:
-        _zone(self.timezone)  # fail at construction, not deep inside a scan
+        # Fail at construction, not deep inside a scan.
+        object.__setattr__(self, "_tz", _zone(self.timezone))
+        object.__setattr__(self, "_working", {})
+        object.__setattr__(self, "_spans", {})
         if not all(0 <= day <= 6 for day in self.weekend):
             raise ValueError(f"weekend must hold weekday numbers 0..6, got {sorted(self.weekend)}")
         if len(self.weekend) == 7 and not self.weekend_workdays:
@@ -51,18 +64,26 @@ class WorkCalendar:
 
     @property
     def tz(self) -> ZoneInfo:
-        return _zone(self.timezone)
+        return self._tz
 
     def is_working_day(self, d: date) -> bool:
         """Same rule as `holidays.HolidayBase.is_working_day`, plus: a local date that does
         not exist in the zone (Pacific/Apia skipped 2011-12-30) is not a working day."""
+        working = self._working.get(d)
+        if working is None:
+            if len(self._working) >= _MEMO_LIMIT:
+                self._working.clear()
+            working = self._working[d] = self._is_working_day(d)
+        return working
+
+    def _is_working_day(self, d: date) -> bool:
         if d in self.weekend_workdays:
             working = True
         elif d.weekday() in self.weekend:
             working = False
         else:
             working = d not in self.holidays
-        return working and _date_exists(d, self.tz)
+        return working and _date_exists(d, self._tz)
 
     def skipped_holiday(self, d: date) -> str | None:
         """Name of the holiday that makes an otherwise working weekday non-working."""
@@ -89,11 +110,30 @@ def add_business_days(start: datetime, days: int, cal: WorkCalendar) -> Business
     if days < 0:
         raise ValueError(f"days must be >= 0, got {days}")
     skipped: list[tuple[date, str]] = []
-    day, wall, fold = _normalize(start, cal, skipped)
-    for _ in range(days):
-        day = _next_working_day(day, cal, skipped)
-        fold = 0
-    return BusinessSpan(due_at=_to_utc(day, wall, cal.tz, fold), skipped=tuple(skipped))
+    first, wall, fold = _normalize(start, cal, skipped)
+    day, passed = _add_working_days(first, days, cal)
+    return BusinessSpan(
+        due_at=_to_utc(day, wall, cal.tz, fold if days == 0 else 0),
+        skipped=(*skipped, *passed) if skipped else passed,
+    )
+
+
+def _add_working_days(
+    day: date, days: int, cal: WorkCalendar
+) -> tuple[date, tuple[tuple[date, str], ...]]:
+    """The `days`-th working day after `day`, and the weekday holidays passed on the way
+    (memoized per calendar: the answer depends on the calendar and the two arguments only)."""
+    key = (day, days)
+    span = cal._spans.get(key)
+    if span is None:
+        skipped: list[tuple[date, str]] = []
+        end = day
+        for _ in range(days):
+            end = _next_working_day(end, cal, skipped)
+        if len(cal._spans) >= _MEMO_LIMIT:
+            cal._spans.clear()
+        span = cal._spans[key] = (end, tuple(skipped))
+    return span
 
 
 def business_days_elapsed(start: datetime, now: datetime, cal: WorkCalendar) -> int:
@@ -141,7 +181,7 @@ def describe_local(dt: datetime, cal: WorkCalendar) -> str:
     """Human-readable local time for reasons shown to users: "Fri 14:02 Europe/Berlin"."""
     local = _require_aware(dt, "dt").astimezone(cal.tz)
     # Fixed English day names: strftime("%a") would follow the process locale.
-    return f"{_DAY_NAMES[local.weekday()]} {local:%H:%M} {cal.timezone}"
+    return f"{_DAY_NAMES[local.weekday()]} {local.hour:02d}:{local.minute:02d} {cal.timezone}"
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -192,7 +232,11 @@ def _to_utc(day: date, wall: time, tz: ZoneInfo, fold: int = 0) -> datetime:
     # fold=0 resolves both DST edge cases as wanted: an ambiguous wall time means its first
     # occurrence, and a nonexistent one is read with the pre-gap offset, which lands
     # `gap` later on the wall clock (Berlin 02:30 on spring-forward day -> 03:30 CEST).
-    return datetime.combine(day, wall, tzinfo=tz).replace(fold=fold).astimezone(UTC)
+    # (Positional arguments, and no .replace() when the fold is already right: keyword
+    # arguments make these C calls several times slower, and the scheduler makes many.)
+    if wall.fold != fold:
+        wall = wall.replace(fold=fold)
+    return datetime.combine(day, wall, tz).astimezone(UTC)
 
 
 @lru_cache(maxsize=4096)

@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.model import Identity
 from app.errors import InvalidInput
-from app.mail.pipeline import prepare_message
+from app.mail.pipeline import join_orphans_by_subject, prepare_message
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.messages import NewMessage
@@ -102,6 +102,8 @@ async def import_path(
         if progress:
             progress(name, report.read)
         source.close()
+    async with engine.begin() as conn:
+        await join_orphans_by_subject(conn, mailbox_id=mailbox_id, identity=identity, now=now)
     return report
 
 

@@ -113,6 +113,8 @@ class ImapSession:
             for c in client.capabilities()
         )
         self.round_trips = 0
+        # An OAuth2 token the refresh hook produced for this session: the caller stores it.
+        self.renewed_secret: str | None = None
         # Every command, through imaplib or imapclient, takes a new tag: count them there.
         raw = client._imap
         new_tag = raw._new_tag
@@ -336,6 +338,57 @@ class ImapSession:
         tb: TracebackType | None,
     ) -> None:
         self.close()
+
+    # Drafts: one message's full body, APPEND, find and remove by Message-ID.
+
+    def fetch_message(
+        self, folder: str, uid: int, *, uidvalidity: int | None = None
+    ) -> bytes | None:
+        """The whole message (BODY.PEEK[]: never marks it read), or None when it is gone or
+        the folder was renumbered since `uidvalidity`."""
+        with _errors(f"SELECT {folder}"):
+            info = self._client.select_folder(folder, readonly=True)
+        if uidvalidity is not None and int(info.get(b"UIDVALIDITY", 0)) != uidvalidity:
+            return None
+        with _errors("UID FETCH"):
+            found = self._client.fetch([uid], ["BODY.PEEK[]"])
+        data = found.get(uid, {}).get(b"BODY[]")
+        return bytes(data) if data is not None else None
+
+    def append(self, folder: str, message: bytes, flags: Sequence[str]) -> tuple[int, int | None]:
+        """APPEND with `flags` and no INTERNALDATE (the server's clock applies, as for a draft
+        saved by a mail client). Returns (uidvalidity, uid): the uid from APPENDUID (UIDPLUS),
+        None when the server does not say."""
+        with _errors(f"APPEND {folder}"):
+            answer = self._client.append(folder, message, flags=tuple(flags), msg_time=None)
+        text = answer.decode(errors="replace") if isinstance(answer, bytes) else str(answer)
+        match = re.search(r"\[APPENDUID (\d+) (\d+)\]", text, re.IGNORECASE)
+        if match:
+            return int(match.group(1)), int(match.group(2))
+        with _errors(f"STATUS {folder}"):
+            status = self._client.folder_status(folder, ["UIDVALIDITY"])
+        return int(status[b"UIDVALIDITY"]), None
+
+    def find_message_id(self, folder: str, message_id: str) -> list[int]:
+        """UIDs in `folder` whose Message-ID header is `message_id`."""
+        with _errors(f"SELECT {folder}"):
+            self._client.select_folder(folder, readonly=True)
+        with _errors("UID SEARCH"):
+            uids = self._client.search(["HEADER", "Message-ID", message_id])
+        return sorted(int(u) for u in uids)
+
+    def delete_messages(self, folder: str, uids: Sequence[int]) -> None:
+        """Flag \\Deleted and, with UIDPLUS, expunge exactly these UIDs (a plain EXPUNGE would
+        also remove whatever else the rep had flagged)."""
+        if not uids:
+            return
+        with _errors(f"SELECT {folder}"):
+            self._client.select_folder(folder, readonly=False)
+        with _errors("UID STORE"):
+            self._client.add_flags(list(uids), [imapclient.DELETED], silent=True)
+        if "UIDPLUS" in self.capabilities:
+            with _errors("UID EXPUNGE"):
+                self._client.uid_expunge(list(uids))
 
 
 class _errors:

@@ -7,6 +7,8 @@ from collections.abc import Callable
 from datetime import date, datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app.domain.body import extract_body
 from app.domain.classify import classify
 from app.domain.headers import parse_header_bytes
@@ -19,7 +21,14 @@ from app.domain.model import (
     Subkind,
     ThreadMessage,
 )
-from app.domain.threads import ThreadLinks, synthetic_message_key, thread_links
+from app.domain.threads import (
+    SUBJECT_FALLBACK_WINDOW,
+    ThreadLinks,
+    subject_fallback_match,
+    synthetic_message_key,
+    thread_links,
+)
+from app.storage import messages as message_store
 from app.storage.messages import NewMessage
 
 TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
@@ -45,7 +54,9 @@ def prepare_message(
         # No Message-ID, no sender, no date: nothing to thread or decide on. Recorded, skipped.
         detail = "; ".join(facts.defects[:3]) or "empty header"
         raise ValueError(f"not an e-mail: no Message-ID, From or Date ({detail})")
-    links = thread_links(facts, fallback_key=synthetic_message_key(raw_header))
+    # The header hash is only needed for a message without a usable Message-ID.
+    fallback_key = synthetic_message_key(raw_header) if facts.message_id is None else ""
+    links = thread_links(facts, fallback_key=fallback_key)
     details: dict[str, Any] | None = None
     text: str | None = None
     if raw_message is not None:
@@ -121,20 +132,75 @@ def body_bytes(row: dict[str, Any], text: bytes) -> bytes:
     return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n" + text
 
 
+_KINDS = {kind.value: kind for kind in MessageKind}
+
+
 def thread_message(row: dict[str, Any]) -> ThreadMessage:
-    """A stored message as the rules see it."""
-    details = row.get("details") or {}
+    """A stored message as the rules see it (the scheduler calls this for every message of
+    every due thread: the common case, no body facts, takes the short way)."""
+    kind = _KINDS.get(row["kind"]) or MessageKind(row["kind"])  # ValueError when unknown
+    details = row.get("details")
+    if not details:
+        return ThreadMessage(
+            message_id=row["message_key"],
+            kind=kind,
+            date=row["date"],
+            sender=row["from_addr"],
+            sender_name=row["from_name"],
+            recipients=(*row["to_addrs"], *row["cc_addrs"]),
+        )
     subkind = details.get("subkind")
     back = details.get("return_date")
     return ThreadMessage(
         message_id=row["message_key"],
-        kind=MessageKind(row["kind"]),
+        kind=kind,
         date=row["date"],
         sender=row["from_addr"],
         sender_name=row["from_name"],
-        recipients=tuple(row["to_addrs"]) + tuple(row["cc_addrs"]),
+        recipients=(*row["to_addrs"], *row["cc_addrs"]),
         subkind=Subkind(subkind) if subkind else None,
         return_date=date.fromisoformat(back) if back else None,
         decline=bool(details.get("decline")),
         replacement_contact=details.get("replacement_contact"),
     )
+
+
+async def join_orphans_by_subject(
+    conn: AsyncConnection, *, mailbox_id: int, identity: Identity, now: datetime
+) -> set[int]:
+    """Give answers that lost their threading headers to the thread with the same subject,
+    the same people and near dates (`domain.threads.subject_fallback_match`). Run after
+    every folder is read, so that it does not matter which folder came first. Returns the
+    threads that gained messages."""
+    orphans = await message_store.pending_orphans(conn, mailbox_id)
+    if not orphans:
+        return set()
+    candidates = await message_store.subject_candidates(
+        conn, mailbox_id, sorted({o["orphan_subject"] for o in orphans})
+    )
+    moved: dict[int, int] = {}  # thread merged away -> the thread it went into
+    touched: set[int] = set()
+    expired: list[int] = []
+    for orphan in sorted(orphans, key=lambda o: (o["date"], o["id"])):
+        own = orphan["thread_id"]
+        while own in moved:
+            own = moved[own]
+        facts = facts_of_row(orphan)
+        best = None
+        for thread_id, candidate in candidates.get(orphan["orphan_subject"], []):
+            if thread_id == own or thread_id in moved:
+                continue
+            match = subject_fallback_match(facts, candidate, own_domains=identity.org_domains)
+            if match.matched and (best is None or candidate.last_date > best[1].last_date):
+                best = (thread_id, candidate, match.reason)
+        if best is not None:
+            await message_store.join_thread(
+                conn, message={**orphan, "thread_id": own}, thread_id=best[0], reason=best[2]
+            )
+            if own is not None and own != best[0]:
+                moved[own] = best[0]
+            touched.add(best[0])
+        elif orphan["date"] < now - SUBJECT_FALLBACK_WINDOW:
+            expired.append(orphan["id"])
+    await message_store.stop_looking(conn, expired)
+    return touched

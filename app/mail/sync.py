@@ -10,6 +10,7 @@ that finds nothing new costs one STATUS per folder.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from collections.abc import Callable, Collection
 from dataclasses import dataclass, field
@@ -28,6 +29,7 @@ from app.mail.pipeline import (
     body_bytes,
     classification_details,
     facts_of_row,
+    join_orphans_by_subject,
     prepare_message,
 )
 from app.storage import mailboxes as mailbox_store
@@ -93,6 +95,9 @@ async def sync_mailbox(
         report.folders += 1
     await read_bodies(engine, session, mailbox, options, report)
     async with engine.begin() as conn:
+        report.touched_threads |= await join_orphans_by_subject(
+            conn, mailbox_id=mailbox.id, identity=mailbox.identity, now=options.now
+        )
         await mailbox_store.set_progress(conn, mailbox.id, None)
     return report
 
@@ -177,6 +182,10 @@ def _read_body(
     classification = classify(facts, mailbox.identity, body)
     kept = body.text[:TEXT_PREFIX_KEEP] if options.keep_text else None
     return classification, classification_details(classification), kept
+
+
+def _arrival(item: FetchedHeader, now: datetime) -> datetime:
+    return item.internal_date or now
 
 
 class _FolderReader:
@@ -327,7 +336,7 @@ class _FolderReader:
                         item.header,
                         identity=self.mailbox.identity,
                         # INTERNALDATE is parsed only for the rare message without a Date
-                        fallback_date=lambda item=item: item.internal_date or self.options.now,
+                        fallback_date=functools.partial(_arrival, item, self.options.now),
                         folder_id=self.row["id"],
                         uid=item.uid,
                         uidvalidity=uidvalidity,

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass, field
+import logging
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -11,12 +12,15 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 from sqlalchemy.exc import IntegrityError
 
 from app.calendars import validate_country
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
 from app.mail.imap import ImapAccount, ImapSession, Security, check_security
+from app.mail.oauth2 import run_refresh_command
 from app.services.accounts import normalize_email
 from app.services.context import Context
 from app.storage import mailboxes as store
 from app.storage.engine import reading
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -100,10 +104,45 @@ async def test_connection(ctx: Context, account: ImapAccount) -> list[str]:
     """Log in and list the folders; raises MailServerError with the server's words."""
 
     def probe() -> list[str]:
-        with _open(ctx, account) as session:
+        with open_session(ctx, account) as session:
             return [f.name for f in session.list_folders()]
 
     return await asyncio.to_thread(probe)
+
+
+def open_session(ctx: Context, account: ImapAccount) -> ImapSession:
+    """Log in (blocking: run it in a thread). When the server refuses an OAuth2 mailbox's
+    token and the operator set a refresh command, run it once and log in with the token it
+    prints; the session then carries it as `renewed_secret`, for the caller to store."""
+    try:
+        return _open(ctx, account)
+    except MailAuthError:
+        command = ctx.settings.oauth2_refresh_command
+        if account.auth_method != "oauth2" or not command:
+            raise
+    token = run_refresh_command(
+        command, account.username, timeout=ctx.settings.imap_timeout_seconds
+    )
+    session = _open(ctx, replace(account, secret=token))
+    session.renewed_secret = token
+    log.info("oauth2.token_renewed username=%s", account.username)
+    return session
+
+
+async def keep_renewed_secret(ctx: Context, mailbox_id: int, session: ImapSession) -> None:
+    """Store the token a refresh produced (encrypted), so the next login starts with it."""
+    if session.renewed_secret is not None:
+        async with ctx.engine.begin() as conn:
+            await store.update_mailbox(
+                conn, mailbox_id, {"secret_enc": ctx.box.encrypt(session.renewed_secret)}
+            )
+
+
+async def open_mailbox_session(ctx: Context, mailbox: dict[str, Any]) -> ImapSession:
+    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be."""
+    session = await asyncio.to_thread(open_session, ctx, account_of(ctx, mailbox))
+    await keep_renewed_secret(ctx, int(mailbox["id"]), session)
+    return session
 
 
 def _open(ctx: Context, account: ImapAccount) -> ImapSession:

@@ -27,10 +27,16 @@ from app.errors import (
     NotFound,
 )
 from app.mail import sync as mail_sync
-from app.mail.imap import ImapSession
 from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
-from app.services.mailboxes import account_of, public_view
+from app.services.followups import create_due_drafts
+from app.services.mailboxes import (
+    account_of,
+    keep_renewed_secret,
+    open_mailbox_session,
+    open_session,
+    public_view,
+)
 from app.storage import mailboxes as store
 from app.storage import outbox
 from app.storage.engine import reading
@@ -141,6 +147,7 @@ async def _run(
         await _record_failure(ctx, mailbox, exc)
         raise
     evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
+    await create_due_drafts(ctx, mailbox_id)
     async with ctx.engine.begin() as conn:
         await store.set_status(
             conn,
@@ -201,13 +208,7 @@ async def _one_pass(
     progress: mail_sync.Progress | None,
     report: mail_sync.SyncReport,
 ) -> mail_sync.SyncReport:
-    session = await asyncio.to_thread(
-        ImapSession.open,
-        account_of(ctx, mailbox),
-        ca_file=ctx.settings.imap_ca_file,
-        timeout=ctx.settings.imap_timeout_seconds,
-        allow_plaintext=ctx.settings.imap_allow_plaintext,
-    )
+    session = await open_mailbox_session(ctx, mailbox)
     try:
         return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress, report)
     finally:
@@ -233,8 +234,11 @@ async def watch_for_news(
         if mailbox is None or mailbox["status"] == "failed":
             return
         try:
-            session = await loop.run_in_executor(executor, _open_for_idle, ctx, mailbox)
+            session = await loop.run_in_executor(
+                executor, open_session, ctx, account_of(ctx, mailbox)
+            )
             try:
+                await keep_renewed_secret(ctx, mailbox_id, session)
                 if not session.has_idle:
                     return
                 while not stop.is_set():
@@ -264,15 +268,6 @@ async def watch_for_news(
             delay = min(300.0, RECONNECT_BASE_DELAY * 2**failures) * (0.5 + random.random())
             log.info("idle.reconnect mailbox=%s in=%.1fs error=%s", mailbox_id, delay, exc.message)
             await asyncio.sleep(delay)
-
-
-def _open_for_idle(ctx: Context, mailbox: dict[str, Any]) -> ImapSession:
-    return ImapSession.open(
-        account_of(ctx, mailbox),
-        ca_file=ctx.settings.imap_ca_file,
-        timeout=ctx.settings.imap_timeout_seconds,
-        allow_plaintext=ctx.settings.imap_allow_plaintext,
-    )
 
 
 async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:

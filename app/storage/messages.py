@@ -8,12 +8,12 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.model import Classification, HeaderFacts
-from app.domain.threads import ThreadLinks
-from app.storage.common import allocate_ids, insert_ignore, utcnow
+from app.domain.model import Classification, HeaderFacts, MessageKind
+from app.domain.threads import SubjectCandidate, ThreadLinks, orphan_subject_key, subject_key
+from app.storage.common import allocate_ids, bulk_insert, insert_ignore, utcnow
 from app.storage.tables import (
     folders,
     message_locations,
@@ -73,9 +73,9 @@ async def store_messages(
             _message_row(mailbox_id, m, assignment[m.links.key], now, message_id)
             for m, message_id in zip(fresh.values(), ids, strict=True)
         ]
-        await conn.execute(insert(messages), rows)
+        await bulk_insert(conn, messages, rows)
         known.update(zip(fresh, ids, strict=True))
-    await insert_ignore(
+    await bulk_insert(
         conn,
         message_locations,
         [
@@ -88,7 +88,7 @@ async def store_messages(
             for m in batch
             if m.folder_id is not None
         ],
-        ["folder_id", "uid", "uidvalidity"],
+        ignore_conflicts_on=["folder_id", "uid", "uidvalidity"],
     )
     return StoreResult(new_messages=len(fresh), touched_threads=touched)
 
@@ -149,6 +149,9 @@ def _message_row(
         "text_prefix": m.text_prefix,
         "gm_msgid": m.gm_msgid,
         "gm_thrid": m.gm_thrid,
+        "orphan_subject": (
+            orphan_subject_key(f) if m.classification.kind is not MessageKind.BULK else None
+        ),
         "created_at": now,
     }
 
@@ -201,14 +204,16 @@ async def _assign_threads(
     if new_roots:
         now = utcnow()
         new_ids = await allocate_ids(conn, threads, len(new_roots))
-        await conn.execute(
-            insert(threads),
+        await bulk_insert(
+            conn,
+            threads,
             [
                 {
                     "id": thread_id,
                     "mailbox_id": mailbox_id,
                     "user_id": user_id,
                     "subject": earliest[r].facts.subject,
+                    "subject_key": subject_key(earliest[r].facts.subject),
                     "state": None,
                     "reason": "",
                     "dirty": True,
@@ -224,7 +229,9 @@ async def _assign_threads(
         for k in all_keys
         if k not in key_thread
     ]
-    await insert_ignore(conn, thread_keys, new_keys, ["mailbox_id", "message_key"])
+    await bulk_insert(
+        conn, thread_keys, new_keys, ignore_conflicts_on=["mailbox_id", "message_key"]
+    )
     existing_touched = {target[r] for r in groups if r not in new_roots}
     if existing_touched:
         await conn.execute(
@@ -256,6 +263,80 @@ async def _threads_by_key(
         )
         out.update({k: int(t) for k, t in rows})
     return out
+
+
+async def pending_orphans(conn: AsyncConnection, mailbox_id: int) -> list[dict[str, Any]]:
+    """Answers that lost their threading headers and have not found their thread yet."""
+    query = select(messages).where(
+        messages.c.mailbox_id == mailbox_id, messages.c.orphan_subject.is_not(None)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def subject_candidates(
+    conn: AsyncConnection, mailbox_id: int, keys: Sequence[str]
+) -> dict[str, list[tuple[int, SubjectCandidate]]]:
+    """Per folded subject, the threads that carry it, as the subject fallback compares them."""
+    found: dict[int, str] = {}
+    for chunk in _chunks(keys):
+        rows = await conn.execute(
+            select(threads.c.id, threads.c.subject_key).where(
+                threads.c.mailbox_id == mailbox_id, threads.c.subject_key.in_(chunk)
+            )
+        )
+        found.update({int(t): k for t, k in rows})
+    people: dict[int, set[str]] = defaultdict(set)
+    dates: dict[int, list[datetime]] = defaultdict(list)
+    ids = list(found)
+    for start in range(0, len(ids), _IN_CHUNK):
+        found_rows = await conn.execute(
+            select(
+                messages.c.thread_id,
+                messages.c.from_addr,
+                messages.c.to_addrs,
+                messages.c.cc_addrs,
+                messages.c.date,
+            ).where(messages.c.thread_id.in_(ids[start : start + _IN_CHUNK]))
+        )
+        for thread_id, sender, to, cc, when in found_rows:
+            people[int(thread_id)].update(a for a in (sender, *to, *cc) if a)
+            dates[int(thread_id)].append(when)
+    out: dict[str, list[tuple[int, SubjectCandidate]]] = defaultdict(list)
+    for thread_id, key in found.items():
+        if dates[thread_id]:
+            candidate = SubjectCandidate(
+                base_subject=key,
+                participants=frozenset(people[thread_id]),
+                first_date=min(dates[thread_id]),
+                last_date=max(dates[thread_id]),
+            )
+            out[key].append((thread_id, candidate))
+    return out
+
+
+async def join_thread(
+    conn: AsyncConnection, *, message: dict[str, Any], thread_id: int, reason: str
+) -> None:
+    """An orphan found its thread: its own thread (it and whatever threaded under it) merges
+    into that one, which the rep already knows, and the reason is kept on the message."""
+    if message["thread_id"] is not None and int(message["thread_id"]) != thread_id:
+        await _merge_thread(conn, source=int(message["thread_id"]), target=thread_id)
+    await conn.execute(
+        update(messages)
+        .where(messages.c.id == message["id"])
+        .values(orphan_subject=None, thread_reason=reason)
+    )
+    await mark_threads_dirty(conn, {thread_id})
+
+
+async def stop_looking(conn: AsyncConnection, message_ids: Sequence[int]) -> None:
+    """Orphans past the fallback's time window: no thread can claim them any more."""
+    for start in range(0, len(message_ids), _IN_CHUNK):
+        await conn.execute(
+            update(messages)
+            .where(messages.c.id.in_(message_ids[start : start + _IN_CHUNK]))
+            .values(orphan_subject=None)
+        )
 
 
 async def _merge_thread(conn: AsyncConnection, *, source: int, target: int) -> None:

@@ -6,13 +6,14 @@ that wants it: a state change, its event and its deliveries commit together or n
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage import webhooks
-from app.storage.common import utcnow
+from app.storage.common import allocate_ids, utcnow
 from app.storage.tables import events
 
 
@@ -53,3 +54,36 @@ async def list_events(
         query = query.where(events.c.id > after_id)
     query = query.order_by(events.c.id).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def enqueue_many(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> list[int]:
+    """`enqueue` for a batch (the scheduler's): one INSERT for all the events, then the same
+    fan-out per event. Each item has user_id, type, payload, mailbox_id and thread_id."""
+    if not items:
+        return []
+    created_at = utcnow()
+    ids = await allocate_ids(conn, events, len(items))
+    await conn.execute(
+        insert(events),
+        [
+            {
+                "id": event_id,
+                "user_id": item["user_id"],
+                "mailbox_id": item.get("mailbox_id"),
+                "thread_id": item.get("thread_id"),
+                "type": item["type"],
+                "payload": item["payload"],
+                "created_at": created_at,
+            }
+            for event_id, item in zip(ids, items, strict=True)
+        ],
+    )
+    for event_id, item in zip(ids, items, strict=True):
+        await webhooks.fan_out(
+            conn,
+            event_id=event_id,
+            user_id=item["user_id"],
+            event_type=item["type"],
+            created_at=created_at,
+        )
+    return ids

@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    true,
 )
 from sqlalchemy.types import TypeDecorator
 
@@ -151,6 +152,7 @@ threads = Table(
     _fk("mailbox_id", "mailboxes.id"),
     Column("user_id", BigId, nullable=False),  # denormalized: every list query is per user
     Column("subject", Text, nullable=False, default=""),
+    Column("subject_key", String(255)),  # folded base subject, for the subject fallback
     Column("state", String(20)),  # NULL until the rules have looked at it once
     Column("reason", Text, nullable=False, default=""),
     Column("needs_response", Boolean, nullable=False, default=False),
@@ -163,9 +165,24 @@ threads = Table(
     Column("dirty", Boolean, nullable=False, default=True),  # new mail: evaluate again
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False),
+    # What the rep told us by hand: "they called / we met", and "watch it again from here".
+    Column("answered_at", UTCDateTime()),
+    Column("answered_note", Text),
+    Column("reopened_at", UTCDateTime()),
     Index(None, "user_id", "state", "id"),
     Index(None, "mailbox_id", "state", "id"),
     Index(None, "next_check_at"),
+    Index(None, "mailbox_id", "subject_key"),
+    Index(None, "mailbox_id", "next_check_at"),
+)
+# The scheduler's second lookup: only the threads with new mail, so finding them costs what
+# is dirty, not what is stored (the condition must read exactly as the query's, for SQLite).
+Index(
+    "ix_threads_dirty",
+    threads.c.mailbox_id,
+    threads.c.id,
+    sqlite_where=threads.c.dirty == true(),
+    postgresql_where=threads.c.dirty == true(),
 )
 
 messages = Table(
@@ -193,9 +210,14 @@ messages = Table(
     Column("text_prefix", Text),  # kept only when the operator asks (debugging)
     Column("gm_msgid", BigInteger),  # Gmail's message and thread ids, where offered
     Column("gm_thrid", BigInteger),
+    # An answer that lost its threading headers: its folded subject while it still looks for
+    # its thread (see domain.threads.orphan_subject_key); NULL otherwise.
+    Column("orphan_subject", String(255)),
+    Column("thread_reason", Text),  # why it joined its thread, when not by its headers
     _created(),
     UniqueConstraint("mailbox_id", "message_key"),
     Index(None, "thread_id", "date"),
+    Index(None, "mailbox_id", "orphan_subject"),
 )
 
 # Where a message lives: one message may sit in several folders (or twice in one).
@@ -307,4 +329,59 @@ webhook_attempts = Table(
     Column("error", Text),
     Column("verdict", String(12), nullable=False),  # succeeded | failed | throttled | gone
     Index(None, "delivery_id", "id"),
+)
+
+# Follow-up drafts, one per thread and step: the composed message, never the original's bytes.
+drafts = Table(
+    "drafts",
+    metadata,
+    _id(),
+    Column("user_id", BigId, nullable=False),  # denormalized: every query is per user
+    _fk("mailbox_id", "mailboxes.id"),
+    _fk("thread_id", "threads.id"),
+    Column("step", Integer, nullable=False),  # the follow-up step it is for, 1-based
+    Column("state", String(12), nullable=False),  # pending | approved | dismissed | snoozed
+    Column("question", Text, nullable=False),
+    Column("body", Text),  # the whole text as the rep rewrote it; NULL: question + forward
+    Column("raw", LargeBinary, nullable=False),  # the composed RFC 5322 message
+    Column("revision", Integer, nullable=False, default=1),  # +1 per edit
+    Column("message_id", String(998), nullable=False),  # the draft's own Message-ID
+    Column("forwarded_message_id", String(998), nullable=False),
+    Column("subject", Text, nullable=False),
+    Column("from_addr", String(320), nullable=False),
+    Column("to_addrs", JSON, nullable=False),
+    Column("cc_addrs", JSON, nullable=False),
+    Column("skipped_attachments", JSON, nullable=False),  # over the size cap: left out
+    Column("dismiss_reason", Text),  # kept for tuning the rules
+    Column("snoozed_until", UTCDateTime()),
+    Column("delivery", String(12)),  # imap_draft | smtp, once approved
+    Column("approved_revision", Integer),  # the revision that is in Drafts (or was sent)
+    Column("imap_folder", String(512)),
+    Column("imap_uidvalidity", BigInteger),
+    Column("imap_uid", BigInteger),  # from APPENDUID: where the approved draft sits
+    Column("approved_at", UTCDateTime()),
+    Column("sent_at", UTCDateTime()),
+    _created(),
+    Column("updated_at", UTCDateTime(), nullable=False),
+    # One per step of one quiet spell: a later spell (after an answer) forwards another e-mail.
+    UniqueConstraint("thread_id", "step", "forwarded_message_id"),
+    Index(None, "user_id", "state", "id"),
+    Index(None, "mailbox_id", "state"),
+)
+
+# How a mailbox's drafts are made and delivered: question templates, attachments, SMTP.
+draft_settings = Table(
+    "draft_settings",
+    metadata,
+    Column("mailbox_id", BigId, ForeignKey("mailboxes.id", ondelete="CASCADE"), primary_key=True),
+    Column("templates", JSON(none_as_null=True)),  # stage -> [template]; absent: defaults
+    Column("attach_originals", Boolean, nullable=False, default=False),
+    Column("attachment_max_bytes", Integer, nullable=False),
+    Column("smtp_enabled", Boolean, nullable=False, default=False),
+    Column("smtp_host", String(255)),
+    Column("smtp_port", Integer),
+    Column("smtp_security", String(10)),  # tls | starttls | plain
+    Column("smtp_username", String(320)),
+    Column("smtp_secret_enc", LargeBinary),  # encrypted like the IMAP secret
+    Column("updated_at", UTCDateTime(), nullable=False),
 )

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
-from collections.abc import Sequence
-from datetime import datetime
+from collections.abc import Iterable, Sequence
+from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import or_, select, update
+from sqlalchemy import ColumnElement, bindparam, false, func, select, true, type_coerce, update
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.types import NullType
 
 from app.storage.common import utcnow
 from app.storage.tables import folders, message_locations, messages, threads
@@ -77,6 +79,107 @@ async def messages_of_threads(
     return out
 
 
+# The scheduler's reads (the due threads, then their messages) are its hottest path, so
+# they skip SQLAlchemy's per-value result processing (type_coerce to NullType: the value
+# as the driver returns it) and decode the few typed columns themselves, below. Measured on
+# 2,000 message rows: 14 ms with the column types, 6 ms without. The decoders accept what
+# either driver returns: text from SQLite, decoded values from asyncpg.
+_AS_DRIVER_RETURNS = NullType()
+
+
+def _raw(column: ColumnElement[Any]) -> ColumnElement[Any]:
+    return type_coerce(column, _AS_DRIVER_RETURNS)
+
+
+def _utc(value: Any) -> datetime | None:
+    """A `UTCDateTime` value: SQLite's naive-UTC text or asyncpg's aware datetime."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        try:  # the stored form: naive UTC (appending the offset beats .replace(tzinfo=) 9x)
+            return datetime.fromisoformat(value + "+00:00")
+        except ValueError:  # text that carries an offset already
+            value = datetime.fromisoformat(value)
+    assert isinstance(value, datetime)
+    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+_json_prefix = json.JSONDecoder().raw_decode
+
+
+def _json(value: Any) -> Any:
+    """A JSON value: SQLite's text or what asyncpg's codec already decoded."""
+    if not isinstance(value, str):
+        return value
+    if value == "[]":
+        return []
+    try:  # a quarter of json.loads' time: no whitespace stripping, no wrapper
+        decoded, end = _json_prefix(value)
+    except ValueError:
+        return json.loads(value)  # leading whitespace, or not JSON (raises the usual error)
+    return decoded if end == len(value) else json.loads(value)
+
+
+_RULE_MESSAGE_COLUMNS = (
+    messages.c.thread_id,
+    messages.c.message_key,
+    messages.c.has_message_id,
+    messages.c.kind,
+    messages.c.date,
+    messages.c.from_addr,
+    messages.c.from_name,
+    messages.c.to_addrs,
+    messages.c.cc_addrs,
+    messages.c.details,
+    messages.c.subject,
+)
+
+
+async def messages_for_rules(
+    conn: AsyncConnection, thread_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Per thread, oldest first, only the columns the rules and the events read, in one
+    query (decoded as `_utc` and `_json` say, not by SQLAlchemy: see above)."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not thread_ids:
+        return out
+    m = messages.c
+    query = (
+        select(*(_raw(c) for c in _RULE_MESSAGE_COLUMNS))
+        .where(m.thread_id.in_(thread_ids))
+        .order_by(m.thread_id, m.date, m.id)
+    )
+    for (
+        thread_id,
+        key,
+        has_id,
+        kind,
+        date,
+        sender,
+        name,
+        to,
+        cc,
+        details,
+        subject,
+    ) in await conn.execute(query):
+        out[int(thread_id)].append(
+            {
+                "thread_id": thread_id,
+                "message_key": key,
+                "has_message_id": bool(has_id),
+                "kind": kind,
+                "date": _utc(date),
+                "from_addr": sender,
+                "from_name": name,
+                "to_addrs": _json(to),
+                "cc_addrs": _json(cc),
+                "details": _json(details),
+                "subject": subject,
+            }
+        )
+    return out
+
+
 async def folders_of_messages(
     conn: AsyncConnection, message_ids: Sequence[int]
 ) -> dict[int, list[str]]:
@@ -98,21 +201,167 @@ async def folders_of_messages(
 async def threads_to_evaluate(
     conn: AsyncConnection, *, now: datetime, mailbox_id: int | None = None, limit: int = 1000
 ) -> list[dict[str, Any]]:
-    """Threads with new mail (dirty) or whose time has come (next_check_at); indexed lookups."""
+    """Threads with new mail (dirty) or whose time has come (next_check_at), oldest due first.
+
+    Two lookups, each served by its own index (the partial one on dirty rows and the one on
+    next_check_at), so the cost follows what is due, not what is stored; an OR of the two
+    would make the planner scan. On PostgreSQL the rows are locked and rows another scheduler
+    holds are skipped, so two workers never evaluate the same thread at once.
+    """
+    columns = [_raw(c) for c in _RULE_THREAD_COLUMNS]
+    dirty = select(*columns).where(threads.c.dirty == true())
+    due = select(*columns).where(threads.c.next_check_at <= now)
+    if mailbox_id is not None:
+        dirty = dirty.where(threads.c.mailbox_id == mailbox_id)
+        due = due.where(threads.c.mailbox_id == mailbox_id)
+    rows = _rule_threads(
+        await conn.execute(
+            # (mailbox_id, id) is the partial index's order: a scan of dirty rows only.
+            dirty.order_by(threads.c.mailbox_id, threads.c.id)
+            .limit(limit)
+            .with_for_update(skip_locked=True, of=threads)
+        )
+    )
+    if len(rows) < limit:
+        seen = {r["id"] for r in rows}
+        query = due.order_by(threads.c.next_check_at).limit(limit - len(rows) + len(seen))
+        for r in _rule_threads(
+            await conn.execute(query.with_for_update(skip_locked=True, of=threads))
+        ):
+            if r["id"] not in seen and len(rows) < limit:
+                rows.append(r)
+    return rows
+
+
+# What the rules and the events read of a thread (threads_to_evaluate's rows).
+_RULE_THREAD_COLUMNS = (
+    threads.c.id,
+    threads.c.mailbox_id,
+    threads.c.subject,
+    threads.c.state,
+    threads.c.reason,
+    threads.c.needs_response,
+    threads.c.last_outbound_at,
+    threads.c.last_inbound_at,
+    threads.c.next_check_at,
+    threads.c.followups_sent,
+    threads.c.snoozed_until,
+    threads.c.closed_reason,
+    threads.c.answered_at,
+    threads.c.answered_note,
+    threads.c.reopened_at,
+)
+
+
+def _rule_threads(result: Iterable[Any]) -> list[dict[str, Any]]:
+    return [
+        {
+            "id": tid,
+            "mailbox_id": mailbox_id,
+            "subject": subject,
+            "state": state,
+            "reason": reason,
+            "needs_response": bool(needs_response),
+            "last_outbound_at": _utc(last_outbound_at),
+            "last_inbound_at": _utc(last_inbound_at),
+            "next_check_at": _utc(next_check_at),
+            "followups_sent": followups_sent,
+            "snoozed_until": _utc(snoozed_until),
+            "closed_reason": closed_reason,
+            "answered_at": _utc(answered_at),
+            "answered_note": answered_note,
+            "reopened_at": _utc(reopened_at),
+        }
+        for (
+            tid,
+            mailbox_id,
+            subject,
+            state,
+            reason,
+            needs_response,
+            last_outbound_at,
+            last_inbound_at,
+            next_check_at,
+            followups_sent,
+            snoozed_until,
+            closed_reason,
+            answered_at,
+            answered_note,
+            reopened_at,
+        ) in result
+    ]
+
+
+async def earliest_check(conn: AsyncConnection) -> datetime | None:
+    """When the scheduler must wake next: now if anything is dirty, else the first
+    next_check_at (both read from an index)."""
+    if (await conn.execute(select(threads.c.id).where(threads.c.dirty == true()).limit(1))).first():
+        return utcnow()
+    first = await conn.execute(select(func.min(threads.c.next_check_at)))
+    value: datetime | None = first.scalar_one_or_none()
+    return value
+
+
+async def save_decisions(conn: AsyncConnection, decisions: Sequence[dict[str, Any]]) -> None:
+    """Write many threads' decisions: each dict has `id` and only the columns that changed.
+    One executemany per set of changed columns (usually one or two), so that a batch costs a
+    few statements and a row is not rewritten with values it already holds."""
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    for decision in decisions:
+        groups[tuple(sorted(k for k in decision if k != "id"))].append(decision)
+    now = utcnow()
+    for columns, rows in groups.items():
+        values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
+        stmt = (
+            update(threads)
+            .where(threads.c.id == bindparam("b_id"))
+            .values({**values, "dirty": False, "updated_at": now})
+        )
+        await conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+
+
+async def lock_thread(
+    conn: AsyncConnection, thread_id: int, *, user_id: int
+) -> dict[str, Any] | None:
+    """The user's thread, locked for an action in this transaction (PostgreSQL)."""
     query = (
         select(threads)
-        .where(or_(threads.c.dirty, threads.c.next_check_at <= now))
+        .where(threads.c.id == thread_id, threads.c.user_id == user_id)
+        .with_for_update(of=threads)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row else None
+
+
+async def set_manual(conn: AsyncConnection, thread_id: int, values: dict[str, Any]) -> None:
+    """Record what the rep decided by hand (snoozed_until, closed_reason, answered_*,
+    reopened_at)."""
+    allowed = {"snoozed_until", "closed_reason", "answered_at", "answered_note", "reopened_at"}
+    unknown = values.keys() - allowed
+    if unknown:
+        raise ValueError(f"not a manual thread field: {sorted(unknown)}")
+    await conn.execute(update(threads).where(threads.c.id == thread_id).values(**values))
+
+
+async def mark_mailbox_dirty(conn: AsyncConnection, mailbox_id: int) -> int:
+    """Ask the scheduler to look at every evaluated thread of the mailbox again (its rules
+    changed). Returns how many were marked."""
+    result = await conn.execute(
+        update(threads)
+        .where(threads.c.mailbox_id == mailbox_id, threads.c.dirty == false())
+        .values(dirty=True)
+    )
+    return int(result.rowcount)
+
+
+async def threads_of_mailbox(
+    conn: AsyncConnection, mailbox_id: int, *, after_id: int = 0, limit: int = 1000
+) -> list[dict[str, Any]]:
+    """A page of the mailbox's threads in id order (preview and backtest walk them all)."""
+    query = (
+        select(threads)
+        .where(threads.c.mailbox_id == mailbox_id, threads.c.id > after_id)
         .order_by(threads.c.id)
         .limit(limit)
     )
-    if mailbox_id is not None:
-        query = query.where(threads.c.mailbox_id == mailbox_id)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
-
-
-async def save_decision(conn: AsyncConnection, thread_id: int, values: dict[str, Any]) -> None:
-    await conn.execute(
-        update(threads)
-        .where(threads.c.id == thread_id)
-        .values(**values, dirty=False, updated_at=utcnow())
-    )

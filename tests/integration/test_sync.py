@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
+
 import pytest
 
 from app.errors import MailAuthError
 from app.services import events, mailboxes, threads
 from app.services import sync as sync_service
 from app.services.context import Context
-from tests.integration.conftest import ImapUser, connect, now_utc, populate
+from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
+from tests.support.dovecot import make_message
 
 pytestmark = pytest.mark.integration
 
@@ -36,7 +39,8 @@ async def test_first_sync_finds_quiet_and_replied_threads(
     assert found[scenario.internal][0] == "ignored"
     assert found[scenario.paused][0] == "paused"
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    assert [e["type"] for e in log] == ["thread.quiet"]
+    # The quiet thread's follow-up draft is composed right after the rules ran.
+    assert [e["type"] for e in log] == ["thread.quiet", "draft.created"]
     assert log[0]["data"]["thread"]["message_ids"] == [scenario.quiet]
 
 
@@ -52,7 +56,7 @@ async def test_resync_is_idempotent_and_never_marks_mail_read(
 
     assert again.new_messages == 0
     assert await states(ctx, user_id) == before
-    assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 1
+    assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 2
     for folder in ("INBOX", "Sent", "Clients/Acme"):
         flags = imap_user.server.fetch_flags(imap_user.username, folder)
         assert all("\\Seen" not in f for f in flags.values()), (folder, flags)
@@ -87,7 +91,7 @@ async def test_a_new_reply_moves_a_quiet_thread_to_replied_once(
 
     assert (await states(ctx, user_id))[scenario.quiet][0] == "replied"
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    assert [e["type"] for e in log] == ["thread.quiet", "thread.replied"]
+    assert [e["type"] for e in log] == ["thread.quiet", "draft.created", "thread.replied"]
 
 
 async def test_uidvalidity_change_rereads_without_duplicates(
@@ -129,7 +133,7 @@ async def test_uidvalidity_change_rereads_without_duplicates(
         "<r1@seller.example>",
         "<r2@buyer.example>",
     ]
-    assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 1
+    assert len(await events.list_events(ctx, user_id=user_id, after=None, limit=100)) == 2
 
 
 async def thread_id_of(ctx: Context, user_id: int, message_id: str) -> int:
@@ -153,3 +157,44 @@ async def test_refused_login_marks_the_mailbox_failed_once(
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
     assert [e["type"] for e in log] == ["mailbox.failed"]
     assert imap_user.password not in str(log)
+
+
+async def test_a_reply_that_lost_its_headers_joins_the_reps_thread_whatever_the_folder_order(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    """INBOX is read before Sent: the broken reply is stored before the e-mail it answers,
+    and still ends up in the rep's thread, which is then replied, not quiet."""
+    sent = now_utc() - timedelta(days=9)
+    server, user = imap_user.server, imap_user.username
+    server.append(
+        user,
+        "INBOX",
+        make_message(
+            from_=PROSPECT,
+            to=[REP],
+            subject="AW: Pilot scope for Buyer GmbH",
+            date=sent + timedelta(days=1),
+            message_id="broken-reply@buyer.example",
+        ),
+    )
+    server.append(
+        user,
+        "Sent",
+        make_message(
+            from_=REP,
+            to=[PROSPECT],
+            subject="Pilot scope for Buyer GmbH",
+            date=sent,
+            message_id="pilot@seller.example",
+        ),
+    )
+    user_id, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    items, _ = await threads.list_threads(ctx, user_id=user_id, limit=10)
+    assert len(items) == 1
+    assert items[0]["message_ids"] == ["<pilot@seller.example>", "<broken-reply@buyer.example>"]
+    assert items[0]["state"] == "replied"
+    detail = await threads.get_thread(ctx, user_id=user_id, thread_id=items[0]["id"])
+    reasons = [m["thread_reason"] for m in detail["messages"]]
+    assert reasons[0] is None
+    assert reasons[1] is not None and "same subject 'Pilot scope for Buyer GmbH'" in reasons[1]

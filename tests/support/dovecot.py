@@ -91,7 +91,7 @@ ssl = yes
 ssl_cert = <{root}/tls/server.pem
 ssl_key = <{root}/tls/server.key
 disable_plaintext_auth = no
-auth_mechanisms = plain login
+auth_mechanisms = plain login{oauth2_mechanisms}
 auth_verbose = yes
 # Wrong-password tests (and add_user's readiness poll) should not wait 2 s per failure.
 auth_failure_delay = 0
@@ -101,7 +101,7 @@ mail_fsync = never
 
 # One passwd-file per user: Dovecot re-stats a passwd-file at most once per second, so a
 # single shared file would hide users added right after another login.
-passdb {{
+{oauth2_passdb}passdb {{
   driver = passwd-file
   args = scheme=PLAIN username_format=%u {root}/users/%u
 }}
@@ -176,7 +176,28 @@ def _mail_owner() -> tuple[str, int, int]:
     return entry.pw_name, entry.pw_uid, entry.pw_gid
 
 
-def _render_config(root: Path, port: int, tls_port: int) -> str:
+# XOAUTH2/OAUTHBEARER logins ask an introspection endpoint (run by the test) whether the
+# token is active and whose it is; plain logins still use the passwd-files.
+_OAUTH2_PASSDB = """\
+passdb {{
+  driver = oauth2
+  mechanisms = xoauth2 oauthbearer
+  args = {root}/dovecot-oauth2.conf.ext
+}}
+"""
+_OAUTH2_CONF = """\
+introspection_mode = post
+introspection_url = {url}
+username_attribute = username
+active_attribute = active
+active_value = true
+force_introspection = yes
+"""
+
+
+def _render_config(
+    root: Path, port: int, tls_port: int, oauth2_introspection_url: str | None = None
+) -> str:
     if os.geteuid() == 0:
         privileges, chroot_off = _ROOT_PRIVILEGES, ""
     else:
@@ -192,6 +213,8 @@ def _render_config(root: Path, port: int, tls_port: int) -> str:
         port=port,
         tls_port=tls_port,
         chroot_off=chroot_off,
+        oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2_introspection_url else "",
+        oauth2_passdb=_OAUTH2_PASSDB.format(root=root) if oauth2_introspection_url else "",
     )
 
 
@@ -682,10 +705,13 @@ def _group_pids(pgid: int) -> list[int]:
     return pids
 
 
-def start_dovecot(root: Path | None = None) -> DovecotServer:
+def start_dovecot(
+    root: Path | None = None, *, oauth2_introspection_url: str | None = None
+) -> DovecotServer:
     """Create config, certs and folders under ``root`` (default: a new temp dir) and
     start Dovecot on free loopback ports. Raises RuntimeError with the log tail if it
-    is not answering within ~10 s."""
+    is not answering within ~10 s. With ``oauth2_introspection_url``, XOAUTH2 logins are
+    checked against that RFC 7662 token introspection endpoint."""
     if not dovecot_available():
         raise RuntimeError("dovecot is not installed; run scripts/install-test-deps.sh")
     owns_root = root is None
@@ -704,13 +730,17 @@ def start_dovecot(root: Path | None = None) -> DovecotServer:
     (root / "users").mkdir(exist_ok=True)
     ca_path = _write_certificates(root / "tls")
     config_path = root / "dovecot.conf"
+    if oauth2_introspection_url:
+        (root / "dovecot-oauth2.conf.ext").write_text(
+            _OAUTH2_CONF.format(url=oauth2_introspection_url)
+        )
 
     # A port picked as free can be grabbed by someone else before dovecot binds it:
     # retry with fresh ports in that (rare) case.
     attempts = 3
     for attempt in range(attempts):
         port, tls_port = _free_ports(2)
-        config_path.write_text(_render_config(root, port, tls_port))
+        config_path.write_text(_render_config(root, port, tls_port, oauth2_introspection_url))
         server = DovecotServer(
             host=HOST,
             port=port,

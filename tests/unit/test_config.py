@@ -42,7 +42,7 @@ def test_env_example_and_readme_list_every_setting() -> None:
     names = {f"RADIOSILENCE_{n.upper()}" for n in Settings.model_fields}
     example = set(
         re.findall(
-            r"^#?\s*(RADIOSILENCE_[A-Z_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE
+            r"^#?\s*(RADIOSILENCE_[A-Z0-9_]+)=", (ROOT / ".env.example").read_text(), re.MULTILINE
         )
     )
     assert example == names

@@ -128,7 +128,7 @@ def history(*messages: ThreadMessage, **kw: object) -> ThreadHistory:
         ),
         (
             "follow-ups exhausted",
-            history(msg(K.OUTBOUND, SENT), followups_sent=3),
+            history(*(msg(K.OUTBOUND, SENT + timedelta(days=d)) for d in (0, 5, 10, 17))),
             SENT + timedelta(days=30),
             S.CLOSED,
             "no_response",

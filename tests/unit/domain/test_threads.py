@@ -13,9 +13,11 @@ from app.domain.threads import (
     ThreadLinks,
     base_subject,
     group_threads,
+    orphan_subject_key,
     subject_fallback_match,
     synthetic_message_key,
     thread_index_guid,
+    thread_index_key,
     thread_links,
 )
 
@@ -136,3 +138,36 @@ def test_threads_do_not_depend_on_arrival_order(order: list[ThreadLinks]) -> Non
     assert threads["<d@x>"] == threads["<e@x>"] == "<d@x>"
     assert threads["<f@x>"] == threads["<g@x>"]
     assert threads["<h@x>"] == "<h@x>"
+
+
+def test_thread_index_becomes_a_shared_conversation_key() -> None:
+    block = bytes([1]) + b"\x00\x01\x02\x03\x04" + uuid.UUID(int=7).bytes
+    first = base64.b64encode(block).decode()
+    reply = base64.b64encode(block + b"\x00\x00\x00\x00\x01").decode()
+    a = thread_links(
+        HeaderFacts(message_id="<a@x>", signals={"thread-index": first}), fallback_key="<f>"
+    )
+    b = thread_links(
+        HeaderFacts(message_id="<b@y>", signals={"thread-index": reply}), fallback_key="<f>"
+    )
+    assert a.references == b.references == (thread_index_key(first),)
+    assert thread_index_key("not base64 at all!") is None
+    assert thread_links(HeaderFacts(message_id="<c@z>"), fallback_key="<f>").references == ()
+
+
+@pytest.mark.parametrize(
+    ("subject", "refs", "key"),
+    [
+        ("AW: [EXT] Re: Rollout plan for ACME", (), "rollout plan for acme"),
+        ("回复: 报价单 ACME", (), "报价单 acme"),
+        ("SV:Pilot scope", (), "pilot scope"),
+        ("Rollout plan for ACME", (), None),  # starts a conversation: never looks for one
+        ("Re: Quick question", (), None),  # too generic to match anything safely
+        ("Re: Rollout plan for ACME", ("<p@x>",), None),  # threaded by its headers
+    ],
+)
+def test_only_answers_that_lost_their_headers_look_for_a_thread_by_subject(
+    subject: str, refs: tuple[str, ...], key: str | None
+) -> None:
+    facts = HeaderFacts(message_id="<m@x>", subject=subject, references=refs)
+    assert orphan_subject_key(facts) == key

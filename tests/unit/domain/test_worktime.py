@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from datetime import UTC, date, datetime, time, timedelta
 
@@ -482,3 +483,17 @@ def test_business_hours_are_not_before_start(
     due = add_business_hours(start, hours, cal)
     assert due >= next_working_moment(start, cal) == add_business_days(start, 0, cal).due_at
     assert due >= start
+
+
+@settings(database=None, deadline=None)
+@given(cal=calendars, start=instants, days=st.integers(0, 25))
+def test_memoized_day_arithmetic_matches_a_fresh_calendar(
+    cal: WorkCalendar, start: datetime, days: int
+) -> None:
+    """A calendar memoizes its day facts and (date, n) steps; the shared calendars above are
+    warm from every other test, a copy starts empty: both must give the same spans."""
+    fresh = dataclasses.replace(cal)
+    assert fresh == cal
+    for _ in range(2):  # the second call answers from the memo
+        assert add_business_days(start, days, cal) == add_business_days(start, days, fresh)
+    assert describe_local(start, cal) == describe_local(start, fresh)

@@ -1,0 +1,186 @@
+"""/api/v1/drafts: review follow-up drafts; /api/v1/mailboxes/{id}/draft-templates and
+…/draft-settings: a mailbox's questions and how its drafts are delivered."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Path, Query, Response
+
+from app.api.deps import MAX_ID, ContextDep, UserDep
+from app.api.schemas import (
+    DraftApprove,
+    DraftDetail,
+    DraftDismiss,
+    DraftOut,
+    DraftPage,
+    DraftPatch,
+    DraftSettingsIn,
+    DraftSettingsOut,
+    DraftSnooze,
+    DraftTemplatesIn,
+    DraftTemplatesOut,
+    Problem,
+)
+from app.errors import InvalidInput
+from app.services import draft_settings
+from app.services import drafts as service
+
+router = APIRouter(tags=["drafts"])
+ERRORS: dict[int | str, dict[str, Any]] = {
+    401: {"model": Problem},
+    404: {"model": Problem},
+    409: {"model": Problem},
+    422: {"model": Problem},
+}
+DraftState = Literal["pending", "approved", "dismissed", "snoozed"]
+DraftId = Annotated[int, Path(ge=1, le=MAX_ID)]
+MailboxId = Annotated[int, Path(ge=1, le=MAX_ID)]
+
+
+@router.get("/drafts", response_model=DraftPage, responses=ERRORS)
+async def list_drafts(
+    ctx: ContextDep,
+    user: UserDep,
+    thread_id: int | None = Query(None, ge=1, le=MAX_ID),
+    mailbox_id: int | None = Query(None, ge=1, le=MAX_ID),
+    state: DraftState | None = None,
+    limit: int = Query(50, ge=1, le=service.MAX_PAGE),
+    cursor: str | None = Query(None, max_length=200),
+) -> dict[str, Any]:
+    """Drafts, newest first; follow `next_cursor` for the next page. A snoozed draft whose
+    time has come is listed as pending again."""
+    items, next_cursor = await service.list_drafts(
+        ctx,
+        user_id=user.id,
+        thread_id=thread_id,
+        mailbox_id=mailbox_id,
+        state=state,
+        limit=limit,
+        cursor=cursor,
+    )
+    return {"items": items, "next_cursor": next_cursor}
+
+
+@router.get("/drafts/{draft_id}", response_model=DraftDetail, responses=ERRORS)
+async def get_draft(draft_id: DraftId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+    """One draft with its text: the question, then your forwarded e-mail."""
+    return await service.get_draft(ctx, user_id=user.id, draft_id=draft_id)
+
+
+@router.get(
+    "/drafts/{draft_id}/raw",
+    responses={**ERRORS, 200: {"content": {"message/rfc822": {}}}},
+    response_class=Response,
+)
+async def get_raw_draft(draft_id: DraftId, ctx: ContextDep, user: UserDep) -> Response:
+    """The draft as the RFC 5322 message that goes into your Drafts folder."""
+    raw = await service.raw_draft(ctx, user_id=user.id, draft_id=draft_id)
+    return Response(
+        raw,
+        media_type="message/rfc822",
+        headers={"Content-Disposition": f'inline; filename="draft-{draft_id}.eml"'},
+    )
+
+
+@router.patch("/drafts/{draft_id}", response_model=DraftOut, responses=ERRORS)
+async def edit_draft(
+    draft_id: DraftId, body: DraftPatch, ctx: ContextDep, user: UserDep
+) -> dict[str, Any]:
+    """Change the question, or rewrite the whole text (`body`). An approved draft goes back
+    to pending; approving it again replaces the copy in your Drafts folder."""
+    given = body.model_fields_set
+    if "question" in given and body.question is None:
+        raise InvalidInput("question must not be null")
+    return await service.edit_draft(
+        ctx,
+        user_id=user.id,
+        draft_id=draft_id,
+        question=body.question if "question" in given else service.UNSET,
+        body=body.body if "body" in given else service.UNSET,
+    )
+
+
+@router.post("/drafts/{draft_id}/approve", response_model=DraftOut, responses=ERRORS)
+async def approve_draft(
+    draft_id: DraftId, ctx: ContextDep, user: UserDep, body: DraftApprove | None = None
+) -> dict[str, Any]:
+    """Put the draft into your Drafts folder (`imap_draft`, the default), or send it
+    (`smtp`, when the mailbox has SMTP set up). The mailbox is read first: when a reply came
+    in meanwhile, the answer is 409 with the thread's new state. Approving twice makes one."""
+    delivery = body.delivery if body else "imap_draft"
+    return await service.approve_draft(ctx, user_id=user.id, draft_id=draft_id, delivery=delivery)
+
+
+@router.post("/drafts/{draft_id}/dismiss", response_model=DraftOut, responses=ERRORS)
+async def dismiss_draft(
+    draft_id: DraftId, ctx: ContextDep, user: UserDep, body: DraftDismiss | None = None
+) -> dict[str, Any]:
+    """Not this one. The reason, if you give one, is kept for tuning the rules."""
+    reason = body.reason if body else None
+    return await service.dismiss_draft(ctx, user_id=user.id, draft_id=draft_id, reason=reason)
+
+
+@router.post("/drafts/{draft_id}/snooze", response_model=DraftOut, responses=ERRORS)
+async def snooze_draft(
+    draft_id: DraftId, ctx: ContextDep, user: UserDep, body: DraftSnooze | None = None
+) -> dict[str, Any]:
+    """Out of the pending list until `until` (default: in one day)."""
+    until = body.until if body else None
+    return await service.snooze_draft(ctx, user_id=user.id, draft_id=draft_id, until=until)
+
+
+@router.get(
+    "/mailboxes/{mailbox_id}/draft-templates", response_model=DraftTemplatesOut, responses=ERRORS
+)
+async def get_templates(mailbox_id: MailboxId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+    """The question templates of each stage (`first`, `middle`, `last`) and their variables."""
+    return await draft_settings.get_templates(ctx, user_id=user.id, mailbox_id=mailbox_id)
+
+
+@router.put(
+    "/mailboxes/{mailbox_id}/draft-templates", response_model=DraftTemplatesOut, responses=ERRORS
+)
+async def put_templates(
+    mailbox_id: MailboxId, body: DraftTemplatesIn, ctx: ContextDep, user: UserDep
+) -> dict[str, Any]:
+    """Replace the mailbox's templates; a stage left out or null uses the defaults. A
+    template with a syntax error or an unknown variable is refused (422, naming the line)."""
+    return await draft_settings.put_templates(
+        ctx, user_id=user.id, mailbox_id=mailbox_id, templates=body.model_dump()
+    )
+
+
+@router.get(
+    "/mailboxes/{mailbox_id}/draft-settings", response_model=DraftSettingsOut, responses=ERRORS
+)
+async def get_settings(mailbox_id: MailboxId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+    """Attachments of the forwarded e-mail, and SMTP sending (its password is never shown)."""
+    return await draft_settings.get_delivery_settings(ctx, user_id=user.id, mailbox_id=mailbox_id)
+
+
+@router.put(
+    "/mailboxes/{mailbox_id}/draft-settings", response_model=DraftSettingsOut, responses=ERRORS
+)
+async def put_settings(
+    mailbox_id: MailboxId, body: DraftSettingsIn, ctx: ContextDep, user: UserDep
+) -> dict[str, Any]:
+    """Re-attach the forwarded e-mail's attachments (up to a total size), and enable sending
+    over SMTP (`smtp`: null turns it off). The SMTP password is stored encrypted."""
+    smtp = None
+    if body.smtp is not None:
+        smtp = draft_settings.SmtpInput(
+            host=body.smtp.host,
+            port=body.smtp.port,
+            security=body.smtp.security,
+            username=body.smtp.username,
+            password=body.smtp.password.get_secret_value() if body.smtp.password else None,
+        )
+    return await draft_settings.put_delivery_settings(
+        ctx,
+        user_id=user.id,
+        mailbox_id=mailbox_id,
+        attach_originals=body.attach_originals,
+        attachment_max_bytes=body.attachment_max_bytes,
+        smtp=smtp,
+    )

@@ -1,0 +1,225 @@
+"""What a follow-up draft for a quiet thread says and to whom: a `FollowUpPlan`.
+
+Pure: no Jinja, no MIME, no clock. The plan forwards the rep's own last e-mail of the thread
+(the details are already in it) back to the same people, as a reply to it, so that it stays
+in the thread on both sides; the question on top comes from the step's templates, which get
+the plan's `variables`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import date, datetime
+
+from app.domain.model import FREEMAIL_DOMAINS, Address, Identity, MessageKind, Rules
+from app.domain.worktime import WorkCalendar, add_business_days, business_days_elapsed
+
+# Reply and forward prefixes, stacked or numbered ("Re: AW: Fwd[2]: …"). Bracketed tags such
+# as "[EXT]" are part of the subject the prospect sees, so they stay.
+_PREFIX_RE = re.compile(
+    r"^\s*(?:re|fwd?|aw|wg|sv|vs|antw|rif|tr|réf|ref|回复|答复|转发)"
+    r"(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]\s*",
+    re.IGNORECASE,
+)
+# Second-level labels under which companies register (buyer.co.uk is "Buyer").
+_GENERIC_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gv"})
+# Local parts that name a role, not a person: no first name to use.
+_ROLE_LOCAL_PARTS = frozenset(
+    {"info", "sales", "contact", "hello", "office", "team", "support", "admin", "mail", "kontakt"}
+)
+_DAY_NAMES = ("Monday", "Tuesday", "Wednesday", "Thursday", "Friday", "Saturday", "Sunday")
+_MONTH_NAMES = (
+    "January",
+    "February",
+    "March",
+    "April",
+    "May",
+    "June",
+    "July",
+    "August",
+    "September",
+    "October",
+    "November",
+    "December",
+)
+TEMPLATE_VARIABLES = (
+    "first_name",
+    "company",
+    "business_days_quiet",
+    "next_step_date",
+    "subject",
+    "step",
+)
+
+
+@dataclass(frozen=True, kw_only=True)
+class StoredMessage:
+    """One message of the thread as storage knows it (header facts only)."""
+
+    message_id: str | None  # "<id@host>", None when the message had none
+    kind: MessageKind
+    date: datetime
+    subject: str
+    sender: Address
+    to: tuple[Address, ...] = ()
+    cc: tuple[Address, ...] = ()
+    references: tuple[str, ...] = ()
+    in_reply_to: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, kw_only=True)
+class FollowUpPlan:
+    thread_id: int
+    step: int  # 1-based follow-up step
+    stage: str  # "first" | "middle" | "last": which family of questions
+    forward: StoredMessage  # the rep's last outbound e-mail, forwarded inline
+    from_: Address  # the address the rep used
+    to: tuple[Address, ...]
+    cc: tuple[Address, ...]
+    subject: str  # "Re: " + the subject without stacked prefixes
+    in_reply_to: str
+    references: tuple[str, ...]
+    next_step_date: date | None  # local date of the next follow-up, None on the last step
+    timezone: str
+    variables: Mapping[str, str | int] = field(default_factory=dict)
+
+
+class NothingToForward(ValueError):
+    """The thread has no outbound e-mail with a Message-ID: there is nothing to follow up."""
+
+
+def stage_of(step: int, max_followups: int) -> str:
+    if step >= max_followups:
+        return "last"
+    return "first" if step == 1 else "middle"
+
+
+def strip_reply_prefixes(subject: str) -> str:
+    text = " ".join(subject.split())
+    previous = None
+    while previous != text:
+        previous = text
+        text = _PREFIX_RE.sub("", text, count=1)
+    return text
+
+
+def reply_subject(subject: str) -> str:
+    base = strip_reply_prefixes(subject)
+    return f"Re: {base}" if base else "Re:"
+
+
+def company_of(domain: str) -> str:
+    """ "buyer-group.co.uk" -> "Buyer Group"; a free-mail domain names no company."""
+    domain = domain.strip().lower().rstrip(".")
+    if not domain or domain in FREEMAIL_DOMAINS:
+        return ""
+    labels = [label for label in domain.split(".") if label]
+    if len(labels) > 1:
+        labels = labels[:-1]  # the top-level domain
+    while len(labels) > 1 and labels[-1] in _GENERIC_LABELS:
+        labels = labels[:-1]
+    name = labels[-1] if labels else ""
+    return " ".join(part.capitalize() for part in re.split(r"[-_]+", name) if part)
+
+
+def first_name_of(address: Address) -> str:
+    """From the display name ("Anna Schmidt", "Schmidt, Anna"), else a personal local part
+    ("anna.schmidt@"); "" when neither names a person."""
+    name = address.name.strip().strip("\"'")
+    if name and "@" not in name:
+        if "," in name:
+            after = name.split(",", 1)[1].split()
+            return after[0] if after else ""
+        return name.split()[0]
+    local = address.normalized.partition("@")[0].split("+", 1)[0]
+    first = re.split(r"[._-]", local, maxsplit=1)[0]
+    if len(first) < 2 or not first.isalpha() or first in _ROLE_LOCAL_PARTS:
+        return ""
+    return first.capitalize()
+
+
+def describe_date(day: date) -> str:
+    """ "Thursday 3 December": English, independent of the process locale."""
+    return f"{_DAY_NAMES[day.weekday()]} {day.day} {_MONTH_NAMES[day.month - 1]}"
+
+
+def plan_followup(
+    *,
+    thread_id: int,
+    step: int,
+    messages: Sequence[StoredMessage],
+    identity: Identity,
+    rules: Rules,
+    calendar: WorkCalendar,
+    now: datetime,
+    names: Mapping[str, str] | None = None,
+) -> FollowUpPlan:
+    """The plan for `step` of a quiet thread. `names` maps lower-cased addresses to display
+    names known from elsewhere (the forwarded message's own To/Cc header)."""
+    if step < 1:
+        raise ValueError(f"step must be >= 1, got {step}")
+    outbound = [m for m in messages if m.kind is MessageKind.OUTBOUND and m.message_id]
+    if not outbound:
+        raise NothingToForward(f"thread {thread_id} has no e-mail of yours with a Message-ID")
+    last = max(outbound, key=lambda m: m.date)
+    assert last.message_id is not None
+    known = _known_names(messages, names or {})
+    to = tuple(_named(a, known) for a in last.to)
+    cc = tuple(_named(a, known) for a in last.cc)
+    prospect = next(
+        (
+            a
+            for a in (*to, *cc)
+            if not identity.is_own_address(a.email) and not identity.is_internal(a.email)
+        ),
+        to[0] if to else None,
+    )
+    references = tuple(dict.fromkeys((*last.references, last.message_id)))
+    stage = stage_of(step, rules.max_followups)
+    next_day: date | None = None
+    if stage != "last":
+        cadence = rules.cadence_business_days
+        wait = cadence[min(step, len(cadence)) - 1]
+        next_day = add_business_days(now, wait, calendar).due_at.astimezone(calendar.tz).date()
+    subject = strip_reply_prefixes(last.subject)
+    variables: dict[str, str | int] = {
+        "first_name": first_name_of(prospect) if prospect else "",
+        "company": company_of(prospect.domain) if prospect else "",
+        "business_days_quiet": business_days_elapsed(last.date, now, calendar),
+        "next_step_date": describe_date(next_day) if next_day else "",
+        "subject": subject,
+        "step": step,
+    }
+    return FollowUpPlan(
+        thread_id=thread_id,
+        step=step,
+        stage=stage,
+        forward=last,
+        from_=last.sender,
+        to=to,
+        cc=cc,
+        subject=reply_subject(last.subject),
+        in_reply_to=last.message_id,
+        references=references,
+        next_step_date=next_day,
+        timezone=calendar.timezone,
+        variables=variables,
+    )
+
+
+def _known_names(messages: Sequence[StoredMessage], names: Mapping[str, str]) -> dict[str, str]:
+    known = {m.sender.normalized: m.sender.name for m in messages if m.sender.name}
+    for m in messages:
+        for a in (*m.to, *m.cc):
+            if a.name:
+                known.setdefault(a.normalized, a.name)
+    known.update({k.lower(): v for k, v in names.items() if v})
+    return known
+
+
+def _named(address: Address, known: Mapping[str, str]) -> Address:
+    if address.name:
+        return address
+    return Address(email=address.email, name=known.get(address.normalized, ""))

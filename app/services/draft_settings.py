@@ -1,0 +1,157 @@
+"""A mailbox's draft settings: its question templates (checked when saved) and how its
+drafts are delivered (attachments of the forwarded e-mail, SMTP with an encrypted password)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from app.domain.followup import TEMPLATE_VARIABLES
+from app.drafts.render import STAGES, TemplateProblem, check_variants, load_defaults
+from app.errors import ConfigError, InvalidInput, NotFound
+from app.mail.imap import Security, check_security
+from app.services.context import Context
+from app.services.followups import DEFAULT_SETTINGS, settings_of
+from app.storage import drafts as store
+from app.storage import mailboxes as mailbox_store
+from app.storage.engine import reading
+
+MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what most providers accept in one message
+
+
+@dataclass(frozen=True, kw_only=True)
+class SmtpInput:
+    host: str
+    port: int
+    security: Security
+    username: str | None
+    password: str | None  # None: keep the stored one
+
+
+async def get_templates(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+    settings = await _settings(ctx, user_id, mailbox_id)
+    try:
+        defaults = load_defaults()
+    except (TemplateProblem, OSError) as exc:
+        raise ConfigError(f"the default question templates cannot be read: {exc}") from None
+    custom = settings["templates"] or {}
+    return {
+        "stages": {
+            stage: {
+                "templates": list(custom.get(stage) or defaults.variants(stage)),
+                "custom": bool(custom.get(stage)),
+            }
+            for stage in STAGES
+        },
+        "variables": list(TEMPLATE_VARIABLES),
+    }
+
+
+async def put_templates(
+    ctx: Context,
+    *,
+    user_id: int,
+    mailbox_id: int,
+    templates: Mapping[str, Sequence[str] | None],
+) -> dict[str, Any]:
+    """Replace the mailbox's templates; a stage given as null (or left out) uses the
+    defaults. Every template is checked first: InvalidInput names the stage, variant, line."""
+    settings = await _settings(ctx, user_id, mailbox_id)
+    checked: dict[str, list[str]] = {}
+    for stage, variants in templates.items():
+        if variants is None:
+            continue
+        try:
+            checked[stage] = list(check_variants(stage, variants))
+        except TemplateProblem as exc:
+            raise InvalidInput(f"template refused: {exc}") from None
+    async with ctx.engine.begin() as conn:
+        await store.save_settings(conn, mailbox_id, {**_stored(settings), "templates": checked})
+    return await get_templates(ctx, user_id=user_id, mailbox_id=mailbox_id)
+
+
+async def get_delivery_settings(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+    return _settings_view(await _settings(ctx, user_id, mailbox_id))
+
+
+async def put_delivery_settings(
+    ctx: Context,
+    *,
+    user_id: int,
+    mailbox_id: int,
+    attach_originals: bool,
+    attachment_max_bytes: int,
+    smtp: SmtpInput | None,
+) -> dict[str, Any]:
+    settings = await _settings(ctx, user_id, mailbox_id)
+    if not 0 <= attachment_max_bytes <= MAX_ATTACHMENT_BYTES:
+        raise InvalidInput(f"attachment_max_bytes must be between 0 and {MAX_ATTACHMENT_BYTES}")
+    values = {
+        **_stored(settings),
+        "attach_originals": attach_originals,
+        "attachment_max_bytes": attachment_max_bytes,
+    }
+    if smtp is None:
+        values.update({k: DEFAULT_SETTINGS[k] for k in DEFAULT_SETTINGS if k.startswith("smtp_")})
+    else:
+        for field, value in (("host", smtp.host), ("username", smtp.username or "")):
+            plain_text(value, f"smtp.{field}")
+        if smtp.password is not None:
+            plain_text(smtp.password, "smtp.password")
+        check_security(smtp.host, smtp.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
+        secret = settings["smtp_secret_enc"]
+        if smtp.password is not None:
+            secret = ctx.box.encrypt(smtp.password)
+        if smtp.username and secret is None:
+            raise InvalidInput("smtp.password is needed with smtp.username")
+        values.update(
+            smtp_enabled=True,
+            smtp_host=smtp.host,
+            smtp_port=smtp.port,
+            smtp_security=smtp.security,
+            smtp_username=smtp.username,
+            smtp_secret_enc=secret if smtp.username else None,
+        )
+    async with ctx.engine.begin() as conn:
+        await store.save_settings(conn, mailbox_id, values)
+    return _settings_view(values)
+
+
+async def _settings(ctx: Context, user_id: int, mailbox_id: int) -> dict[str, Any]:
+    async with reading(ctx.engine) as conn:
+        if await mailbox_store.get_mailbox(conn, mailbox_id, user_id=user_id) is None:
+            raise NotFound(f"no mailbox {mailbox_id}")
+        return settings_of(await store.get_settings(conn, mailbox_id))
+
+
+def _stored(settings: dict[str, Any]) -> dict[str, Any]:
+    return {k: settings[k] for k in DEFAULT_SETTINGS}
+
+
+def _settings_view(settings: dict[str, Any]) -> dict[str, Any]:
+    smtp = None
+    if settings["smtp_enabled"]:
+        smtp = {
+            "host": settings["smtp_host"],
+            "port": settings["smtp_port"],
+            "security": settings["smtp_security"],
+            "username": settings["smtp_username"],
+            "password_set": settings["smtp_secret_enc"] is not None,
+        }
+    return {
+        "attach_originals": settings["attach_originals"],
+        "attachment_max_bytes": settings["attachment_max_bytes"],
+        "smtp": smtp,
+    }
+
+
+def plain_text(value: str, field: str) -> str:
+    """Refuse what no database column or mail body can hold: NUL and lone surrogates."""
+    try:
+        value.encode("utf-8")
+    except UnicodeEncodeError:
+        raise InvalidInput(f"{field} is not valid UTF-8 text") from None
+    if "\x00" in value:
+        raise InvalidInput(f"{field} must not contain NUL characters")
+    return value

@@ -1,0 +1,280 @@
+"""Compose the follow-up drafts that are due: one per quiet thread and step, never two.
+
+Called right after the rules ran (by a sync and by the scheduler). The rep's last e-mail is
+fetched in full over IMAP only now (BODY.PEEK[]: it stays unread); only the composed draft
+is stored. A mail server that cannot be reached leaves the drafts for the next pass.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from datetime import datetime
+from typing import Any
+
+from app.domain.events import SCHEMA_VERSION, EventType
+from app.domain.followup import NothingToForward, StoredMessage, plan_followup
+from app.domain.model import Address, Identity, MessageKind
+from app.drafts.message import compose, forward_parts, new_message_id, to_bytes
+from app.drafts.render import (
+    QuestionTemplates,
+    TemplateProblem,
+    load_defaults,
+    render_question,
+    with_overrides,
+)
+from app.errors import MailServerError
+from app.mail.imap import ImapSession
+from app.services.context import Context
+from app.services.evaluation import calendar_of, rules_of
+from app.services.mailboxes import open_mailbox_session
+from app.storage import drafts as store
+from app.storage import mailboxes as mailbox_store
+from app.storage import outbox
+from app.storage.engine import reading
+
+log = logging.getLogger(__name__)
+COMPOSE_BATCH = 50  # drafts per mailbox and pass; the rest come with the next pass
+DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
+AUTO_DISMISSED = "auto: the thread stopped waiting for this follow-up before it was approved"
+DEFAULT_SETTINGS: dict[str, Any] = {
+    "templates": None,
+    "attach_originals": False,
+    "attachment_max_bytes": DEFAULT_ATTACHMENT_MAX_BYTES,
+    "smtp_enabled": False,
+    "smtp_host": None,
+    "smtp_port": None,
+    "smtp_security": None,
+    "smtp_username": None,
+    "smtp_secret_enc": None,
+}
+
+
+def settings_of(row: dict[str, Any] | None) -> dict[str, Any]:
+    return {**DEFAULT_SETTINGS, **{k: v for k, v in (row or {}).items() if k in DEFAULT_SETTINGS}}
+
+
+def templates_of(settings: dict[str, Any]) -> QuestionTemplates:
+    return with_overrides(load_defaults(), settings.get("templates"))
+
+
+def effective_state(row: dict[str, Any], now: datetime) -> str:
+    """A snoozed draft whose time has come is pending again."""
+    if row["state"] == "snoozed" and row["snoozed_until"] and row["snoozed_until"] <= now:
+        return "pending"
+    return str(row["state"])
+
+
+def draft_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    """A draft as the API and the events show it (the message itself via /raw)."""
+    return {
+        "id": row["id"],
+        "thread_id": row["thread_id"],
+        "mailbox_id": row["mailbox_id"],
+        "step": row["step"],
+        "state": effective_state(row, now),
+        "question": row["question"],
+        "body": row["body"],
+        "subject": row["subject"],
+        "from": row["from_addr"],
+        "to": row["to_addrs"],
+        "cc": row["cc_addrs"],
+        "message_id": row["message_id"],
+        "in_reply_to": row["forwarded_message_id"],
+        "skipped_attachments": row["skipped_attachments"],
+        "revision": row["revision"],
+        "dismiss_reason": row["dismiss_reason"],
+        "snoozed_until": _iso(row["snoozed_until"]),
+        "delivery": row["delivery"],
+        "imap_folder": row["imap_folder"],
+        "imap_uid": row["imap_uid"],
+        "approved_at": _iso(row["approved_at"]),
+        "sent_at": _iso(row["sent_at"]),
+        "created_at": _iso(row["created_at"]),
+        "updated_at": _iso(row["updated_at"]),
+    }
+
+
+def draft_payload(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+    return {"schema_version": SCHEMA_VERSION, "draft": draft_view(row, now)}
+
+
+async def create_due_drafts_everywhere(ctx: Context, *, limit: int = 20) -> int:
+    """The scheduler's pass: every mailbox with a quiet thread that lacks its draft."""
+    async with reading(ctx.engine) as conn:
+        mailbox_ids = await store.mailboxes_needing_drafts(conn, limit=limit)
+    created = 0
+    for mailbox_id in mailbox_ids:
+        created += await create_due_drafts(ctx, mailbox_id)
+    return created
+
+
+async def create_due_drafts(ctx: Context, mailbox_id: int) -> int:
+    """Compose a draft for every quiet thread of the mailbox without one for its due step,
+    each with its `draft.created` event. Returns how many were made; never raises for a
+    mail server that cannot be reached (the next pass tries again)."""
+    try:
+        return await _create(ctx, mailbox_id)
+    except MailServerError as exc:
+        log.warning("drafts.compose_failed mailbox=%s error=%s", mailbox_id, exc.message)
+        return 0
+
+
+async def _create(ctx: Context, mailbox_id: int) -> int:
+    async with ctx.engine.begin() as conn:
+        retired = await store.retire_stale_drafts(
+            conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
+        )
+    if retired:
+        log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+    async with reading(ctx.engine) as conn:
+        mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
+        if mailbox is None or mailbox["auth_method"] == "none" or mailbox["status"] == "failed":
+            # Imported from a file: no server to fetch from. Failed: the sync retries the
+            # login on its own schedule; more attempts here could lock the account.
+            return 0
+        due = await store.quiet_threads_without_draft(
+            conn, mailbox_id=mailbox_id, limit=COMPOSE_BATCH
+        )
+        if not due:
+            return 0
+        settings = settings_of(await store.get_settings(conn, mailbox_id))
+    templates = _usable_templates(settings, mailbox_id)
+    if templates is None:
+        return 0
+    session = await open_mailbox_session(ctx, mailbox)
+    created = 0
+    try:
+        for thread in due:
+            try:
+                created += await _compose_one(ctx, session, mailbox, thread, templates, settings)
+            except MailServerError:
+                raise  # the connection is gone: the next pass tries again
+            except Exception:  # one odd e-mail must not stop the drafts of the others
+                log.exception("drafts.compose_error thread=%s", thread["id"])
+    finally:
+        await asyncio.to_thread(session.close)
+    if created:
+        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
+    return created
+
+
+async def _compose_one(
+    ctx: Context,
+    session: ImapSession,
+    mailbox: dict[str, Any],
+    thread: dict[str, Any],
+    templates: QuestionTemplates,
+    settings: dict[str, Any],
+) -> int:
+    step = int(thread["followups_sent"]) + 1
+    async with reading(ctx.engine) as conn:
+        rows = await store.thread_messages(conn, thread["id"])
+        outbound = [r for r in rows if r["kind"] == MessageKind.OUTBOUND and r["has_message_id"]]
+        where = await store.locations_of_message(conn, outbound[-1]["id"]) if outbound else []
+    original = None
+    for location in where:
+        original = await asyncio.to_thread(
+            session.fetch_message,
+            location["name"],
+            int(location["uid"]),
+            uidvalidity=int(location["uidvalidity"]),
+        )
+        if original is not None:
+            break
+    if original is None:
+        log.info("drafts.original_missing thread=%s", thread["id"])
+        return 0
+    now = ctx.clock()
+    parts = forward_parts(
+        original,
+        attachments=bool(settings["attach_originals"]),
+        max_attachment_bytes=int(settings["attachment_max_bytes"]),
+        now=now,
+        seed=str(thread["id"]),
+    )
+    try:
+        plan = plan_followup(
+            thread_id=thread["id"],
+            step=step,
+            messages=[stored_message(r) for r in rows],
+            identity=Identity.from_addresses(mailbox["addresses"]),
+            rules=rules_of(mailbox),
+            calendar=calendar_of(mailbox, now),
+            now=now,
+            names=parts.recipient_names,
+        )
+    except NothingToForward:
+        return 0
+    question = render_question(
+        templates, stage=plan.stage, thread_id=thread["id"], variables=plan.variables
+    )
+    message_id = new_message_id(plan.from_.email)
+    raw = to_bytes(compose(plan, question, parts, message_id=message_id, date=now))
+    async with ctx.engine.begin() as conn:
+        if not await store.thread_is_due(conn, thread["id"], step):
+            return 0  # a reply came in while we composed
+        draft_id = await store.insert_draft(
+            conn,
+            {
+                "user_id": mailbox["user_id"],
+                "mailbox_id": mailbox["id"],
+                "thread_id": thread["id"],
+                "step": step,
+                "state": "pending",
+                "question": question,
+                "raw": raw,
+                "message_id": message_id,
+                "forwarded_message_id": plan.in_reply_to,
+                "subject": plan.subject,
+                "from_addr": plan.from_.email,
+                "to_addrs": [a.email for a in plan.to],
+                "cc_addrs": [a.email for a in plan.cc],
+                "skipped_attachments": list(parts.skipped_attachments),
+            },
+        )
+        if draft_id is None:
+            return 0  # another worker made it first
+        row = await store.get_draft(conn, draft_id)
+        assert row is not None
+        await outbox.enqueue(
+            conn,
+            user_id=mailbox["user_id"],
+            type=EventType.DRAFT_CREATED.value,
+            payload=draft_payload(row, now),
+            mailbox_id=mailbox["id"],
+            thread_id=thread["id"],
+        )
+    return 1
+
+
+def _usable_templates(settings: dict[str, Any], mailbox_id: int) -> QuestionTemplates | None:
+    """The mailbox's templates; the defaults when its own no longer pass the checks; None
+    (and an error in the log) when the default templates cannot be found or read."""
+    try:
+        return templates_of(settings)
+    except (TemplateProblem, OSError) as exc:
+        log.warning("drafts.bad_templates mailbox=%s error=%s", mailbox_id, exc)
+    try:
+        return load_defaults()
+    except (TemplateProblem, OSError) as exc:
+        log.error("drafts.no_templates error=%s", exc)
+        return None
+
+
+def stored_message(row: dict[str, Any]) -> StoredMessage:
+    return StoredMessage(
+        message_id=row["message_key"] if row["has_message_id"] else None,
+        kind=MessageKind(row["kind"]),
+        date=row["date"],
+        subject=row["subject"],
+        sender=Address(email=row["from_addr"], name=row["from_name"]),
+        to=tuple(Address(email=a) for a in row["to_addrs"]),
+        cc=tuple(Address(email=a) for a in row["cc_addrs"]),
+        references=tuple(row["references"]),
+        in_reply_to=tuple(row["in_reply_to"]),
+    )
+
+
+def _iso(value: datetime | None) -> str | None:
+    return value.isoformat() if value else None

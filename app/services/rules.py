@@ -1,0 +1,101 @@
+"""A mailbox's rules: read, replace (the threads are then looked at again), and preview."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from app.domain.model import Rules
+from app.domain.rules import decide
+from app.domain.ruleset import rules_from_dict, rules_to_dict
+from app.errors import InvalidInput, NotFound
+from app.services.context import Context
+from app.services.evaluation import calendar_of, history_of, rules_of
+from app.storage import mailboxes as mailbox_store
+from app.storage import threads as store
+from app.storage.engine import reading
+
+PREVIEW_ITEMS = 200  # changes listed in a preview; the counts cover every thread
+_PAGE = 1000
+
+
+def parse_rules(data: dict[str, Any]) -> Rules:
+    """The API's validated body -> Rules; what the schema cannot see becomes a 422."""
+    try:
+        return rules_from_dict(data)
+    except ValueError as exc:
+        raise InvalidInput(f"invalid rules: {exc}") from None
+
+
+async def get_rules(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+    async with reading(ctx.engine) as conn:
+        mailbox = await _mailbox(conn, user_id, mailbox_id)
+    return rules_to_dict(rules_of(mailbox))
+
+
+async def put_rules(
+    ctx: Context, *, user_id: int, mailbox_id: int, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Replace the rules; every thread of the mailbox is marked for the scheduler, in the
+    same transaction, so no thread keeps a state the old rules gave it."""
+    stored = rules_to_dict(parse_rules(data))
+    async with ctx.engine.begin() as conn:
+        await _mailbox(conn, user_id, mailbox_id)
+        await mailbox_store.update_mailbox(conn, mailbox_id, {"rules": stored})
+        await store.mark_mailbox_dirty(conn, mailbox_id)
+    return stored
+
+
+async def preview_rules(
+    ctx: Context, *, user_id: int, mailbox_id: int, data: dict[str, Any]
+) -> dict[str, Any]:
+    """Which threads would change state (or needs_response) if `data` were the rules now,
+    compared with the saved rules at the same moment. Nothing is written."""
+    proposed = parse_rules(data)
+    now = ctx.clock()
+    items: list[dict[str, Any]] = []
+    evaluated = changing = 0
+    async with reading(ctx.engine) as conn:
+        mailbox = await _mailbox(conn, user_id, mailbox_id)
+        current = rules_of(mailbox)
+        cal_now, cal_new = calendar_of(mailbox, now, current), calendar_of(mailbox, now, proposed)
+        after_id = 0
+        while page := await store.threads_of_mailbox(conn, mailbox_id, after_id=after_id):
+            after_id = page[-1]["id"]
+            page = [t for t in page if t["state"] is not None]
+            messages = await store.messages_for_rules(conn, [t["id"] for t in page])
+            for thread in page:
+                history = history_of(thread, messages.get(thread["id"], []))
+                old = decide(history, current, cal_now, now)
+                new = decide(history, proposed, cal_new, now)
+                evaluated += 1
+                if (old.state, old.needs_response) == (new.state, new.needs_response):
+                    continue
+                changing += 1
+                if len(items) < PREVIEW_ITEMS:
+                    items.append(
+                        {
+                            "thread_id": thread["id"],
+                            "subject": thread["subject"],
+                            "state": old.state.value,
+                            "reason": old.reason,
+                            "needs_response": old.needs_response,
+                            "new_state": new.state.value,
+                            "new_reason": new.reason,
+                            "new_needs_response": new.needs_response,
+                        }
+                    )
+    return {
+        "threads_evaluated": evaluated,
+        "threads_changing": changing,
+        "items": items,
+        "truncated": changing > len(items),
+    }
+
+
+async def _mailbox(conn: AsyncConnection, user_id: int, mailbox_id: int) -> dict[str, Any]:
+    row = await mailbox_store.get_mailbox(conn, mailbox_id, user_id=user_id)
+    if row is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
+    return row

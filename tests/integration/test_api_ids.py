@@ -1,0 +1,38 @@
+"""Ids beyond BIGINT in a path or query answer 422 naming the field, never a database 500."""
+
+from __future__ import annotations
+
+import pytest
+
+from app.services.context import Context
+from tests.integration.test_webhooks_api import client_for
+
+pytestmark = pytest.mark.integration
+HUGE = "99999999999999999999"
+
+
+@pytest.mark.parametrize(
+    ("method", "path"),
+    [
+        ("GET", f"/api/v1/threads/{HUGE}"),
+        ("POST", f"/api/v1/threads/{HUGE}/reopen"),
+        ("GET", f"/api/v1/threads?mailbox_id={HUGE}"),
+        ("GET", f"/api/v1/mailboxes/{HUGE}"),
+        ("GET", f"/api/v1/mailboxes/{HUGE}/rules"),
+        ("DELETE", f"/api/v1/webhooks/{HUGE}"),
+        ("GET", f"/api/v1/webhooks/deliveries/{HUGE}"),
+        ("GET", f"/api/v1/drafts/{HUGE}"),
+        ("GET", f"/api/v1/events?after={HUGE}"),
+    ],
+)
+async def test_an_id_too_large_is_a_clear_422(ctx: Context, method: str, path: str) -> None:
+    async with await client_for(ctx, "rep@seller.example") as api:
+        response = await api.request(method, path)
+    assert response.status_code == 422, response.text
+    assert "less than or equal to 9223372036854775807" in response.text
+
+
+async def test_an_unknown_but_valid_id_is_404(ctx: Context) -> None:
+    async with await client_for(ctx, "rep@seller.example") as api:
+        response = await api.get("/api/v1/threads/9223372036854775807")
+    assert response.status_code == 404

@@ -1,0 +1,178 @@
+"""The follow-up plan: what to forward, to whom, under which subject, with which variables."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+
+from app.domain.followup import (
+    NothingToForward,
+    StoredMessage,
+    company_of,
+    describe_date,
+    first_name_of,
+    plan_followup,
+    reply_subject,
+    stage_of,
+    strip_reply_prefixes,
+)
+from app.domain.model import Address, Identity, MessageKind, Rules
+from app.domain.worktime import WorkCalendar
+
+REP = Address(email="rep@seller.example", name="Rita Rep")
+ANNA = Address(email="anna.schmidt@buyer-group.co.uk")
+BOB = Address(email="bob@buyer-group.co.uk", name="Bob Buyer")
+IDENTITY = Identity.from_addresses(["rep@seller.example"])
+BERLIN = WorkCalendar(
+    timezone="Europe/Berlin",
+    weekend=frozenset({5, 6}),
+    holidays={date(2026, 12, 25): "Christmas Day"},
+)
+NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)  # a Monday
+
+
+def out(mid: str, when: datetime, subject: str = "Proposal", **kw: object) -> StoredMessage:
+    values: dict[str, object] = {
+        "message_id": mid,
+        "kind": MessageKind.OUTBOUND,
+        "date": when,
+        "subject": subject,
+        "sender": REP,
+        "to": (ANNA,),
+        "cc": (BOB,),
+    }
+    values.update(kw)
+    return StoredMessage(**values)  # type: ignore[arg-type]
+
+
+def plan(messages: list[StoredMessage], step: int = 1, **kw: object):  # type: ignore[no-untyped-def]
+    args: dict[str, object] = {
+        "thread_id": 7,
+        "step": step,
+        "messages": messages,
+        "identity": IDENTITY,
+        "rules": Rules(),
+        "calendar": BERLIN,
+        "now": NOW,
+    }
+    args.update(kw)
+    return plan_followup(**args)  # type: ignore[arg-type]
+
+
+def test_forwards_the_reps_last_outbound_as_a_reply_to_it() -> None:
+    first = out("<o1@seller.example>", NOW - timedelta(days=12), "Proposal")
+    reply = StoredMessage(
+        message_id="<r1@buyer.example>",
+        kind=MessageKind.REPLY,
+        date=NOW - timedelta(days=11),
+        subject="Re: Proposal",
+        sender=Address(email="anna.schmidt@buyer-group.co.uk", name="Anna Schmidt"),
+        to=(REP,),
+    )
+    last = out(
+        "<o2@seller.example>",
+        NOW - timedelta(days=6),
+        "RE: AW: Re: Proposal",
+        references=("<o1@seller.example>", "<r1@buyer.example>"),
+    )
+    p = plan([first, reply, last])
+    assert p.forward is last
+    assert p.from_ == REP
+    assert p.to == (Address(email=ANNA.email, name="Anna Schmidt"),)  # name from her reply
+    assert p.cc == (BOB,)
+    assert p.subject == "Re: Proposal"
+    assert p.in_reply_to == "<o2@seller.example>"
+    assert p.references == ("<o1@seller.example>", "<r1@buyer.example>", "<o2@seller.example>")
+    assert p.variables["first_name"] == "Anna"
+    assert p.variables["company"] == "Buyer Group"
+    assert p.variables["subject"] == "Proposal"
+
+
+def test_ignores_messages_without_a_message_id_and_other_kinds() -> None:
+    good = out("<o1@seller.example>", NOW - timedelta(days=9))
+    broken = out(None, NOW - timedelta(days=5))  # type: ignore[arg-type]
+    with pytest.raises(NothingToForward):
+        plan([broken])
+    assert plan([good, broken]).forward is good
+
+
+def test_step_stage_and_next_step_date_in_business_days() -> None:
+    messages = [out("<o1@seller.example>", NOW - timedelta(days=7))]
+    one = plan(messages, step=1)
+    assert one.stage == "first"
+    # Cadence 3 after follow-up 1: Mon 23 Nov + 3 business days = Thu 26 Nov.
+    assert one.next_step_date == date(2026, 11, 26)
+    assert one.variables["next_step_date"] == "Thursday 26 November"
+    two = plan(messages, step=2)
+    assert two.stage == "middle"
+    assert two.next_step_date == date(2026, 11, 30)  # 5 business days, over a weekend
+    last = plan(messages, step=3)
+    assert last.stage == "last"
+    assert last.next_step_date is None and last.variables["next_step_date"] == ""
+
+
+def test_next_step_date_skips_holidays() -> None:
+    messages = [out("<o1@seller.example>", NOW - timedelta(days=7))]
+    p = plan(messages, step=2, now=datetime(2026, 12, 21, 10, tzinfo=UTC))
+    # Mon 21 Dec + 5 business days, Fri 25 Dec is a holiday: Tue 29 Dec.
+    assert p.next_step_date == date(2026, 12, 29)
+
+
+def test_business_days_quiet() -> None:
+    p = plan([out("<o1@seller.example>", datetime(2026, 11, 16, 10, tzinfo=UTC))])
+    assert p.variables["business_days_quiet"] == 5
+    assert p.variables["step"] == 1
+
+
+@pytest.mark.parametrize(
+    ("subject", "expected"),
+    [
+        ("Proposal", "Re: Proposal"),
+        ("Re: Proposal", "Re: Proposal"),
+        ("RE: AW: Fwd: Proposal", "Re: Proposal"),
+        ("Re[2]: Proposal", "Re: Proposal"),
+        ("[EXT] Proposal", "Re: [EXT] Proposal"),
+        ("Angebot  für\tMüller", "Re: Angebot für Müller"),
+        ("", "Re:"),
+    ],
+)
+def test_reply_subject_never_stacks_prefixes(subject: str, expected: str) -> None:
+    assert reply_subject(subject) == expected
+    assert strip_reply_prefixes(expected.removeprefix("Re:").strip()) == expected[4:]
+
+
+@pytest.mark.parametrize(
+    ("domain", "company"),
+    [
+        ("buyer.example", "Buyer"),
+        ("mail.acme-corp.com", "Acme Corp"),
+        ("buyer-group.co.uk", "Buyer Group"),
+        ("gmail.com", ""),
+        ("localhost", "Localhost"),
+        ("", ""),
+    ],
+)
+def test_company_from_the_domain(domain: str, company: str) -> None:
+    assert company_of(domain) == company
+
+
+@pytest.mark.parametrize(
+    ("address", "first"),
+    [
+        (Address(email="x@y.example", name="Anna Schmidt"), "Anna"),
+        (Address(email="x@y.example", name="Schmidt, Anna"), "Anna"),
+        (Address(email="anna.schmidt@y.example"), "Anna"),
+        (Address(email="info@y.example"), ""),
+        (Address(email="a1@y.example"), ""),
+        (Address(email="jörg@y.example", name="Jörg Müller"), "Jörg"),
+    ],
+)
+def test_first_name(address: Address, first: str) -> None:
+    assert first_name_of(address) == first
+
+
+def test_stage_of_and_describe_date() -> None:
+    assert [stage_of(s, 3) for s in (1, 2, 3)] == ["first", "middle", "last"]
+    assert stage_of(1, 1) == "last"
+    assert describe_date(date(2026, 12, 3)) == "Thursday 3 December"
