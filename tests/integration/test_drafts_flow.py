@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import re
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
 from typing import Any
@@ -301,3 +302,47 @@ async def test_a_double_click_makes_one_draft(
     first, second = await asyncio.gather(api.post(path), api.post(path))
     assert (first.status_code, second.status_code) == (200, 200), (first.text, second.text)
     assert len(drafts_folder(imap_user)) == 1
+
+
+async def test_a_non_ascii_original_is_forwarded_intact(ctx: Context, imap_user: ImapUser) -> None:
+    """German names, subject and text, a Cc and an HTML part: the draft in Drafts, parsed by
+    the standard library, carries them all, with the question first and nothing added."""
+    sent = now_utc() - timedelta(days=12)
+    body = "Guten Tag Frau Weiß,\n\nanbei das Angebot über 1.200 € für Müller & Söhne.\n\nGrüße\n"
+    original = make_message(
+        from_=f"Jörg Rep <{REP}>",
+        to=[f"Anna Weiß <{PROSPECT}>"],
+        cc=["Bernd Groß <bernd@buyer.example>"],
+        subject="Angebot für Müller & Söhne",
+        date=sent,
+        message_id="umlaut@seller.example",
+        body=body,
+    )
+    imap_user.server.append(imap_user.username, "Sent", original, date=sent)
+    _, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    async with await api_for(ctx, "owner@seller.example") as api:
+        draft = await only_draft(api, state="pending")
+        approved = await api.post(f"/api/v1/drafts/{draft['id']}/approve", json={})
+        assert approved.status_code == 200, approved.text
+
+    ((flags, msg),) = drafts_folder(imap_user)
+    assert "\\Draft" in flags
+    assert str(msg["Subject"]) == "Re: Angebot für Müller & Söhne"
+    assert msg["From"].addresses[0].addr_spec == REP
+    assert msg["From"].addresses[0].display_name == "Jörg Rep"
+    assert [(a.display_name, a.addr_spec) for a in msg["To"].addresses] == [("Anna Weiß", PROSPECT)]
+    assert [a.addr_spec for a in msg["Cc"].addresses] == ["bernd@buyer.example"]
+    assert msg["In-Reply-To"] == "<umlaut@seller.example>"
+    raw_headers = msg.as_bytes().split(b"\r\n\r\n", 1)[0]
+    assert raw_headers.isascii()  # RFC 2047 encoded, not raw 8-bit
+    text = msg.get_body(preferencelist=("plain",)).get_content().replace("\r\n", "\n")
+    assert text.startswith(draft["question"] + "\n\n")
+    assert body.strip() in text  # the original's text, every character intact
+    assert "Subject: Angebot für Müller & Söhne" in text
+    first_line = text.split("\n", 1)[0]
+    assert not re.match(r"(?i)(hi|hello|dear|hallo|guten tag)\b", first_line)
+    after = text.split(body.strip(), 1)[1].strip()
+    assert after == ""  # no signature or footer appended after the forward
+    html = msg.get_body(preferencelist=("html",)).get_content()
+    assert "1.200 €" in html and "Müller &amp; Söhne" in html
