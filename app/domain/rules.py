@@ -112,14 +112,28 @@ def _decide(
             next_check_at=None,
         )
 
-    outbound = [m for m in conversation if m.kind is MessageKind.OUTBOUND]
-    last_out = outbound[-1] if outbound else None
+    last_out: ThreadMessage | None = None
+    for m in conversation:
+        if m.kind is MessageKind.OUTBOUND:
+            last_out = m
     # What happened after the rep's last e-mail, or after a reopen: older mail is settled.
-    marks = [t for t in (last_out.date if last_out else None, history.reopened_at) if t]
-    since = max(marks, default=None)
-    after = [m for m in conversation if since is None or m.date > since]
+    # One pass keeps the last reply, left-the-company notice, bounce and auto-reply of it.
+    since = last_out.date if last_out else None
+    if history.reopened_at is not None and (since is None or history.reopened_at > since):
+        since = history.reopened_at
+    reply = gone = bounce = away = None
+    for m in conversation:
+        if since is not None and m.date <= since:
+            continue
+        if m.kind is MessageKind.REPLY:
+            reply = m
+        elif m.kind is MessageKind.BOUNCE:
+            bounce = m
+        elif m.kind is MessageKind.AUTO_REPLY:
+            away = m
+        if m.subkind is Subkind.LEFT_COMPANY:
+            gone = m
 
-    replies = [m for m in after if m.kind is MessageKind.REPLY]
     answered = history.answered_at
     # A note counts when it is newer than the rep's last e-mail and not older than a reopen
     # (a reopen and a note in the same instant: the note is the newer word).
@@ -128,7 +142,7 @@ def _decide(
         and (last_out is None or answered > last_out.date)
         and (history.reopened_at is None or answered >= history.reopened_at)
     )
-    if answered is not None and noted and (not replies or replies[-1].date <= answered):
+    if answered is not None and noted and (reply is None or reply.date <= answered):
         note = f": “{history.answered_note}”" if history.answered_note else ""
         when = describe_local(answered, calendar)
         return Decision(
@@ -136,15 +150,17 @@ def _decide(
             reason=f"replied: you noted an answer on {when}{note}",
             next_check_at=None,
         )
-    if replies and replies[-1].decline:
-        no = replies[-1]
+    if reply is not None and reply.decline:
         return Decision(
             state=ThreadState.CLOSED,
-            reason=f"closed: declined — {no.sender} said no on {describe_local(no.date, calendar)}",
+            reason=(
+                f"closed: declined — {reply.sender} said no on "
+                f"{describe_local(reply.date, calendar)}"
+            ),
             next_check_at=None,
         )
-    if replies:
-        return _replied(replies[-1], is_lead=last_out is None, rules=rules, cal=calendar, now=now)
+    if reply is not None:
+        return _replied(reply, is_lead=last_out is None, rules=rules, cal=calendar, now=now)
     if last_out is None:  # only machine mail (auto-replies, bounces) and no e-mail of the rep's
         return Decision(
             state=ThreadState.IGNORED,
@@ -152,19 +168,15 @@ def _decide(
             next_check_at=None,
         )
 
-    gone = [m for m in after if m.subkind is Subkind.LEFT_COMPANY]
-    if gone:
-        instead = (
-            f"; they name {gone[-1].replacement_contact}" if gone[-1].replacement_contact else ""
-        )
+    if gone is not None:
+        instead = f"; they name {gone.replacement_contact}" if gone.replacement_contact else ""
         return Decision(
             state=ThreadState.BOUNCED,
-            reason=f"bounced: {gone[-1].sender} has left the company{instead}",
+            reason=f"bounced: {gone.sender} has left the company{instead}",
             next_check_at=None,
         )
-    bounces = [m for m in after if m.kind is MessageKind.BOUNCE]
-    if bounces:
-        when = describe_local(bounces[-1].date, calendar)
+    if bounce is not None:
+        when = describe_local(bounce.date, calendar)
         return Decision(
             state=ThreadState.BOUNCED,
             reason=f"bounced: delivery failure notice of {when} after your e-mail",
@@ -172,9 +184,7 @@ def _decide(
         )
 
     resume_at: datetime | None = None
-    auto = [m for m in after if m.kind is MessageKind.AUTO_REPLY]
-    if auto:
-        away = auto[-1]
+    if away is not None:
         if away.return_date is not None:
             # Back on that day: wait one more business day so they can catch up on mail.
             back = datetime.combine(away.return_date, calendar.day_start, calendar.tz)
@@ -235,7 +245,11 @@ def _waiting(
     wait = rules.wait_business_days if sent == 0 else cadence[min(sent, len(cadence)) - 1]
     span = add_business_days(start, wait, cal)
     due_at = max(span.due_at, resume_at) if resume_at else span.due_at
-    skipped = "".join(f"; {_day(d)} skipped as a holiday ({name})" for d, name in span.skipped)
+    skipped = (
+        "".join(f"; {_day(d)} skipped as a holiday ({name})" for d, name in span.skipped)
+        if span.skipped
+        else ""
+    )
     after_followups = f" and {_followups(sent)}" if sent else ""
     if now < due_at:
         return Decision(
