@@ -74,17 +74,25 @@ def base_subject(subject: str) -> str:
     return text.strip()
 
 
+def decode_thread_index(value: str) -> bytes | None:
+    """Thread-Index bytes: a 22-byte header block plus 5 bytes per reply level, else None."""
+    try:
+        raw = base64.b64decode("".join(value.split()), validate=True)
+    except (binascii.Error, ValueError):
+        return None
+    if len(raw) < 22 or (len(raw) - 22) % 5 != 0:
+        return None
+    return raw
+
+
 def thread_index_guid(value: str) -> str | None:
     """The conversation GUID in Outlook's Thread-Index ([MS-OXOMSG] §2.2.1.3), or None.
 
     The header is base64 of a 22-byte block (a reserved byte, a 5-byte FILETIME, the 16-byte
     GUID) plus 5 bytes per reply level; every message of one Outlook conversation shares it.
     """
-    try:
-        raw = base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) < 22 or (len(raw) - 22) % 5 != 0:
+    raw = decode_thread_index(value)
+    if raw is None:
         return None
     guid = raw[6:22]
     if not any(guid):

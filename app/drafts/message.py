@@ -10,7 +10,6 @@ that it stays in the thread in every client on both sides; without them Gmail sh
 from __future__ import annotations
 
 import base64
-import binascii
 import hashlib
 import html
 import re
@@ -25,6 +24,7 @@ from zoneinfo import ZoneInfo
 from app.domain.followup import FollowUpPlan
 from app.domain.htmltext import html_to_text
 from app.domain.model import Address
+from app.domain.threads import decode_thread_index
 
 FORWARD_MARKER = "---------- Forwarded message ---------"
 FORWARD_HEADERS = ("From", "Date", "Subject", "To", "Cc")
@@ -223,11 +223,8 @@ def draft_text(raw: bytes) -> str:
 def extend_thread_index(value: str, now: datetime, *, seed: str = "") -> str | None:
     """Outlook's Thread-Index of a reply: the parent's plus one 5-byte child block holding
     the time since the conversation began ([MS-OXOMSG] §2.2.1.3). None when malformed."""
-    try:
-        raw = base64.b64decode("".join(value.split()), validate=True)
-    except (binascii.Error, ValueError):
-        return None
-    if len(raw) < 22 or (len(raw) - 22) % 5 != 0:
+    raw = decode_thread_index(value)
+    if raw is None:
         return None
     started = int.from_bytes(raw[:6], "big") << 16  # the high 48 bits of a FILETIME
     current = int((now - _FILETIME_EPOCH).total_seconds() * 10_000_000)

@@ -9,8 +9,6 @@ and removes the versions it replaces.
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import logging
 from collections.abc import Sequence
 from datetime import datetime, timedelta
@@ -31,6 +29,7 @@ from app.services.followups import (
     settings_of,
 )
 from app.services.mailboxes import account_of, open_session
+from app.services.paging import decode_cursor, encode_cursor
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
@@ -66,7 +65,7 @@ async def list_drafts(
 ) -> tuple[list[dict[str, Any]], str | None]:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-    before = _decode_cursor(cursor) if cursor else None
+    before = decode_cursor("d", cursor) if cursor else None
     now = ctx.clock()
     async with reading(ctx.engine) as conn:
         rows = await store.list_drafts(
@@ -80,7 +79,7 @@ async def list_drafts(
             limit=limit + 1,
         )
     page = rows[:limit]
-    next_cursor = _encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = encode_cursor("d", page[-1]["id"]) if len(rows) > limit else None
     return [draft_view(r, now) for r in page], next_cursor
 
 
@@ -414,20 +413,3 @@ def pick_folder(folders: list[FolderInfo], special_use: str, names: Sequence[str
 def _open(ctx: Context, mailbox: dict[str, Any]) -> ImapSession:
     # Blocking, in a worker thread; an expired OAuth2 token is renewed by the refresh hook.
     return open_session(ctx, account_of(ctx, mailbox))
-
-
-def _encode_cursor(draft_id: int) -> str:
-    return base64.urlsafe_b64encode(f"d:{draft_id}".encode()).decode().rstrip("=")
-
-
-def _decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "d":
-            raise ValueError(kind)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "invalid cursor: pass the next_cursor of a previous page unchanged"
-        ) from None

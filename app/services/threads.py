@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import base64
-import binascii
 from datetime import datetime
 from typing import Any
 
 from app.domain.model import ThreadState
 from app.errors import InvalidInput, NotFound
 from app.services.context import Context
+from app.services.paging import decode_cursor, encode_cursor
 from app.storage import threads as store
 from app.storage.engine import reading
 
@@ -34,23 +33,6 @@ def thread_view(row: dict[str, Any], message_ids: list[str]) -> dict[str, Any]:
     }
 
 
-def encode_cursor(thread_id: int) -> str:
-    return base64.urlsafe_b64encode(f"t:{thread_id}".encode()).decode().rstrip("=")
-
-
-def decode_cursor(cursor: str) -> int:
-    try:
-        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
-        kind, _, value = raw.partition(":")
-        if kind != "t":
-            raise ValueError(kind)
-        return int(value)
-    except (ValueError, binascii.Error, UnicodeDecodeError):
-        raise InvalidInput(
-            "invalid cursor: pass the next_cursor of a previous page unchanged"
-        ) from None
-
-
 async def list_threads(
     ctx: Context,
     *,
@@ -62,7 +44,7 @@ async def list_threads(
 ) -> tuple[list[dict[str, Any]], str | None]:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
-    before = decode_cursor(cursor) if cursor else None
+    before = decode_cursor("t", cursor) if cursor else None
     async with reading(ctx.engine) as conn:
         rows = await store.list_threads(
             conn,
@@ -75,7 +57,7 @@ async def list_threads(
         page = rows[:limit]
         ids = await store.message_ids_by_thread(conn, [r["id"] for r in page])
     items = [thread_view(r, ids.get(r["id"], [])) for r in page]
-    next_cursor = encode_cursor(page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = encode_cursor("t", page[-1]["id"]) if len(rows) > limit else None
     return items, next_cursor
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from app.services.context import Context
-from tests.integration.test_webhooks_api import client_for
+from tests.support.api import api_client
 
 pytestmark = pytest.mark.integration
 HUGE = "99999999999999999999"
@@ -26,13 +26,13 @@ HUGE = "99999999999999999999"
     ],
 )
 async def test_an_id_too_large_is_a_clear_422(ctx: Context, method: str, path: str) -> None:
-    async with await client_for(ctx, "rep@seller.example") as api:
+    async with await api_client(ctx, "rep@seller.example") as api:
         response = await api.request(method, path)
     assert response.status_code == 422, response.text
     assert "less than or equal to 9223372036854775807" in response.text
 
 
 async def test_an_unknown_but_valid_id_is_404(ctx: Context) -> None:
-    async with await client_for(ctx, "rep@seller.example") as api:
+    async with await api_client(ctx, "rep@seller.example") as api:
         response = await api.get("/api/v1/threads/9223372036854775807")
     assert response.status_code == 404

@@ -16,30 +16,17 @@ import pytest
 
 from app.domain.headers import parse_header_bytes
 from app.domain.threads import base_subject, thread_links
-from app.main import create_app
 from app.services import accounts, events
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.followups import create_due_drafts, create_due_drafts_everywhere
 from app.storage.tables import drafts as drafts_table
 from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
+from tests.support.api import api_client
 from tests.support.dovecot import make_message
 
 pytestmark = pytest.mark.integration
 FORWARD_MARKER = "---------- Forwarded message ---------"
-
-
-async def api_for(ctx: Context, email: str) -> httpx.AsyncClient:
-    token = await accounts.create_token(ctx, email=email)
-    app = create_app(ctx.settings, context=ctx)
-    app.state.context = ctx  # what the lifespan would set; the workers stay off
-    app.state.background_tasks = set()
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {token}"},
-        timeout=60,
-    )
 
 
 @pytest.fixture
@@ -48,7 +35,7 @@ async def synced(ctx: Context, imap_user: ImapUser) -> AsyncIterator[tuple[httpx
     populate(imap_user, now_utc())
     _, mailbox_id = await connect(ctx, imap_user)
     await sync_service.sync_mailbox(ctx, mailbox_id)
-    async with await api_for(ctx, "owner@seller.example") as api:
+    async with await api_client(ctx, "owner@seller.example", create_user=False) as api:
         yield api, mailbox_id
 
 
@@ -246,7 +233,7 @@ async def test_another_users_draft_is_a_404(
     api, mailbox_id = synced
     draft = await only_draft(api)
     await accounts.create_user(ctx, email="someone@else.example", password="pw-123456789")
-    async with await api_for(ctx, "someone@else.example") as other:
+    async with await api_client(ctx, "someone@else.example", create_user=False) as other:
         for method, path in [
             ("GET", f"/api/v1/drafts/{draft['id']}"),
             ("GET", f"/api/v1/drafts/{draft['id']}/raw"),
@@ -321,7 +308,7 @@ async def test_a_non_ascii_original_is_forwarded_intact(ctx: Context, imap_user:
     imap_user.server.append(imap_user.username, "Sent", original, date=sent)
     _, mailbox_id = await connect(ctx, imap_user)
     await sync_service.sync_mailbox(ctx, mailbox_id)
-    async with await api_for(ctx, "owner@seller.example") as api:
+    async with await api_client(ctx, "owner@seller.example", create_user=False) as api:
         draft = await only_draft(api, state="pending")
         approved = await api.post(f"/api/v1/drafts/{draft['id']}/approve", json={})
         assert approved.status_code == 200, approved.text

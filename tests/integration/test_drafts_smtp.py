@@ -18,7 +18,8 @@ from app.mail.smtp import SmtpAccount, send_message
 from app.services import sync as sync_service
 from app.services.context import Context
 from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
-from tests.integration.test_drafts_flow import api_for, only_draft
+from tests.integration.test_drafts_flow import only_draft
+from tests.support.api import api_client
 from tests.support.dovecot import DovecotServer
 
 pytestmark = pytest.mark.integration
@@ -73,7 +74,7 @@ async def api(ctx: Context, imap_user: ImapUser) -> AsyncIterator[tuple[httpx.As
     populate(imap_user, now_utc())
     _, mailbox_id = await connect(ctx, imap_user)
     await sync_service.sync_mailbox(ctx, mailbox_id)
-    async with await api_for(ctx, "owner@seller.example") as client:
+    async with await api_client(ctx, "owner@seller.example", create_user=False) as client:
         yield client, mailbox_id
 
 

@@ -7,7 +7,8 @@ import pytest
 from app.services import sync as sync_service
 from app.services.context import Context
 from tests.integration.conftest import ImapUser, connect, now_utc, populate
-from tests.integration.test_drafts_flow import api_for, only_draft
+from tests.integration.test_drafts_flow import only_draft
+from tests.support.api import api_client
 
 pytestmark = pytest.mark.integration
 
@@ -18,7 +19,7 @@ async def test_templates_are_checked_at_save_and_used_for_new_drafts(
     populate(imap_user, now_utc())
     _, mailbox_id = await connect(ctx, imap_user)
     path = f"/api/v1/mailboxes/{mailbox_id}/draft-templates"
-    async with await api_for(ctx, "owner@seller.example") as api:
+    async with await api_client(ctx, "owner@seller.example", create_user=False) as api:
         shown = await api.get(path)
         assert shown.status_code == 200
         stages = shown.json()["stages"]

@@ -13,12 +13,12 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import create_app
-from app.services import accounts, imports
+from app.services import imports
 from app.services.backtest import backtest_mailbox
 from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
 from tests.integration.conftest import PROSPECT, REP
+from tests.support.api import api_client
 from tests.support.dovecot import make_message
 
 pytestmark = pytest.mark.integration
@@ -32,19 +32,6 @@ class Setup:
     other: httpx.AsyncClient
     mailbox_id: int
     threads: dict[str, int]  # subject -> id
-
-
-async def client_for(ctx: Context, email: str) -> httpx.AsyncClient:
-    await accounts.create_user(ctx, email=email, password="pw-123456789")
-    token = await accounts.create_token(ctx, email=email)
-    app = create_app(ctx.settings, context=ctx)
-    app.state.context = ctx  # what the lifespan would set; the workers stay off
-    app.state.background_tasks = set()
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {token}"},
-    )
 
 
 def write_mail(path: Path) -> None:
@@ -79,8 +66,8 @@ def write_mail(path: Path) -> None:
 async def setup(ctx: Context, tmp_path: Path) -> AsyncIterator[Setup]:
     ctx.clock = lambda: NOW
     async with (
-        await client_for(ctx, OWNER) as api,
-        await client_for(ctx, "someone@else.example") as other,
+        await api_client(ctx, OWNER) as api,
+        await api_client(ctx, "someone@else.example") as other,
     ):
         write_mail(tmp_path / "mail.mbox")
         outcome = await imports.import_mail(

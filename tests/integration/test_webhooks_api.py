@@ -9,40 +9,27 @@ from typing import Any
 import httpx
 import pytest
 
-from app.main import create_app
 from app.services import accounts
 from app.services.context import Context
 from app.storage import outbox
 from app.storage import webhooks as store
 from app.storage.common import utcnow
 from tests.conftest import make_settings
+from tests.support.api import api_client
 
 pytestmark = pytest.mark.integration
 CONSUMER = "http://127.0.0.1:9/hooks/rs"
 
 
-async def client_for(ctx: Context, email: str) -> httpx.AsyncClient:
-    await accounts.create_user(ctx, email=email, password="pw-123456789")
-    token = await accounts.create_token(ctx, email=email)
-    app = create_app(ctx.settings, context=ctx)
-    app.state.context = ctx  # what the lifespan would set; the workers stay off
-    app.state.background_tasks = set()
-    return httpx.AsyncClient(
-        transport=httpx.ASGITransport(app=app),
-        base_url="http://test",
-        headers={"Authorization": f"Bearer {token}"},
-    )
-
-
 @pytest.fixture
 async def api(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
-    async with await client_for(ctx, "rep@seller.example") as client:
+    async with await api_client(ctx, "rep@seller.example") as client:
         yield client
 
 
 @pytest.fixture
 async def other(ctx: Context) -> AsyncIterator[httpx.AsyncClient]:
-    async with await client_for(ctx, "someone@else.example") as client:
+    async with await api_client(ctx, "someone@else.example") as client:
         yield client
 
 
@@ -116,7 +103,7 @@ async def test_private_addresses_are_refused_when_the_guard_is_on(
 ) -> None:
     ctx = Context.create(make_settings(database_url, webhook_allow_private=False))
     try:
-        async with await client_for(ctx, "rep@seller.example") as api:
+        async with await api_client(ctx, "rep@seller.example") as api:
             answer = await api.post("/api/v1/webhooks", json={"url": url})
             assert answer.status_code == 422, answer.text
             detail = answer.json()["detail"]

@@ -1,0 +1,30 @@
+"""Opaque keyset cursors shared by the paginated lists (threads, drafts).
+
+A cursor is the last id of a page, tagged with what it pages through, so that a thread
+cursor handed to the drafts list is refused instead of silently skipping rows.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from app.errors import InvalidInput
+
+
+def encode_cursor(kind: str, last_id: int) -> str:
+    return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+
+
+def decode_cursor(kind: str, cursor: str) -> int:
+    """The id a page ends at; InvalidInput (a 400/422) for anything we did not hand out."""
+    try:
+        raw = base64.urlsafe_b64decode(cursor + "=" * (-len(cursor) % 4)).decode()
+        tag, _, value = raw.partition(":")
+        if tag != kind:
+            raise ValueError(tag)
+        return int(value)
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "invalid cursor: pass the next_cursor of a previous page unchanged"
+        ) from None
