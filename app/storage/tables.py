@@ -217,7 +217,13 @@ messages = Table(
     _created(),
     UniqueConstraint("mailbox_id", "message_key"),
     Index(None, "thread_id", "date"),
-    Index(None, "mailbox_id", "orphan_subject"),
+)
+# Orphans are rare: a partial index costs the other messages' inserts nothing.
+Index(
+    "ix_messages_orphans",
+    messages.c.mailbox_id,
+    sqlite_where=messages.c.orphan_subject.is_not(None),
+    postgresql_where=messages.c.orphan_subject.is_not(None),
 )
 
 # Where a message lives: one message may sit in several folders (or twice in one).

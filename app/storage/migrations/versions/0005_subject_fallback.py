@@ -29,9 +29,14 @@ def upgrade() -> None:
     with op.batch_alter_table("messages") as batch:
         batch.add_column(sa.Column("orphan_subject", sa.String(length=255), nullable=True))
         batch.add_column(sa.Column("thread_reason", sa.Text(), nullable=True))
-        batch.create_index(
-            batch.f("ix_messages_mailbox_id_orphan_subject"), ["mailbox_id", "orphan_subject"]
-        )
+    orphan = sa.column("orphan_subject", sa.String()).is_not(None)
+    op.create_index(
+        "ix_messages_orphans",
+        "messages",
+        ["mailbox_id"],
+        sqlite_where=orphan,
+        postgresql_where=orphan,
+    )
     # Threads stored before this revision get their key here, so old mail can be matched too.
     conn = op.get_bind()
     rows = conn.execute(sa.text("SELECT id, subject FROM threads")).all()
@@ -43,8 +48,8 @@ def upgrade() -> None:
 
 
 def downgrade() -> None:
+    op.drop_index("ix_messages_orphans", table_name="messages")
     with op.batch_alter_table("messages") as batch:
-        batch.drop_index(batch.f("ix_messages_mailbox_id_orphan_subject"))
         batch.drop_column("thread_reason")
         batch.drop_column("orphan_subject")
     with op.batch_alter_table("threads") as batch:
