@@ -12,7 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
-from app.storage.tables import UTCDateTime
+from app.storage.tables import UTCDateTime, id_sequences
 
 
 def utcnow() -> datetime:
@@ -32,8 +32,24 @@ async def allocate_ids(conn: AsyncConnection, table: Table, count: int) -> list[
             {"t": table.name, "n": count},
         )
         return [int(i) for (i,) in result]
+    # MAX(id) alone would hand a deleted newest row's id out again; the stored counter
+    # remembers what was given. Both are read: rows inserted without this function count too.
     top = (await conn.execute(select(func.coalesce(func.max(table.c.id), 0)))).scalar_one()
-    return list(range(int(top) + 1, int(top) + 1 + count))
+    given = (
+        await conn.execute(
+            select(id_sequences.c.next_id).where(id_sequences.c.table_name == table.name)
+        )
+    ).scalar_one_or_none()
+    start = max(int(top) + 1, int(given or 0))
+    await _remember_next_id(conn, table.name, start + count)
+    return list(range(start, start + count))
+
+
+async def _remember_next_id(conn: AsyncConnection, name: str, next_id: int) -> None:
+    stmt = sqlite.insert(id_sequences).values(table_name=name, next_id=next_id)
+    await conn.execute(
+        stmt.on_conflict_do_update(index_elements=["table_name"], set_={"next_id": next_id})
+    )
 
 
 async def insert_ignore(

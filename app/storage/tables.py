@@ -264,6 +264,16 @@ events = Table(
     Index(None, "user_id", "id"),
 )
 
+# The next id to hand out per table, on SQLite only (PostgreSQL has sequences): ids of rows
+# allocated in bulk are never reused, even after the newest row was deleted (a merged thread
+# whose id a webhook consumer already holds must not come back as another thread).
+id_sequences = Table(
+    "id_sequences",
+    metadata,
+    Column("table_name", String(64), primary_key=True),
+    Column("next_id", BigInteger, nullable=False),
+)
+
 # Messages that could not be read: recorded, skipped, never fatal.
 sync_errors = Table(
     "sync_errors",

@@ -94,6 +94,29 @@ async def test_threads_do_not_depend_on_arrival_order(ctx: Context, order: tuple
         assert ids[rows[0]["id"]] == ["<a@x>", "<b@x>", "<c@x>"]
 
 
+async def test_a_merged_threads_id_is_never_given_to_another_thread(ctx: Context) -> None:
+    """Webhook consumers keep thread ids: the newest thread merged away must not come back
+    as the id of a different conversation (SQLite's MAX(id)+1 would hand it out again)."""
+
+    async def store(conn: AsyncConnection, raw: bytes) -> set[int]:
+        m = prepare_message(raw, identity=REP, fallback_date=T0)
+        stored = await message_store.store_messages(
+            conn, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
+        )
+        return stored.touched_threads
+
+    async with ctx.engine.begin() as conn:
+        user_id, mailbox_id = await make_mailbox(conn, ctx)
+        (first,) = await store(conn, header("<a@x>"))
+        (merged_away,) = await store(conn, header("<b@x>", minutes=1))
+        assert merged_away > first
+        (bridge,) = await store(conn, header("<c@x>", refs="<a@x> <b@x>", minutes=2))
+        assert bridge == first  # the older thread absorbed the newer one
+        (fresh,) = await store(conn, header("<d@x>", minutes=3))
+    assert fresh not in {first, merged_away}
+    assert fresh > merged_away
+
+
 async def test_storing_twice_changes_nothing(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
         user_id, mailbox_id = await make_mailbox(conn, ctx)
