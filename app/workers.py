@@ -29,9 +29,9 @@ DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it
 
 
 class Workers:
-    def __init__(self, ctx: Context) -> None:
+    def __init__(self, ctx: Context, *, owner: str | None = None) -> None:
         self.ctx = ctx
-        self.owner = sync_service.worker_id()
+        self.owner = owner or sync_service.worker_id()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._rules_wake = asyncio.Event()  # the scheduler's own: a sync or a stop ends its sleep
@@ -109,7 +109,10 @@ class Workers:
 
     def _watch(self, mailbox_id: int) -> None:
         """Push for INBOX: an IDLE connection per mailbox (up to the configured number); new
-        mail makes the mailbox due at once instead of at the next poll."""
+        mail makes the mailbox due at once instead of at the next poll. The watcher first
+        takes the mailbox's watch lease, so only one worker process holds an IDLE connection
+        to it; here it ends at once if another has it, and the next sync tries again (a dead
+        worker's watch runs out after lease_seconds)."""
         limit = self.ctx.settings.imap_idle_mailboxes
         if mailbox_id in self._watchers or len(self._watchers) >= limit or self._stop.is_set():
             return
@@ -123,6 +126,7 @@ class Workers:
             sync_service.watch_for_news(
                 self.ctx,
                 mailbox_id,
+                owner=self.owner,
                 executor=self._idle_executor,
                 stop=self._idle_stop,
                 on_news=news,
@@ -130,7 +134,13 @@ class Workers:
             name=f"idle-{mailbox_id}",
         )
         self._watchers[mailbox_id] = task
-        task.add_done_callback(lambda _t: self._watchers.pop(mailbox_id, None))
+
+        def ended(task: asyncio.Task[None]) -> None:
+            self._watchers.pop(mailbox_id, None)
+            if not task.cancelled() and (error := task.exception()) is not None:
+                log.warning("workers.watch_failed mailbox=%s", mailbox_id, exc_info=error)
+
+        task.add_done_callback(ended)
 
     async def _scheduler_loop(self) -> None:
         """Evaluate what is due, then sleep until the earliest next_check_at (at most

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import functools
 import logging
+import math
 import os
 import random
 import socket
@@ -219,16 +220,89 @@ async def watch_for_news(
     ctx: Context,
     mailbox_id: int,
     *,
+    owner: str,
     executor: Executor,
     stop: threading.Event,
     on_news: Callable[[int], None],
 ) -> None:
     """Hold an IDLE connection on the mailbox's INBOX; on new mail, make the mailbox due and
     call `on_news`. Other folders are still polled. Ends on `stop`, or when the login fails
-    (the sync records that); a dropped connection is reopened with backoff."""
+    (the sync records that); a dropped connection is reopened with backoff.
+
+    At most one watcher per mailbox across all workers: it first takes the mailbox's watch
+    lease (returning at once if another owner holds a live one), renews it every third of
+    `lease_seconds`, stops when the lease is lost (taken over after it ran out, or not
+    renewable before it runs out) and releases it when it ends, so that the next sync by any
+    worker may start a watcher at once."""
+    loop = asyncio.get_running_loop()
+    claimed_at = loop.time()
+    lease = timedelta(seconds=ctx.settings.lease_seconds)
+    async with ctx.engine.begin() as conn:
+        if not await store.claim_watch(conn, mailbox_id, owner, lease):
+            log.debug("idle.watched_elsewhere mailbox=%s", mailbox_id)
+            return
+    log.info("idle.watching mailbox=%s owner=%s", mailbox_id, owner)
+    lost = threading.Event()  # set by the heartbeat; read by the IDLE thread too
+
+    def ended() -> bool:
+        return stop.is_set() or lost.is_set()
+
+    beat = asyncio.create_task(
+        _keep_watch(ctx, mailbox_id, owner, lost, held_until=claimed_at + lease.total_seconds()),
+        name=f"idle-lease-{mailbox_id}",
+    )
+    try:
+        await _idle_loop(ctx, mailbox_id, executor, ended, on_news)
+    finally:
+        beat.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await beat
+        try:
+            async with ctx.engine.begin() as conn:
+                await store.release_watch(conn, mailbox_id, owner)
+        except Exception:  # it runs out by itself after lease_seconds
+            log.warning("idle.release_failed mailbox=%s", mailbox_id, exc_info=True)
+        log.info("idle.stopped mailbox=%s lost=%s", mailbox_id, lost.is_set())
+
+
+async def _keep_watch(
+    ctx: Context, mailbox_id: int, owner: str, lost: threading.Event, *, held_until: float
+) -> None:
+    """Renew the watch lease every third of its length; set `lost` when another owner has it,
+    or when it could not be renewed and the next beat would come after it runs out (someone
+    else may take it then)."""
+    loop = asyncio.get_running_loop()
+    seconds = ctx.settings.lease_seconds
+    while True:
+        await asyncio.sleep(seconds / 3)
+        started = loop.time()
+        try:
+            async with asyncio.timeout(seconds / 3), ctx.engine.begin() as conn:
+                renewed = await store.claim_watch(
+                    conn, mailbox_id, owner, timedelta(seconds=seconds)
+                )
+        except Exception:  # a busy database must not end the watch while the lease lasts
+            log.warning("idle.lease_renewal_failed mailbox=%s", mailbox_id, exc_info=True)
+            if loop.time() + seconds / 3 < held_until:  # the next beat still comes in time
+                continue
+            renewed = False
+        if not renewed:
+            log.warning("idle.lease_lost mailbox=%s owner=%s", mailbox_id, owner)
+            lost.set()
+            return
+        held_until = started + seconds
+
+
+async def _idle_loop(
+    ctx: Context,
+    mailbox_id: int,
+    executor: Executor,
+    ended: Callable[[], bool],
+    on_news: Callable[[int], None],
+) -> None:
     loop = asyncio.get_running_loop()
     failures = 0
-    while not stop.is_set():
+    while not ended():
         async with reading(ctx.engine) as conn:
             mailbox = await store.get_mailbox(conn, mailbox_id)
         if mailbox is None or mailbox["status"] == "failed":
@@ -241,14 +315,14 @@ async def watch_for_news(
                 await keep_renewed_secret(ctx, mailbox_id, session)
                 if not session.has_idle:
                     return
-                while not stop.is_set():
+                while not ended():
                     news = await loop.run_in_executor(
                         executor,
                         functools.partial(
                             session.idle_until_news,
                             "INBOX",
                             renew_after=IDLE_RENEW_SECONDS,
-                            stop=stop.is_set,
+                            stop=ended,
                         ),
                     )
                     failures = 0
@@ -267,7 +341,11 @@ async def watch_for_news(
             failures += 1
             delay = min(300.0, RECONNECT_BASE_DELAY * 2**failures) * (0.5 + random.random())
             log.info("idle.reconnect mailbox=%s in=%.1fs error=%s", mailbox_id, delay, exc.message)
-            await asyncio.sleep(delay)
+            # In steps of about a second, so that a stop or a lost lease ends the wait.
+            for _ in range(math.ceil(delay)):
+                if ended():
+                    return
+                await asyncio.sleep(delay / math.ceil(delay))
 
 
 async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:

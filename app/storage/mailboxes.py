@@ -1,4 +1,5 @@
-"""Mailboxes, their folders' sync positions, and the lease that keeps one syncer per mailbox."""
+"""Mailboxes, their folders' sync positions, and the leases that keep one syncer and one IDLE
+watcher per mailbox."""
 
 from __future__ import annotations
 
@@ -104,6 +105,38 @@ async def release_lease(conn: AsyncConnection, mailbox_id: int, owner: str) -> N
         update(mailboxes)
         .where(mailboxes.c.id == mailbox_id, mailboxes.c.lease_owner == owner)
         .values(lease_owner=None, lease_expires_at=None)
+    )
+
+
+async def claim_watch(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
+    """Take (or renew) the mailbox's IDLE watch for `owner` unless another owner holds a live
+    one: at most one IDLE connection per mailbox across all workers. One statement, like
+    `claim_lease`, so it is correct on SQLite and PostgreSQL alike. False also when the
+    mailbox is gone; a watcher whose renewal returns False has lost the watch and stops."""
+    now = utcnow()
+    result = await conn.execute(
+        update(mailboxes)
+        .where(
+            mailboxes.c.id == mailbox_id,
+            or_(
+                mailboxes.c.watch_owner.is_(None),
+                mailboxes.c.watch_expires_at.is_(None),
+                mailboxes.c.watch_expires_at < now,
+                mailboxes.c.watch_owner == owner,
+            ),
+        )
+        .values(watch_owner=owner, watch_expires_at=now + lease)
+        .returning(mailboxes.c.id)
+    )
+    return result.first() is not None
+
+
+async def release_watch(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
+    """Give the watch up at once (only if `owner` still holds it), for the next syncer."""
+    await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.id == mailbox_id, mailboxes.c.watch_owner == owner)
+        .values(watch_owner=None, watch_expires_at=None)
     )
 
 

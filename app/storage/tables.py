@@ -117,6 +117,9 @@ mailboxes = Table(
     Column("next_sync_at", UTCDateTime()),
     Column("lease_owner", String(64)),
     Column("lease_expires_at", UTCDateTime()),
+    # The IDLE watcher's own lease: one IDLE connection per mailbox across all workers.
+    Column("watch_owner", String(64)),
+    Column("watch_expires_at", UTCDateTime()),
     # JSON columns that may be absent are SQL NULL, not JSON 'null', so IS NULL finds them.
     Column("progress", JSON(none_as_null=True)),  # the running sync: folder, done, total
     Column("folder_include", JSON(none_as_null=True)),  # read besides the defaults
