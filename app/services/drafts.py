@@ -24,7 +24,7 @@ from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.draft_settings import plain_text
 from app.services.followups import (
-    draft_payload,
+    announce,
     draft_view,
     settings_of,
 )
@@ -32,7 +32,6 @@ from app.services.mailboxes import account_of, open_session
 from app.services.paging import decode_cursor, encode_cursor
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
-from app.storage import outbox
 from app.storage import threads as thread_store
 from app.storage.engine import reading
 
@@ -360,14 +359,7 @@ async def _record_approval(
         )
         updated = await store.get_draft(conn, row["id"])
         assert updated is not None
-        await outbox.enqueue(
-            conn,
-            user_id=row["user_id"],
-            type=EventType.DRAFT_APPROVED.value,
-            payload=draft_payload(updated, now),
-            mailbox_id=row["mailbox_id"],
-            thread_id=row["thread_id"],
-        )
+        await announce(conn, updated, EventType.DRAFT_APPROVED, now)
     log.info("drafts.approved draft=%s delivery=%s", row["id"], values["delivery"])
     return draft_view(updated, now)
 

@@ -12,6 +12,8 @@ import logging
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy.ext.asyncio import AsyncConnection
+
 from app.domain.events import SCHEMA_VERSION, EventType
 from app.domain.followup import NothingToForward, StoredMessage, plan_followup
 from app.domain.model import Address, Identity, MessageKind
@@ -97,6 +99,20 @@ def draft_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
 
 def draft_payload(row: dict[str, Any], now: datetime) -> dict[str, Any]:
     return {"schema_version": SCHEMA_VERSION, "draft": draft_view(row, now)}
+
+
+async def announce(
+    conn: AsyncConnection, row: dict[str, Any], event: EventType, now: datetime
+) -> None:
+    """A draft's event into the outbox, in the caller's transaction."""
+    await outbox.enqueue(
+        conn,
+        user_id=row["user_id"],
+        type=event.value,
+        payload=draft_payload(row, now),
+        mailbox_id=row["mailbox_id"],
+        thread_id=row["thread_id"],
+    )
 
 
 async def create_due_drafts_everywhere(ctx: Context, *, limit: int = 20) -> int:
@@ -237,14 +253,7 @@ async def _compose_one(
             return 0  # another worker made it first
         row = await store.get_draft(conn, draft_id)
         assert row is not None
-        await outbox.enqueue(
-            conn,
-            user_id=mailbox["user_id"],
-            type=EventType.DRAFT_CREATED.value,
-            payload=draft_payload(row, now),
-            mailbox_id=mailbox["id"],
-            thread_id=thread["id"],
-        )
+        await announce(conn, row, EventType.DRAFT_CREATED, now)
     return 1
 
 

@@ -81,62 +81,66 @@ async def set_status(
 
 
 async def claim_lease(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
-    """Take the mailbox for `owner` unless someone else holds a live lease. One statement, so
-    it is correct on SQLite (no SKIP LOCKED) and on PostgreSQL alike."""
-    now = utcnow()
-    result = await conn.execute(
-        update(mailboxes)
-        .where(
-            mailboxes.c.id == mailbox_id,
-            or_(
-                mailboxes.c.lease_expires_at.is_(None),
-                mailboxes.c.lease_expires_at < now,
-                mailboxes.c.lease_owner == owner,
-            ),
-        )
-        .values(lease_owner=owner, lease_expires_at=now + lease)
-        .returning(mailboxes.c.id)
-    )
-    return result.first() is not None
+    """Take the mailbox's sync for `owner` unless someone else holds a live lease."""
+    return await _claim(conn, mailbox_id, owner, lease, _SYNC)
 
 
 async def release_lease(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
-    await conn.execute(
-        update(mailboxes)
-        .where(mailboxes.c.id == mailbox_id, mailboxes.c.lease_owner == owner)
-        .values(lease_owner=None, lease_expires_at=None)
-    )
+    await _release(conn, mailbox_id, owner, _SYNC)
 
 
 async def claim_watch(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
     """Take (or renew) the mailbox's IDLE watch for `owner` unless another owner holds a live
-    one: at most one IDLE connection per mailbox across all workers. One statement, like
-    `claim_lease`, so it is correct on SQLite and PostgreSQL alike. False also when the
+    one: at most one IDLE connection per mailbox across all workers. False also when the
     mailbox is gone; a watcher whose renewal returns False has lost the watch and stops."""
+    return await _claim(conn, mailbox_id, owner, lease, _WATCH)
+
+
+async def release_watch(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
+    """Give the watch up at once (only if `owner` still holds it), for the next syncer."""
+    await _release(conn, mailbox_id, owner, _WATCH)
+
+
+# A lease is an (owner, expires at) pair of columns: the sync's and the IDLE watch's.
+_SYNC = ("lease_owner", "lease_expires_at")
+_WATCH = ("watch_owner", "watch_expires_at")
+
+
+async def _claim(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    owner: str,
+    lease: timedelta,
+    columns: tuple[str, str],
+) -> bool:
+    """One statement, so the claim is correct on SQLite (no SKIP LOCKED) and PostgreSQL."""
+    owner_col, expires_col = mailboxes.c[columns[0]], mailboxes.c[columns[1]]
     now = utcnow()
     result = await conn.execute(
         update(mailboxes)
         .where(
             mailboxes.c.id == mailbox_id,
             or_(
-                mailboxes.c.watch_owner.is_(None),
-                mailboxes.c.watch_expires_at.is_(None),
-                mailboxes.c.watch_expires_at < now,
-                mailboxes.c.watch_owner == owner,
+                owner_col.is_(None),
+                expires_col.is_(None),
+                expires_col < now,
+                owner_col == owner,
             ),
         )
-        .values(watch_owner=owner, watch_expires_at=now + lease)
+        .values({owner_col: owner, expires_col: now + lease})
         .returning(mailboxes.c.id)
     )
     return result.first() is not None
 
 
-async def release_watch(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
-    """Give the watch up at once (only if `owner` still holds it), for the next syncer."""
+async def _release(
+    conn: AsyncConnection, mailbox_id: int, owner: str, columns: tuple[str, str]
+) -> None:
+    owner_col, expires_col = mailboxes.c[columns[0]], mailboxes.c[columns[1]]
     await conn.execute(
         update(mailboxes)
-        .where(mailboxes.c.id == mailbox_id, mailboxes.c.watch_owner == owner)
-        .values(watch_owner=None, watch_expires_at=None)
+        .where(mailboxes.c.id == mailbox_id, owner_col == owner)
+        .values({owner_col: None, expires_col: None})
     )
 
 
