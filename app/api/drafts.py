@@ -3,11 +3,11 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any, Literal
+from typing import Any, Literal
 
-from fastapi import APIRouter, Path, Query, Response
+from fastapi import APIRouter, Query, Response
 
-from app.api.deps import MAX_ID, ContextDep, UserDep
+from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
 from app.api.schemas import (
     DraftApprove,
     DraftDetail,
@@ -34,8 +34,6 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     422: {"model": Problem},
 }
 DraftState = Literal["pending", "approved", "dismissed", "snoozed"]
-DraftId = Annotated[int, Path(ge=1, le=MAX_ID)]
-MailboxId = Annotated[int, Path(ge=1, le=MAX_ID)]
 
 
 @router.get("/drafts", response_model=DraftPage, responses=ERRORS)
@@ -63,7 +61,7 @@ async def list_drafts(
 
 
 @router.get("/drafts/{draft_id}", response_model=DraftDetail, responses=ERRORS)
-async def get_draft(draft_id: DraftId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """One draft with its text: the question, then your forwarded e-mail."""
     return await service.get_draft(ctx, user_id=user.id, draft_id=draft_id)
 
@@ -73,7 +71,7 @@ async def get_draft(draft_id: DraftId, ctx: ContextDep, user: UserDep) -> dict[s
     responses={**ERRORS, 200: {"content": {"message/rfc822": {}}}},
     response_class=Response,
 )
-async def get_raw_draft(draft_id: DraftId, ctx: ContextDep, user: UserDep) -> Response:
+async def get_raw_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> Response:
     """The draft as the RFC 5322 message that goes into your Drafts folder."""
     raw = await service.raw_draft(ctx, user_id=user.id, draft_id=draft_id)
     return Response(
@@ -85,7 +83,7 @@ async def get_raw_draft(draft_id: DraftId, ctx: ContextDep, user: UserDep) -> Re
 
 @router.patch("/drafts/{draft_id}", response_model=DraftOut, responses=ERRORS)
 async def edit_draft(
-    draft_id: DraftId, body: DraftPatch, ctx: ContextDep, user: UserDep
+    draft_id: RowId, body: DraftPatch, ctx: ContextDep, user: UserDep
 ) -> dict[str, Any]:
     """Change the question, or rewrite the whole text (`body`). An approved draft goes back
     to pending; approving it again replaces the copy in your Drafts folder."""
@@ -103,7 +101,7 @@ async def edit_draft(
 
 @router.post("/drafts/{draft_id}/approve", response_model=DraftOut, responses=ERRORS)
 async def approve_draft(
-    draft_id: DraftId, ctx: ContextDep, user: UserDep, body: DraftApprove | None = None
+    draft_id: RowId, ctx: ContextDep, user: UserDep, body: DraftApprove | None = None
 ) -> dict[str, Any]:
     """Put the draft into your Drafts folder (`imap_draft`, the default), or send it
     (`smtp`, when the mailbox has SMTP set up). The mailbox is read first: when a reply came
@@ -114,7 +112,7 @@ async def approve_draft(
 
 @router.post("/drafts/{draft_id}/dismiss", response_model=DraftOut, responses=ERRORS)
 async def dismiss_draft(
-    draft_id: DraftId, ctx: ContextDep, user: UserDep, body: DraftDismiss | None = None
+    draft_id: RowId, ctx: ContextDep, user: UserDep, body: DraftDismiss | None = None
 ) -> dict[str, Any]:
     """Not this one. The reason, if you give one, is kept for tuning the rules."""
     reason = body.reason if body else None
@@ -123,7 +121,7 @@ async def dismiss_draft(
 
 @router.post("/drafts/{draft_id}/snooze", response_model=DraftOut, responses=ERRORS)
 async def snooze_draft(
-    draft_id: DraftId, ctx: ContextDep, user: UserDep, body: DraftSnooze | None = None
+    draft_id: RowId, ctx: ContextDep, user: UserDep, body: DraftSnooze | None = None
 ) -> dict[str, Any]:
     """Out of the pending list until `until` (default: in one day)."""
     until = body.until if body else None
@@ -133,7 +131,7 @@ async def snooze_draft(
 @router.get(
     "/mailboxes/{mailbox_id}/draft-templates", response_model=DraftTemplatesOut, responses=ERRORS
 )
-async def get_templates(mailbox_id: MailboxId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_templates(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """The question templates of each stage (`first`, `middle`, `last`) and their variables."""
     return await draft_settings.get_templates(ctx, user_id=user.id, mailbox_id=mailbox_id)
 
@@ -142,7 +140,7 @@ async def get_templates(mailbox_id: MailboxId, ctx: ContextDep, user: UserDep) -
     "/mailboxes/{mailbox_id}/draft-templates", response_model=DraftTemplatesOut, responses=ERRORS
 )
 async def put_templates(
-    mailbox_id: MailboxId, body: DraftTemplatesIn, ctx: ContextDep, user: UserDep
+    mailbox_id: RowId, body: DraftTemplatesIn, ctx: ContextDep, user: UserDep
 ) -> dict[str, Any]:
     """Replace the mailbox's templates; a stage left out or null uses the defaults. A
     template with a syntax error or an unknown variable is refused (422, naming the line)."""
@@ -154,7 +152,7 @@ async def put_templates(
 @router.get(
     "/mailboxes/{mailbox_id}/draft-settings", response_model=DraftSettingsOut, responses=ERRORS
 )
-async def get_settings(mailbox_id: MailboxId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_settings(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
     """Attachments of the forwarded e-mail, and SMTP sending (its password is never shown)."""
     return await draft_settings.get_delivery_settings(ctx, user_id=user.id, mailbox_id=mailbox_id)
 
@@ -163,7 +161,7 @@ async def get_settings(mailbox_id: MailboxId, ctx: ContextDep, user: UserDep) ->
     "/mailboxes/{mailbox_id}/draft-settings", response_model=DraftSettingsOut, responses=ERRORS
 )
 async def put_settings(
-    mailbox_id: MailboxId, body: DraftSettingsIn, ctx: ContextDep, user: UserDep
+    mailbox_id: RowId, body: DraftSettingsIn, ctx: ContextDep, user: UserDep
 ) -> dict[str, Any]:
     """Re-attach the forwarded e-mail's attachments (up to a total size), and enable sending
     over SMTP (`smtp`: null turns it off). The SMTP password is stored encrypted."""

@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import JSON, Table, func, select, text
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
@@ -50,17 +50,6 @@ async def _remember_next_id(conn: AsyncConnection, name: str, next_id: int) -> N
     await conn.execute(
         stmt.on_conflict_do_update(index_elements=["table_name"], set_={"next_id": next_id})
     )
-
-
-async def insert_ignore(
-    conn: AsyncConnection, table: Table, rows: Sequence[dict[str, Any]], conflict: Sequence[str]
-) -> None:
-    """INSERT … ON CONFLICT DO NOTHING on either backend: re-reading converges, never duplicates."""
-    if not rows:
-        return
-    dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
-    stmt = dialect.insert(table).on_conflict_do_nothing(index_elements=list(conflict))
-    await conn.execute(stmt, list(rows))
 
 
 _json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode

@@ -6,10 +6,10 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import and_, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.storage.common import insert_ignore, utcnow
+from app.storage.common import bulk_insert, utcnow
 from app.storage.tables import folders, mailboxes
 
 
@@ -161,31 +161,35 @@ async def ensure_folders(
     conn: AsyncConnection, mailbox_id: int, names: dict[str, str | None]
 ) -> dict[str, dict[str, Any]]:
     """Register the folders the server lists (name -> special-use) and return every row by name."""
-    await insert_ignore(
+    await bulk_insert(
         conn,
         folders,
         [
             {"mailbox_id": mailbox_id, "name": n, "special_use": su, "highest_uid": 0}
             for n, su in names.items()
         ],
-        ["mailbox_id", "name"],
+        ignore_conflicts_on=["mailbox_id", "name"],
     )
-    for name, special_use in names.items():
-        await conn.execute(
-            update(folders)
-            .where(
-                and_(
-                    folders.c.mailbox_id == mailbox_id,
-                    folders.c.name == name,
-                    folders.c.special_use.is_distinct_from(special_use),
-                )
-            )
-            .values(special_use=special_use)
-        )
     rows = (
         await conn.execute(select(folders).where(folders.c.mailbox_id == mailbox_id))
     ).mappings()
-    return {r["name"]: dict(r) for r in rows}
+    by_name = {r["name"]: dict(r) for r in rows}
+    # A server may mark a folder \Sent later on: only the folders whose mark changed are
+    # written (usually none, on every poll).
+    changed = []
+    for name, special_use in names.items():
+        row = by_name[name]
+        if row["special_use"] != special_use:
+            changed.append({"fid": row["id"], "special_use": special_use})
+            row["special_use"] = special_use
+    if changed:
+        await conn.execute(
+            update(folders)
+            .where(folders.c.id == bindparam("fid"))
+            .values(special_use=bindparam("special_use")),
+            changed,
+        )
+    return by_name
 
 
 async def save_folder_position(conn: AsyncConnection, folder_id: int, **position: Any) -> None:

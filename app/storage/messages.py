@@ -13,7 +13,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import Classification, HeaderFacts, MessageKind
 from app.domain.threads import SubjectCandidate, ThreadLinks, orphan_subject_key, subject_key
-from app.storage.common import allocate_ids, bulk_insert, insert_ignore, utcnow
+from app.storage.common import allocate_ids, bulk_insert, utcnow
 from app.storage.tables import (
     folders,
     message_locations,
@@ -95,11 +95,11 @@ async def store_messages(
 
 async def record_error(conn: AsyncConnection, *, folder_id: int, uid: int, error: str) -> None:
     """A message that could not be read: remembered with its error, then skipped."""
-    await insert_ignore(
+    await bulk_insert(
         conn,
         sync_errors,
         [{"folder_id": folder_id, "uid": uid, "error": error[:2000], "created_at": utcnow()}],
-        ["folder_id", "uid"],
+        ignore_conflicts_on=["folder_id", "uid"],
     )
 
 
@@ -439,11 +439,11 @@ async def link_message(
     target = min({current, *found.values()})
     for other in {current, *found.values()} - {target}:
         await _merge_thread(conn, source=other, target=target)
-    await insert_ignore(
+    await bulk_insert(
         conn,
         thread_keys,
         [{"mailbox_id": mailbox_id, "message_key": k, "thread_id": target} for k in keys],
-        ["mailbox_id", "message_key"],
+        ignore_conflicts_on=["mailbox_id", "message_key"],
     )
     await conn.execute(
         update(threads).where(threads.c.id == target).values(dirty=True, updated_at=utcnow())
