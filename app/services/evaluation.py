@@ -96,11 +96,9 @@ async def decide_threads(
     if not thread_rows:
         return []
     setups: dict[int, tuple[int, Rules, WorkCalendar] | None] = {}
-    for mailbox_id in {t["mailbox_id"] for t in thread_rows}:
-        row = await mailbox_store.get_mailbox(conn, mailbox_id)
-        if row is not None:
-            rules = rules_of(row)
-            setups[mailbox_id] = (row["user_id"], rules, calendar_of(row, now, rules))
+    for row in await mailbox_store.get_mailboxes(conn, {t["mailbox_id"] for t in thread_rows}):
+        rules = rules_of(row)
+        setups[row["id"]] = (row["user_id"], rules, calendar_of(row, now, rules))
     messages = await store.messages_for_rules(conn, [t["id"] for t in thread_rows])
     out: list[Evaluated] = []
     for thread in thread_rows:
@@ -162,7 +160,7 @@ async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now
                 }
                 for event in events
             )
-    await store.save_decisions(conn, writes)
+    await store.save_decisions(conn, writes, now=now)
     await outbox.enqueue_many(conn, news)
     return changed
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import logging
 from dataclasses import dataclass, field, replace
-from datetime import datetime
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -17,6 +16,7 @@ from app.mail.imap import ImapAccount, ImapSession, Security, check_security
 from app.mail.oauth2 import run_refresh_command
 from app.services.accounts import normalize_email
 from app.services.context import Context
+from app.services.views import iso
 from app.storage import mailboxes as store
 from app.storage.engine import reading
 
@@ -60,8 +60,8 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "status_message": row["status_message"],
         "progress": row["progress"],
-        "last_sync_at": _iso(row["last_sync_at"]),
-        "created_at": _iso(row["created_at"]),
+        "last_sync_at": iso(row["last_sync_at"]),
+        "created_at": iso(row["created_at"]),
     }
 
 
@@ -261,7 +261,3 @@ async def delete_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> None
     await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
     async with ctx.engine.begin() as conn:
         await store.delete_mailbox(conn, mailbox_id)
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

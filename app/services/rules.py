@@ -17,7 +17,6 @@ from app.storage import threads as store
 from app.storage.engine import reading
 
 PREVIEW_ITEMS = 200  # changes listed in a preview; the counts cover every thread
-_PAGE = 1000
 
 
 def parse_rules(data: dict[str, Any]) -> Rules:

@@ -15,7 +15,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.domain.model import ThreadState
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.context import Context
-from app.services.evaluation import evaluate_threads
+from app.services.evaluation import decide_threads, write_decisions
 from app.services.threads import thread_view
 from app.storage import threads as store
 
@@ -90,12 +90,14 @@ async def _act(
     change: Callable[[dict[str, Any]], dict[str, Any]],
 ) -> dict[str, Any]:
     async with ctx.engine.begin() as conn:
-        row = await _thread(conn, thread_id, user_id)
-        await store.set_manual(conn, thread_id, change(row))
-        await evaluate_threads(conn, [await _thread(conn, thread_id, user_id)], now)
+        row = await _thread(conn, thread_id, user_id)  # locked until the commit
+        changes = change(row)
+        await store.set_manual(conn, thread_id, changes)
+        batch = await decide_threads(conn, [{**row, **changes}], now)
+        await write_decisions(conn, batch, now)
         updated = await _thread(conn, thread_id, user_id)
-        ids = (await store.message_ids_by_thread(conn, [thread_id])).get(thread_id, [])
-    return thread_view(updated, ids)
+    messages = batch[0].messages if batch else []
+    return thread_view(updated, [m["message_key"] for m in messages if m["has_message_id"]])
 
 
 async def _thread(conn: AsyncConnection, thread_id: int, user_id: int) -> dict[str, Any]:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from datetime import datetime
 from typing import Any
 
 from app.domain.model import ThreadState
 from app.errors import InvalidInput, NotFound
 from app.services.context import Context
 from app.services.paging import decode_cursor, encode_cursor
+from app.services.views import iso
 from app.storage import threads as store
 from app.storage.engine import reading
 
@@ -24,12 +24,12 @@ def thread_view(row: dict[str, Any], message_ids: list[str]) -> dict[str, Any]:
         "reason": row["reason"],
         "needs_response": row["needs_response"],
         "message_ids": message_ids,
-        "last_outbound_at": _iso(row["last_outbound_at"]),
-        "last_inbound_at": _iso(row["last_inbound_at"]),
-        "next_check_at": _iso(row["next_check_at"]),
+        "last_outbound_at": iso(row["last_outbound_at"]),
+        "last_inbound_at": iso(row["last_inbound_at"]),
+        "next_check_at": iso(row["next_check_at"]),
         "followups_sent": row["followups_sent"],
-        "snoozed_until": _iso(row["snoozed_until"]),
-        "updated_at": _iso(row["updated_at"]),
+        "snoozed_until": iso(row["snoozed_until"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
 
@@ -79,7 +79,7 @@ async def get_thread(ctx: Context, *, user_id: int, thread_id: int) -> dict[str,
             "from_name": m["from_name"],
             "to": m["to_addrs"],
             "cc": m["cc_addrs"],
-            "date": _iso(m["date"]),
+            "date": iso(m["date"]),
             "subject": m["subject"],
             "folder": next(iter(where.get(m["id"], [])), None),
             "folders": where.get(m["id"], []),
@@ -87,7 +87,3 @@ async def get_thread(ctx: Context, *, user_id: int, thread_id: int) -> dict[str,
         for m in messages
     ]
     return view
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

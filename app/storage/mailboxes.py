@@ -3,6 +3,7 @@ watcher per mailbox."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -41,6 +42,12 @@ async def get_mailbox(
         query = query.where(mailboxes.c.user_id == user_id)
     row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
+
+
+async def get_mailboxes(conn: AsyncConnection, mailbox_ids: Iterable[int]) -> list[dict[str, Any]]:
+    """Several mailboxes in one query (a scheduler batch spans a few)."""
+    query = select(mailboxes).where(mailboxes.c.id.in_(list(mailbox_ids)))
+    return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def find_mailboxes_by_name(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:

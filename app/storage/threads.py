@@ -224,7 +224,8 @@ async def threads_to_evaluate(
     )
     if len(rows) < limit:
         seen = {r["id"] for r in rows}
-        query = due.order_by(threads.c.next_check_at).limit(limit - len(rows) + len(seen))
+        # `limit` rows: enough to fill the batch even when every dirty one shows up again.
+        query = due.order_by(threads.c.next_check_at).limit(limit)
         for r in _rule_threads(
             await conn.execute(query.with_for_update(skip_locked=True, of=threads))
         ):
@@ -302,7 +303,9 @@ async def earliest_check(conn: AsyncConnection) -> datetime | None:
     return value
 
 
-async def save_decisions(conn: AsyncConnection, decisions: Sequence[dict[str, Any]]) -> None:
+async def save_decisions(
+    conn: AsyncConnection, decisions: Sequence[dict[str, Any]], *, now: datetime
+) -> None:
     """Write many threads' decisions: each dict has `id` and only the columns that changed.
     One executemany per set of changed columns (usually one or two), so that a batch costs a
     few statements and a row is not rewritten with values it already holds."""
@@ -310,7 +313,6 @@ async def save_decisions(conn: AsyncConnection, decisions: Sequence[dict[str, An
     # In id order: neighbouring rows share table pages, so each page is visited once.
     for decision in sorted(decisions, key=_by_id):
         groups[tuple(sorted(k for k in decision if k != "id"))].append(decision)
-    now = utcnow()
     for columns, rows in groups.items():
         values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
         stmt = (

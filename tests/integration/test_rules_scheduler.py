@@ -103,6 +103,7 @@ async def test_due_threads_come_from_two_indexed_lookups(ctx: Context) -> None:
                 {"id": ids["dirty_and_due"], "state": "quiet", "next_check_at": None},
                 {"id": ids["due"], "next_check_at": NOW + timedelta(days=1)},
             ],
+            now=NOW,
         )
         assert await store.threads_to_evaluate(conn, now=NOW) == []
         assert await store.earliest_check(conn) == NOW + timedelta(hours=1)
