@@ -145,6 +145,7 @@ class Workers:
     async def _scheduler_loop(self) -> None:
         """Evaluate what is due, then sleep until the earliest next_check_at (at most
         SCHEDULER_MAX_SLEEP, for changes made by other processes) or until a sync wakes us."""
+        drafts_due = False
         while not self._stop.is_set():
             delay = SCHEDULER_MAX_SLEEP
             try:
@@ -152,8 +153,11 @@ class Workers:
                     count = await evaluate_due(conn, self.ctx.clock())
                 if count:
                     log.info("workers.evaluated threads=%s", count)
-                    await create_due_drafts_everywhere(self.ctx)
+                    drafts_due = True
                     continue  # there may be more due right now
+                if drafts_due:  # once the backlog is decided: composing waits on IMAP
+                    drafts_due = False
+                    await create_due_drafts_everywhere(self.ctx)
                 async with reading(self.ctx.engine) as conn:
                     earliest = await thread_store.earliest_check(conn)
                 if earliest is not None:

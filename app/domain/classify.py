@@ -43,7 +43,7 @@ def classify(
     """Decide a message's kind from its header facts, the rep's identity and, if read, its body."""
     sender = facts.from_.normalized if facts.from_ else ""
 
-    if sender in identity.addresses or ("+" in sender and identity.is_own_address(sender)):
+    if identity.is_own_address(sender):
         external = [a for a in _participants(facts, sender) if not identity.is_internal(a)]
         if not external:
             return Classification(

@@ -105,7 +105,8 @@ class Identity:
         return cls(addresses=canonical, org_domains=frozenset(domains))
 
     def is_own_address(self, email: str) -> bool:
-        return canonical_address(email) in self.addresses
+        # Most senders are already canonical (normalized, no plus tag): skip the rebuild.
+        return email in self.addresses or canonical_address(email) in self.addresses
 
     def is_internal(self, email: str) -> bool:
         return email.strip().lower().rpartition("@")[2] in self.org_domains
