@@ -13,9 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.model import Identity
 from app.errors import InvalidInput
-from app.mail.pipeline import join_orphans_by_subject, prepare_message
+from app.mail.pipeline import join_orphans_by_subject, prepare_message, store_batch
 from app.storage import mailboxes as mailbox_store
-from app.storage import messages as message_store
 from app.storage.messages import NewMessage
 
 BATCH = 500
@@ -117,10 +116,13 @@ async def _flush(
     report: ImportReport,
 ) -> None:
     async with engine.begin() as conn:
-        stored = await message_store.store_messages(
-            conn, mailbox_id=mailbox_id, user_id=user_id, batch=batch
+        stored = await store_batch(
+            conn,
+            mailbox_id=mailbox_id,
+            user_id=user_id,
+            folder_id=folder_id,
+            batch=batch,
+            errors=errors,
         )
-        for uid, error in errors:
-            await message_store.record_error(conn, folder_id=folder_id, uid=uid, error=error)
     report.new_messages += stored.new_messages
     report.skipped += len(errors)

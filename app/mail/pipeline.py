@@ -29,7 +29,7 @@ from app.domain.threads import (
     thread_links,
 )
 from app.storage import messages as message_store
-from app.storage.messages import NewMessage
+from app.storage.messages import NewMessage, StoreResult
 
 TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
 
@@ -45,7 +45,6 @@ def prepare_message(
     gm_msgid: int | None = None,
     gm_thrid: int | None = None,
     raw_message: bytes | None = None,
-    keep_text: bool = False,
 ) -> NewMessage:
     """Parse, link and classify one message. With `raw_message` (an import has the whole
     message) the body is read at once; IMAP sync reads bodies later, only where they matter."""
@@ -58,13 +57,9 @@ def prepare_message(
     fallback_key = synthetic_message_key(raw_header) if facts.message_id is None else ""
     links = thread_links(facts, fallback_key=fallback_key)
     details: dict[str, Any] | None = None
-    text: str | None = None
     if raw_message is not None:
-        body = extract_body(raw_message)
-        classification = classify(facts, identity, body)
-        details = classification_details(classification)
+        classification, details, _ = read_body(facts, identity, raw_message, keep_text=False)
         links = with_returned_ids(links, classification)
-        text = body.text[:TEXT_PREFIX_KEEP] if keep_text else None
     else:
         classification = classify(facts, identity)
     return NewMessage(
@@ -78,8 +73,37 @@ def prepare_message(
         gm_msgid=gm_msgid,
         gm_thrid=gm_thrid,
         details=details,
-        text_prefix=text,
     )
+
+
+async def store_batch(
+    conn: AsyncConnection,
+    *,
+    mailbox_id: int,
+    user_id: int,
+    folder_id: int,
+    batch: list[NewMessage],
+    errors: list[tuple[int, str]],
+) -> StoreResult:
+    """Store a batch and record the messages that could not be read, in the caller's
+    transaction (a sync commits its folder position with it)."""
+    stored = await message_store.store_messages(
+        conn, mailbox_id=mailbox_id, user_id=user_id, batch=batch
+    )
+    for uid, error in errors:
+        await message_store.record_error(conn, folder_id=folder_id, uid=uid, error=error)
+    return stored
+
+
+def read_body(
+    facts: HeaderFacts, identity: Identity, raw: bytes, *, keep_text: bool
+) -> tuple[Classification, dict[str, Any], str | None]:
+    """Classify a message with the start of its body: its kind, the facts to store, and the
+    text prefix when the operator keeps one."""
+    body = extract_body(raw)
+    classification = classify(facts, identity, body)
+    kept = body.text[:TEXT_PREFIX_KEEP] if keep_text else None
+    return classification, classification_details(classification), kept
 
 
 def with_returned_ids(links: ThreadLinks, classification: Classification) -> ThreadLinks:
@@ -167,14 +191,13 @@ def thread_message(row: dict[str, Any]) -> ThreadMessage:
 
 async def join_orphans_by_subject(
     conn: AsyncConnection, *, mailbox_id: int, identity: Identity, now: datetime
-) -> set[int]:
+) -> None:
     """Give answers that lost their threading headers to the thread with the same subject,
     the same people and near dates (`domain.threads.subject_fallback_match`). Run after
-    every folder is read, so that it does not matter which folder came first. Returns the
-    threads that gained messages."""
+    every folder is read, so that it does not matter which folder came first."""
     orphans = await message_store.pending_orphans(conn, mailbox_id)
     if not orphans:
-        return set()
+        return
     candidates = await message_store.subject_candidates(
         conn, mailbox_id, sorted({o["orphan_subject"] for o in orphans})
     )
@@ -202,5 +225,5 @@ async def join_orphans_by_subject(
             touched.add(best[0])
         elif orphan["date"] < now - SUBJECT_FALLBACK_WINDOW:
             expired.append(orphan["id"])
+    await message_store.mark_threads_dirty(conn, touched)
     await message_store.stop_looking(conn, expired)
-    return touched

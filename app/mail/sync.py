@@ -13,27 +13,27 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.body import extract_body
 from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
 from app.domain.model import Classification, Identity
 from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import (
-    TEXT_PREFIX_KEEP,
     body_bytes,
-    classification_details,
     facts_of_row,
     join_orphans_by_subject,
     prepare_message,
+    read_body,
+    store_batch,
 )
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
+from app.storage.engine import reading
 from app.storage.messages import BodyReading, NewMessage
 
 log = logging.getLogger(__name__)
@@ -47,7 +47,6 @@ class SyncReport:
     new_messages: int = 0
     skipped: int = 0
     bodies_read: int = 0
-    touched_threads: set[int] = field(default_factory=set)
     idle_capable: bool = False  # the server offers IDLE: new mail can be pushed
 
 
@@ -94,12 +93,26 @@ async def sync_mailbox(
         await reader.run(progress)
         report.folders += 1
     await read_bodies(engine, session, mailbox, options, report)
-    async with engine.begin() as conn:
-        report.touched_threads |= await join_orphans_by_subject(
-            conn, mailbox_id=mailbox.id, identity=mailbox.identity, now=options.now
-        )
-        await mailbox_store.set_progress(conn, mailbox.id, None)
+    await _finish(engine, mailbox, options)
     return report
+
+
+async def _finish(engine: AsyncEngine, mailbox: MailboxRef, options: SyncOptions) -> None:
+    """Answers without threading headers look for their thread, and the progress shown goes.
+    A poll that found nothing new usually has neither: it only reads, never takes the lock."""
+    async with reading(engine) as conn:
+        looking = await message_store.has_pending_orphans(conn, mailbox.id)
+        row = await mailbox_store.get_mailbox(conn, mailbox.id)
+    showing = row is not None and row["progress"] is not None
+    if not (looking or showing):
+        return
+    async with engine.begin() as conn:
+        if looking:
+            await join_orphans_by_subject(
+                conn, mailbox_id=mailbox.id, identity=mailbox.identity, now=options.now
+            )
+        if showing:
+            await mailbox_store.set_progress(conn, mailbox.id, None)
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
@@ -117,7 +130,7 @@ async def read_bodies(
     only then is it known which inbound mail answers the rep. BODY.PEEK: nothing is marked read.
     """
     while True:  # in slices, so that memory stays bounded however large the backlog
-        async with engine.connect() as conn:
+        async with reading(engine) as conn:
             pending = await message_store.messages_needing_body(
                 conn, mailbox.id, limit=BODY_PASS_LIMIT
             )
@@ -167,7 +180,6 @@ async def _read_slice(
                     )
                 touched.add(thread_id)
             await message_store.mark_threads_dirty(conn, touched)
-        report.touched_threads |= touched
         report.bodies_read += len(rows)
 
 
@@ -178,10 +190,7 @@ def _read_body(
     if text is None:  # expunged since its header was read: judge it by its header for good
         classification = classify(facts, mailbox.identity)
         return classification, {"body_read": False, "reason": "gone from the server"}, None
-    body = extract_body(body_bytes(row, text))
-    classification = classify(facts, mailbox.identity, body)
-    kept = body.text[:TEXT_PREFIX_KEEP] if options.keep_text else None
-    return classification, classification_details(classification), kept
+    return read_body(facts, mailbox.identity, body_bytes(row, text), keep_text=options.keep_text)
 
 
 def _arrival(item: FetchedHeader, now: datetime) -> datetime:
@@ -270,9 +279,10 @@ class _FolderReader:
         done, total = 0, len(todo)
         for start in range(0, total, self.options.batch_size):
             chunk = todo[start : start + self.options.batch_size]
-            await self._store(chunk, status, backfill_low_uid=min(chunk))
             done += len(chunk)
-            await self._progress(progress, done, total)
+            await self._store(chunk, status, (done, total), backfill_low_uid=min(chunk))
+            if progress:
+                progress(self.name, done, total)
         async with self.engine.begin() as conn:
             await mailbox_store.save_folder_position(
                 conn,
@@ -291,9 +301,10 @@ class _FolderReader:
         done, total = 0, len(uids)
         for start in range(0, total, self.options.batch_size):
             chunk = uids[start : start + self.options.batch_size]
-            await self._store(chunk, status, highest_uid=chunk[-1])
             done += len(chunk)
-            await self._progress(progress, done, total)
+            await self._store(chunk, status, (done, total), highest_uid=chunk[-1])
+            if progress:
+                progress(self.name, done, total)
         # Every UID below UIDNEXT existed when STATUS answered and has been seen by now, so
         # the next poll can tell "nothing new" from STATUS alone, even after expunges.
         final = max([highest, *uids, (status.uidnext or 1) - 1])
@@ -306,23 +317,30 @@ class _FolderReader:
                 highest_modseq=status.highest_modseq,
             )
 
-    async def _store(self, uids: list[int], status: FolderStatus, **position: int) -> None:
+    async def _store(
+        self, uids: list[int], status: FolderStatus, done_of: tuple[int, int], **position: int
+    ) -> None:
+        """One batch, the folder's position after it and the progress shown, in one commit."""
         fetched = await asyncio.to_thread(self.session.fetch_headers, uids)
         batch, errors = await asyncio.to_thread(self._prepare, fetched, status.uidvalidity)
+        done, total = done_of
         async with self.engine.begin() as conn:
-            stored = await message_store.store_messages(
-                conn, mailbox_id=self.mailbox.id, user_id=self.mailbox.user_id, batch=batch
+            stored = await store_batch(
+                conn,
+                mailbox_id=self.mailbox.id,
+                user_id=self.mailbox.user_id,
+                folder_id=self.row["id"],
+                batch=batch,
+                errors=errors,
             )
-            for uid, error in errors:
-                await message_store.record_error(
-                    conn, folder_id=self.row["id"], uid=uid, error=error
-                )
             await mailbox_store.save_folder_position(
                 conn, self.row["id"], uidvalidity=status.uidvalidity, **position
             )
+            await mailbox_store.set_progress(
+                conn, self.mailbox.id, {"folder": self.name, "done": done, "total": total}
+            )
         self.report.new_messages += stored.new_messages
         self.report.skipped += len(errors)
-        self.report.touched_threads |= stored.touched_threads
 
     def _prepare(
         self, fetched: list[FetchedHeader], uidvalidity: int
@@ -350,11 +368,3 @@ class _FolderReader:
                 )
                 errors.append((item.uid, f"{type(exc).__name__}: {exc}"))
         return batch, errors
-
-    async def _progress(self, progress: Progress | None, done: int, total: int) -> None:
-        async with self.engine.begin() as conn:
-            await mailbox_store.set_progress(
-                conn, self.mailbox.id, {"folder": self.name, "done": done, "total": total}
-            )
-        if progress:
-            progress(self.name, done, total)

@@ -12,7 +12,13 @@ from sqlalchemy import bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import Classification, HeaderFacts, MessageKind
-from app.domain.threads import SubjectCandidate, ThreadLinks, orphan_subject_key, subject_key
+from app.domain.threads import (
+    SubjectCandidate,
+    ThreadLinks,
+    group_threads,
+    orphan_subject_key,
+    subject_key,
+)
 from app.storage.common import allocate_ids, bulk_insert, utcnow
 from app.storage.tables import (
     folders,
@@ -40,7 +46,6 @@ class NewMessage:
     gm_msgid: int | None = None
     gm_thrid: int | None = None
     details: dict[str, Any] | None = None  # what reading the body found; None: not read
-    text_prefix: str | None = None  # kept only when the operator asks for it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -146,7 +151,7 @@ def _message_row(
         "signals": f.signals,
         "defects": list(f.defects),
         "details": m.details,
-        "text_prefix": m.text_prefix,
+        "text_prefix": None,  # only body readings keep one, when the operator asks
         "gm_msgid": m.gm_msgid,
         "gm_thrid": m.gm_thrid,
         "orphan_subject": (
@@ -163,29 +168,15 @@ async def _assign_threads(
     or a new one. Union-find in memory, then a few bulk statements."""
     all_keys = list({k for m in fresh for k in _linked(m)})
     key_thread = await _threads_by_key(conn, mailbox_id, all_keys)
-    parent: dict[str, str] = {}
-
-    def find(key: str) -> str:
-        root = key
-        while parent.get(root, root) != root:
-            root = parent[root]
-        while parent.get(key, key) != root:  # path compression keeps chains short
-            parent[key], key = root, parent[key]
-        return root
-
-    for m in fresh:
-        linked = _linked(m)
-        first = find(linked[0])
-        for other in linked[1:]:
-            root = find(other)
-            if root != first:
-                parent[root] = first
+    root_of = group_threads(
+        ThreadLinks(key=m.links.key, references=tuple(_linked(m)[1:])) for m in fresh
+    )
     groups: dict[str, list[str]] = defaultdict(list)
     for key in all_keys:
-        groups[find(key)].append(key)
+        groups[root_of[key]].append(key)
     earliest: dict[str, NewMessage] = {}
     for m in fresh:
-        root = find(m.links.key)
+        root = root_of[m.links.key]
         if root not in earliest or m.date < earliest[root].date:
             earliest[root] = m
 
@@ -201,6 +192,7 @@ async def _assign_threads(
         merges += [(other, existing[0]) for other in existing[1:]]
     for source, into in merges:
         await _merge_thread(conn, source=source, target=into)
+    await mark_threads_dirty(conn, set(target.values()))  # existing threads with new mail
     if new_roots:
         now = utcnow()
         new_ids = await allocate_ids(conn, threads, len(new_roots))
@@ -225,22 +217,14 @@ async def _assign_threads(
         )
         target.update(zip(new_roots, new_ids, strict=True))
     new_keys = [
-        {"mailbox_id": mailbox_id, "message_key": k, "thread_id": target[find(k)]}
+        {"mailbox_id": mailbox_id, "message_key": k, "thread_id": target[root_of[k]]}
         for k in all_keys
         if k not in key_thread
     ]
     await bulk_insert(
         conn, thread_keys, new_keys, ignore_conflicts_on=["mailbox_id", "message_key"]
     )
-    existing_touched = {target[r] for r in groups if r not in new_roots}
-    if existing_touched:
-        await conn.execute(
-            update(threads)
-            .where(threads.c.id == bindparam("tid"))
-            .values(dirty=True, updated_at=utcnow()),
-            [{"tid": t} for t in existing_touched],
-        )
-    assignment = {m.links.key: target[find(m.links.key)] for m in fresh}
+    assignment = {m.links.key: target[root_of[m.links.key]] for m in fresh}
     return assignment, set(assignment.values())
 
 
@@ -263,6 +247,13 @@ async def _threads_by_key(
         )
         out.update({k: int(t) for k, t in rows})
     return out
+
+
+async def has_pending_orphans(conn: AsyncConnection, mailbox_id: int) -> bool:
+    query = select(messages.c.id).where(
+        messages.c.mailbox_id == mailbox_id, messages.c.orphan_subject.is_not(None)
+    )
+    return (await conn.execute(query.limit(1))).first() is not None
 
 
 async def pending_orphans(conn: AsyncConnection, mailbox_id: int) -> list[dict[str, Any]]:
@@ -318,7 +309,8 @@ async def join_thread(
     conn: AsyncConnection, *, message: dict[str, Any], thread_id: int, reason: str
 ) -> None:
     """An orphan found its thread: its own thread (it and whatever threaded under it) merges
-    into that one, which the rep already knows, and the reason is kept on the message."""
+    into that one, which the rep already knows, and the reason is kept on the message. The
+    caller marks the thread dirty."""
     if message["thread_id"] is not None and int(message["thread_id"]) != thread_id:
         await _merge_thread(conn, source=int(message["thread_id"]), target=thread_id)
     await conn.execute(
@@ -326,7 +318,6 @@ async def join_thread(
         .where(messages.c.id == message["id"])
         .values(orphan_subject=None, thread_reason=reason)
     )
-    await mark_threads_dirty(conn, {thread_id})
 
 
 async def stop_looking(conn: AsyncConnection, message_ids: Sequence[int]) -> None:
@@ -433,8 +424,14 @@ async def link_message(
     conn: AsyncConnection, *, mailbox_id: int, message: dict[str, Any], keys: Sequence[str]
 ) -> int:
     """Tie a stored message to more Message-IDs (a bounce to the message it returns): its
-    thread absorbs, or is absorbed by, the threads of those IDs. Returns the thread now."""
-    current = int(message["thread_id"])
+    thread absorbs, or is absorbed by, the threads of those IDs. Returns the thread now;
+    the caller marks it dirty with the rest of what it touched."""
+    # Read again: an earlier link in the same slice may have merged its thread away.
+    current = int(
+        (
+            await conn.execute(select(messages.c.thread_id).where(messages.c.id == message["id"]))
+        ).scalar_one()
+    )
     found = await _threads_by_key(conn, mailbox_id, list(keys))
     target = min({current, *found.values()})
     for other in {current, *found.values()} - {target}:
@@ -444,9 +441,6 @@ async def link_message(
         thread_keys,
         [{"mailbox_id": mailbox_id, "message_key": k, "thread_id": target} for k in keys],
         ignore_conflicts_on=["mailbox_id", "message_key"],
-    )
-    await conn.execute(
-        update(threads).where(threads.c.id == target).values(dirty=True, updated_at=utcnow())
     )
     return target
 
