@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
@@ -138,10 +139,18 @@ async def keep_renewed_secret(ctx: Context, mailbox_id: int, session: ImapSessio
             )
 
 
-async def open_mailbox_session(ctx: Context, mailbox: dict[str, Any]) -> ImapSession:
-    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be."""
-    session = await asyncio.to_thread(open_session, ctx, account_of(ctx, mailbox))
-    await keep_renewed_secret(ctx, int(mailbox["id"]), session)
+async def open_mailbox_session(
+    ctx: Context, mailbox: dict[str, Any], *, executor: Executor | None = None
+) -> ImapSession:
+    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be. The
+    blocking login runs on `executor` (the IDLE watchers have their own), else a thread."""
+    loop = asyncio.get_running_loop()
+    session = await loop.run_in_executor(executor, open_session, ctx, account_of(ctx, mailbox))
+    try:
+        await keep_renewed_secret(ctx, int(mailbox["id"]), session)
+    except BaseException:
+        await loop.run_in_executor(executor, session.close)
+        raise
     return session
 
 

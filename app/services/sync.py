@@ -32,10 +32,7 @@ from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
 from app.services.followups import create_due_drafts
 from app.services.mailboxes import (
-    account_of,
-    keep_renewed_secret,
     open_mailbox_session,
-    open_session,
     public_view,
 )
 from app.storage import mailboxes as store
@@ -194,8 +191,7 @@ async def _pass_with_retries(
         except MailConnectionError as exc:
             if attempt == RECONNECT_ATTEMPTS:
                 raise
-            delay = min(RECONNECT_MAX_DELAY, RECONNECT_BASE_DELAY * 2**attempt)
-            delay *= 0.5 + random.random()  # jitter: many mailboxes must not reconnect in step
+            delay = _backoff(attempt, RECONNECT_MAX_DELAY)
             log.info("sync.reconnect mailbox=%s in=%.1fs error=%s", ref.id, delay, exc.message)
             await asyncio.sleep(delay)
     raise AssertionError("unreachable")
@@ -308,11 +304,8 @@ async def _idle_loop(
         if mailbox is None or mailbox["status"] == "failed":
             return
         try:
-            session = await loop.run_in_executor(
-                executor, open_session, ctx, account_of(ctx, mailbox)
-            )
+            session = await open_mailbox_session(ctx, mailbox, executor=executor)
             try:
-                await keep_renewed_secret(ctx, mailbox_id, session)
                 if not session.has_idle:
                     return
                 while not ended():
@@ -339,7 +332,7 @@ async def _idle_loop(
             return
         except MailServerError as exc:
             failures += 1
-            delay = min(300.0, RECONNECT_BASE_DELAY * 2**failures) * (0.5 + random.random())
+            delay = _backoff(failures, 300.0)
             log.info("idle.reconnect mailbox=%s in=%.1fs error=%s", mailbox_id, delay, exc.message)
             # In steps of about a second, so that a stop or a lost lease ends the wait.
             for _ in range(math.ceil(delay)):
@@ -364,3 +357,8 @@ async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServer
                 payload={"schema_version": 1, "mailbox": view},
                 mailbox_id=mailbox["id"],
             )
+
+
+def _backoff(attempt: int, cap: float) -> float:
+    """Exponential, capped, with jitter: many mailboxes must not reconnect in step."""
+    return float(min(cap, RECONNECT_BASE_DELAY * 2**attempt) * (0.5 + random.random()))
