@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from app.domain.headers import EMAIL_RE
 from app.domain.model import HeaderFacts
 
 # Subjects that automatic replies start with, in the languages mail servers localize them to.
@@ -93,7 +94,6 @@ _REPLACEMENT_CUE_RE = re.compile(
     r"póngase en contacto con|pongase en contacto con|escriba a|escribir a)\b",
     re.IGNORECASE,
 )
-_EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _NAME_BEFORE_RE = re.compile(r"([A-ZÀ-Ý][\w'’-]+(?:\s+[A-ZÀ-Ý][\w'’-]+){1,3})\s*[(<\[:,-]*\s*$")
 
 _AUTO_HEADERS = (
@@ -166,7 +166,7 @@ def replacement_contact(text: str, *, sender: str) -> str | None:
     """Whom a left-the-company reply names instead: "Name <address>", an address, or None."""
     for cue in _REPLACEMENT_CUE_RE.finditer(text[:3000]):
         window = text[cue.end() : cue.end() + 160]
-        found = _EMAIL_RE.search(window)
+        found = EMAIL_RE.search(window)
         if found is None or found.group(0).lower() == sender:
             continue
         email = found.group(0).rstrip(".")

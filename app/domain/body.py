@@ -13,7 +13,7 @@ from email.message import Message
 from email.parser import BytesParser, HeaderParser
 from email.policy import compat32
 
-from app.domain.headers import decode_words, extract_message_ids
+from app.domain.headers import EMAIL_RE, decode_words, extract_message_ids
 from app.domain.htmltext import html_to_text
 from app.domain.model import MessageBody, RecipientStatus
 
@@ -21,7 +21,6 @@ MAX_TEXT_CHARS = 8_000  # enough for any phrase a decision reads; the rest is qu
 MAX_PARTS = 64  # a message with more parts is junk or an attack
 MAX_SCAN_CHARS = 65_536  # text scanned per part for "Message-ID:" lines of a returned original
 
-_ADDR_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 _BODY_MSGID_RE = re.compile(r"^[ \t>]*Message-ID:[ \t]*(<[^<>\s]+>)", re.IGNORECASE | re.MULTILINE)
 _CAL_METHOD_RE = re.compile(r"^METHOD:([A-Za-z-]+)", re.MULTILINE)
 _CAL_PARTSTAT_RE = re.compile(r"PARTSTAT=([A-Za-z-]+)", re.IGNORECASE)
@@ -126,7 +125,7 @@ class _BodyReader:
             self.returned_ids.setdefault(msgid, None)
         for name in ("to", "cc"):
             for value in inner.get_all(name) or []:
-                for addr in _ADDR_RE.findall(decode_words(str(value))):
+                for addr in EMAIL_RE.findall(decode_words(str(value))):
                     self.returned_to.setdefault(addr.lower(), None)
 
     def _disposition(self, part: Message) -> None:
@@ -191,7 +190,7 @@ def _recipient_status(block: Message) -> RecipientStatus | None:
     if not (final or action or status):
         return None  # the per-message block (Reporting-MTA …)
     address = final.partition(";")[2] if ";" in final else final
-    found = _ADDR_RE.search(address)
+    found = EMAIL_RE.search(address)
     diagnostic = " ".join(str(block.get("diagnostic-code", "")).split())
     return RecipientStatus(
         recipient=found.group(0).lower() if found else address.strip(" <>").lower(),

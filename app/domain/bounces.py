@@ -12,6 +12,7 @@ import re
 from dataclasses import dataclass
 
 from app.domain.autoreply import challenge_phrase
+from app.domain.headers import EMAIL_RE
 from app.domain.model import HeaderFacts, MessageBody, RecipientStatus, Subkind
 
 # Local parts of the addresses MTAs send reports from (a set: this runs for every message).
@@ -106,7 +107,6 @@ _SES_RE = re.compile(
     re.DOTALL,
 )
 _STATUS_RE = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
-_EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -292,10 +292,10 @@ def _hardness(status: str, text: str) -> bool | None:
 def _recipient(
     failed_recipients: str, text: str, body: MessageBody | None, sender: str
 ) -> str | None:
-    found = _EMAIL_RE.search(failed_recipients)
+    found = EMAIL_RE.search(failed_recipients)
     if found:
         return found.group(0).lower()
-    for match in _EMAIL_RE.finditer(text[:3000]):
+    for match in EMAIL_RE.finditer(text[:3000]):
         address = match.group(0).lower().rstrip(".")
         if address != sender and not _is_daemon(address.partition("@")[0]):
             return address

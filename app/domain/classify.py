@@ -32,6 +32,7 @@ from app.domain.model import (
 )
 from app.domain.replytext import ReplyText, has_own_words, split_reply
 from app.domain.returndate import find_return_date
+from app.domain.worktime import short_date
 
 _NOREPLY_RE = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|notifications?)(?:[-+_.].*)?$")
 MAX_UNQUOTED_AUTO_CHARS = 2_000  # body phrases decide only for a short text quoting nothing
@@ -155,7 +156,7 @@ def _automatic(facts: HeaderFacts, own: str, sender: str, decided_by: str) -> Cl
     away = returning is not None or is_out_of_office(facts.subject, own)
     back = ""
     if returning is not None:
-        back = f"; back {returning.day.strftime('%a %d %b %Y')} ({returning.phrase!r})"
+        back = f"; back {short_date(returning.day)} {returning.day.year} ({returning.phrase!r})"
     return Classification(
         kind=MessageKind.AUTO_REPLY,
         reason=f"auto_reply: {decided_by}{back}",

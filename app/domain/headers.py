@@ -58,6 +58,8 @@ SIGNAL_FIELDS = frozenset(
 )
 
 MSGID_RE = re.compile(r"<([^<>\s]+)>")
+# An address written in running text (bounce reports, auto-reply bodies).
+EMAIL_RE = re.compile(r"[\w.!#$%&'*+/=?^`{|}~-]+@[\w-]+(?:\.[\w-]+)+")
 MAX_REFERENCES = 100  # a References header longer than this is junk or an attack
 MAX_FIELD_CHARS = 16_384  # huge headers are cut, not fatal
 

@@ -26,6 +26,7 @@ from app.domain.worktime import (
     add_business_hours,
     describe_local,
     next_working_moment,
+    short_date,
 )
 
 # Kinds that take part in the conversation; internal and bulk mail never move the clock.
@@ -189,7 +190,7 @@ def _decide(
             # Back on that day: wait one more business day so they can catch up on mail.
             back = datetime.combine(away.return_date, calendar.day_start, calendar.tz)
             pause = add_business_days(back, 1, calendar)
-            why = f"back on {_day(away.return_date)}, so waiting until"
+            why = f"back on {short_date(away.return_date)}, so waiting until"
         else:
             pause = add_business_days(away.date, rules.auto_reply_pause_business_days, calendar)
             why = (
@@ -246,7 +247,7 @@ def _waiting(
     span = add_business_days(start, wait, cal)
     due_at = max(span.due_at, resume_at) if resume_at else span.due_at
     skipped = (
-        "".join(f"; {_day(d)} skipped as a holiday ({name})" for d, name in span.skipped)
+        "".join(f"; {short_date(d)} skipped as a holiday ({name})" for d, name in span.skipped)
         if span.skipped
         else ""
     )
@@ -295,7 +296,7 @@ def _time_off(
         return Decision(
             state=ThreadState.PAUSED,
             reason=(
-                f"paused: you are away until {_day(end)} (time off); "
+                f"paused: you are away until {short_date(end)} (time off); "
                 f"looking again {describe_local(back, cal)}"
             ),
             next_check_at=back,
@@ -325,10 +326,3 @@ def _local_midnight(day: date, cal: WorkCalendar) -> datetime:
 
 def _followups(n: int) -> str:
     return f"{n} follow-up{'s' if n != 1 else ''}"
-
-
-def _day(d: date) -> str:
-    # Fixed English names: strftime would follow the process locale.
-    days = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-    months = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
-    return f"{days[d.weekday()]} {d.day:02d} {months[d.month - 1]}"

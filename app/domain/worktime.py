@@ -185,6 +185,12 @@ def describe_local(dt: datetime, cal: WorkCalendar) -> str:
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
+_MONTH_NAMES = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
+
+
+def short_date(d: date) -> str:
+    """ "Mon 02 Jan", in English whatever the process locale (strftime would follow it)."""
+    return f"{_DAY_NAMES[d.weekday()]} {d.day:02d} {_MONTH_NAMES[d.month - 1]}"
 
 
 def _normalize(
