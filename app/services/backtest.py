@@ -5,15 +5,13 @@ from __future__ import annotations
 from datetime import timedelta
 from zoneinfo import ZoneInfo
 
-from app.calendars import work_calendar
 from app.domain.backtest import Backtest, replay
 from app.domain.model import ThreadMessage
 from app.errors import InvalidInput, NotFound
 from app.mail.pipeline import thread_message
 from app.services.context import Context
-from app.services.evaluation import rules_of
+from app.services.evaluation import calendar_of, rules_of, thread_pages
 from app.storage import mailboxes as mailbox_store
-from app.storage import threads as store
 from app.storage.engine import reading
 
 MAX_DAYS = 730
@@ -29,22 +27,12 @@ async def backtest_mailbox(ctx: Context, mailbox_id: int, *, days: int = 90) -> 
         if mailbox is None:
             raise NotFound(f"no mailbox {mailbox_id}")
         threads: dict[int, list[ThreadMessage]] = {}
-        after_id = 0
-        while page := await store.threads_of_mailbox(conn, mailbox_id, after_id=after_id):
-            after_id = page[-1]["id"]
-            rows = await store.messages_for_rules(conn, [t["id"] for t in page])
+        async for _page, rows in thread_pages(conn, mailbox_id):
             for thread_id, messages in rows.items():
                 threads[thread_id] = [thread_message(m) for m in messages]
     rules = rules_of(mailbox)
     # Up to yesterday: today is not over yet.
     last_day = now.astimezone(ZoneInfo(mailbox["timezone"])).date() - timedelta(days=1)
     first_day = last_day - timedelta(days=days - 1)
-    calendar = work_calendar(
-        timezone=mailbox["timezone"],
-        country=mailbox["holiday_country"],
-        subdiv=mailbox["holiday_subdiv"],
-        years=range(first_day.year - 1, now.year + 2),
-        day_start=rules.work_day_start,
-        day_end=rules.work_day_end,
-    )
+    calendar = calendar_of(mailbox, now, rules, since=first_day)
     return replay(threads, rules, calendar, first_day=first_day, last_day=last_day)

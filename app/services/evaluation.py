@@ -7,8 +7,8 @@ executemany for the threads and one INSERT for the events, so its cost follows t
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Sequence
-from datetime import datetime, time
+from collections.abc import AsyncIterator, Callable, Sequence
+from datetime import date, datetime, time
 from functools import lru_cache
 from typing import Any, NamedTuple
 
@@ -40,14 +40,18 @@ def rules_of(mailbox: dict[str, Any]) -> Rules:
         return Rules()
 
 
-def calendar_of(mailbox: dict[str, Any], now: datetime, rules: Rules | None = None) -> WorkCalendar:
-    """The mailbox's business calendar around `now`, with the working hours of its rules."""
+def calendar_of(
+    mailbox: dict[str, Any], now: datetime, rules: Rules | None = None, *, since: date | None = None
+) -> WorkCalendar:
+    """The mailbox's business calendar around `now` (back to `since`, for a replay), with the
+    working hours of its rules."""
     rules = rules or rules_of(mailbox)
     return _calendar(
         mailbox["timezone"],
         mailbox["holiday_country"],
         mailbox["holiday_subdiv"],
-        now.year,
+        (since.year if since else now.year) - 1,
+        now.year + 1,
         rules.work_day_start,
         rules.work_day_end,
     )
@@ -55,17 +59,33 @@ def calendar_of(mailbox: dict[str, Any], now: datetime, rules: Rules | None = No
 
 @lru_cache(maxsize=256)
 def _calendar(
-    timezone: str, country: str | None, subdiv: str | None, year: int, start: time, end: time
+    timezone: str,
+    country: str | None,
+    subdiv: str | None,
+    first_year: int,
+    last_year: int,
+    start: time,
+    end: time,
 ) -> WorkCalendar:
     # Cached: building one walks three years of days, and every batch needs it.
     return work_calendar(
         timezone=timezone,
         country=country,
         subdiv=subdiv,
-        years=range(year - 1, year + 2),
+        years=range(first_year, last_year + 1),
         day_start=start,
         day_end=end,
     )
+
+
+async def thread_pages(
+    conn: AsyncConnection, mailbox_id: int
+) -> AsyncIterator[tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]]:
+    """Every thread of a mailbox with its messages, a page at a time (memory stays bounded)."""
+    after_id = 0
+    while page := await store.threads_of_mailbox(conn, mailbox_id, after_id=after_id):
+        after_id = page[-1]["id"]
+        yield page, await store.messages_for_rules(conn, [t["id"] for t in page])
 
 
 def history_of(thread: dict[str, Any], rows: Sequence[dict[str, Any]]) -> ThreadHistory:

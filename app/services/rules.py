@@ -11,7 +11,7 @@ from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict, rules_to_dict
 from app.errors import InvalidInput, NotFound
 from app.services.context import Context
-from app.services.evaluation import calendar_of, history_of, rules_of
+from app.services.evaluation import calendar_of, history_of, rules_of, thread_pages
 from app.storage import mailboxes as mailbox_store
 from app.storage import threads as store
 from app.storage.engine import reading
@@ -59,12 +59,10 @@ async def preview_rules(
         mailbox = await _mailbox(conn, user_id, mailbox_id)
         current = rules_of(mailbox)
         cal_now, cal_new = calendar_of(mailbox, now, current), calendar_of(mailbox, now, proposed)
-        after_id = 0
-        while page := await store.threads_of_mailbox(conn, mailbox_id, after_id=after_id):
-            after_id = page[-1]["id"]
-            page = [t for t in page if t["state"] is not None]
-            messages = await store.messages_for_rules(conn, [t["id"] for t in page])
+        async for page, messages in thread_pages(conn, mailbox_id):
             for thread in page:
+                if thread["state"] is None:  # not decided yet: nothing would change
+                    continue
                 history = history_of(thread, messages.get(thread["id"], []))
                 old = decide(history, current, cal_now, now)
                 new = decide(history, proposed, cal_new, now)
