@@ -48,6 +48,11 @@ class FolderInfo:
         lowered = {f.lower() for f in self.flags}
         return not ({"\\noselect", "\\nonexistent"} & lowered)
 
+    @property
+    def leaf(self) -> str:
+        """The last part of the name: "Drafts" for "INBOX/Drafts"."""
+        return self.name.rsplit(self.delimiter, 1)[-1] if self.delimiter else self.name
+
 
 def folders_to_sync(
     folders: Sequence[FolderInfo],
@@ -69,11 +74,24 @@ def folders_to_sync(
     marked = any(f.special_use for f in usable)
     chosen = []
     for f in usable:
-        leaf = f.name.rsplit(f.delimiter, 1)[-1] if f.delimiter else f.name
         skipped = f.special_use in EXCLUDED_SPECIAL_USE or (
-            not marked and leaf.lower() in EXCLUDED_NAMES
+            not marked and f.leaf.lower() in EXCLUDED_NAMES
         )
         if skipped and f.name not in include:
             continue
         chosen.append(f)
     return sorted(chosen, key=lambda f: (f.name.upper() != "INBOX", f.name))
+
+
+def pick_folder(
+    folders: Sequence[FolderInfo], special_use: str, names: Collection[str]
+) -> str | None:
+    """The first selectable folder marked `special_use` (RFC 6154); else the first whose leaf
+    name, lower-cased, is one of `names`; else None."""
+    marked = [f.name for f in folders if f.special_use == special_use and f.selectable]
+    if marked:
+        return marked[0]
+    for f in folders:
+        if f.selectable and f.leaf.lower() in names:
+            return f.name
+    return None

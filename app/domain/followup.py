@@ -14,15 +14,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from app.domain.model import FREEMAIL_DOMAINS, Address, Identity, MessageKind, Rules
+from app.domain.threads import strip_reply_prefixes
 from app.domain.worktime import WorkCalendar, add_business_days, business_days_elapsed
 
-# Reply and forward prefixes, stacked or numbered ("Re: AW: Fwd[2]: …"). Bracketed tags such
-# as "[EXT]" are part of the subject the prospect sees, so they stay.
-_PREFIX_RE = re.compile(
-    r"^\s*(?:re|fwd?|aw|wg|sv|vs|antw|rif|tr|réf|ref|回复|答复|转发)"
-    r"(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]\s*",
-    re.IGNORECASE,
-)
 # Second-level labels under which companies register (buyer.co.uk is "Buyer").
 _GENERIC_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gv"})
 # Local parts that name a role, not a person: no first name to use.
@@ -96,13 +90,12 @@ def stage_of(step: int, max_followups: int) -> str:
     return "first" if step == 1 else "middle"
 
 
-def strip_reply_prefixes(subject: str) -> str:
-    text = " ".join(subject.split())
-    previous = None
-    while previous != text:
-        previous = text
-        text = _PREFIX_RE.sub("", text, count=1)
-    return text
+def last_outbound(messages: Sequence[StoredMessage]) -> StoredMessage | None:
+    """The rep's last e-mail with a Message-ID (the one a follow-up forwards), None when the
+    thread has none. Of two sent at the same time, the later in `messages` (storage lists a
+    thread by date, then by id)."""
+    outbound = [m for m in messages if m.kind is MessageKind.OUTBOUND and m.message_id]
+    return max(reversed(outbound), key=lambda m: m.date, default=None)
 
 
 def reply_subject(subject: str) -> str:
@@ -160,11 +153,9 @@ def plan_followup(
     names known from elsewhere (the forwarded message's own To/Cc header)."""
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
-    outbound = [m for m in messages if m.kind is MessageKind.OUTBOUND and m.message_id]
-    if not outbound:
+    last = last_outbound(messages)
+    if last is None or last.message_id is None:
         raise NothingToForward(f"thread {thread_id} has no e-mail of yours with a Message-ID")
-    last = max(outbound, key=lambda m: m.date)
-    assert last.message_id is not None
     known = _known_names(messages, names or {})
     to = tuple(_named(a, known) for a in last.to)
     cc = tuple(_named(a, known) for a in last.cc)

@@ -21,12 +21,14 @@ from app.domain.model import FREEMAIL_DOMAINS, HeaderFacts
 SYNTHETIC_DOMAIN = "synthetic.radiosilence.invalid"
 THREAD_INDEX_DOMAIN = "thread-index.radiosilence.invalid"
 
-# Reply/forward prefixes in many languages, repeated or bracketed: "Re: AW: [EXT] Fwd: …".
-_PREFIX_RE = re.compile(
-    r"^\s*(?:(?:re|fwd?|aw|wg|sv|vs|antw|rif|r|tr|réf|ref|回复|答复|转发)"
-    r"(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]\s*|\[[^\]]{1,30}\]\s*)",
-    re.IGNORECASE,
+# A reply/forward prefix in one of many languages, numbered or not: "Re:", "AW:", "Fwd[2]:".
+_REPLY_PREFIX = (
+    r"(?:re|fwd?|aw|wg|sv|vs|antw|rif|r|tr|réf|ref|回复|答复|转发)"
+    r"(?:\s*\[\d+\]|\s*\(\d+\))?\s*[:：]\s*"
 )
+_PREFIX_RE = re.compile(rf"^\s*{_REPLY_PREFIX}", re.IGNORECASE)
+# Prefixes and bracketed tags, repeated: "Re: AW: [EXT] Fwd: …".
+_PREFIX_OR_TAG_RE = re.compile(rf"^\s*(?:{_REPLY_PREFIX}|\[[^\]]{{1,30}}\]\s*)", re.IGNORECASE)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -66,12 +68,22 @@ def thread_index_key(value: str) -> str | None:
 
 def base_subject(subject: str) -> str:
     """The subject without reply/forward prefixes and tags, whitespace folded."""
+    return _strip_leading(_PREFIX_OR_TAG_RE, subject).strip()
+
+
+def strip_reply_prefixes(subject: str) -> str:
+    """The subject without stacked reply/forward prefixes, whitespace folded. Bracketed tags
+    such as "[EXT]" stay: they are part of the subject the other side sees."""
+    return _strip_leading(_PREFIX_RE, subject)
+
+
+def _strip_leading(pattern: re.Pattern[str], subject: str) -> str:
     previous = None
     text = " ".join(subject.split())
     while previous != text:
         previous = text
-        text = _PREFIX_RE.sub("", text, count=1)
-    return text.strip()
+        text = pattern.sub("", text, count=1)
+    return text
 
 
 def decode_thread_index(value: str) -> bytes | None:

@@ -108,10 +108,9 @@ class ImapSession:
     def __init__(self, client: Any, account: ImapAccount) -> None:
         self._client = client
         self.account = account
-        self.capabilities: frozenset[str] = frozenset(
-            c.decode().upper() if isinstance(c, bytes) else str(c).upper()
-            for c in client.capabilities()
-        )
+        # Known after login, from `refresh_capabilities()` (`open()` calls it): asking before
+        # login costs a round trip after STARTTLS, and a server may announce more after it.
+        self.capabilities: frozenset[str] = frozenset()
         self.round_trips = 0
         # An OAuth2 token the refresh hook produced for this session: the caller stores it.
         self.renewed_secret: str | None = None
@@ -346,9 +345,8 @@ class ImapSession:
     ) -> bytes | None:
         """The whole message (BODY.PEEK[]: never marks it read), or None when it is gone or
         the folder was renumbered since `uidvalidity`."""
-        with _errors(f"SELECT {folder}"):
-            info = self._client.select_folder(folder, readonly=True)
-        if uidvalidity is not None and int(info.get(b"UIDVALIDITY", 0)) != uidvalidity:
+        selected = self.select(folder)
+        if uidvalidity is not None and selected.uidvalidity != uidvalidity:
             return None
         with _errors("UID FETCH"):
             found = self._client.fetch([uid], ["BODY.PEEK[]"])

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.domain.events import EventType
-from app.domain.folders import FolderInfo
+from app.domain.folders import pick_folder
 from app.drafts.message import draft_text, recompose, to_bytes, with_date
 from app.errors import Conflict, InvalidInput, NotFound
 from app.mail.imap import ImapSession
@@ -28,7 +27,7 @@ from app.services.followups import (
     draft_view,
     settings_of,
 )
-from app.services.mailboxes import account_of, open_session
+from app.services.mailboxes import open_mailbox_session
 from app.services.paging import decode_cursor, encode_cursor
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
@@ -137,10 +136,9 @@ async def edit_draft(
         "state": "pending" if row["state"] == "approved" else row["state"],
     }
     async with ctx.engine.begin() as conn:
-        if not await store.update_draft(conn, draft_id, values, revision=row["revision"]):
-            raise Conflict("the draft changed meanwhile: read it again and retry")
-        updated = await store.get_draft(conn, draft_id)
-    assert updated is not None
+        updated = await store.update_draft(conn, draft_id, values, revision=row["revision"])
+    if updated is None:
+        raise Conflict("the draft changed meanwhile: read it again and retry")
     return draft_view(updated, now)
 
 
@@ -156,9 +154,11 @@ async def dismiss_draft(
         )
     reason = plain_text((reason or "").strip()[:1000], "reason") or None
     async with ctx.engine.begin() as conn:
-        await store.update_draft(conn, draft_id, {"state": "dismissed", "dismiss_reason": reason})
-        updated = await store.get_draft(conn, draft_id)
-    assert updated is not None
+        updated = await store.update_draft(
+            conn, draft_id, {"state": "dismissed", "dismiss_reason": reason}
+        )
+    if updated is None:
+        raise NotFound(f"no draft {draft_id}")
     return draft_view(updated, ctx.clock())
 
 
@@ -177,9 +177,11 @@ async def snooze_draft(
     if not now < until <= now + MAX_SNOOZE:
         raise InvalidInput("until must be in the future and within a year")
     async with ctx.engine.begin() as conn:
-        await store.update_draft(conn, draft_id, {"state": "snoozed", "snoozed_until": until})
-        updated = await store.get_draft(conn, draft_id)
-    assert updated is not None
+        updated = await store.update_draft(
+            conn, draft_id, {"state": "snoozed", "snoozed_until": until}
+        )
+    if updated is None:
+        raise NotFound(f"no draft {draft_id}")
     return draft_view(updated, now)
 
 
@@ -220,9 +222,15 @@ async def _approve(
         ctx, mailbox["id"], user_id=user_id, wait_for_lease=ctx.settings.lease_seconds
     )
     async with reading(ctx.engine) as conn:
+        # Re-read after the sync: it may have changed the thread, the draft and the mailbox
+        # (its status, a renewed OAuth2 token).
+        mailbox = await mailbox_store.get_mailbox(conn, row["mailbox_id"], user_id=user_id)
         thread = await thread_store.get_thread(conn, row["thread_id"], user_id=user_id)
         row = await store.get_draft(conn, draft_id, user_id=user_id) or row
-    if thread is None or thread["state"] != "quiet" or thread["followups_sent"] + 1 != row["step"]:
+        waiting = await store.thread_is_due(conn, row["thread_id"], row["step"])
+    if mailbox is None:
+        raise NotFound(f"no draft {draft_id}")
+    if thread is None or not waiting:
         state = thread["state"] if thread else "gone"
         reason = thread["reason"] if thread else "the thread no longer exists"
         raise Conflict(
@@ -244,28 +252,31 @@ async def _put_in_drafts(
 ) -> dict[str, Any]:
     dated = _dated_now(ctx, row)
 
-    def deliver() -> tuple[str, int, int | None] | None:
-        with _open(ctx, mailbox) as session:
-            folder = pick_folder(session.list_folders(), "\\Drafts", _DRAFTS_NAMES)
-            if folder is None:
-                raise Conflict("no Drafts folder found on the server: create one named Drafts")
-            present = session.find_message_id(folder, row["message_id"])
-            if present and row["approved_revision"] == row["revision"]:
-                return None  # this very version is there already
-            uidvalidity, uid = session.append(folder, dated["raw"], DRAFT_FLAGS)
-            if uid is None:  # no UIDPLUS: the new copy is the one we did not see before
-                after = set(session.find_message_id(folder, row["message_id"])) - set(present)
-                uid = max(after) if after else None
-            # The versions it replaces: found by Message-ID, and by the UID recorded last time
-            # (in case the server rewrote the header).
-            old = set(present)
-            same_folder = row["imap_folder"] == folder and row["imap_uidvalidity"] == uidvalidity
-            if same_folder and row["imap_uid"]:
-                old.add(int(row["imap_uid"]))
-            session.delete_messages(folder, sorted(old - {uid}))
-            return folder, uidvalidity, uid
+    def deliver(session: ImapSession) -> tuple[str, int, int | None] | None:
+        folder = pick_folder(session.list_folders(), "\\Drafts", _DRAFTS_NAMES)
+        if folder is None:
+            raise Conflict("no Drafts folder found on the server: create one named Drafts")
+        present = session.find_message_id(folder, row["message_id"])
+        if present and row["approved_revision"] == row["revision"]:
+            return None  # this very version is there already
+        uidvalidity, uid = session.append(folder, dated["raw"], DRAFT_FLAGS)
+        if uid is None:  # no UIDPLUS: the new copy is the one we did not see before
+            after = set(session.find_message_id(folder, row["message_id"])) - set(present)
+            uid = max(after) if after else None
+        # The versions it replaces: found by Message-ID, and by the UID recorded last time
+        # (in case the server rewrote the header).
+        old = set(present)
+        same_folder = row["imap_folder"] == folder and row["imap_uidvalidity"] == uidvalidity
+        if same_folder and row["imap_uid"]:
+            old.add(int(row["imap_uid"]))
+        session.delete_messages(folder, sorted(old - {uid}))
+        return folder, uidvalidity, uid
 
-    placed = await asyncio.to_thread(deliver)
+    session = await open_mailbox_session(ctx, mailbox)
+    try:
+        placed = await asyncio.to_thread(deliver, session)
+    finally:
+        await asyncio.to_thread(session.close)
     if placed is None:
         return draft_view(row, ctx.clock())
     folder, uidvalidity, uid = placed
@@ -308,22 +319,25 @@ async def _send(
     )
     sent_at = ctx.clock()
 
-    def file_copy() -> tuple[str | None, int | None, int | None]:
+    def file_copy(session: ImapSession) -> tuple[str | None, int | None, int | None]:
         """A copy in Sent, as a mail client keeps one; the draft copy goes."""
-        with _open(ctx, mailbox) as session:
-            listed = session.list_folders()
-            drafts_folder = pick_folder(listed, "\\Drafts", _DRAFTS_NAMES)
-            if drafts_folder is not None:
-                old = session.find_message_id(drafts_folder, row["message_id"])
-                session.delete_messages(drafts_folder, old)
-            sent = pick_folder(listed, "\\Sent", _SENT_NAMES)
-            if sent is None or session.is_gmail:  # Gmail files what it relays by itself
-                return None, None, None
-            uidvalidity, uid = session.append(sent, row["raw"], ("\\Seen",))
-            return sent, uidvalidity, uid
+        listed = session.list_folders()
+        drafts_folder = pick_folder(listed, "\\Drafts", _DRAFTS_NAMES)
+        if drafts_folder is not None:
+            old = session.find_message_id(drafts_folder, row["message_id"])
+            session.delete_messages(drafts_folder, old)
+        sent = pick_folder(listed, "\\Sent", _SENT_NAMES)
+        if sent is None or session.is_gmail:  # Gmail files what it relays by itself
+            return None, None, None
+        uidvalidity, uid = session.append(sent, row["raw"], ("\\Seen",))
+        return sent, uidvalidity, uid
 
     try:
-        folder, uidvalidity, uid = await asyncio.to_thread(file_copy)
+        session = await open_mailbox_session(ctx, mailbox)
+        try:
+            folder, uidvalidity, uid = await asyncio.to_thread(file_copy, session)
+        finally:
+            await asyncio.to_thread(session.close)
     except Exception as exc:  # sent is sent: a failed copy must not make it look unsent
         log.warning("drafts.sent_copy_failed draft=%s error=%s", row["id"], exc)
         folder, uidvalidity, uid = None, None, None
@@ -346,7 +360,7 @@ async def _record_approval(
 ) -> dict[str, Any]:
     now = ctx.clock()
     async with ctx.engine.begin() as conn:
-        await store.update_draft(
+        updated = await store.update_draft(
             conn,
             row["id"],
             {
@@ -357,8 +371,8 @@ async def _record_approval(
                 "snoozed_until": None,
             },
         )
-        updated = await store.get_draft(conn, row["id"])
-        assert updated is not None
+        if updated is None:
+            raise NotFound(f"no draft {row['id']}")
         await announce(conn, updated, EventType.DRAFT_APPROVED, now)
     log.info("drafts.approved draft=%s delivery=%s", row["id"], values["delivery"])
     return draft_view(updated, now)
@@ -389,19 +403,3 @@ def _clean_question(question: Any) -> str:
     if len(question) > MAX_QUESTION_CHARS:
         raise InvalidInput(f"question is longer than {MAX_QUESTION_CHARS} characters")
     return question.strip()
-
-
-def pick_folder(folders: list[FolderInfo], special_use: str, names: Sequence[str]) -> str | None:
-    marked = [f.name for f in folders if f.special_use == special_use and f.selectable]
-    if marked:
-        return marked[0]
-    for f in folders:
-        leaf = f.name.rsplit(f.delimiter, 1)[-1] if f.delimiter else f.name
-        if f.selectable and leaf.lower() in names:
-            return f.name
-    return None
-
-
-def _open(ctx: Context, mailbox: dict[str, Any]) -> ImapSession:
-    # Blocking, in a worker thread; an expired OAuth2 token is renewed by the refresh hook.
-    return open_session(ctx, account_of(ctx, mailbox))

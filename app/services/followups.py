@@ -9,14 +9,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.events import SCHEMA_VERSION, EventType
-from app.domain.followup import NothingToForward, StoredMessage, plan_followup
-from app.domain.model import Address, Identity, MessageKind
+from app.domain.followup import NothingToForward, StoredMessage, last_outbound, plan_followup
+from app.domain.model import Address, Identity, MessageKind, Rules
+from app.domain.worktime import WorkCalendar
 from app.drafts.message import compose, forward_parts, new_message_id, to_bytes
 from app.drafts.render import (
     QuestionTemplates,
@@ -30,9 +32,11 @@ from app.mail.imap import ImapSession
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of
 from app.services.mailboxes import open_mailbox_session
+from app.services.views import iso
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
+from app.storage import threads as thread_store
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
@@ -86,14 +90,14 @@ def draft_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "skipped_attachments": row["skipped_attachments"],
         "revision": row["revision"],
         "dismiss_reason": row["dismiss_reason"],
-        "snoozed_until": _iso(row["snoozed_until"]),
+        "snoozed_until": iso(row["snoozed_until"]),
         "delivery": row["delivery"],
         "imap_folder": row["imap_folder"],
         "imap_uid": row["imap_uid"],
-        "approved_at": _iso(row["approved_at"]),
-        "sent_at": _iso(row["sent_at"]),
-        "created_at": _iso(row["created_at"]),
-        "updated_at": _iso(row["updated_at"]),
+        "approved_at": iso(row["approved_at"]),
+        "sent_at": iso(row["sent_at"]),
+        "created_at": iso(row["created_at"]),
+        "updated_at": iso(row["updated_at"]),
     }
 
 
@@ -136,6 +140,18 @@ async def create_due_drafts(ctx: Context, mailbox_id: int) -> int:
         return 0
 
 
+@dataclass(frozen=True, kw_only=True)
+class _MailboxFacts:
+    """What every draft of one mailbox's pass is composed with: read and built once."""
+
+    mailbox: dict[str, Any]
+    identity: Identity
+    rules: Rules
+    calendar: WorkCalendar
+    templates: QuestionTemplates
+    settings: dict[str, Any]
+
+
 async def _create(ctx: Context, mailbox_id: int) -> int:
     async with ctx.engine.begin() as conn:
         retired = await store.retire_stale_drafts(
@@ -155,15 +171,33 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
         if not due:
             return 0
         settings = settings_of(await store.get_settings(conn, mailbox_id))
+        messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
+        forwarded = {t["id"]: _last_outbound_row(messages[t["id"]]) for t in due}
+        locations = await store.locations_of_messages(
+            conn, [row["id"] for row in forwarded.values() if row is not None]
+        )
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
         return 0
+    rules = rules_of(mailbox)
+    facts = _MailboxFacts(
+        mailbox=mailbox,
+        identity=Identity.from_addresses(mailbox["addresses"]),
+        rules=rules,
+        calendar=calendar_of(mailbox, ctx.clock(), rules),
+        templates=templates,
+        settings=settings,
+    )
     session = await open_mailbox_session(ctx, mailbox)
     created = 0
     try:
         for thread in due:
+            last = forwarded[thread["id"]]
+            where = locations.get(last["id"], []) if last is not None else []
             try:
-                created += await _compose_one(ctx, session, mailbox, thread, templates, settings)
+                created += await _compose_one(
+                    ctx, session, facts, thread, messages[thread["id"]], where
+                )
             except MailServerError:
                 raise  # the connection is gone: the next pass tries again
             except Exception:  # one odd e-mail must not stop the drafts of the others
@@ -175,19 +209,26 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
     return created
 
 
+def _last_outbound_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
+    """The message row a follow-up of the thread forwards (`last_outbound`), if any."""
+    last = last_outbound([stored_message(r) for r in rows])
+    if last is None:
+        return None
+    return next(r for r in rows if r["has_message_id"] and r["message_key"] == last.message_id)
+
+
 async def _compose_one(
     ctx: Context,
     session: ImapSession,
-    mailbox: dict[str, Any],
+    facts: _MailboxFacts,
     thread: dict[str, Any],
-    templates: QuestionTemplates,
-    settings: dict[str, Any],
+    rows: list[dict[str, Any]],
+    where: list[dict[str, Any]],
 ) -> int:
+    """The draft of one due thread, from its message `rows` (oldest first); `where` lists
+    the copies of its last outbound e-mail on the server, the one to fetch first on top."""
+    mailbox, settings = facts.mailbox, facts.settings
     step = int(thread["followups_sent"]) + 1
-    async with reading(ctx.engine) as conn:
-        rows = await store.thread_messages(conn, thread["id"])
-        outbound = [r for r in rows if r["kind"] == MessageKind.OUTBOUND and r["has_message_id"]]
-        where = await store.locations_of_message(conn, outbound[-1]["id"]) if outbound else []
     original = None
     for location in where:
         original = await asyncio.to_thread(
@@ -214,23 +255,23 @@ async def _compose_one(
             thread_id=thread["id"],
             step=step,
             messages=[stored_message(r) for r in rows],
-            identity=Identity.from_addresses(mailbox["addresses"]),
-            rules=rules_of(mailbox),
-            calendar=calendar_of(mailbox, now),
+            identity=facts.identity,
+            rules=facts.rules,
+            calendar=facts.calendar,
             now=now,
             names=parts.recipient_names,
         )
     except NothingToForward:
         return 0
     question = render_question(
-        templates, stage=plan.stage, thread_id=thread["id"], variables=plan.variables
+        facts.templates, stage=plan.stage, thread_id=thread["id"], variables=plan.variables
     )
     message_id = new_message_id(plan.from_.email)
     raw = to_bytes(compose(plan, question, parts, message_id=message_id, date=now))
     async with ctx.engine.begin() as conn:
         if not await store.thread_is_due(conn, thread["id"], step):
             return 0  # a reply came in while we composed
-        draft_id = await store.insert_draft(
+        row = await store.insert_draft(
             conn,
             {
                 "user_id": mailbox["user_id"],
@@ -249,25 +290,20 @@ async def _compose_one(
                 "skipped_attachments": list(parts.skipped_attachments),
             },
         )
-        if draft_id is None:
+        if row is None:
             return 0  # another worker made it first
-        row = await store.get_draft(conn, draft_id)
-        assert row is not None
         await announce(conn, row, EventType.DRAFT_CREATED, now)
     return 1
 
 
 def _usable_templates(settings: dict[str, Any], mailbox_id: int) -> QuestionTemplates | None:
-    """The mailbox's templates; the defaults when its own no longer pass the checks; None
-    (and an error in the log) when the default templates cannot be found or read."""
+    """The mailbox's templates: the defaults, with its own variants where it has some (those
+    were checked when saved). None, and an error in the log, when the default templates
+    cannot be found, read or pass their checks."""
     try:
         return templates_of(settings)
     except (TemplateProblem, OSError) as exc:
-        log.warning("drafts.bad_templates mailbox=%s error=%s", mailbox_id, exc)
-    try:
-        return load_defaults()
-    except (TemplateProblem, OSError) as exc:
-        log.error("drafts.no_templates error=%s", exc)
+        log.error("drafts.no_templates mailbox=%s error=%s", mailbox_id, exc)
         return None
 
 
@@ -283,7 +319,3 @@ def stored_message(row: dict[str, Any]) -> StoredMessage:
         references=tuple(row["references"]),
         in_reply_to=tuple(row["in_reply_to"]),
     )
-
-
-def _iso(value: datetime | None) -> str | None:
-    return value.isoformat() if value else None

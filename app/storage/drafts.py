@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -16,7 +18,6 @@ from app.storage.tables import (
     folders,
     mailboxes,
     message_locations,
-    messages,
     threads,
 )
 
@@ -24,13 +25,26 @@ from app.storage.tables import (
 _LISTED = [c for c in drafts.c if c.name != "raw"]
 
 
-def _without_draft_for_due_step() -> Any:
-    """No draft for the due step (followups + 1) made since the rep last wrote: a draft from
-    before belongs to an earlier quiet spell of the thread."""
-    return ~exists().where(
+def waiting_for(step: Any, *, made_at: Any = None) -> ColumnElement[bool]:
+    """The thread (the `threads` row of the query) still waits for follow-up `step`: it is
+    quiet and that step is the due one (followups + 1). With `made_at`, the time a draft was
+    made, also: made since the rep last wrote (a draft from before belongs to an earlier
+    quiet spell of the thread). `step` and `made_at` are values or columns of `drafts`."""
+    clauses = [threads.c.state == "quiet", threads.c.followups_sent + 1 == step]
+    if made_at is not None:
+        clauses.append(
+            or_(threads.c.last_outbound_at.is_(None), made_at > threads.c.last_outbound_at)
+        )
+    return and_(*clauses)
+
+
+def _waited_for_draft() -> Any:
+    """A draft exists that its thread still waits for (see `waiting_for`). Correlated with
+    the outer query's `threads` row (which drafts does this thread have?) or its `drafts` row
+    (does this draft's thread still wait for it?)."""
+    return exists().where(
         drafts.c.thread_id == threads.c.id,
-        drafts.c.step == threads.c.followups_sent + 1,
-        or_(threads.c.last_outbound_at.is_(None), drafts.c.created_at > threads.c.last_outbound_at),
+        waiting_for(drafts.c.step, made_at=drafts.c.created_at),
     )
 
 
@@ -43,7 +57,7 @@ async def quiet_threads_without_draft(
         .where(
             threads.c.mailbox_id == mailbox_id,
             threads.c.state == "quiet",
-            _without_draft_for_due_step(),
+            ~_waited_for_draft(),
         )
         .order_by(threads.c.id)
         .limit(limit)
@@ -59,7 +73,7 @@ async def mailboxes_needing_drafts(conn: AsyncConnection, *, limit: int) -> list
         .join(mailboxes, mailboxes.c.id == threads.c.mailbox_id)
         .where(
             threads.c.state == "quiet",
-            _without_draft_for_due_step(),
+            ~_waited_for_draft(),
             mailboxes.c.auth_method != "none",
             mailboxes.c.status != "failed",
         )
@@ -69,44 +83,44 @@ async def mailboxes_needing_drafts(conn: AsyncConnection, *, limit: int) -> list
     return [int(m) for m in (await conn.execute(query)).scalars()]
 
 
-async def locations_of_message(conn: AsyncConnection, message_id: int) -> list[dict[str, Any]]:
-    """Where a stored message can be fetched: folder name, special use, uid, uidvalidity.
-    Sent first: that copy is the one the rep's client wrote."""
+async def locations_of_messages(
+    conn: AsyncConnection, message_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Where each stored message can be fetched, by message id: folder name, special use,
+    uid, uidvalidity. Sent first: that copy is the one the rep's client wrote."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not message_ids:
+        return out
     query = (
         select(
+            message_locations.c.message_id,
             folders.c.name,
             folders.c.special_use,
             message_locations.c.uid,
             message_locations.c.uidvalidity,
         )
         .join(folders, folders.c.id == message_locations.c.folder_id)
-        .where(message_locations.c.message_id == message_id)
+        .where(message_locations.c.message_id.in_(message_ids))
     )
-    rows = [dict(r) for r in (await conn.execute(query)).mappings()]
-    return sorted(rows, key=lambda r: (r["special_use"] != "\\Sent", r["name"]))
+    for row in (await conn.execute(query)).mappings():
+        out[int(row["message_id"])].append(dict(row))
+    for rows in out.values():
+        rows.sort(key=lambda r: (r["special_use"] != "\\Sent", r["name"]))
+    return out
 
 
-async def thread_messages(conn: AsyncConnection, thread_id: int) -> list[dict[str, Any]]:
-    query = (
-        select(messages)
-        .where(messages.c.thread_id == thread_id)
-        .order_by(messages.c.date, messages.c.id)
-    )
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
-
-
-async def insert_draft(conn: AsyncConnection, values: dict[str, Any]) -> int | None:
-    """The new draft's id, or None when the thread has one for that step already."""
+async def insert_draft(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any] | None:
+    """The new draft's row, or None when the thread has one for that step already."""
     now = utcnow()
     dialect = postgresql if conn.dialect.name == "postgresql" else sqlite
     stmt = (
         dialect.insert(drafts)
         .values(revision=1, created_at=now, updated_at=now, **values)
         .on_conflict_do_nothing(index_elements=["thread_id", "step", "forwarded_message_id"])
-        .returning(drafts.c.id)
+        .returning(*drafts.c)
     )
-    found = (await conn.execute(stmt)).scalar_one_or_none()
-    return int(found) if found is not None else None
+    row = (await conn.execute(stmt)).mappings().first()
+    return dict(row) if row else None
 
 
 async def get_draft(
@@ -151,13 +165,16 @@ async def list_drafts(
 
 async def update_draft(
     conn: AsyncConnection, draft_id: int, values: dict[str, Any], *, revision: int | None = None
-) -> bool:
-    """Apply `values`; with `revision`, only if nobody changed the draft since it was read."""
+) -> dict[str, Any] | None:
+    """Apply `values`; with `revision`, only if nobody changed the draft since it was read.
+    The row as written, None when there was nothing to change (no such draft, or another
+    revision)."""
     stmt = update(drafts).where(drafts.c.id == draft_id)
     if revision is not None:
         stmt = stmt.where(drafts.c.revision == revision)
-    result = await conn.execute(stmt.values(**values, updated_at=utcnow()))
-    return bool(result.rowcount)
+    stmt = stmt.values(**values, updated_at=utcnow()).returning(*drafts.c)
+    row = (await conn.execute(stmt)).mappings().first()
+    return dict(row) if row else None
 
 
 async def get_settings(conn: AsyncConnection, mailbox_id: int) -> dict[str, Any] | None:
@@ -178,30 +195,21 @@ async def save_settings(conn: AsyncConnection, mailbox_id: int, values: dict[str
 
 
 async def thread_is_due(conn: AsyncConnection, thread_id: int, step: int) -> bool:
-    """Still quiet at that step, in the transaction that writes the draft."""
-    query = select(threads.c.id).where(
-        threads.c.id == thread_id,
-        threads.c.state == "quiet",
-        threads.c.followups_sent + 1 == step,
-    )
+    """The thread still waits for follow-up `step` (`waiting_for`): checked in the transaction
+    that writes the draft, and again before a draft is approved."""
+    query = select(threads.c.id).where(threads.c.id == thread_id, waiting_for(step))
     return (await conn.execute(query)).first() is not None
 
 
 async def retire_stale_drafts(conn: AsyncConnection, *, mailbox_id: int, reason: str) -> int:
     """Dismiss the pending and snoozed drafts whose thread no longer waits for them (a reply
     came, the thread was closed, or the rep wrote again), so the review list stays true."""
-    still_due = exists().where(
-        threads.c.id == drafts.c.thread_id,
-        threads.c.state == "quiet",
-        threads.c.followups_sent + 1 == drafts.c.step,
-        or_(threads.c.last_outbound_at.is_(None), drafts.c.created_at > threads.c.last_outbound_at),
-    )
     result = await conn.execute(
         update(drafts)
         .where(
             drafts.c.mailbox_id == mailbox_id,
             drafts.c.state.in_(("pending", "snoozed")),
-            ~still_due,
+            ~_waited_for_draft(),
         )
         .values(state="dismissed", dismiss_reason=reason, updated_at=utcnow())
     )

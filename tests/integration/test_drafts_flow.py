@@ -20,6 +20,7 @@ from app.services import accounts, events
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.followups import create_due_drafts, create_due_drafts_everywhere
+from app.storage import drafts as draft_store
 from app.storage.tables import drafts as drafts_table
 from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
 from tests.support.api import api_client
@@ -333,3 +334,56 @@ async def test_a_non_ascii_original_is_forwarded_intact(ctx: Context, imap_user:
     assert after == ""  # no signature or footer appended after the forward
     html = msg.get_body(preferencelist=("html",)).get_content()
     assert "1.200 €" in html and "Müller &amp; Söhne" in html
+
+
+async def test_one_pass_drafts_every_due_thread_from_its_own_last_e_mail(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    """The pass reads all due threads' messages and locations at once: each draft still
+    forwards its own thread's last e-mail, of two sent at the same time the later stored."""
+    now = now_utc()
+    populate(imap_user, now)
+    sent = now - timedelta(days=9)
+    for mid, subject in (("t1@seller.example", "Offer"), ("t2@seller.example", "Re: Offer")):
+        imap_user.server.append(
+            imap_user.username,
+            "Sent",
+            make_message(
+                from_=REP,
+                to=["carla@other.example"],
+                subject=subject,
+                date=sent,
+                message_id=mid,
+                **({"in_reply_to": "t1@seller.example"} if mid.startswith("t2") else {}),
+            ),
+            date=sent,
+        )
+    _, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    async with ctx.engine.begin() as conn:
+        await conn.execute(drafts_table.delete())
+    assert await create_due_drafts(ctx, mailbox_id) == 2
+    async with ctx.engine.connect() as conn:
+        rows = (await conn.execute(drafts_table.select())).mappings().all()
+    assert sorted(r["forwarded_message_id"] for r in rows) == [
+        "<q1@seller.example>",
+        "<t2@seller.example>",
+    ]
+    assert await create_due_drafts(ctx, mailbox_id) == 0
+
+
+async def test_a_draft_update_returns_the_row_it_wrote(
+    ctx: Context, synced: tuple[httpx.AsyncClient, int]
+) -> None:
+    api, _ = synced
+    draft = await only_draft(api)
+    async with ctx.engine.begin() as conn:
+        stale = await draft_store.update_draft(conn, draft["id"], {"question": "x?"}, revision=9)
+        assert stale is None  # another revision: nothing written
+        row = await draft_store.update_draft(
+            conn, draft["id"], {"question": "Still keen?", "revision": 2}, revision=1
+        )
+    assert row is not None
+    assert (row["id"], row["question"], row["revision"]) == (draft["id"], "Still keen?", 2)
+    assert row["updated_at"] >= row["created_at"]
+    assert (await api.get(f"/api/v1/drafts/{draft['id']}")).json()["question"] == "Still keen?"

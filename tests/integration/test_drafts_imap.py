@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from app.domain.folders import FolderInfo
+from app.domain.folders import FolderInfo, pick_folder
 from app.mail.imap import ImapAccount, ImapSession
-from app.services.drafts import pick_folder
 from tests.integration.conftest import PROSPECT, REP, ImapUser, now_utc
 from tests.support.dovecot import make_message
 

@@ -19,6 +19,7 @@ import pytest
 
 from app.errors import MailAuthError
 from app.services import accounts, events, mailboxes
+from app.services import drafts as drafts_service
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
@@ -209,5 +210,46 @@ async def test_without_a_hook_a_refused_token_says_to_check_it(
         view = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
         assert view["status"] == "failed"
         assert "check the OAuth2 token" in view["status_message"]
+    finally:
+        await ctx.close()
+
+
+def counting_refresh_script(tmp_path: Path, runs: Path, tokens: list[str]) -> str:
+    """A refresh command that notes each run in `runs` and prints the next of `tokens`."""
+    script = tmp_path / "refresh-counting.py"
+    script.write_text(
+        "import pathlib\n"
+        f"runs = pathlib.Path({str(runs)!r})\n"
+        "done = runs.read_text() if runs.exists() else ''\n"
+        "runs.write_text(done + 'run\\n')\n"
+        f"tokens = {tokens!r}\n"
+        "print(tokens[min(done.count('run'), len(tokens) - 1)])\n"
+    )
+    return f"{sys.executable} {script}"
+
+
+async def test_approving_logs_in_with_the_token_its_own_sync_renewed(
+    owner: tuple[str, int, int], issuer: TokenIssuer, tmp_path: Path
+) -> None:
+    url, user_id, mailbox_id = owner
+    ctx = await make_ctx(url, None)
+    try:
+        await sync_service.sync_mailbox(ctx, mailbox_id)  # with token-one: makes the draft
+        listed, _ = await drafts_service.list_drafts(ctx, user_id=user_id, state="pending")
+    finally:
+        await ctx.close()
+    draft = next(d for d in listed if d["mailbox_id"] == mailbox_id)
+    issuer.active.clear()  # token-one expired
+    issuer.active.update({"token-two": USER, "token-three": USER})
+    runs = tmp_path / "runs.txt"
+    ctx = await make_ctx(url, counting_refresh_script(tmp_path, runs, ["token-two", "token-three"]))
+    try:
+        approved = await drafts_service.approve_draft(ctx, user_id=user_id, draft_id=draft["id"])
+        assert approved["state"] == "approved"
+        assert approved["imap_folder"] == "Drafts"
+        # The sync before the delivery renewed and stored the token; the delivery logged in
+        # with that one instead of renewing again with the row read before the sync.
+        assert runs.read_text().count("run") == 1
+        assert await stored_secret(ctx, mailbox_id) == "token-two"
     finally:
         await ctx.close()

@@ -1,4 +1,4 @@
-from app.domain.folders import FolderInfo, folders_to_sync
+from app.domain.folders import FolderInfo, folders_to_sync, pick_folder
 
 
 def f(name: str, *flags: str) -> FolderInfo:
@@ -37,3 +37,18 @@ def test_include_and_exclude_override_the_defaults() -> None:
     listed = [f("INBOX"), f("Sent", "\\Sent"), f("Trash", "\\Trash"), f("Newsletters")]
     chosen = folders_to_sync(listed, gmail=False, include={"Trash"}, exclude={"Newsletters"})
     assert [x.name for x in chosen] == ["INBOX", "Sent", "Trash"]
+
+
+def test_a_folder_leaf_is_the_last_part_of_its_name() -> None:
+    assert FolderInfo(name="INBOX.Drafts", flags=frozenset(), delimiter=".").leaf == "Drafts"
+    assert FolderInfo(name="Drafts", flags=frozenset()).leaf == "Drafts"
+    assert FolderInfo(name="A/B", flags=frozenset(), delimiter="").leaf == "A/B"
+
+
+def test_pick_folder_prefers_the_special_use_then_the_leaf_name() -> None:
+    names = ("drafts", "entwürfe")
+    marked = [f("Entwürfe"), f("Old", "\\Drafts", "\\Noselect"), f("Work", "\\Drafts")]
+    assert pick_folder(marked, "\\Drafts", names) == "Work"
+    nested = [FolderInfo(name=n, flags=frozenset(), delimiter=".") for n in ("INBOX.Entwürfe",)]
+    assert pick_folder(nested, "\\Drafts", names) == "INBOX.Entwürfe"
+    assert pick_folder([f("Drafts", "\\Noselect"), f("Archive")], "\\Drafts", names) is None

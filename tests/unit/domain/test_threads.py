@@ -14,6 +14,7 @@ from app.domain.threads import (
     base_subject,
     group_threads,
     orphan_subject_key,
+    strip_reply_prefixes,
     subject_fallback_match,
     synthetic_message_key,
     thread_index_guid,
@@ -37,6 +38,12 @@ def test_synthetic_key_is_stable_and_distinct() -> None:
     assert a != synthetic_message_key(b"Subject: two\r\n\r\n")
     facts = parse_header_bytes(b"Subject: one\r\n\r\n")
     assert thread_links(facts, fallback_key=a).key == a
+
+
+def test_strip_reply_prefixes_keeps_bracketed_tags() -> None:
+    assert strip_reply_prefixes("Re: AW: Fwd[2]:  Offer") == "Offer"
+    assert strip_reply_prefixes("Re: [EXT] Re: Offer") == "[EXT] Re: Offer"
+    assert base_subject("Re: [EXT] Re: Offer") == "Offer"
 
 
 def test_base_subject_strips_prefixes_in_many_languages() -> None:

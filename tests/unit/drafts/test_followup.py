@@ -12,6 +12,7 @@ from app.domain.followup import (
     company_of,
     describe_date,
     first_name_of,
+    last_outbound,
     plan_followup,
     reply_subject,
     stage_of,
@@ -95,6 +96,23 @@ def test_ignores_messages_without_a_message_id_and_other_kinds() -> None:
     with pytest.raises(NothingToForward):
         plan([broken])
     assert plan([good, broken]).forward is good
+
+
+def test_of_two_sent_at_once_the_later_listed_is_forwarded() -> None:
+    # Storage lists a thread by date, then by id: the later row is the later stored.
+    when = NOW - timedelta(days=6)
+    earlier = out("<o1@seller.example>", when)
+    later = out("<o2@seller.example>", when)
+    reply = StoredMessage(
+        message_id="<r1@buyer.example>",
+        kind=MessageKind.REPLY,
+        date=NOW - timedelta(days=1),
+        subject="Re: Proposal",
+        sender=ANNA,
+    )
+    assert last_outbound([earlier, later, reply]) is later
+    assert plan([earlier, later, reply]).forward is later
+    assert last_outbound([reply, out(None, when)]) is None  # type: ignore[arg-type]
 
 
 def test_step_stage_and_next_step_date_in_business_days() -> None:
