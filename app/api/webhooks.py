@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import timedelta
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, ConfigDict, Field
@@ -11,6 +11,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from app.api.deps import ContextDep, RowId, UserDep
 from app.api.schemas import Problem
 from app.services import webhooks as service
+from app.services.webhooks import MAX_DESCRIPTION, DeliveryStatus
+from app.webhooks.urlguard import MAX_URL_LENGTH
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -19,17 +21,18 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem},
     422: {"model": Problem},
 }
-DeliveryStatus = Literal["pending", "succeeded", "dead"]
 
 
 class WebhookCreate(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
-    url: str = Field(min_length=1, max_length=2048, examples=["https://crm.example.com/hooks/rs"])
+    url: str = Field(
+        min_length=1, max_length=MAX_URL_LENGTH, examples=["https://crm.example.com/hooks/rs"]
+    )
     event_types: list[str] | None = Field(
         None, max_length=50, description="The types to receive; null for every type."
     )
-    description: str = Field("", max_length=500)
+    description: str = Field("", max_length=MAX_DESCRIPTION)
 
 
 class WebhookSecret(BaseModel):

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import secrets
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Literal, get_args
 
 from app.domain.events import EventType
 from app.errors import Conflict, InvalidInput, NotFound
@@ -20,7 +20,8 @@ from app.webhooks.urlguard import UrlGuard, UrlRefused
 MAX_DESCRIPTION = 500
 DEFAULT_OVERLAP = timedelta(hours=24)
 MAX_OVERLAP = timedelta(days=7)
-DELIVERY_STATUSES = ("pending", "succeeded", "dead")
+DeliveryStatus = Literal["pending", "succeeded", "dead"]
+DELIVERY_STATUSES: tuple[str, ...] = get_args(DeliveryStatus)
 
 
 def known_event_types() -> list[str]:
@@ -144,24 +145,28 @@ async def get_webhook(ctx: Context, *, user_id: int, webhook_id: int) -> dict[st
 
 async def delete_webhook(ctx: Context, *, user_id: int, webhook_id: int) -> None:
     """Unsubscribe; its deliveries and their attempt log go with it."""
-    await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
     async with ctx.engine.begin() as conn:
-        await store.delete_subscription(conn, webhook_id)
+        deleted = await store.delete_subscription(conn, webhook_id, user_id=user_id)
+    if not deleted:
+        raise NotFound(f"no webhook {webhook_id}")
 
 
 async def enable_webhook(ctx: Context, *, user_id: int, webhook_id: int) -> dict[str, Any]:
     """Switch a disabled endpoint back on (its URL is checked again); events from now on are
     delivered, earlier dead-lettered ones can be retried by hand."""
     row = await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
-    await _check_url(ctx, row["url"])
+    await _check_url(ctx, row["url"])  # resolves the name: not inside the transaction
     async with ctx.engine.begin() as conn:
-        await store.update_subscription(
+        updated = await store.update_subscription(
             conn,
             webhook_id,
             {"enabled": True, "disabled_reason": "", "failing_since": None},
             ctx.clock(),
+            user_id=user_id,
         )
-    return await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    if updated is None:  # deleted meanwhile
+        raise NotFound(f"no webhook {webhook_id}")
+    return updated
 
 
 async def rotate_secret(
@@ -171,29 +176,30 @@ async def rotate_secret(
     the new and the old secret, so the consumer can switch without missing a message."""
     if not timedelta(0) <= overlap <= MAX_OVERLAP:
         raise InvalidInput(f"the overlap is 0 to {MAX_OVERLAP.days} days")
-    row = await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
     secret = new_secret()
-    expires = ctx.clock() + overlap if overlap else None
+    now = ctx.clock()
+    expires = now + overlap if overlap else None
     async with ctx.engine.begin() as conn:
-        await store.update_subscription(
+        rotated = await store.rotate_secret(
             conn,
             webhook_id,
-            {
-                "secret_enc": ctx.box.encrypt(secret),
-                "previous_secret_enc": row["secret_enc"] if expires else None,
-                "previous_secret_expires_at": expires,
-            },
-            ctx.clock(),
+            user_id=user_id,
+            secret_enc=ctx.box.encrypt(secret),
+            previous_expires_at=expires,
+            now=now,
         )
+    if not rotated:
+        raise NotFound(f"no webhook {webhook_id}")
     return secret, expires
 
 
 async def send_test(ctx: Context, *, user_id: int, webhook_id: int) -> dict[str, Any]:
     """Queue a `webhook.test` message to this endpoint alone, whatever its event types."""
-    await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
     now = ctx.clock()
     async with ctx.engine.begin() as conn:
-        delivery_id = await store.add_delivery(
+        if await store.get_subscription(conn, webhook_id, user_id=user_id, lock=True) is None:
+            raise NotFound(f"no webhook {webhook_id}")
+        return await store.add_delivery(
             conn,
             {
                 "subscription_id": webhook_id,
@@ -211,9 +217,6 @@ async def send_test(ctx: Context, *, user_id: int, webhook_id: int) -> dict[str,
                 "created_at": now,
             },
         )
-        row = await store.get_delivery(conn, delivery_id, user_id=user_id)
-    assert row is not None
-    return row
 
 
 async def list_deliveries(
@@ -227,8 +230,9 @@ async def list_deliveries(
 ) -> list[dict[str, Any]]:
     if status is not None and status not in DELIVERY_STATUSES:
         raise InvalidInput(f"status is one of {', '.join(DELIVERY_STATUSES)}")
-    await get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
     async with reading(ctx.engine) as conn:
+        if await store.get_subscription(conn, webhook_id, user_id=user_id) is None:
+            raise NotFound(f"no webhook {webhook_id}")
         return await store.list_deliveries(
             conn, webhook_id, status=status, before_id=before, limit=limit
         )
@@ -248,18 +252,17 @@ async def get_delivery(
 async def retry_delivery(ctx: Context, *, user_id: int, delivery_id: int) -> dict[str, Any]:
     """Send again now with a fresh retry schedule: a dead-lettered delivery, or a replay of a
     delivered one (same `webhook-id`, so a consumer that saw it can tell)."""
-    row, _attempts = await get_delivery(ctx, user_id=user_id, delivery_id=delivery_id)
-    webhook = await get_webhook(ctx, user_id=user_id, webhook_id=row["subscription_id"])
-    if not webhook["enabled"]:
-        raise Conflict(
-            f"webhook {webhook['id']} is disabled ({webhook['disabled_reason']}): enable it "
-            f"with POST /api/v1/webhooks/{webhook['id']}/enable first"
-        )
     async with ctx.engine.begin() as conn:
-        await store.requeue(conn, delivery_id, ctx.clock())
-        updated = await store.get_delivery(conn, delivery_id, user_id=user_id)
-    assert updated is not None
-    return updated
+        endpoint = await store.delivery_endpoint(conn, delivery_id, user_id=user_id)
+        if endpoint is None:
+            raise NotFound(f"no webhook delivery {delivery_id}")
+        if not endpoint["enabled"]:
+            webhook_id = endpoint["webhook_id"]
+            raise Conflict(
+                f"webhook {webhook_id} is disabled ({endpoint['disabled_reason']}): enable it "
+                f"with POST /api/v1/webhooks/{webhook_id}/enable first"
+            )
+        return await store.requeue(conn, delivery_id, ctx.clock())
 
 
 def make_dispatcher(ctx: Context, *, owner: str) -> Dispatcher:

@@ -1,6 +1,6 @@
 """The event log and transactional outbox: events are written in the caller's transaction.
 
-Each event is fanned out, in that same transaction, to one webhook delivery per subscription
+The events are fanned out, in that same transaction, to one webhook delivery per subscription
 that wants it: a state change, its event and its deliveries commit together or not at all.
 """
 
@@ -41,7 +41,7 @@ async def enqueue(
     )
     event_id = int(result.scalar_one())
     await webhooks.fan_out(
-        conn, event_id=event_id, user_id=user_id, event_type=type, created_at=created_at
+        conn, [{"event_id": event_id, "user_id": user_id, "type": type, "created_at": created_at}]
     )
     return event_id
 
@@ -57,8 +57,8 @@ async def list_events(
 
 
 async def enqueue_many(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> list[int]:
-    """`enqueue` for a batch (the scheduler's): one INSERT for all the events, then the same
-    fan-out per event. Each item has user_id, type, payload, mailbox_id and thread_id."""
+    """`enqueue` for a batch (the scheduler's): one INSERT for all the events, then one
+    fan-out of them all. Each item has user_id, type, payload, mailbox_id and thread_id."""
     if not items:
         return []
     created_at = utcnow()
@@ -78,12 +78,16 @@ async def enqueue_many(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -
             for event_id, item in zip(ids, items, strict=True)
         ],
     )
-    for event_id, item in zip(ids, items, strict=True):
-        await webhooks.fan_out(
-            conn,
-            event_id=event_id,
-            user_id=item["user_id"],
-            event_type=item["type"],
-            created_at=created_at,
-        )
+    await webhooks.fan_out(
+        conn,
+        [
+            {
+                "event_id": event_id,
+                "user_id": item["user_id"],
+                "type": item["type"],
+                "created_at": created_at,
+            }
+            for event_id, item in zip(ids, items, strict=True)
+        ],
+    )
     return ids

@@ -15,7 +15,6 @@ subs, deliveries, attempts = webhook_subscriptions, webhook_deliveries, webhook_
 # Set on the connection when a transaction queued deliveries, so a dispatcher in this process
 # can be woken as it commits (see app.webhooks.deliver.wake_on_commit).
 QUEUED_MARK = "radiosilence_webhooks_queued"
-_SUBSCRIPTIONS_MEMO = "radiosilence_webhooks_subscriptions"
 
 
 def message_id_for_event(event_id: int) -> str:
@@ -27,7 +26,6 @@ def message_id_for_event(event_id: int) -> str:
 
 
 async def create_subscription(conn: AsyncConnection, values: dict[str, Any], now: datetime) -> int:
-    _forget_subscriptions(conn)
     result = await conn.execute(
         insert(subs)
         .values(**values, enabled=True, disabled_reason="", created_at=now, updated_at=now)
@@ -37,11 +35,15 @@ async def create_subscription(conn: AsyncConnection, values: dict[str, Any], now
 
 
 async def get_subscription(
-    conn: AsyncConnection, subscription_id: int, *, user_id: int | None = None
+    conn: AsyncConnection, subscription_id: int, *, user_id: int | None = None, lock: bool = False
 ) -> dict[str, Any] | None:
+    """With `lock`, the row is held (FOR SHARE on PostgreSQL; SQLite's writers are serialized
+    anyway) until the transaction ends: it cannot be deleted or changed under the caller."""
     query = select(subs).where(subs.c.id == subscription_id)
     if user_id is not None:
         query = query.where(subs.c.user_id == user_id)
+    if lock:
+        query = query.with_for_update(read=True)
     row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
 
@@ -52,17 +54,57 @@ async def list_subscriptions(conn: AsyncConnection, user_id: int) -> list[dict[s
 
 
 async def update_subscription(
-    conn: AsyncConnection, subscription_id: int, values: dict[str, Any], now: datetime
-) -> None:
-    _forget_subscriptions(conn)
-    await conn.execute(
-        update(subs).where(subs.c.id == subscription_id).values(**values, updated_at=now)
+    conn: AsyncConnection,
+    subscription_id: int,
+    values: dict[str, Any],
+    now: datetime,
+    *,
+    user_id: int | None = None,
+) -> dict[str, Any] | None:
+    """The updated row, or None when there is no such subscription (of `user_id`)."""
+    query = update(subs).where(subs.c.id == subscription_id)
+    if user_id is not None:
+        query = query.where(subs.c.user_id == user_id)
+    result = await conn.execute(query.values(**values, updated_at=now).returning(*subs.c))
+    row = result.mappings().first()
+    return dict(row) if row else None
+
+
+async def rotate_secret(
+    conn: AsyncConnection,
+    subscription_id: int,
+    *,
+    user_id: int,
+    secret_enc: bytes,
+    previous_expires_at: datetime | None,
+    now: datetime,
+) -> bool:
+    """Install a new secret; the current one stays as the previous secret until
+    `previous_expires_at` (None: dropped at once). One statement: the secret moved aside is
+    the one this very UPDATE replaces. False when the user has no such subscription."""
+    row = await update_subscription(
+        conn,
+        subscription_id,
+        {
+            "secret_enc": secret_enc,
+            "previous_secret_enc": subs.c.secret_enc if previous_expires_at else None,
+            "previous_secret_expires_at": previous_expires_at,
+        },
+        now,
+        user_id=user_id,
     )
+    return row is not None
 
 
-async def delete_subscription(conn: AsyncConnection, subscription_id: int) -> None:
-    _forget_subscriptions(conn)
-    await conn.execute(delete(subs).where(subs.c.id == subscription_id))
+async def delete_subscription(
+    conn: AsyncConnection, subscription_id: int, *, user_id: int | None = None
+) -> bool:
+    """False when there is no such subscription (of `user_id`)."""
+    query = delete(subs).where(subs.c.id == subscription_id)
+    if user_id is not None:
+        query = query.where(subs.c.user_id == user_id)
+    result = await conn.execute(query.returning(subs.c.id))
+    return result.first() is not None
 
 
 async def disable_subscription(
@@ -70,7 +112,6 @@ async def disable_subscription(
 ) -> dict[str, Any] | None:
     """Switch an enabled endpoint off and dead-letter what it had pending; returns the row if
     this call changed it (so the owner is told once)."""
-    _forget_subscriptions(conn)
     result = await conn.execute(
         update(subs)
         .where(subs.c.id == subscription_id, subs.c.enabled.is_(True))
@@ -149,67 +190,49 @@ async def mark_recovered(
 # --- the outbox, fanned out -------------------------------------------------------------------
 
 
-async def fan_out(
-    conn: AsyncConnection, *, event_id: int, user_id: int, event_type: str, created_at: datetime
-) -> int:
-    """Queue one delivery of the event per enabled subscription of its user that wants its
-    type. Runs in the transaction that wrote the event: both commit, or neither."""
-    wanted = [
-        sid
-        for sid, types in await _enabled_subscriptions(conn, user_id)
-        if types is None or event_type in types
-    ]
-    if not wanted:
+async def fan_out(conn: AsyncConnection, queued: Sequence[dict[str, Any]]) -> int:
+    """Queue one delivery of each event per enabled subscription of its user that wants its
+    type. Each item has event_id, user_id, type and created_at. Runs in the transaction that
+    wrote the events: all commit, or none. One SELECT of the subscriptions of every user
+    involved and one INSERT of every delivery, however many events."""
+    if not queued:
         return 0
-    message_id = message_id_for_event(event_id)
-    await conn.execute(
-        insert(deliveries),
-        [
-            {
-                "subscription_id": sid,
-                "event_id": event_id,
-                "message_id": message_id,
-                "event_type": event_type,
-                "status": "pending",
-                "attempts": 0,
-                "next_attempt_at": created_at,
-                "created_at": created_at,
-            }
-            for sid in wanted
-        ],
+    user_ids = sorted({int(e["user_id"]) for e in queued})
+    query = (
+        select(subs.c.id, subs.c.user_id, subs.c.event_types)
+        .where(subs.c.user_id.in_(user_ids), subs.c.enabled.is_(True))
+        .order_by(subs.c.id)
     )
+    by_user: dict[int, list[tuple[int, list[str] | None]]] = {}
+    for sid, uid, types in (await conn.execute(query)).all():
+        by_user.setdefault(int(uid), []).append((int(sid), types))
+    rows = [
+        {
+            "subscription_id": sid,
+            "event_id": e["event_id"],
+            "message_id": message_id_for_event(e["event_id"]),
+            "event_type": e["type"],
+            "status": "pending",
+            "attempts": 0,
+            "next_attempt_at": e["created_at"],
+            "created_at": e["created_at"],
+        }
+        for e in queued
+        for sid, types in by_user.get(int(e["user_id"]), ())
+        if types is None or e["type"] in types
+    ]
+    if not rows:
+        return 0
+    await conn.execute(insert(deliveries), rows)
     conn.info[QUEUED_MARK] = True
-    return len(wanted)
+    return len(rows)
 
 
-async def _enabled_subscriptions(
-    conn: AsyncConnection, user_id: int
-) -> list[tuple[int, list[str] | None]]:
-    """A user's enabled subscriptions, read once per transaction: a sync that writes many
-    events pays for one query, not one per event. Writes to subscriptions drop the memo."""
-    transaction = conn.sync_connection.get_transaction() if conn.sync_connection else None
-    memo: tuple[object, dict[int, list[tuple[int, list[str] | None]]]] | None
-    memo = conn.info.get(_SUBSCRIPTIONS_MEMO)
-    if memo is None or memo[0] is not transaction:
-        memo = (transaction, {})
-        conn.info[_SUBSCRIPTIONS_MEMO] = memo
-    by_user = memo[1]
-    if user_id not in by_user:
-        query = select(subs.c.id, subs.c.event_types).where(
-            subs.c.user_id == user_id, subs.c.enabled.is_(True)
-        )
-        by_user[user_id] = [(int(i), t) for i, t in (await conn.execute(query)).all()]
-    return by_user[user_id]
-
-
-def _forget_subscriptions(conn: AsyncConnection) -> None:
-    conn.info.pop(_SUBSCRIPTIONS_MEMO, None)
-
-
-async def add_delivery(conn: AsyncConnection, values: dict[str, Any]) -> int:
-    result = await conn.execute(insert(deliveries).values(**values).returning(deliveries.c.id))
+async def add_delivery(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
+    """Queue one delivery; returns its row."""
+    result = await conn.execute(insert(deliveries).values(**values).returning(*deliveries.c))
     conn.info[QUEUED_MARK] = True
-    return int(result.scalar_one())
+    return dict(result.mappings().one())
 
 
 # --- the dispatcher's side --------------------------------------------------------------------
@@ -369,9 +392,32 @@ async def list_attempts(conn: AsyncConnection, delivery_id: int) -> list[dict[st
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-async def requeue(conn: AsyncConnection, delivery_id: int, now: datetime) -> None:
-    """Due now, with a fresh retry schedule (dead-lettered or delivered ones too: a replay)."""
-    await conn.execute(
+async def delivery_endpoint(
+    conn: AsyncConnection, delivery_id: int, *, user_id: int
+) -> dict[str, Any] | None:
+    """The state of the endpoint a delivery of the user goes to (`webhook_id`, `enabled`,
+    `disabled_reason`), or None. The subscription's row is held until the transaction ends
+    (FOR SHARE on PostgreSQL; SQLite's writers are serialized anyway), so it cannot be disabled
+    or deleted between this check and what the caller writes next."""
+    query = (
+        select(
+            deliveries.c.id,
+            subs.c.id.label("webhook_id"),
+            subs.c.enabled,
+            subs.c.disabled_reason,
+        )
+        .select_from(deliveries.join(subs, subs.c.id == deliveries.c.subscription_id))
+        .where(deliveries.c.id == delivery_id, subs.c.user_id == user_id)
+        .with_for_update(read=True, of=subs)
+    )
+    row = (await conn.execute(query)).mappings().first()
+    return dict(row) if row else None
+
+
+async def requeue(conn: AsyncConnection, delivery_id: int, now: datetime) -> dict[str, Any]:
+    """Due now, with a fresh retry schedule (dead-lettered or delivered ones too: a replay).
+    Returns the delivery's row as updated."""
+    result = await conn.execute(
         update(deliveries)
         .where(deliveries.c.id == delivery_id)
         .values(
@@ -382,8 +428,10 @@ async def requeue(conn: AsyncConnection, delivery_id: int, now: datetime) -> Non
             lease_owner=None,
             lease_expires_at=None,
         )
+        .returning(*deliveries.c)
     )
     conn.info[QUEUED_MARK] = True
+    return dict(result.mappings().one())
 
 
 async def count_by_status(conn: AsyncConnection, subscription_id: int) -> dict[str, int]:

@@ -43,7 +43,6 @@ log = logging.getLogger(__name__)
 WEBHOOK_DISABLED = "webhook.disabled"  # told to the owner's other endpoints and the event log
 TEST_EVENT = "webhook.test"
 TOTAL_TIMEOUT = 15.0  # seconds for the whole attempt: resolve, connect, send, answer
-CONNECT_TIMEOUT = 5.0
 RESPONSE_START_CHARS = 500
 USER_AGENT = f"RadioSilence-Webhooks/{__version__}"
 BATCH_SIZE = 200
@@ -76,17 +75,10 @@ class Sender:
         transport: httpx.AsyncBaseTransport,
         *,
         total_timeout: float = TOTAL_TIMEOUT,
-        connect_timeout: float = CONNECT_TIMEOUT,
         wall_clock: Callable[[], float] = time.time,
     ) -> None:
         self._transport = transport
         self._total = total_timeout
-        self._timeouts = {
-            "connect": connect_timeout,
-            "read": total_timeout,
-            "write": total_timeout,
-            "pool": total_timeout,
-        }
         self._wall_clock = wall_clock  # the signature's timestamp is real time, always
         self._urls: dict[str, httpx.URL] = {}  # parsing a URL costs more than signing
 
@@ -100,13 +92,7 @@ class Sender:
         start, error, retry_after = b"", None, None
         try:
             async with asyncio.timeout(self._total):
-                request = httpx.Request(
-                    "POST",
-                    self._url(url),
-                    headers=headers,
-                    content=body,
-                    extensions={"timeout": self._timeouts},
-                )
+                request = httpx.Request("POST", self._url(url), headers=headers, content=body)
                 response = await self._transport.handle_async_request(request)
                 try:
                     status = response.status_code

@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import h11
 import httpx
 
-from app.webhooks.urlguard import UrlGuard, UrlRefused, parse_target
+from app.webhooks.urlguard import UrlGuard, UrlRefused, host_and_port, parse_target
 
 Opener = Callable[
     [str, int, ssl.SSLContext | None, str | None],
@@ -87,9 +87,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         url = request.url
         if url.scheme not in ("http", "https"):
             raise httpx.UnsupportedProtocol(f"unsupported scheme {url.scheme!r}", request=request)
-        host = url.raw_host.decode("ascii").rstrip(".").lower()
-        port = url.port or (443 if url.scheme == "https" else 80)
-        key = (url.scheme, host, port)
+        key = (url.scheme, *host_and_port(url))
         body = await request.aread()
         payload = self._encode(request, body)
 
@@ -101,7 +99,7 @@ class PinnedTransport(httpx.AsyncBaseTransport):
             except _StaleConnection:
                 answer = None  # the server closed it while idle: one fresh try below
         if answer is None:
-            conn = await self._connect(request, url.scheme, host, port)
+            conn = await self._connect(request)
             try:
                 answer = await self._exchange(conn, payload, request, reused=False)
             except _StaleConnection as exc:  # pragma: no cover - only raised for reused ones
@@ -158,17 +156,16 @@ class PinnedTransport(httpx.AsyncBaseTransport):
         else:
             pool.append(conn)
 
-    async def _connect(
-        self, request: httpx.Request, scheme: str, host: str, port: int
-    ) -> _Connection:
+    async def _connect(self, request: httpx.Request) -> _Connection:
         try:
             # The URL's form again (settings may have changed since it was subscribed), then
             # its addresses, resolved once: the connection goes to one of these.
-            parse_target(request.url, allow_private=self._guard.allow_private)
-            addresses = await self._guard.addresses(host, port)
+            target = parse_target(request.url, allow_private=self._guard.allow_private)
+            addresses = await self._guard.addresses(target.host, target.port)
         except UrlRefused as exc:
             raise httpx.ConnectError(str(exc), request=request) from None
-        tls = self._ssl if scheme == "https" else None
+        host, port = target.host, target.port
+        tls = self._ssl if target.scheme == "https" else None
         errors = []
         try:
             async with asyncio.timeout(self._connect_timeout):

@@ -71,6 +71,13 @@ def address_problem(ip: IPAddress) -> str | None:
     return None
 
 
+def host_and_port(url: httpx.URL) -> tuple[str, int]:
+    """The URL's host as resolved and sent in SNI (ASCII, lower case, no trailing dot) and its
+    port (the scheme's default when none is given). Its form is not checked: see parse_target."""
+    host = url.raw_host.decode("ascii").rstrip(".").lower()
+    return host, url.port or (443 if url.scheme == "https" else 80)
+
+
 def parse_target(url: str | httpx.URL, *, allow_private: bool) -> Target:
     """Check the URL's form (not yet its addresses)."""
     if isinstance(url, str):
@@ -88,12 +95,11 @@ def parse_target(url: str | httpx.URL, *, allow_private: bool) -> Target:
         raise UrlRefused(
             "the URL must not carry a user name or password: the signature authenticates us"
         )
-    host = url.raw_host.decode("ascii").rstrip(".").lower()
+    host, port = host_and_port(url)
     if not host:
         raise UrlRefused("the URL has no host name")
     if _NUMERIC_HOST.match(host) and not _is_ipv4_literal(host):
         raise UrlRefused(f"{host!r} is not a canonical IP address: write it as a dotted quad")
-    port = url.port or (443 if url.scheme == "https" else 80)
     return Target(scheme=url.scheme, host=host, port=port)
 
 
