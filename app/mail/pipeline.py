@@ -4,6 +4,7 @@ Shared by IMAP sync and file import."""
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date, datetime
 from typing import Any
 
@@ -106,6 +107,36 @@ def read_body(
     return classification, classification_details(classification), kept
 
 
+# Kinds whose verdict the start of the body can change or complete (auto-reply wording and
+# return dates, bounce reports, declines, quote-only "replies").
+BODY_KINDS = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
+
+
+def wants_body(m: NewMessage) -> bool:
+    """Read during the header pass: machine answers, and human mail that answers something
+    (it has threading keys). The rest waits for the after-pass, which reads a body only once
+    its message turns out to answer the rep (an orphan that found its thread by subject)."""
+    kind = m.classification.kind
+    if kind not in BODY_KINDS or m.details is not None:
+        return False
+    return kind is not MessageKind.REPLY or bool(m.links.references)
+
+
+def with_body(m: NewMessage, text: bytes, identity: Identity, *, keep_text: bool) -> NewMessage:
+    """A message prepared from its header, classified again with the start of its body (the
+    TEXT section, after the header the decisions read); a bounce gains the returned ids."""
+    classification, details, kept = read_body(
+        m.facts, identity, mime_head(m.facts.signals) + text, keep_text=keep_text
+    )
+    return replace(
+        m,
+        classification=classification,
+        links=with_returned_ids(m.links, classification),
+        details=details,
+        text_prefix=kept,
+    )
+
+
 def with_returned_ids(links: ThreadLinks, classification: Classification) -> ThreadLinks:
     """A bounce joins the thread of the message it returns."""
     extra = [i for i in classification.returned_message_ids if i not in links.references]
@@ -147,13 +178,17 @@ def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
 
 def body_bytes(row: dict[str, Any], text: bytes) -> bytes:
     """The start of a message rebuilt from its stored MIME headers and its fetched TEXT."""
-    signals = row["signals"]
+    return mime_head(row["signals"]) + text
+
+
+def mime_head(signals: dict[str, str]) -> bytes:
+    """The MIME header fields a body parser needs, from the header fields we keep."""
     head = "".join(
         f"{name}: {signals[name]}\r\n"
         for name in ("content-type", "content-transfer-encoding")
         if name in signals
     )
-    return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n" + text
+    return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n"
 
 
 _KINDS = {kind.value: kind for kind in MessageKind}

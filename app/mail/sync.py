@@ -30,6 +30,8 @@ from app.mail.pipeline import (
     prepare_message,
     read_body,
     store_batch,
+    wants_body,
+    with_body,
 )
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
@@ -193,6 +195,12 @@ def _read_body(
     return read_body(facts, mailbox.identity, body_bytes(row, text), keep_text=options.keep_text)
 
 
+def _shown(progress: Progress, folder: str, task: asyncio.Task[tuple[int, int]]) -> None:
+    """Progress after a batch's commit (not before: a crash would show work not kept)."""
+    if not task.cancelled() and task.exception() is None:
+        progress(folder, *task.result())
+
+
 def _arrival(item: FetchedHeader, now: datetime) -> datetime:
     return item.internal_date or now
 
@@ -276,13 +284,11 @@ class _FolderReader:
         else:
             low = int(row["backfill_low_uid"])
         todo = sorted((u for u in uids if u < low and u <= top), reverse=True)
-        done, total = 0, len(todo)
-        for start in range(0, total, self.options.batch_size):
-            chunk = todo[start : start + self.options.batch_size]
-            done += len(chunk)
-            await self._store(chunk, status, (done, total), backfill_low_uid=min(chunk))
-            if progress:
-                progress(self.name, done, total)
+        size = self.options.batch_size
+        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
+        await self._read_chunks(
+            chunks, status, progress, lambda chunk: {"backfill_low_uid": min(chunk)}
+        )
         async with self.engine.begin() as conn:
             await mailbox_store.save_folder_position(
                 conn,
@@ -298,13 +304,9 @@ class _FolderReader:
         self, highest: int, status: FolderStatus, progress: Progress | None
     ) -> None:
         uids = await asyncio.to_thread(self.session.search_uids, min_uid=highest + 1, since=None)
-        done, total = 0, len(uids)
-        for start in range(0, total, self.options.batch_size):
-            chunk = uids[start : start + self.options.batch_size]
-            done += len(chunk)
-            await self._store(chunk, status, (done, total), highest_uid=chunk[-1])
-            if progress:
-                progress(self.name, done, total)
+        size = self.options.batch_size
+        chunks = [uids[start : start + size] for start in range(0, len(uids), size)]
+        await self._read_chunks(chunks, status, progress, lambda chunk: {"highest_uid": chunk[-1]})
         # Every UID below UIDNEXT existed when STATUS answered and has been seen by now, so
         # the next poll can tell "nothing new" from STATUS alone, even after expunges.
         final = max([highest, *uids, (status.uidnext or 1) - 1])
@@ -317,12 +319,69 @@ class _FolderReader:
                 highest_modseq=status.highest_modseq,
             )
 
-    async def _store(
-        self, uids: list[int], status: FolderStatus, done_of: tuple[int, int], **position: int
+    async def _read_chunks(
+        self,
+        chunks: list[list[int]],
+        status: FolderStatus,
+        progress: Progress | None,
+        position_after: Callable[[list[int]], dict[str, int]],
     ) -> None:
+        """Read batch after batch, storing one while the next is fetched and parsed: the IMAP
+        socket, Dovecot and SQLite's own work then overlap instead of waiting on each other.
+        Commits stay in order, one batch at a time, each with its folder position."""
+        total = sum(len(c) for c in chunks)
+        done = 0
+        storing: asyncio.Task[tuple[int, int]] | None = None
+        try:
+            for chunk in chunks:
+                batch, errors = await asyncio.to_thread(self._read, chunk, status.uidvalidity)
+                if storing is not None:
+                    await storing
+                done += len(chunk)
+                storing = asyncio.create_task(
+                    self._store(batch, errors, status, (done, total), position_after(chunk))
+                )
+                if progress:
+                    storing.add_done_callback(functools.partial(_shown, progress, self.name))
+        finally:
+            if storing is not None:
+                await storing  # a batch read is never left half-stored, even on a failure
+
+    def _read(
+        self, uids: list[int], uidvalidity: int
+    ) -> tuple[list[NewMessage], list[tuple[int, str]]]:
+        """One batch from the server (in a worker thread): headers, then the start of the
+        bodies that decisions need, read at once while the folder is selected."""
+        fetched = self.session.fetch_headers(uids)
+        batch, errors = self._prepare(fetched, uidvalidity)
+        wanted = [m.uid for m in batch if m.uid is not None and wants_body(m)]
+        if not wanted:
+            return batch, errors
+        texts = self.session.fetch_text_prefixes(wanted)
+        identity, keep = self.mailbox.identity, self.options.keep_text
+        read: list[NewMessage] = []
+        for m in batch:
+            text = texts.get(m.uid) if m.uid is not None else None
+            if text is None or not wants_body(m):
+                read.append(m)  # gone meanwhile: the after-pass settles it
+                continue
+            try:
+                read.append(with_body(m, text, identity, keep_text=keep))
+            except Exception as exc:  # a body we cannot read: judged by its header alone
+                log.warning("sync.body_unreadable folder=%s uid=%s error=%r", self.name, m.uid, exc)
+                read.append(m)
+        self.report.bodies_read += len(wanted)
+        return read, errors
+
+    async def _store(
+        self,
+        batch: list[NewMessage],
+        errors: list[tuple[int, str]],
+        status: FolderStatus,
+        done_of: tuple[int, int],
+        position: dict[str, int],
+    ) -> tuple[int, int]:
         """One batch, the folder's position after it and the progress shown, in one commit."""
-        fetched = await asyncio.to_thread(self.session.fetch_headers, uids)
-        batch, errors = await asyncio.to_thread(self._prepare, fetched, status.uidvalidity)
         done, total = done_of
         async with self.engine.begin() as conn:
             stored = await store_batch(
@@ -341,6 +400,7 @@ class _FolderReader:
             )
         self.report.new_messages += stored.new_messages
         self.report.skipped += len(errors)
+        return done_of
 
     def _prepare(
         self, fetched: list[FetchedHeader], uidvalidity: int

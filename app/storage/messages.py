@@ -46,6 +46,7 @@ class NewMessage:
     gm_msgid: int | None = None
     gm_thrid: int | None = None
     details: dict[str, Any] | None = None  # what reading the body found; None: not read
+    text_prefix: str | None = None  # kept only when the operator asks (debugging)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -151,7 +152,7 @@ def _message_row(
         "signals": f.signals,
         "defects": list(f.defects),
         "details": m.details,
-        "text_prefix": None,  # only body readings keep one, when the operator asks
+        "text_prefix": m.text_prefix,
         "gm_msgid": m.gm_msgid,
         "gm_thrid": m.gm_thrid,
         "orphan_subject": (

@@ -5,10 +5,14 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
+from app.config import Settings
 from app.services import sync as sync_service
 from app.services import threads
 from app.services.context import Context
+from app.storage.tables import messages
+from tests.conftest import make_settings
 from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc
 from tests.support.dovecot import make_message
 
@@ -125,3 +129,64 @@ async def test_bodies_decide_bounces_return_dates_declines_and_empty_replies(
 
     again = await sync_service.sync_mailbox(ctx, mailbox_id)
     assert again.new_messages == 0
+
+
+async def test_bodies_are_read_in_the_header_pass_and_only_where_decisions_need_them(
+    settings: Settings, imap_user: ImapUser
+) -> None:
+    """An answer's body start is read with its header (and kept only when the operator asks);
+    newsletters and the rep's own mail are never read."""
+    server, user = imap_user.server, imap_user.username
+    now = now_utc()
+    sent_at = now - timedelta(days=3)
+    server.append(
+        user,
+        "Sent",
+        make_message(
+            from_=REP, to=[PROSPECT], subject="Pilot", date=sent_at, message_id="pilot@seller"
+        ),
+    )
+    server.append(
+        user,
+        "INBOX",
+        make_message(
+            from_=PROSPECT,
+            to=[REP],
+            subject="Re: Pilot",
+            date=sent_at + timedelta(hours=2),
+            message_id="answer@buyer",
+            in_reply_to="pilot@seller",
+            body="Thanks, but we are not interested at this time.\n",
+        ),
+    )
+    server.append(
+        user,
+        "INBOX",
+        make_message(
+            from_="news@vendor.example",
+            to=[REP],
+            subject="Weekly digest",
+            date=sent_at,
+            message_id="digest@vendor",
+            headers={"List-Id": "<weekly.vendor.example>"},
+            body="Ten tips for the week.\n",
+        ),
+    )
+    ctx = Context.create(make_settings(settings.database_url, sync_keep_text_prefix=True))
+    try:
+        _, mailbox_id = await connect(ctx, imap_user)
+        await sync_service.sync_mailbox(ctx, mailbox_id)
+        async with ctx.engine.connect() as conn:
+            rows = {
+                r.message_key: r
+                for r in await conn.execute(
+                    select(messages.c.message_key, messages.c.details, messages.c.text_prefix)
+                )
+            }
+    finally:
+        await ctx.close()
+    answer = rows["<answer@buyer>"]
+    assert answer.details is not None and answer.details["decline"]
+    assert answer.text_prefix.startswith("Thanks, but we are not interested")
+    for key in ("<pilot@seller>", "<digest@vendor>"):
+        assert rows[key].details is None and rows[key].text_prefix is None
