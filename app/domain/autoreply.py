@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import re
 
+from app.domain.caseless import CaselessPattern
 from app.domain.headers import EMAIL_RE
 from app.domain.model import HeaderFacts
 
@@ -35,7 +36,7 @@ _OOO_SUBJECT_RE = re.compile(
 )
 
 # Phrases of out-of-office texts; each is specific enough to be the deciding reason.
-_OOO_BODY_RE = re.compile(
+_OOO_BODY_RE = CaselessPattern(
     r"\b(?:i am|i'm|i’m|i will be|i'll be|i’ll be|i am currently|i'm currently|currently)\s+"
     r"(?:currently\s+)?(?:out of (?:the )?office|ooo|away from (?:the|my) (?:office|desk|email)|"
     r"on (?:annual |parental |maternity |paternity |sick )?(?:leave|vacation|holiday)|"
@@ -53,9 +54,8 @@ _OOO_BODY_RE = re.compile(
     r"ausente|fuera)"
     r"|\bsono (?:attualmente )?(?:fuori (?:sede|ufficio)|in ferie|assente)"
     r"|\bik ben (?:momenteel |tot )?.{0,20}?(?:afwezig|niet op kantoor|met vakantie)",
-    re.IGNORECASE,
 )
-_LEFT_COMPANY_RE = re.compile(
+_LEFT_COMPANY_RE = CaselessPattern(
     r"\b(?:is|am|are) no longer (?:with|at|employed|working|part of)"
     r"|\bno longer (?:works?|employed) (?:at|for|with|by)"
     r"|\b(?:has|have) left (?:the company|the organi[sz]ation|the firm|\w+ (?:inc|ltd|gmbh))"
@@ -69,21 +69,25 @@ _LEFT_COMPANY_RE = re.compile(
     r"|\bne travaille plus"
     r"|\bya no (?:trabaja|forma parte|está en|esta en|pertenece)"
     r"|\bha dejado (?:la empresa|la compañía|la compania)",
-    re.IGNORECASE,
 )
-_AUTORESPONDER_BODY_RE = re.compile(
+_AUTORESPONDER_BODY_RE = CaselessPattern(
     r"\bthis is an? (?:automated|automatic|auto-generated) (?:response|reply|message)"
     r"|\b(?:automated|automatic) (?:response|reply) to your (?:e-?mail|message)"
     r"|\bdies ist eine automatische (?:antwort|nachricht)"
     r"|\bceci est (?:une réponse|un message) automatique"
     r"|\b(?:esta es|este es) una? (?:respuesta|mensaje) automátic[oa]"
     r"|\bwe have received your (?:e-?mail|message|request|inquiry) and will",
-    re.IGNORECASE,
 )
-_CHALLENGE_RE = re.compile(
+_CHALLENGE_RE = CaselessPattern(
     r"\bhas been waitlisted\b|\bguest list\b|\bverify (?:that )?you are (?:a )?human\b"
     r"|\bsender verification\b|\bchallenge[- ]response\b|\bto prove you are not a spam",
-    re.IGNORECASE,
+)
+# Any of the four phrase lists: most texts match none, and one search says so.
+_ANY_PHRASE_RE = CaselessPattern(
+    "|".join(
+        f"(?:{p.pattern.pattern})"
+        for p in (_OOO_BODY_RE, _LEFT_COMPANY_RE, _AUTORESPONDER_BODY_RE, _CHALLENGE_RE)
+    )
 )
 # "please contact Jane Doe (jane.doe@x.com)", "wenden Sie sich bitte an …", "contactez …".
 _REPLACEMENT_CUE_RE = re.compile(
@@ -146,20 +150,25 @@ def is_out_of_office(subject: str, text: str) -> bool:
     return bool(_OOO_SUBJECT_RE.search(subject.lower()) or _OOO_BODY_RE.search(text[:3000]))
 
 
+def may_have_phrase(text: str) -> bool:
+    """False when none of the phrase functions below can find anything in `text`."""
+    return _ANY_PHRASE_RE.search(text[:3000]) is not None
+
+
 def out_of_office_phrase(text: str) -> str | None:
-    return _quote(_OOO_BODY_RE.search(text[:3000]))
+    return _quote(_OOO_BODY_RE.phrase(text[:3000]))
 
 
 def left_company_phrase(text: str) -> str | None:
-    return _quote(_LEFT_COMPANY_RE.search(text[:3000]))
+    return _quote(_LEFT_COMPANY_RE.phrase(text[:3000]))
 
 
 def autoresponder_phrase(text: str) -> str | None:
-    return _quote(_AUTORESPONDER_BODY_RE.search(text[:3000]))
+    return _quote(_AUTORESPONDER_BODY_RE.phrase(text[:3000]))
 
 
 def challenge_phrase(text: str) -> str | None:
-    return _quote(_CHALLENGE_RE.search(text[:3000]))
+    return _quote(_CHALLENGE_RE.phrase(text[:3000]))
 
 
 def replacement_contact(text: str, *, sender: str) -> str | None:
@@ -175,5 +184,5 @@ def replacement_contact(text: str, *, sender: str) -> str | None:
     return None
 
 
-def _quote(match: re.Match[str] | None) -> str | None:
-    return None if match is None else " ".join(match.group(0).split())[:80]
+def _quote(phrase: str | None) -> str | None:
+    return None if phrase is None else " ".join(phrase.split())[:80]

@@ -8,6 +8,7 @@ recipients only: its text is the rep's own mail and must not be mistaken for the
 
 from __future__ import annotations
 
+import binascii
 import re
 from email.message import Message
 from email.parser import BytesParser, HeaderParser
@@ -31,7 +32,22 @@ _header_parser = HeaderParser(policy=compat32)
 
 
 def extract_body(raw: bytes) -> MessageBody:
-    """Read a whole (possibly truncated) message; never raises."""
+    """Read a whole (possibly truncated) message; never raises.
+
+    The common answer — one text/plain part, 7bit, 8bit or quoted-printable, under a plain
+    header — is read directly (`email.parser` costs several times more than the rest of the
+    decision); every other message takes `extract_body_general`, which reads the common one to
+    the same result.
+    """
+    try:
+        body = _plain_text_body(raw)
+    except Exception:  # whatever the short way trips on, the parser reads (and records)
+        body = None
+    return body if body is not None else extract_body_general(raw)
+
+
+def extract_body_general(raw: bytes) -> MessageBody:
+    """Read any message through `email.parser` (compat32), however broken; never raises."""
     try:
         msg = _parser.parsebytes(raw)
     except Exception as exc:  # the stdlib parser is lenient; junk must still never stop a sync
@@ -214,7 +230,10 @@ def _decoded_text(part: Message, defects: list[str]) -> str:
     if not isinstance(payload, bytes):
         raw = part.get_payload()
         return raw if isinstance(raw, str) else ""
-    charset = _charset(part)
+    return _text_of(payload, _charset(part), defects)
+
+
+def _text_of(payload: bytes, charset: str, defects: list[str]) -> str:
     for candidate in (charset, "utf-8"):
         try:
             return payload.decode(candidate)
@@ -231,3 +250,73 @@ def _charset(part: Message) -> str:
     except Exception:  # an RFC 2231 parameter the stdlib cannot read
         return "utf-8"
     return charset or "utf-8"
+
+
+# The header of a message `_plain_text_body` reads itself: CRLF lines of printable ASCII, each
+# "Name: value" (the names `email.feedparser` takes), none folded, then an empty line.
+_PLAIN_HEAD_BYTES = bytes([9, 10, 13, *range(32, 127)])
+_HEAD_LINE_RE = re.compile(r"[!-9;-~]+:[\t -~]*")
+# text/plain with simple parameters only (tokens or quoted text without ";" and "\\"), as
+# `email.message` reads them; RFC 2231 ("name*=") is left to it.
+_TOKEN = r"[!#$%&'+\-.0-9A-Z^_`a-z{|}~]"
+_PLAIN_TYPE_RE = re.compile(
+    rf'[ \t]*text/plain[ \t]*(?:;[ \t]*{_TOKEN}+[ \t]*=[ \t]*(?:"[^"\\;]*"|{_TOKEN}*)[ \t]*)*'
+    r"(?:;[ \t]*)?",
+    re.IGNORECASE,
+)
+_CHARSET_RE = re.compile(rf';[ \t]*charset[ \t]*=[ \t]*(?:"([^"]*)"|({_TOKEN}*))', re.IGNORECASE)
+_PLAIN_ENCODINGS = frozenset({"", "7bit", "8bit", "binary", "quoted-printable"})
+
+
+def _plain_text_body(raw: bytes) -> MessageBody | None:
+    """A single text/plain part under a plain header, read as `extract_body_general` reads
+    it; None for anything else."""
+    end = raw.find(b"\r\n\r\n")
+    if end <= 0:
+        return None
+    head = raw[:end]
+    if head.translate(None, _PLAIN_HEAD_BYTES) or head.count(b"\n") != head.count(b"\r\n"):
+        return None
+    if head.count(b"\r") != head.count(b"\r\n"):
+        return None
+    fields: dict[str, str] = {}
+    for line in head.decode("ascii").split("\r\n"):
+        if not _HEAD_LINE_RE.fullmatch(line):
+            return None  # a folded or junk line: the parser decides what it means
+        name, _, value = line.partition(":")
+        name = name.lower()
+        if name in fields:
+            if name.startswith("content-"):
+                return None  # which one counts is the parser's business
+            continue
+        fields[name] = value.lstrip(" \t")
+    content_type = fields.get("content-type")
+    charset = "utf-8"
+    if content_type is not None:
+        if not _PLAIN_TYPE_RE.fullmatch(content_type):
+            return None
+        found = _CHARSET_RE.search(content_type)
+        if found is not None:
+            charset = (found.group(1) if found.group(1) is not None else found.group(2)).lower()
+            charset = charset or "utf-8"
+    encoding = fields.get("content-transfer-encoding", "").lower()
+    if encoding not in _PLAIN_ENCODINGS:
+        return None
+    payload = raw[end + 4 :]
+    if encoding == "quoted-printable":
+        payload = binascii.a2b_qp(payload)
+    defects: list[str] = []
+    text = _text_of(payload, charset, defects)
+    returned: dict[str, None] = {}
+    if not text.isascii() or "message-id:" in text[: MAX_SCAN_CHARS + 64].lower():
+        returned = dict.fromkeys(
+            m.group(1) for m in _BODY_MSGID_RE.finditer(text, 0, MAX_SCAN_CHARS)
+        )
+    attached = fields.get("content-disposition", "").strip().lower().startswith("attachment")
+    plain = "" if attached else text[: MAX_TEXT_CHARS * 2]
+    return MessageBody(
+        content_type="text/plain",
+        text=plain.replace("\r\n", "\n")[:MAX_TEXT_CHARS],
+        returned_message_ids=tuple(returned),
+        defects=tuple(dict.fromkeys(defects)),
+    )

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 from app.domain.autoreply import challenge_phrase
 from app.domain.headers import EMAIL_RE
-from app.domain.model import HeaderFacts, MessageBody, RecipientStatus, Subkind
+from app.domain.model import HeaderFacts, MessageBody, RecipientStatus, Subkind, cheap_init
 
 # Local parts of the addresses MTAs send reports from (a set: this runs for every message).
 _DAEMONS = frozenset(
@@ -109,6 +109,7 @@ _SES_RE = re.compile(
 _STATUS_RE = re.compile(r"\b([245])\.\d{1,3}\.\d{1,3}\b")
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class DeliveryReport:
     """What a delivery report says; subkind None is a failure (a bounce)."""
@@ -145,7 +146,8 @@ def read_report(facts: HeaderFacts, body: MessageBody | None, sender: str) -> De
                 reason=f"challenge-response disguised as a report ({challenge!r})",
                 subkind=Subkind.CHALLENGE,
             )
-        ses = _SES_RE.search(text[:4000])
+        start = text[:4000]
+        ses = _SES_RE.search(start) if "notificationType" in start else None
         if ses is not None:
             return _from_ses(ses)
     statuses = body.delivery_status if body else ()
@@ -239,8 +241,10 @@ def _from_signals(
         evidence = f"X-Failed-Recipients: {failed_recipients[:80]}"
     elif _is_daemon(local_part):
         evidence = f"sender {sender}"
-    elif _BOUNCE_SUBJECT_RE.match(facts.subject) and (
-        return_path_empty or _FAILURE_TEXT_RE.search(text) or "auto-submitted" in s
+    elif (
+        (return_path_empty or text or "auto-submitted" in s)  # cheap first: same verdict
+        and _BOUNCE_SUBJECT_RE.match(facts.subject)
+        and (return_path_empty or _FAILURE_TEXT_RE.search(text) or "auto-submitted" in s)
     ):
         evidence = f"subject {facts.subject[:60]!r}"
         if return_path_empty:

@@ -9,6 +9,7 @@ report's recipients, a calendar answer, a quote-only "reply", a clear decline.
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 
 from app.domain.autoreply import (
     auto_reply_header,
@@ -17,6 +18,7 @@ from app.domain.autoreply import (
     challenge_phrase,
     is_out_of_office,
     left_company_phrase,
+    may_have_phrase,
     out_of_office_phrase,
     replacement_contact,
 )
@@ -47,13 +49,8 @@ def classify(
     if identity.is_own_address(sender):
         external = [a for a in _participants(facts, sender) if not identity.is_internal(a)]
         if not external:
-            return Classification(
-                kind=MessageKind.INTERNAL,
-                reason="internal: sent by you to your own organisation only",
-            )
-        return Classification(
-            kind=MessageKind.OUTBOUND, reason=f"outbound: From {sender} is one of your addresses"
-        )
+            return _INTERNAL_OWN
+        return _verdict(MessageKind.OUTBOUND, f"outbound: From {sender} is one of your addresses")
 
     report = read_report(facts, body, sender)
     if report is not None:
@@ -76,16 +73,29 @@ def classify(
     bulk = _bulk_signal(facts, sender)
     if bulk is not None:
         if not _relayed_by_list(facts, sender):
-            return Classification(kind=MessageKind.BULK, reason=f"bulk: {bulk}")
+            return _verdict(MessageKind.BULK, f"bulk: {bulk}")
         relayed = True
 
     if identity.is_internal(sender) and all(
         identity.is_internal(a) for a in _participants(facts, sender)
     ):
-        return Classification(
-            kind=MessageKind.INTERNAL, reason="internal: every participant is in your organisation"
-        )
+        return _INTERNAL_ALL
     return _human(sender, reply, relayed=relayed)
+
+
+@lru_cache(maxsize=4096)
+def _verdict(kind: MessageKind, reason: str, subkind: Subkind | None = None) -> Classification:
+    """A verdict with nothing but a kind and a reason; the same few recur on every sync (the
+    rep's own mail, each newsletter, each correspondent), and values are immutable."""
+    return Classification(kind=kind, reason=reason, subkind=subkind)
+
+
+_INTERNAL_OWN = Classification(
+    kind=MessageKind.INTERNAL, reason="internal: sent by you to your own organisation only"
+)
+_INTERNAL_ALL = Classification(
+    kind=MessageKind.INTERNAL, reason="internal: every participant is in your organisation"
+)
 
 
 def _participants(facts: HeaderFacts, sender: str) -> list[str]:
@@ -116,7 +126,7 @@ def _auto_reply(facts: HeaderFacts, reply: ReplyText | None, sender: str) -> Cla
     own = reply.own if reply is not None else ""
     decided_by = auto_reply_header(facts) or auto_reply_subject(facts)
     if decided_by is None and reply is not None:
-        if reply.quoted or len(own) > MAX_UNQUOTED_AUTO_CHARS:
+        if reply.quoted or len(own) > MAX_UNQUOTED_AUTO_CHARS or not may_have_phrase(own):
             return None
         phrase = (
             left_company_phrase(own)
@@ -213,8 +223,4 @@ def _human(sender: str, reply: ReplyText | None, *, relayed: bool) -> Classifica
             subkind=subkind,
             decline=True,
         )
-    return Classification(
-        kind=MessageKind.REPLY,
-        reason=f"reply: from external participant {who}{via}",
-        subkind=subkind,
-    )
+    return _verdict(MessageKind.REPLY, f"reply: from external participant {who}{via}", subkind)

@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import re
 
-_DECLINE_RE = re.compile(
+from app.domain.caseless import CaselessPattern
+
+_DECLINE_RE = CaselessPattern(
     # English
     r"\b(?:(?:not|no longer) interested(?=\s*(?:[,.!;)]|$|at this (?:time|point)|"
     r"at the moment|right now|any ?more|in (?:your|this|the|these) (?:offer|offering|product|"
@@ -42,7 +44,7 @@ _DECLINE_RE = re.compile(
     r"no (?:me|nos) (?:contacte|contacten|escriba|escriban) más|"
     r"(?:elegido|escogido|optado por|decidido por) otro (?:proveedor|socio)|"
     r"no necesitamos (?:sus|tus) servicios)",
-    re.IGNORECASE | re.MULTILINE,
+    re.MULTILINE,
 )
 # A condition or a question about a "no" is not a "no".
 _CONDITION_RE = re.compile(
@@ -62,11 +64,11 @@ def decline_phrase(own_text: str) -> str | None:
     bare = _BARE_NO_RE.match(text)
     if bare:  # "No thanks." as the answer itself
         return " ".join(bare.group(0).split()).strip(" ,")
-    for match in _DECLINE_RE.finditer(text):
-        line_start = text.rfind("\n", 0, match.start()) + 1
-        if _CONDITION_RE.search(text[line_start : match.start()]):
+    for start, end in _DECLINE_RE.spans(text):
+        line_start = text.rfind("\n", 0, start) + 1
+        if _CONDITION_RE.search(text[line_start:start]):
             continue
-        if text[match.end() : match.end() + 2].lstrip().startswith("?"):
+        if text[end : end + 2].lstrip().startswith("?"):
             continue
-        return " ".join(match.group(0).split())[:80]
+        return " ".join(text[start:end].split())[:80]
     return None

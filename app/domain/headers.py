@@ -1,8 +1,10 @@
-"""Raw header bytes -> HeaderFacts. The fast path: compat32 parsing, tolerant of any junk.
+"""Raw header bytes -> HeaderFacts, tolerant of any junk.
 
-`email.policy.default` is about ten times slower than compat32 on header sets, so we parse with
-compat32 and decode only the few fields we use. Nothing here raises on bad input: problems are
-collected in `HeaderFacts.defects`.
+`email.parser` costs ten times more than reading the lines by hand, so the fields are cut here
+and only the few we use are decoded: a plain header in one loop (`parse_header_bytes`), anything
+else in the general unfolding loop (`parse_header_general`), which gives the same facts for a
+plain header (tests/unit/domain/test_fast_paths.py holds them to it). Nothing here raises on
+bad input: problems are collected in `HeaderFacts.defects`.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ import re
 from datetime import UTC, datetime, timedelta
 from email.header import decode_header, make_header
 from email.utils import getaddresses, parsedate_to_datetime
+from functools import lru_cache
 
 from app.domain.model import Address, HeaderFacts
 
@@ -75,15 +78,64 @@ _DATE_RE = re.compile(
     r"^\s*(?:[A-Za-z]{3},\s*)?(\d{1,2})\s+([A-Za-z]{3})\s+(\d{4})\s+"
     r"(\d{1,2}):(\d{2})(?::(\d{2}))?\s+([+-])(\d{2})(\d{2})(?:\s|$)"
 )
+_MONTH_DIGITS = {number: f"{number:02d}" for number in _MONTHS.values()}
+_MONTH_NAME_DIGITS = {name: _MONTH_DIGITS[number] for name, number in _MONTHS.items()}
 _ADDR_RE = re.compile(r"^\s*(.*?)\s*<([^<>]*)>\s*$")
+_MSGID_WHOLE_RE = re.compile(r"<[^<>\s]+>")  # MSGID_RE with the brackets in the match
+
+# The bytes of a header `parse_header_bytes` reads itself: printable ASCII, tab, CR and LF.
+_PLAIN_BYTES = bytes([9, 10, 13, *range(32, 127)])
+_FOLD = frozenset((" ", "\t"))
 
 
 def parse_header_bytes(raw: bytes) -> HeaderFacts:
     """Parse a header block (or a whole message: only its header is read).
 
-    A hand-rolled unfolding loop: `email.parser` costs ten times more per message and the
+    The common header — printable ASCII, CRLF (or LF) lines, a field on each line that is not
+    a folded continuation — is split by one loop here; anything else (8-bit bytes, junk lines,
+    stray CRs, blank lines in odd places) goes to `parse_header_general`, which reads the
+    common header to the same result. `email.parser` costs ten times more per message and the
     sync reads hundreds of thousands of header blocks.
     """
+    end = raw.find(b"\r\n\r\n")
+    if end < 0:
+        end = raw.find(b"\n\n")
+    head = raw[:end] if end >= 0 else raw
+    if head.translate(None, _PLAIN_BYTES):
+        return parse_header_general(raw)  # 8-bit or control bytes
+    crs = head.count(b"\r")
+    if crs and not crs == head.count(b"\r\n") == head.count(b"\n"):
+        return parse_header_general(raw)  # a CR or LF alone
+    fields: dict[str, str] = {}  # name -> its first value
+    repeated: dict[str, list[str]] = {}  # name -> every value, for the few names seen twice
+    name = ""
+    again = False  # the current field is a repeated name
+    for line in head.decode("ascii").split("\r\n" if crs else "\n"):
+        field, sep, value = line.partition(":")
+        if sep and field and " " not in field and "\t" not in field:
+            name = field.lower()
+            again = name in fields
+            if again:
+                repeated.setdefault(name, [fields[name]]).append(value)
+            else:
+                fields[name] = value
+        elif line[:1] in _FOLD and name and line.strip():  # a folded continuation
+            if again:
+                repeated[name][-1] += line
+            else:
+                fields[name] += line
+        elif line or not fields:
+            return parse_header_general(raw)  # junk, or a header that starts oddly
+        else:
+            break  # the line break after the last field
+    if len(head) > MAX_FIELD_CHARS:  # a value may be longer: cut each, as the general path does
+        fields = {name: value[:MAX_FIELD_CHARS] for name, value in fields.items()}
+        repeated = {n: [v[:MAX_FIELD_CHARS] for v in vs] for n, vs in repeated.items()}
+    return _facts(fields, repeated, [])
+
+
+def parse_header_general(raw: bytes) -> HeaderFacts:
+    """The hand-rolled unfolding loop for any header, however broken (no exceptions)."""
     fields: dict[str, list[str]] = {}
     defects: list[str] = []
     name: str | None = None
@@ -108,31 +160,61 @@ def parse_header_bytes(raw: bytes) -> HeaderFacts:
 
 
 def facts_from_fields(fields: dict[str, list[str]], defects: list[str]) -> HeaderFacts:
-    def first(name: str) -> str:
-        values = fields.get(name)
-        return values[0][:MAX_FIELD_CHARS].strip() if values else ""
+    """HeaderFacts of a header read into name -> every value of that name, in order."""
+    first = {name: values[0][:MAX_FIELD_CHARS] for name, values in fields.items()}
+    repeated = {
+        name: [value[:MAX_FIELD_CHARS] for value in values]
+        for name, values in fields.items()
+        if len(values) > 1
+    }
+    return _facts(first, repeated, defects)
 
-    def every(name: str) -> list[str]:
-        return [v[:MAX_FIELD_CHARS] for v in fields.get(name, ())]
 
-    message_ids = extract_message_ids(first("message-id"))
+def _facts(
+    fields: dict[str, str], repeated: dict[str, list[str]], defects: list[str]
+) -> HeaderFacts:
+    """`fields` holds each name's first value, `repeated` every value of a name seen twice;
+    every value is already cut at MAX_FIELD_CHARS."""
+    get = fields.get
+    value = get("message-id")
+    message_ids = _message_ids(value) if value else ()
     if not message_ids:
         defects.append("no usable Message-ID")
+    parent = get("in-reply-to")
+    in_reply_to = _message_ids(parent) if parent else ()
+    value = get("references")
+    # A first answer's References is its In-Reply-To, often to the byte: read once.
+    references = in_reply_to if value == parent else _message_ids(value) if value else ()
+    if len(references) > MAX_REFERENCES:
+        references = references[-MAX_REFERENCES:]
     signals = {}
     for name in SIGNAL_FIELDS.intersection(fields):
-        value = first(name)
+        value = fields[name].strip()
         if value:
-            signals[name] = decode_words(value)
-    subject = first("subject")
+            signals[name] = decode_words(value) if "=?" in value else value
+    subject = get("subject", "").strip()
+    if subject:
+        subject = " ".join((decode_words(subject) if "=?" in subject else subject).split())
+    if repeated:
+        senders = parse_addresses(repeated.get("from") or [get("from", "")])
+        to = parse_addresses(repeated.get("to") or [get("to", "")])
+        cc = parse_addresses(repeated.get("cc") or [get("cc", "")])
+    else:
+        value = get("from")
+        senders = _addresses_of(value) if value else ()
+        value = get("to")
+        to = _addresses_of(value) if value else ()
+        value = get("cc")
+        cc = _addresses_of(value) if value else ()
     return HeaderFacts(
         message_id=message_ids[0] if message_ids else None,
-        in_reply_to=tuple(extract_message_ids(first("in-reply-to"))),
-        references=tuple(extract_message_ids(first("references"))[-MAX_REFERENCES:]),
-        subject=" ".join(decode_words(subject).split()) if subject else "",
-        from_=next(iter(parse_addresses(every("from"))), None),
-        to=parse_addresses(every("to")),
-        cc=parse_addresses(every("cc")),
-        date=parse_date(first("date"), defects),
+        in_reply_to=in_reply_to,
+        references=references,
+        subject=subject,
+        from_=senders[0] if senders else None,
+        to=to,
+        cc=cc,
+        date=parse_date(get("date", "").strip(), defects),
         signals=signals,
         defects=tuple(defects),
     )
@@ -140,10 +222,12 @@ def facts_from_fields(fields: dict[str, list[str]], defects: list[str]) -> Heade
 
 def extract_message_ids(value: str) -> list[str]:
     """Every <id> in a header, in order, de-duplicated; tolerant of commas and comments."""
-    seen: dict[str, None] = {}
-    for match in MSGID_RE.finditer(value):
-        seen.setdefault(f"<{match.group(1)}>", None)
-    return list(seen)
+    return list(_message_ids(value))
+
+
+def _message_ids(value: str) -> tuple[str, ...]:
+    found = _MSGID_WHOLE_RE.findall(value)
+    return tuple(found) if len(found) < 2 else tuple(dict.fromkeys(found))
 
 
 def decode_words(value: str) -> str:
@@ -157,23 +241,42 @@ def decode_words(value: str) -> str:
 
 
 def parse_addresses(values: list[str]) -> tuple[Address, ...]:
+    if len(values) == 1:
+        return _addresses_of(values[0])
+    return tuple(address for value in values for address in _addresses_of(value))
+
+
+@lru_cache(maxsize=8192)  # the same correspondents write again and again
+def _addresses_of(value: str) -> tuple[Address, ...]:
+    if "(" in value or ";" in value or "\\" in value:
+        pairs = getaddresses([value])  # comments, groups, escapes: rare
+    elif '"' in value:
+        pairs = [_split_address(part) for part in _QUOTE_AWARE_COMMA_RE.findall(value)]
+    else:
+        pairs = [_split_address(part) for part in value.split(",")]
     out: list[Address] = []
-    for value in values:
-        if "(" in value or ";" in value or "\\" in value:
-            pairs = getaddresses([value])  # comments, groups, escapes: rare
-        elif '"' in value:
-            pairs = [_split_address(part) for part in _QUOTE_AWARE_COMMA_RE.findall(value)]
-        else:
-            pairs = [_split_address(part) for part in value.split(",")]
-        for name, email in pairs:
-            email = email.strip()
-            if "@" not in email or " " in email:
-                continue
-            out.append(Address(email=email, name=decode_words(name).strip() if name else ""))
+    for name, email in pairs:
+        email = email.strip()
+        if "@" not in email or " " in email:
+            continue
+        out.append(Address(email=email, name=decode_words(name).strip() if name else ""))
     return tuple(out)
 
 
 def _split_address(part: str) -> tuple[str, str]:
+    if "<" not in part:
+        return "", part.strip()  # a bare address: _ADDR_RE needs the "<"
+    lt, gt = part.find("<"), part.find(">")
+    if (
+        lt < gt
+        and part.count("<") == part.count(">") == 1
+        and "\n" not in part
+        and not part[gt + 1 :].strip()
+    ):  # "Name <address>" read as _ADDR_RE reads it, without its scan for where the name ends
+        name = part[:lt].strip()
+        if len(name) > 1 and name[0] == '"' and name[-1] == '"':
+            name = name[1:-1]
+        return name, part[lt + 1 : gt]
     match = _ADDR_RE.match(part)
     if match:
         name = match.group(1)
@@ -187,11 +290,36 @@ def parse_date(value: str, defects: list[str]) -> datetime | None:
     if not value:
         defects.append("no Date header")
         return None
+    if (  # "Mon, 16 Nov 2026 10:15:00 +0100" exactly: its digits are checked by fromisoformat
+        len(value) >= 31
+        and value[3:5] == ", "
+        and value[7] == value[11] == value[16] == value[25] == " "
+        and value[19] == value[22] == ":"
+        and (len(value) == 31 or value[31].isspace())
+        and value[:3].isascii()
+        and value[:3].isalpha()
+        and "1900" <= value[12:16] < "2100"
+    ):
+        month_digits = _MONTH_NAME_DIGITS.get(value[8:11].lower())
+        if month_digits is not None:
+            try:
+                return datetime.fromisoformat(
+                    f"{value[12:16]}-{month_digits}-{value[5:7]}T{value[17:25]}"
+                    f"{value[26:29]}:{value[29:31]}"
+                ).astimezone(UTC)
+            except ValueError:  # not digits, or out of range: read as below
+                pass
     match = _DATE_RE.match(value)
     if match is not None:  # the common form, "Mon, 16 Nov 2026 10:15:00 +0100", read directly
         day, month, year, hh, mm, ss, sign, oh, om = match.groups()
         month_no = _MONTHS.get(month.lower())
         if month_no is not None:
+            if "1900" <= year < "2100":  # ISO text is read in C; far years take the long way
+                iso = f"{year}-{_MONTH_DIGITS[month_no]}-{day:0>2}T{hh:0>2}:{mm}:{ss or '00'}"
+                try:
+                    return datetime.fromisoformat(f"{iso}{sign}{oh}:{om}").astimezone(UTC)
+                except ValueError:  # a day, hour or zone out of range: read as below
+                    pass
             offset = timedelta(hours=int(oh), minutes=int(om)) * (-1 if sign == "-" else 1)
             try:
                 local = datetime(int(year), month_no, int(day), int(hh), int(mm), int(ss or 0))

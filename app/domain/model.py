@@ -3,9 +3,48 @@
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from datetime import date, datetime, time
 from enum import StrEnum
+from functools import cached_property, lru_cache
+from typing import Any, TypeVar
+
+_T = TypeVar("_T")
+
+
+def cheap_init(cls: type[_T]) -> type[_T]:
+    """Give a frozen dataclass (without __post_init__) an __init__ that sets every field at
+    once. The generated one calls `object.__setattr__` once per field, which makes building a
+    ten-field value cost as much as parsing half a header; the values, defaults, equality and
+    repr stay the dataclass's own (tests compare both constructors)."""
+    if hasattr(cls, "__post_init__"):
+        raise TypeError(f"{cls.__name__} checks its values in __post_init__: keep its __init__")
+    params: list[str] = []
+    items: list[str] = []
+    factories: list[str] = []
+    scope: dict[str, Any] = {"_set": object.__setattr__, "_MISSING": MISSING}
+    for f in fields(cls):  # type: ignore[arg-type]
+        if f.default is not MISSING:
+            scope[f"_default_{f.name}"] = f.default
+            params.append(f"{f.name}=_default_{f.name}")
+        elif f.default_factory is not MISSING:
+            scope[f"_factory_{f.name}"] = f.default_factory
+            params.append(f"{f.name}=_MISSING")
+            factories.append(f" if {f.name} is _MISSING: {f.name} = _factory_{f.name}()\n")
+        else:
+            params.append(f.name)
+        items.append(f"{f.name!r}: {f.name}")
+    source = (
+        f"def __init__(self, *, {', '.join(params)}):\n"
+        + "".join(factories)
+        + f" _set(self, '__dict__', {{{', '.join(items)}}})\n"
+    )
+    exec(source, scope)  # noqa: S102 - from the class's own field names, as `dataclasses` does
+    init = scope["__init__"]
+    init.__qualname__ = f"{cls.__qualname__}.__init__"
+    cls.__init__ = init  # type: ignore[method-assign]
+    return cls
+
 
 # Domains shared by strangers: a rep on gmail.com does not make every Gmail user a colleague.
 FREEMAIL_DOMAINS = frozenset(
@@ -55,6 +94,7 @@ class ThreadState(StrEnum):
     IGNORED = "ignored"
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class Address:
     email: str  # as written, stripped; compare with `normalized`
@@ -69,6 +109,7 @@ class Address:
         return self.normalized.rpartition("@")[2]
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class HeaderFacts:
     """What the decisions need from a message's header, decoded and tolerant of junk."""
@@ -105,13 +146,24 @@ class Identity:
         return cls(addresses=canonical, org_domains=frozenset(domains))
 
     def is_own_address(self, email: str) -> bool:
-        # Most senders are already canonical (normalized, no plus tag): skip the rebuild.
-        return email in self.addresses or canonical_address(email) in self.addresses
+        # Most senders are already canonical (normalized, no plus tag): skip the rebuild; and
+        # an address on none of the rep's domains cannot become one of theirs by it.
+        if email in self.addresses:
+            return True
+        if email.strip().lower().rpartition("@")[2] not in self._address_domains:
+            return False
+        return canonical_address(email) in self.addresses
+
+    @cached_property
+    def _address_domains(self) -> frozenset[str]:
+        """The part after the last "@" of each address (the whole of one without "@")."""
+        return frozenset(a.rpartition("@")[2] for a in self.addresses)
 
     def is_internal(self, email: str) -> bool:
         return email.strip().lower().rpartition("@")[2] in self.org_domains
 
 
+@lru_cache(maxsize=8192)  # pure, and called for every sender of every message
 def canonical_address(email: str) -> str:
     """Lower-case and drop plus-addressing: rep+crm@x.com is rep@x.com."""
     local, _, domain = email.strip().lower().rpartition("@")
@@ -136,6 +188,7 @@ class Subkind(StrEnum):
     EMPTY_REPLY = "empty_reply"  # bulk: only quotes earlier mail, no text of its own
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class Classification:
     kind: MessageKind
@@ -149,6 +202,7 @@ class Classification:
     returned_message_ids: tuple[str, ...] = ()  # bounce: the returned original's Message-ID(s)
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class RecipientStatus:
     """One per-recipient block of a delivery-status report (RFC 3464)."""
@@ -159,6 +213,7 @@ class RecipientStatus:
     diagnostic: str = ""  # Diagnostic-Code, shortened
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class MessageBody:
     """What the decisions need from a message's body, which may be cut after the first 16 KB."""

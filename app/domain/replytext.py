@@ -12,6 +12,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from app.domain.caseless import CaselessPattern
+from app.domain.model import cheap_init
+
 # Verbs that end a quote header ("… Jane <jane@x> wrote:") and verbs a name may follow
 # ("Am … schrieb Max Mustermann <max@x>:").
 _END_VERBS = (
@@ -19,7 +22,7 @@ _END_VERBS = (
     r"napisał\(a\)|napisal|написал|написала|написав|пише|пишет|kirjoitti|írta|yazdı|napsal"
 )
 _MID_VERBS = r"schrieb|schreibt|schreef|heeft geschreven|skrev"
-_QUOTE_HEADER_RE = re.compile(
+_QUOTE_HEADER_RE = CaselessPattern(
     rf"^\s*(?:\S.{{0,300}}?\s)?(?:{_END_VERBS})\s*[:：]\s*$"
     rf"|^\s*(?:\S.{{0,300}}?\s)?(?:{_MID_VERBS})\b.{{0,200}}?[:：]\s*$"
     r"|^\s*(?:\S.{0,300}?)(?:写道|寫道|に書きました|님이 작성)[:：]?\s*$"
@@ -27,15 +30,15 @@ _QUOTE_HEADER_RE = re.compile(
     r"|^\s*\d.{0,200}<\s*[^<>\s]+@[^<>\s]+>\s*[:：]\s*$"
     # Zoho: "---- On Tue, 22 Dec 2015 14:17:36 +0530 Sam <sam@x> wrote ----"
     r"|^\s*-{2,}\s*on\s.{0,300}\swrote\s*-{2,}\s*$",
-    re.IGNORECASE,
 )
+# The last character of anything _QUOTE_HEADER_RE matches (trailing blanks aside).
+_HEADER_ENDINGS = frozenset(":：道た성-")
 # A header names a date or an address; "Here is what I wrote:" does not.
 _HEADER_EVIDENCE_RE = re.compile(r"\d|@")
-_HEADER_START_RE = re.compile(
+_HEADER_START_RE = CaselessPattern(
     r"^\s*(?:(?:on|am|le|el|il|op|den|em|dne|w dniu|в)\b|\d).{0,200}$|.{0,200}<[^<>\s]+@[^<>\s]+>",
-    re.IGNORECASE,
 )
-_SEPARATOR_RE = re.compile(
+_SEPARATOR_RE = CaselessPattern(
     r"^\s*[-_=*]{2,}\s*(?:original message|original e-?mail|ursprüngliche nachricht|"
     r"originalnachricht|message d'origine|message original|mensaje original|"
     r"messaggio originale|oorspronkelijk bericht|originalmeddelande|opprinnelig melding|"
@@ -46,20 +49,17 @@ _SEPARATOR_RE = re.compile(
     r"|^\s*_{20,}\s*$"
     r"|^\s*(?:begin forwarded message|anfang der weitergeleiteten nachricht|"
     r"début du message réexpédié|inicio del mensaje reenviado)\s*:?\s*$",
-    re.IGNORECASE,
 )
-_FROM_FIELD_RE = re.compile(
+_FROM_FIELD_RE = CaselessPattern(
     r"^\s*[*>]?\s*\*?(?:from|von|de|da|van|från|fra|od|от|发件人|寄件者|差出人)\s*\*?\s*[:：]",
-    re.IGNORECASE,
 )
-_SENT_FIELD_RE = re.compile(
+_SENT_FIELD_RE = CaselessPattern(
     r"^\s*[*>]?\s*\*?(?:sent|date|gesendet|datum|envoyé|envoye|date d'envoi|enviado|fecha|"
     r"inviato|data|verzonden|skickat|sendt|wysłano|отправлено|дата|to|an|à|para|a|aan|till|"
     r"subject|betreff|objet|asunto|oggetto|onderwerp|ämne|emne|temat|тема|发送时间|日期|"
     r"收件人|主题|送信日時|件名)\s*\*?\s*[:：]",
-    re.IGNORECASE,
 )
-_SIGNATURE_RE = re.compile(
+_SIGNATURE_RE = CaselessPattern(
     r"^\s*(?:--|—|__)\s*$"
     r"|^\s*(?:sent|envoyé|enviado|inviato|verzonden|skickat|sendt|gesendet|von meinem|"
     r"diese nachricht wurde von)\b.{0,60}\b(?:iphone|ipad|android|mobile|phone|device|"
@@ -68,7 +68,6 @@ _SIGNATURE_RE = re.compile(
     r"|^\s*(?:sent from|envoyé de|envoyé depuis|enviado desde|enviado de|inviato da|"
     r"verzonden met|von meinem|get outlook for|obtenir outlook pour|holen sie sich outlook)\b.*$"
     r"|^\s*从我的.*发送$|^\s*從我的.*傳送$",
-    re.IGNORECASE,
 )
 _WORD_RE = re.compile(r"\w", re.UNICODE)
 _FORWARD_RE = re.compile(
@@ -77,6 +76,7 @@ _FORWARD_RE = re.compile(
 )
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class ReplyText:
     own: str  # the sender's own words, signature removed; "" when they wrote nothing
@@ -97,7 +97,7 @@ def split_reply(text: str) -> ReplyText:
     own = _strip_signature(lines[:start])
     if has_own_words(own):
         return ReplyText(own=own, quoted=True, cut_by=cut_by)
-    if _SEPARATOR_RE.match(lines[start]) and _is_forward(lines[start]):
+    if _SEPARATOR_RE.matches_start(lines[start]) and _is_forward(lines[start]):
         return ReplyText(own=_strip_signature(lines), quoted=False)  # a forward is content
     end = _header_end(lines, start)
     if end is not None:
@@ -117,11 +117,11 @@ def _quote_start(lines: list[str]) -> int | None:
             continue
         if _is_quote_line(line):
             return _header_before(lines, i)
-        if _SEPARATOR_RE.match(line):
+        if _SEPARATOR_RE.matches_start(line):
             return i
         if _is_header(line) or _wrapped_header(lines, i):
             return i
-        if _FROM_FIELD_RE.match(line) and _outlook_block(lines, i):
+        if _FROM_FIELD_RE.matches_start(line) and _outlook_block(lines, i):
             return i
     return None
 
@@ -132,14 +132,16 @@ def _is_quote_line(line: str) -> bool:
 
 def _is_header(line: str, *, loose: bool = False) -> bool:
     """A quote header; `loose` (right above "> " lines) also takes a bare "Jane wrote:"."""
-    if len(line) > 400 or not _QUOTE_HEADER_RE.match(line):
+    if len(line) > 400 or line.rstrip()[-1:] not in _HEADER_ENDINGS:
+        return False  # every quote header ends so: most lines are out before the long match
+    if not _QUOTE_HEADER_RE.matches_start(line):
         return False
     return loose or bool(_HEADER_EVIDENCE_RE.search(line))
 
 
 def _wrapped_header(lines: list[str], i: int) -> bool:
     """'On Mon, 2 Nov 2026 at 09:14, Jane Doe <' + 'jane@x.com> wrote:' split by the client."""
-    if not _HEADER_START_RE.match(lines[i]):
+    if not _HEADER_START_RE.matches_start(lines[i]):
         return False
     joined = lines[i].strip()
     for follow in lines[i + 1 : i + 6]:
@@ -152,7 +154,7 @@ def _wrapped_header(lines: list[str], i: int) -> bool:
 def _outlook_block(lines: list[str], i: int) -> bool:
     """A From: line followed by Sent:/To:/Subject: lines is a quoted message's header."""
     fields = [ln for ln in lines[i + 1 : i + 6] if ln.strip()]
-    return sum(1 for ln in fields if _SENT_FIELD_RE.match(ln)) >= 2
+    return sum(1 for ln in fields if _SENT_FIELD_RE.matches_start(ln)) >= 2
 
 
 def _header_before(lines: list[str], i: int) -> int:
@@ -165,7 +167,7 @@ def _header_before(lines: list[str], i: int) -> int:
         joined = " ".join(ln.strip() for ln in lines[max(first, 0) : j + 1])
         if first < 0 or not _is_header(joined, loose=True):
             continue
-        if first == j or _HEADER_START_RE.match(lines[first]):
+        if first == j or _HEADER_START_RE.matches_start(lines[first]):
             best = first  # a wrapped header's first line starts like one
     return best
 
@@ -210,7 +212,7 @@ def _unquoted(lines: list[str]) -> list[str]:
 
 def _strip_signature(lines: list[str]) -> str:
     for i, line in enumerate(lines):
-        if _SIGNATURE_RE.match(line):
+        if _SIGNATURE_RE.matches_start(line):
             lines = lines[:i]
             break
     while lines and not has_own_words(

@@ -16,7 +16,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-from app.domain.model import FREEMAIL_DOMAINS, HeaderFacts
+from app.domain.model import FREEMAIL_DOMAINS, HeaderFacts, cheap_init
 
 SYNTHETIC_DOMAIN = "synthetic.radiosilence.invalid"
 THREAD_INDEX_DOMAIN = "thread-index.radiosilence.invalid"
@@ -31,6 +31,7 @@ _PREFIX_RE = re.compile(rf"^\s*{_REPLY_PREFIX}", re.IGNORECASE)
 _PREFIX_OR_TAG_RE = re.compile(rf"^\s*(?:{_REPLY_PREFIX}|\[[^\]]{{1,30}}\]\s*)", re.IGNORECASE)
 
 
+@cheap_init
 @dataclass(frozen=True, kw_only=True)
 class ThreadLinks:
     key: str  # the message's own key: its Message-ID, or a synthetic one
@@ -50,6 +51,8 @@ def thread_links(facts: HeaderFacts, *, fallback_key: str) -> ThreadLinks:
     References a gateway stripped still finds its thread.
     """
     key = facts.message_id or fallback_key
+    if not (facts.references or facts.in_reply_to or facts.signals.get("thread-index")):
+        return ThreadLinks(key=key, references=())  # a first message: most of a mailbox
     refs: dict[str, None] = {}
     for ref in (*facts.references, *facts.in_reply_to):
         if ref != key:
