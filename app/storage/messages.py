@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, or_, select, update
+from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import Classification, HeaderFacts, MessageKind
@@ -19,7 +20,18 @@ from app.domain.threads import (
     orphan_subject_key,
     subject_key,
 )
-from app.storage.common import allocate_ids, bulk_insert, utcnow
+from app.storage.common import (
+    allocate_ids,
+    bulk_insert,
+    driver_sql,
+    flag_value,
+    insert_rows,
+    json_string_map,
+    json_strings,
+    json_value,
+    time_value,
+    utcnow,
+)
 from app.storage.tables import (
     folders,
     message_locations,
@@ -61,36 +73,31 @@ async def store_messages(
     """Store a batch idempotently: known messages only gain a location; new ones are threaded.
 
     A fixed handful of statements per batch, whatever its size: the first sync of a large
-    mailbox is bound by this. Threads touched are marked dirty so the rules look at them again,
-    even after a crash.
+    mailbox is bound by this, so rows go to the driver as tuples of ready values. Threads
+    touched are marked dirty so the rules look at them again, even after a crash.
     """
-    keys = list(dict.fromkeys(m.links.key for m in batch))
-    known = await _message_ids_by_key(conn, mailbox_id, keys)
-    fresh: dict[str, NewMessage] = {}
-    for m in batch:
-        if m.links.key not in known:
-            fresh.setdefault(m.links.key, m)
+    links = [_links_of(m) for m in batch]
+    known, key_thread = await _lookup(
+        conn, mailbox_id, list(dict.fromkeys(k for link in links for k in _keys(link)))
+    )
+    fresh: dict[str, tuple[NewMessage, ThreadLinks]] = {}
+    for m, link in zip(batch, links, strict=True):
+        if link.key not in known:
+            fresh.setdefault(link.key, (m, link))
     touched: set[int] = set()
     if fresh:
-        assignment, touched = await _assign_threads(conn, mailbox_id, user_id, list(fresh.values()))
-        now = utcnow()
-        ids = await allocate_ids(conn, messages, len(fresh))
-        rows = [
-            _message_row(mailbox_id, m, assignment[m.links.key], now, message_id)
-            for m, message_id in zip(fresh.values(), ids, strict=True)
-        ]
-        await bulk_insert(conn, messages, rows)
+        new = list(fresh.values())
+        thread_ids = await _assign_threads(conn, mailbox_id, user_id, new, key_thread)
+        touched = set(thread_ids)
+        ids = await allocate_ids(conn, messages, len(new))
+        await _insert_messages(conn, mailbox_id, [m for m, _ in new], thread_ids, ids)
         known.update(zip(fresh, ids, strict=True))
-    await bulk_insert(
+    await insert_rows(
         conn,
         message_locations,
+        ("folder_id", "uid", "uidvalidity", "message_id"),
         [
-            {
-                "folder_id": m.folder_id,
-                "uid": m.uid,
-                "uidvalidity": m.uidvalidity,
-                "message_id": known[m.links.key],
-            }
+            (m.folder_id, m.uid, m.uidvalidity, known[m.links.key])
             for m in batch
             if m.folder_id is not None
         ],
@@ -115,139 +122,243 @@ async def forget_locations(conn: AsyncConnection, folder_id: int) -> None:
     await conn.execute(delete(sync_errors).where(sync_errors.c.folder_id == folder_id))
 
 
-async def _message_ids_by_key(
+# A batch's keys travel as one parameter: a JSON list on SQLite, an array on PostgreSQL.
+_IN_KEYS = {"sqlite": "IN (SELECT value FROM json_each(?))", "postgresql": "= ANY(?)"}
+# A key's thread: a stored message's own key maps through `messages.thread_id`; `thread_keys`
+# holds the keys referenced before their message was stored, or whose message never comes
+# (databases written before also hold every message's own key there: both agree).
+_LOOKUP = """
+SELECT message_key, id, thread_id FROM messages WHERE mailbox_id = ? AND message_key {in_keys}
+UNION ALL
+SELECT message_key, NULL, thread_id FROM thread_keys WHERE mailbox_id = ? AND message_key {in_keys}
+"""
+
+
+async def _lookup(
     conn: AsyncConnection, mailbox_id: int, keys: Sequence[str]
-) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for chunk in _chunks(keys):
-        rows = await conn.execute(
-            select(messages.c.message_key, messages.c.id).where(
-                messages.c.mailbox_id == mailbox_id, messages.c.message_key.in_(chunk)
-            )
-        )
-        out.update({k: int(i) for k, i in rows})
-    return out
-
-
-def _message_row(
-    mailbox_id: int, m: NewMessage, thread_id: int, now: datetime, message_id: int
-) -> dict[str, Any]:
-    f = m.facts
-    return {
-        "id": message_id,
-        "mailbox_id": mailbox_id,
-        "thread_id": thread_id,
-        "message_key": m.links.key,
-        "has_message_id": f.message_id is not None,
-        "in_reply_to": list(f.in_reply_to),
-        "references": list(f.references),
-        "subject": f.subject,
-        "from_addr": f.from_.normalized if f.from_ else "",
-        "from_name": f.from_.name if f.from_ else "",
-        "to_addrs": [a.normalized for a in f.to],
-        "cc_addrs": [a.normalized for a in f.cc],
-        "date": m.date,
-        "kind": m.classification.kind.value,
-        "kind_reason": m.classification.reason,
-        "signals": f.signals,
-        "defects": list(f.defects),
-        "details": m.details,
-        "text_prefix": m.text_prefix,
-        "gm_msgid": m.gm_msgid,
-        "gm_thrid": m.gm_thrid,
-        "orphan_subject": (
-            orphan_subject_key(f) if m.classification.kind is not MessageKind.BULK else None
-        ),
-        "created_at": now,
-    }
-
-
-async def _assign_threads(
-    conn: AsyncConnection, mailbox_id: int, user_id: int, fresh: list[NewMessage]
-) -> tuple[dict[str, int], set[int]]:
-    """Each new message's thread: the thread of any key it shares, merging threads it bridges,
-    or a new one. Union-find in memory, then a few bulk statements."""
-    all_keys = list({k for m in fresh for k in _linked(m)})
-    key_thread = await _threads_by_key(conn, mailbox_id, all_keys)
-    root_of = group_threads(
-        ThreadLinks(key=m.links.key, references=tuple(_linked(m)[1:])) for m in fresh
-    )
-    groups: dict[str, list[str]] = defaultdict(list)
-    for key in all_keys:
-        groups[root_of[key]].append(key)
-    earliest: dict[str, NewMessage] = {}
-    for m in fresh:
-        root = root_of[m.links.key]
-        if root not in earliest or m.date < earliest[root].date:
-            earliest[root] = m
-
-    target: dict[str, int] = {}
-    merges: list[tuple[int, int]] = []
-    new_roots: list[str] = []
-    for root, keys in groups.items():
-        existing = sorted({key_thread[k] for k in keys if k in key_thread})
-        if not existing:
-            new_roots.append(root)
+) -> tuple[dict[str, int], dict[str, int]]:
+    """For the keys given: the stored messages' ids, and every key's thread, in one query."""
+    known: dict[str, int] = {}
+    key_thread: dict[str, int] = {}
+    if not keys:
+        return known, key_thread
+    dialect = conn.dialect
+    param: Any = json.dumps(keys) if dialect.name == "sqlite" else list(keys)
+    sql = driver_sql(dialect, _LOOKUP.format(in_keys=_IN_KEYS[dialect.name]))
+    referenced: list[tuple[str, int]] = []
+    result = await conn.exec_driver_sql(sql, (mailbox_id, param, mailbox_id, param))
+    # (key, message id or NULL for a thread_keys row, thread id or NULL)
+    rows = cast("list[tuple[str, int | None, int | None]]", result.all())
+    for key, message_id, thread_id in rows:
+        if message_id is not None:
+            known[key] = int(message_id)
+        if thread_id is None:
             continue
-        target[root] = existing[0]  # the oldest thread absorbs the others
-        merges += [(other, existing[0]) for other in existing[1:]]
-    for source, into in merges:
-        await _merge_thread(conn, source=source, target=into)
-    await mark_threads_dirty(conn, set(target.values()))  # existing threads with new mail
-    if new_roots:
-        now = utcnow()
-        new_ids = await allocate_ids(conn, threads, len(new_roots))
-        await bulk_insert(
-            conn,
-            threads,
-            [
-                {
-                    "id": thread_id,
-                    "mailbox_id": mailbox_id,
-                    "user_id": user_id,
-                    "subject": earliest[r].facts.subject,
-                    "subject_key": subject_key(earliest[r].facts.subject),
-                    "state": None,
-                    "reason": "",
-                    "dirty": True,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for r, thread_id in zip(new_roots, new_ids, strict=True)
-            ],
-        )
-        target.update(zip(new_roots, new_ids, strict=True))
-    new_keys = [
-        {"mailbox_id": mailbox_id, "message_key": k, "thread_id": target[root_of[k]]}
-        for k in all_keys
-        if k not in key_thread
-    ]
-    await bulk_insert(
-        conn, thread_keys, new_keys, ignore_conflicts_on=["mailbox_id", "message_key"]
-    )
-    assignment = {m.links.key: target[root_of[m.links.key]] for m in fresh}
-    return assignment, set(assignment.values())
-
-
-def _linked(m: NewMessage) -> list[str]:
-    keys = [m.links.key, *m.links.references]
-    if m.gm_thrid is not None:  # Gmail already knows the conversation: trust it
-        keys.append(f"<gm-thread-{m.gm_thrid}@{GMAIL_THREAD_DOMAIN}>")
-    return keys
+        if message_id is None:
+            referenced.append((key, int(thread_id)))
+        else:
+            key_thread[key] = int(thread_id)
+    key_thread.update(referenced)  # they agree; thread_keys has the last word, as it had
+    return known, key_thread
 
 
 async def _threads_by_key(
     conn: AsyncConnection, mailbox_id: int, keys: Sequence[str]
 ) -> dict[str, int]:
-    out: dict[str, int] = {}
-    for chunk in _chunks(keys):
-        rows = await conn.execute(
-            select(thread_keys.c.message_key, thread_keys.c.thread_id).where(
-                thread_keys.c.mailbox_id == mailbox_id, thread_keys.c.message_key.in_(chunk)
-            )
+    return (await _lookup(conn, mailbox_id, list(dict.fromkeys(keys))))[1]
+
+
+_MESSAGE_COLUMNS = (
+    "id",
+    "mailbox_id",
+    "thread_id",
+    "message_key",
+    "has_message_id",
+    "in_reply_to",
+    "references",
+    "subject",
+    "from_addr",
+    "from_name",
+    "to_addrs",
+    "cc_addrs",
+    "date",
+    "kind",
+    "kind_reason",
+    "signals",
+    "defects",
+    "created_at",
+)  # thread_reason: NULL (only the subject fallback sets one)
+# Mostly NULL: a row leaves out those it has not, since sqlite3 binds a None slowly (it
+# looks for an adapter first). Rows are grouped by which of them they carry.
+_OPTIONAL_COLUMNS = ("details", "text_prefix", "gm_msgid", "gm_thrid", "orphan_subject")
+_ALL_NULL = (None,) * len(_OPTIONAL_COLUMNS)
+
+
+async def _insert_messages(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    fresh: Sequence[NewMessage],
+    thread_ids: Sequence[int],
+    ids: Sequence[int],
+) -> None:
+    time, flag = time_value(conn.dialect), flag_value(conn.dialect)
+    created = time(utcnow())
+    groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = defaultdict(list)
+    for m, thread_id, message_id in zip(fresh, thread_ids, ids, strict=True):
+        f, sender, kind = m.facts, m.facts.from_, m.classification.kind
+        row = (
+            message_id,
+            mailbox_id,
+            thread_id,
+            m.links.key,
+            flag(f.message_id is not None),
+            json_strings(f.in_reply_to),
+            json_strings(f.references),
+            f.subject,
+            sender.normalized if sender else "",
+            sender.name if sender else "",
+            json_strings([a.normalized for a in f.to]),
+            json_strings([a.normalized for a in f.cc]),
+            time(m.date),
+            kind.value,
+            m.classification.reason,
+            json_string_map(f.signals),
+            json_strings(f.defects),
+            created,
         )
-        out.update({k: int(t) for k, t in rows})
-    return out
+        optional = (
+            json_value(m.details),
+            m.text_prefix,
+            m.gm_msgid,
+            m.gm_thrid,
+            orphan_subject_key(f) if kind is not MessageKind.BULK else None,
+        )
+        if optional == _ALL_NULL:
+            groups[()].append(row)
+        else:
+            carried = tuple(value is not None for value in optional)
+            groups[carried].append(row + tuple(v for v in optional if v is not None))
+    for carried, rows in groups.items():
+        names = [n for n, has in zip(_OPTIONAL_COLUMNS, carried, strict=False) if has]
+        await insert_rows(conn, messages, (*_MESSAGE_COLUMNS, *names), rows)
+
+
+async def _assign_threads(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    user_id: int,
+    fresh: Sequence[tuple[NewMessage, ThreadLinks]],
+    key_thread: dict[str, int],
+) -> list[int]:
+    """Each new message's thread: the thread of any key it shares, merging threads it bridges,
+    or a new one. Union-find in memory, then a few bulk statements."""
+    # Only a message that points somewhere can join others; the rest are their own group.
+    root_of = group_threads(link for _, link in fresh if link.references)
+    roots = [root_of.get(link.key, link.key) for _, link in fresh]
+    own = {link.key for _, link in fresh}
+    existing: dict[str, set[int]] = defaultdict(set)
+    for key, thread_id in key_thread.items():
+        root = root_of.get(key, key if key in own else None)
+        if root is not None:
+            existing[root].add(thread_id)
+    survivor = _bridged(existing.values())
+    for source, into in survivor.items():
+        await _merge_thread(conn, source=source, target=into)
+    target = {root: survivor.get(min(found), min(found)) for root, found in existing.items()}
+    await mark_threads_dirty(conn, set(target.values()))  # existing threads with new mail
+    target.update(await _new_threads(conn, mailbox_id, user_id, fresh, roots, target))
+    # Keys no stored message owns, so that their message finds the thread when it comes.
+    phantoms: dict[str, int] = {}
+    for (_, link), root in zip(fresh, roots, strict=True):
+        for key in link.references:
+            if key not in key_thread and key not in own:
+                phantoms.setdefault(key, target[root])
+    await insert_rows(
+        conn,
+        thread_keys,
+        ("mailbox_id", "message_key", "thread_id"),
+        [(mailbox_id, key, thread_id) for key, thread_id in phantoms.items()],
+        ignore_conflicts_on=["mailbox_id", "message_key"],
+    )
+    return [target[root] for root in roots]
+
+
+def _bridged(groups: Iterable[set[int]]) -> dict[int, int]:
+    """Stored threads that the batch bridges -> the thread they merge into: the oldest of all
+    those linked, also through a thread that two groups of the batch share."""
+    into: dict[int, int] = {}
+
+    def final(thread_id: int) -> int:
+        while thread_id in into:
+            thread_id = into[thread_id]
+        return thread_id
+
+    for found in groups:
+        oldest, *others = sorted({final(t) for t in found})
+        for other in others:
+            into[other] = oldest
+    return {source: final(source) for source in into}
+
+
+async def _new_threads(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    user_id: int,
+    fresh: Sequence[tuple[NewMessage, ThreadLinks]],
+    roots: Sequence[str],
+    taken: dict[str, int],
+) -> dict[str, int]:
+    """A thread for each group without one, named after its earliest message; ids follow
+    the order of the messages."""
+    earliest: dict[str, NewMessage] = {}
+    for (m, _), root in zip(fresh, roots, strict=True):
+        if root not in taken:
+            first = earliest.get(root)
+            if first is None or m.date < first.date:
+                earliest[root] = m
+    if not earliest:
+        return {}
+    ids = await allocate_ids(conn, threads, len(earliest))
+    now = time_value(conn.dialect)(utcnow())
+    no, yes = flag_value(conn.dialect)(False), flag_value(conn.dialect)(True)
+    await insert_rows(
+        conn,
+        threads,
+        (
+            "id",
+            "mailbox_id",
+            "user_id",
+            "subject",
+            "subject_key",
+            "reason",
+            "needs_response",
+            "followups_sent",
+            "dirty",
+            "created_at",
+            "updated_at",
+        ),  # state: NULL until the rules have looked at it
+        [
+            (thread_id, mailbox_id, user_id, *_subjects(m), "", no, 0, yes, now, now)
+            for m, thread_id in zip(earliest.values(), ids, strict=True)
+        ],
+    )
+    return dict(zip(earliest, ids, strict=True))
+
+
+def _subjects(m: NewMessage) -> tuple[str, str]:
+    return m.facts.subject, subject_key(m.facts.subject)
+
+
+def _links_of(m: NewMessage) -> ThreadLinks:
+    if m.gm_thrid is None:
+        return m.links
+    # Gmail already knows the conversation: trust it.
+    gmail = f"<gm-thread-{m.gm_thrid}@{GMAIL_THREAD_DOMAIN}>"
+    return ThreadLinks(key=m.links.key, references=(*m.links.references, gmail))
+
+
+def _keys(link: ThreadLinks) -> tuple[str, ...]:
+    return (link.key, *link.references)
 
 
 async def has_pending_orphans(conn: AsyncConnection, mailbox_id: int) -> bool:
@@ -347,34 +458,40 @@ def _chunks(items: Sequence[str]) -> Iterable[Sequence[str]]:
         yield items[start : start + _IN_CHUNK]
 
 
+# The bodies worth reading are among these: the partial index ix_messages_unread holds exactly
+# them, so looking costs what is unread, not what is stored. SQLite uses a partial index only
+# when the query repeats its condition word for word (literals, not parameters): hence text.
+_UNREAD = text("messages.details IS NULL AND messages.kind IN ('reply', 'auto_reply', 'bounce')")
+
+
+# A location under the folder's current UIDVALIDITY: one the message can be fetched by.
+_current_location = (folders.c.id == message_locations.c.folder_id) & (
+    folders.c.uidvalidity == message_locations.c.uidvalidity
+)
+
+
 async def messages_needing_body(
     conn: AsyncConnection, mailbox_id: int, *, limit: int
 ) -> list[dict[str, Any]]:
     """Inbound messages whose body has not been read yet and matters: answers in threads
     where the rep wrote, and every automatic answer or bounce (a bounce may not be threaded
-    until its body names the returned message). With the folder and UID to fetch it by."""
+    until its body names the returned message). With the folder and UID to fetch it by,
+    in folder and UID order; the oldest messages first when there are more than `limit`."""
+    rep = messages.alias("rep")
     rep_wrote = (
-        select(messages.c.thread_id)
-        .where(messages.c.mailbox_id == mailbox_id, messages.c.kind == "outbound")
-        .scalar_subquery()
+        select(rep.c.id)
+        .where(rep.c.thread_id == messages.c.thread_id, rep.c.kind == "outbound")
+        .exists()
     )
     query = (
         select(messages, folders.c.name.label("folder_name"), message_locations.c.uid)
         .join(message_locations, message_locations.c.message_id == messages.c.id)
-        .join(
-            folders,
-            (folders.c.id == message_locations.c.folder_id)
-            & (folders.c.uidvalidity == message_locations.c.uidvalidity),
-        )
+        .join(folders, _current_location)
         .where(
-            messages.c.mailbox_id == mailbox_id,
-            messages.c.details.is_(None),
-            or_(
-                messages.c.kind.in_(("auto_reply", "bounce")),
-                (messages.c.kind == "reply") & messages.c.thread_id.in_(rep_wrote),
-            ),
+            messages.c.mailbox_id == mailbox_id, _UNREAD, or_(messages.c.kind != "reply", rep_wrote)
         )
-        .order_by(folders.c.name, message_locations.c.uid)
+        # In the partial index's order (SQLite walks it and stops at `limit`, no sort of all).
+        .order_by(messages.c.id, folders.c.name, message_locations.c.uid)
         .limit(limit)
     )
     seen: set[int] = set()
@@ -383,6 +500,7 @@ async def messages_needing_body(
         if row["id"] not in seen:  # one location per message is enough
             seen.add(row["id"])
             out.append(dict(row))
+    out.sort(key=lambda row: (row["folder_name"], row["uid"]))
     return out
 
 
@@ -447,11 +565,10 @@ async def link_message(
 
 
 async def mark_threads_dirty(conn: AsyncConnection, thread_ids: Iterable[int]) -> None:
-    params = [{"tid": t} for t in set(thread_ids)]
+    params = sorted(set(thread_ids))
     if params:
-        await conn.execute(
-            update(threads)
-            .where(threads.c.id == bindparam("tid"))
-            .values(dirty=True, updated_at=utcnow()),
-            params,
+        now, yes = time_value(conn.dialect)(utcnow()), flag_value(conn.dialect)(True)
+        await conn.exec_driver_sql(
+            driver_sql(conn.dialect, "UPDATE threads SET dirty = ?, updated_at = ? WHERE id = ?"),
+            [(yes, now, thread_id) for thread_id in params],
         )

@@ -229,6 +229,11 @@ Index(
     postgresql_where=messages.c.orphan_subject.is_not(None),
 )
 
+# Bodies not read yet that a decision may need (see messages.messages_needing_body): the
+# after-pass finds them here, so a poll with nothing to read costs nothing per stored message.
+_unread = messages.c.details.is_(None) & messages.c.kind.in_(("reply", "auto_reply", "bounce"))
+Index("ix_messages_unread", messages.c.mailbox_id, sqlite_where=_unread, postgresql_where=_unread)
+
 # Where a message lives: one message may sit in several folders (or twice in one).
 message_locations = Table(
     "message_locations",
@@ -241,7 +246,8 @@ message_locations = Table(
     Index(None, "message_id"),
 )
 
-# Every Message-ID seen (as a message's own or referenced) -> its thread. This is how a reply
+# Message-IDs referenced before (or without) their own message being stored -> their thread;
+# a stored message's own key maps through messages.thread_id. Together they are how a reply
 # finds its thread whatever order the mail arrives in, and how two threads merge.
 thread_keys = Table(
     "thread_keys",
