@@ -15,6 +15,7 @@ from app import __version__
 from app.config import Settings, load_settings
 from app.domain.backtest import weekly_table
 from app.errors import RadioSilenceError
+from app.runtime import settle_heap
 from app.services import accounts, backtest, imports
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -135,6 +136,7 @@ def _with_context(settings: Settings, work: Callable[[Context], Awaitable[T]]) -
 
     async def run() -> T:
         ctx = Context.create(settings)
+        settle_heap()
         try:
             return await work(ctx)
         finally:

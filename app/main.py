@@ -15,6 +15,7 @@ import app as package
 from app.api import drafts, events, mailboxes, rules, threads, webhooks
 from app.api import errors as api_errors
 from app.config import Settings
+from app.runtime import settle_heap
 from app.services.context import Context
 from app.workers import Workers
 
@@ -26,6 +27,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         app.state.context = ctx
         app.state.background_tasks = set()
         workers = Workers(ctx) if settings.workers_enabled else None
+        settle_heap()
         if workers:
             workers.start()
         try:

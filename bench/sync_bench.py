@@ -131,6 +131,7 @@ def ours(server_info: dict[str, Any], db_dir: str, queue: Any) -> None:
     from app.domain.model import Identity
     from app.mail import sync as mail_sync
     from app.mail.imap import ImapAccount, ImapSession
+    from app.runtime import settle_heap
     from app.services import accounts, mailboxes
     from app.services import sync as sync_service
     from app.services.context import Context
@@ -148,6 +149,7 @@ def ours(server_info: dict[str, Any], db_dir: str, queue: Any) -> None:
 
     async def run() -> dict[str, Any]:
         ctx = Context.create(settings)
+        settle_heap()  # as the worker and the CLI do at start-up
         try:
             user_id = await accounts.create_user(ctx, email=REP, password="long-password")
             data = mailboxes.MailboxInput(

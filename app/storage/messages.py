@@ -12,7 +12,7 @@ from typing import Any, cast
 from sqlalchemy import bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.model import Classification, HeaderFacts, MessageKind
+from app.domain.model import Classification, HeaderFacts, MessageKind, cheap_init
 from app.domain.threads import (
     SubjectCandidate,
     ThreadLinks,
@@ -46,6 +46,7 @@ _IN_CHUNK = 500
 GMAIL_THREAD_DOMAIN = "gmail-thread.radiosilence.invalid"
 
 
+@cheap_init  # built for every message of a sync
 @dataclass(frozen=True, kw_only=True)
 class NewMessage:
     facts: HeaderFacts

@@ -1,0 +1,18 @@
+"""Process-wide tuning done once at start-up, after the imports and before the work."""
+
+from __future__ import annotations
+
+import gc
+
+# Young objects are collected every 50,000 allocations instead of every 700: a first sync
+# allocates millions of short-lived objects (header fields, rows) and almost none form cycles.
+_GC_THRESHOLDS = (50_000, 20, 100)
+
+
+def settle_heap() -> None:
+    """Move everything alive now (modules, SQLAlchemy's and FastAPI's tables, compiled
+    regexes) out of the cyclic collector's sight, so that its full collections walk only
+    what the work itself keeps, and make young collections rarer."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(*_GC_THRESHOLDS)
