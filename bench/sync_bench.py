@@ -144,7 +144,6 @@ def ours(server_info: dict[str, Any], db_dir: str, queue: Any) -> None:
         database_url=url,
         secret_key=SECRET,  # type: ignore[call-arg]
         workers_enabled=False,
-        sync_batch_size=1000,
     )
 
     async def run() -> dict[str, Any]:
@@ -169,7 +168,9 @@ def ours(server_info: dict[str, Any], db_dir: str, queue: Any) -> None:
             ref = mail_sync.MailboxRef(
                 id=mailbox_id, user_id=user_id, identity=Identity.from_addresses([REP])
             )
-            options = mail_sync.SyncOptions(since=None, batch_size=1000, now=datetime.now(UTC))
+            options = mail_sync.SyncOptions(
+                since=None, batch_size=settings.sync_batch_size, now=datetime.now(UTC)
+            )
             account = ImapAccount(
                 host=server_info["host"],
                 port=server_info["port"],

@@ -273,17 +273,15 @@ def _split_address(part: str) -> tuple[str, str]:
         and "\n" not in part
         and not part[gt + 1 :].strip()
     ):  # "Name <address>" read as _ADDR_RE reads it, without its scan for where the name ends
-        name = part[:lt].strip()
-        if len(name) > 1 and name[0] == '"' and name[-1] == '"':
-            name = name[1:-1]
-        return name, part[lt + 1 : gt]
+        return _unquoted(part[:lt].strip()), part[lt + 1 : gt]
     match = _ADDR_RE.match(part)
     if match:
-        name = match.group(1)
-        if len(name) > 1 and name[0] == '"' and name[-1] == '"':
-            name = name[1:-1]
-        return name, match.group(2)
+        return _unquoted(match.group(1)), match.group(2)
     return "", part.strip()
+
+
+def _unquoted(name: str) -> str:
+    return name[1:-1] if len(name) > 1 and name[0] == '"' and name[-1] == '"' else name
 
 
 def parse_date(value: str, defects: list[str]) -> datetime | None:
