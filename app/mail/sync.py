@@ -357,21 +357,19 @@ class _FolderReader:
         wanted = [m.uid for m in batch if m.uid is not None and wants_body(m)]
         if not wanted:
             return batch, errors
+        # Only wanted UIDs are in it; one gone between the two FETCHes is left to the after-pass.
         texts = self.session.fetch_text_prefixes(wanted)
-        identity, keep = self.mailbox.identity, self.options.keep_text
-        read: list[NewMessage] = []
-        for m in batch:
-            text = texts.get(m.uid) if m.uid is not None else None
-            if text is None or not wants_body(m):
-                read.append(m)  # gone meanwhile: the after-pass settles it
-                continue
-            try:
-                read.append(with_body(m, text, identity, keep_text=keep))
-            except Exception as exc:  # a body we cannot read: judged by its header alone
-                log.warning("sync.body_unreadable folder=%s uid=%s error=%r", self.name, m.uid, exc)
-                read.append(m)
+        read = [self._with_body(m, texts[m.uid]) if m.uid in texts else m for m in batch]
         self.report.bodies_read += len(wanted)
         return read, errors
+
+    def _with_body(self, m: NewMessage, text: bytes) -> NewMessage:
+        """Read with its body; one whose body cannot be read is judged by its header alone."""
+        try:
+            return with_body(m, text, self.mailbox.identity, keep_text=self.options.keep_text)
+        except Exception as exc:  # junk in a body never stops a sync
+            log.warning("sync.body_unreadable folder=%s uid=%s error=%r", self.name, m.uid, exc)
+            return m
 
     async def _store(
         self,

@@ -11,12 +11,10 @@ from types import ModuleType
 
 import pytest
 
-ROOT = Path(__file__).resolve().parents[3]
-CORPORA = ROOT.parent / "shared" / "corpora"
+from tests.support.corpora import CORPORA, needs_corpora
 
-pytestmark = pytest.mark.skipif(
-    not (CORPORA / "labels.json").is_file(), reason=f"corpora not found at {CORPORA}"
-)
+ROOT = Path(__file__).resolve().parents[3]
+pytestmark = needs_corpora
 
 
 @pytest.fixture(scope="module")

@@ -10,7 +10,6 @@ from __future__ import annotations
 import dataclasses
 import re
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -35,20 +34,11 @@ from app.domain.model import (
 )
 from app.domain.replytext import ReplyText
 from app.domain.threads import ThreadLinks
+from app.mail.pipeline import mime_head
+from tests.support.corpora import CORPORA, corpus_files, needs_corpora
 from tests.unit.domain.mailcases import CASES
 
-CORPORA = Path(__file__).resolve().parents[3].parent / "shared" / "corpora"
 REP = Identity.from_addresses(["rep@seller.example"])
-
-
-def corpus_files() -> list[bytes]:
-    if not CORPORA.is_dir():
-        return []
-    return [
-        path.read_bytes()[:16_384]
-        for path in sorted(CORPORA.rglob("*"))
-        if path.is_file() and path.suffix not in {".json", ".md"} and path.name != "LICENSE"
-    ]
 
 
 def sync_headers() -> list[bytes]:
@@ -236,10 +226,10 @@ def test_parse_date_equals_the_arithmetic_reading(
         assert parse_date(text, []) == _old_parse_date(text), text
 
 
+@needs_corpora
 def test_corpora_headers_parse_the_same_both_ways() -> None:
     files = corpus_files()
-    if not files:
-        pytest.skip(f"corpora not found at {CORPORA}")
+    assert files
     for raw in files:
         assert parse_header_bytes(raw) == parse_header_general(raw), raw[:200]
 
@@ -345,24 +335,14 @@ def test_fast_body_equals_the_parser_on_generated_messages(head: bytes, body: li
     assert extract_body(raw) == extract_body_general(raw)
 
 
-def _mime_head(signals: dict[str, str]) -> bytes:
-    """What app.mail.pipeline.mime_head builds from stored signals (the sync's body input)."""
-    head = "".join(
-        f"{name}: {signals[name]}\r\n"
-        for name in ("content-type", "content-transfer-encoding")
-        if name in signals
-    )
-    return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n"
-
-
+@needs_corpora
 def test_corpora_bodies_and_classifications_are_the_same_both_ways() -> None:
     files = corpus_files()
-    if not files:
-        pytest.skip(f"corpora not found at {CORPORA}")
+    assert files
     for raw in files:
         facts = parse_header_bytes(raw)
         text = raw.partition(b"\r\n\r\n")[2] if b"\r\n\r\n" in raw else raw.partition(b"\n\n")[2]
-        for message in (raw, _mime_head(facts.signals) + text, PLAIN + raw):
+        for message in (raw, mime_head(facts.signals) + text, PLAIN + raw):
             fast = _plain_text_body(message)  # else extract_body is the general path itself
             if fast is not None:
                 general = extract_body_general(message)
