@@ -40,25 +40,12 @@ T = TypeVar("T")
 FETCH_BATCH = 1000  # UIDs per FETCH command; servers cap command length (and Yahoo at 5,000)
 TEXT_PREFIX_BYTES = 8192  # enough for an auto-reply's wording or a DSN's status part
 _HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + " ".join(FETCH_HEADER_FIELDS).encode() + b")]"
-# No INTERNALDATE in the header pass: it is the fallback for a message whose Date header is
-# missing or broken, and it costs the server a stat() and a formatted date per message (a
-# third of Dovecot's work here). It is fetched afterwards for the messages whose Date field is
-# not plainly readable (`_PLAIN_DATE_HEADER`), so every message that needs it has it.
+# No INTERNALDATE in the header pass: it is only the fallback for a message whose Date header
+# is missing or broken, and it costs the server a stat() and a formatted date per message (a
+# third of Dovecot's work here). The sync asks for it (`fetch_internal_dates`) for exactly the
+# messages whose Date the header parser could not read.
 _HEADER_ITEMS = b"UID " + _HEADER_ITEM
 _HEADER_ITEMS_GMAIL = b"UID X-GM-MSGID X-GM-THRID " + _HEADER_ITEM
-# A header block whose first Date field is plainly readable: "Date:" in RFC 5322's own form,
-# every part in range (no 29 February), not folded, after lines that are printable ASCII and
-# none of them another Date field (in another case, or with a space before the colon). Then
-# the Date reader surely reads that date, and INTERNALDATE, its fallback, is not needed.
-_PLAIN_DATE_HEADER = re.compile(
-    rb"(?:(?![Dd][Aa][Tt][Ee][ \t]*:)[!-~][\t -~]*\r\n(?:[ \t][\t -~]*\r\n)*)*"
-    rb"Date:[ \t]*(?:(?:Mon|Tue|Wed|Thu|Fri|Sat|Sun),[ \t]*)?"
-    rb"(?:(?:0?[1-9]|1[0-9]|2[0-8])[ \t]+(?:Jan|Feb|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    rb"|(?:29|30)[ \t]+(?:Jan|Mar|Apr|May|Jun|Jul|Aug|Sep|Oct|Nov|Dec)"
-    rb"|31[ \t]+(?:Jan|Mar|May|Jul|Aug|Oct|Dec))"
-    rb"[ \t]+(?:19|20)[0-9][0-9][ \t]+(?:[01]?[0-9]|2[0-3]):[0-5][0-9](?::[0-5][0-9])?"
-    rb"[ \t]+[+-](?:[01][0-9]|2[0-3])[0-5][0-9](?:[ \t]+\([^()\r\n]*\))?[ \t]*\r\n(?![ \t])"
-)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -85,8 +72,7 @@ class FolderStatus:
 @dataclass(frozen=True, kw_only=True)
 class FetchedHeader:
     uid: int
-    # INTERNALDATE, for the fallback when the Date header is missing or broken: None when the
-    # Date field is plainly readable (then it is not fetched) or the server did not send it.
+    # INTERNALDATE when the server sent it (the header pass does not ask; see _HEADER_ITEMS)
     internal_date_raw: bytes | None
     header: bytes
     gm_msgid: int | None = None
@@ -292,8 +278,6 @@ class ImapSession:
         """
         items = _HEADER_ITEMS_GMAIL if self.is_gmail else _HEADER_ITEMS
         others: dict[int, wire.FetchRecord] = {}
-        undated: list[int] = []
-        plain_date = _PLAIN_DATE_HEADER.match
 
         def built(
             uid: int,
@@ -306,8 +290,6 @@ class ImapSession:
             if header is None:  # e.g. a flag change the server announced on its own
                 others[uid] = wire.FetchRecord(uid, date, gm_msgid, gm_thrid)
                 return None
-            if date is None and plain_date(header) is None:
-                undated.append(uid)
             return FetchedHeader(
                 uid=uid, internal_date_raw=date, header=header, gm_msgid=gm_msgid, gm_thrid=gm_thrid
             )
@@ -315,12 +297,19 @@ class ImapSession:
         out: list[FetchedHeader] = []
         for chunk in _chunks(uids, FETCH_BATCH):
             out += self._uid_fetch(chunk, items, built)
-        for chunk in _chunks(undated, FETCH_BATCH):
-            for record in self._uid_fetch(chunk, b"UID INTERNALDATE", wire.FetchRecord):
-                known = others.get(record.uid)
-                others[record.uid] = record if known is None else _merged(known, record)
         if others:  # a server may split one message's items over two responses
             out = [_completed(item, others.get(item.uid)) for item in out]
+        return out
+
+    def fetch_internal_dates(self, uids: Sequence[int]) -> dict[int, datetime]:
+        """When the server received each message (INTERNALDATE): the fallback for a message
+        whose Date header is missing or unreadable. A UID gone meanwhile is left out."""
+        out: dict[int, datetime] = {}
+        for chunk in _chunks(uids, FETCH_BATCH):
+            for record in self._uid_fetch(chunk, b"UID INTERNALDATE", wire.FetchRecord):
+                when = _parse_internal_date(record.internal_date) if record.internal_date else None
+                if when is not None:
+                    out[record.uid] = when
         return out
 
     def fetch_text_prefixes(
@@ -471,19 +460,6 @@ def _uid_set(uids: Sequence[int]) -> str:
         start = prev = uid
     parts.append(f"{start}:{prev}" if prev != start else str(start))
     return ",".join(parts)
-
-
-def _has_plain_date(header: bytes) -> bool:
-    """True when INTERNALDATE is not needed: see _PLAIN_DATE_HEADER. When in doubt, False."""
-    return _PLAIN_DATE_HEADER.match(header) is not None
-
-
-def _merged(first: wire.FetchRecord, then: wire.FetchRecord) -> wire.FetchRecord:
-    return first._replace(
-        internal_date=first.internal_date or then.internal_date,
-        gm_msgid=first.gm_msgid if first.gm_msgid is not None else then.gm_msgid,
-        gm_thrid=first.gm_thrid if first.gm_thrid is not None else then.gm_thrid,
-    )
 
 
 def _completed(item: FetchedHeader, other: wire.FetchRecord | None) -> FetchedHeader:

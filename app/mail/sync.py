@@ -13,7 +13,7 @@ import asyncio
 import functools
 import logging
 from collections.abc import Callable, Collection
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date, datetime
 from typing import Any
 
@@ -354,6 +354,7 @@ class _FolderReader:
         bodies that decisions need, read at once while the folder is selected."""
         fetched = self.session.fetch_headers(uids)
         batch, errors = self._prepare(fetched, uidvalidity)
+        batch = self._dated(batch)
         wanted = [m.uid for m in batch if m.uid is not None and wants_body(m)]
         if not wanted:
             return batch, errors
@@ -362,6 +363,15 @@ class _FolderReader:
         read = [self._with_body(m, texts[m.uid]) if m.uid in texts else m for m in batch]
         self.report.bodies_read += len(wanted)
         return read, errors
+
+    def _dated(self, batch: list[NewMessage]) -> list[NewMessage]:
+        """A message whose Date header the parser could not read takes the server's arrival
+        time instead: one more FETCH, for those messages only."""
+        undated = [m.uid for m in batch if m.facts.date is None and m.uid is not None]
+        if not undated:
+            return batch
+        arrived = self.session.fetch_internal_dates(undated)
+        return [replace(m, date=arrived[m.uid]) if m.uid in arrived else m for m in batch]
 
     def _with_body(self, m: NewMessage, text: bytes) -> NewMessage:
         """Read with its body; one whose body cannot be read is judged by its header alone."""

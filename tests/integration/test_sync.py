@@ -198,3 +198,36 @@ async def test_a_reply_that_lost_its_headers_joins_the_reps_thread_whatever_the_
     reasons = [m["thread_reason"] for m in detail["messages"]]
     assert reasons[0] is None
     assert reasons[1] is not None and "same subject 'Pilot scope for Buyer GmbH'" in reasons[1]
+
+
+async def test_a_message_without_a_readable_date_takes_the_servers_arrival_time(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    from sqlalchemy import select
+
+    from app.storage.tables import messages
+
+    server, user = imap_user.server, imap_user.username
+    arrived = now_utc().replace(microsecond=0) - timedelta(days=2)
+    dated = now_utc().replace(microsecond=0) - timedelta(days=5)
+    for key, date_line in (
+        ("nodate@buyer.example", ""),
+        ("broken@buyer.example", "Date: sometime next week\r\n"),
+        ("dated@buyer.example", f"Date: {dated.strftime('%a, %d %b %Y %H:%M:%S +0000')}\r\n"),
+    ):
+        raw = (
+            f"From: {PROSPECT}\r\nTo: {REP}\r\nSubject: Question\r\n{date_line}"
+            f"Message-ID: <{key}>\r\n\r\nHello\r\n"
+        ).encode()
+        server.append(user, "INBOX", raw, date=arrived)
+    _, mailbox_id = await connect(ctx, imap_user)
+
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    async with ctx.engine.connect() as conn:
+        stored = dict((await conn.execute(select(messages.c.message_key, messages.c.date))).all())
+    assert stored == {
+        "<nodate@buyer.example>": arrived,
+        "<broken@buyer.example>": arrived,
+        "<dated@buyer.example>": dated,
+    }

@@ -6,12 +6,9 @@ import io
 from datetime import UTC, datetime
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
-from app.domain.headers import parse_header_bytes
 from app.errors import MailConnectionError, MailServerError
-from app.mail.imap import ImapAccount, ImapSession, _has_plain_date
+from app.mail.imap import ImapAccount, ImapSession
 from app.mail.wire import FetchParser, FetchRecord, read_fetch
 
 TAG = b"KOGC7"
@@ -279,7 +276,7 @@ DATED = b"From: a@example.com\r\nDate: Mon, 16 Nov 2026 10:15:00 +0100\r\n\r\n"
 UNDATED = b"From: b@example.com\r\nSubject: no date\r\n\r\n"
 
 
-def test_fetch_headers_asks_internaldate_only_where_the_date_is_not_plain() -> None:
+def test_fetch_headers_reads_headers_only_and_internal_dates_on_demand() -> None:
     replies = (
         b"* 1 FETCH (UID 10 %s %s)\r\n" % (SECTION, literal(DATED))
         + b"* 7 EXISTS\r\n"
@@ -293,11 +290,13 @@ def test_fetch_headers_asks_internaldate_only_where_the_date_is_not_plain() -> N
 
     assert [(f.uid, f.header, f.internal_date_raw) for f in fetched] == [
         (10, DATED, None),
-        (11, UNDATED, b"16-Nov-2026 09:00:00 +0000"),
+        (11, UNDATED, None),
     ]
-    assert fetched[1].internal_date == datetime(2026, 11, 16, 9, 0, tzinfo=UTC)
-    assert imap.sent[0].startswith(b"T1 UID FETCH 10:11 (UID BODY.PEEK[HEADER.FIELDS (")
-    assert imap.sent[1] == b"T2 UID FETCH 11 (UID INTERNALDATE)\r\n"
+    assert imap.sent == [imap.sent[0]] and imap.sent[0].startswith(
+        b"T1 UID FETCH 10:11 (UID BODY.PEEK[HEADER.FIELDS ("
+    )
+    assert session.fetch_internal_dates([11, 12]) == {11: datetime(2026, 11, 16, 9, 0, tzinfo=UTC)}
+    assert imap.sent[1] == b"T2 UID FETCH 11:12 (UID INTERNALDATE)\r\n"
     assert session.round_trips == 2 and imap.tagged_commands == {}
     assert imap.file.read() == b""
 
@@ -333,66 +332,3 @@ def test_a_refused_fetch_is_a_server_error_and_the_session_goes_on() -> None:
         session.fetch_headers([10])
     assert [f.uid for f in session.fetch_headers([10])] == [10]
     assert imap.tagged_commands == {}
-
-
-# When a Date field passes `_has_plain_date`, the Date reader reads it: INTERNALDATE would only
-# be its fallback, so not fetching it changes nothing.
-
-
-@pytest.mark.parametrize(
-    ("header", "plain"),
-    [
-        (b"Date: Fri, 04 Sep 2026 19:12:21 +0000\r\nFrom: a\r\n\r\n", True),
-        (b"From: a\r\nDate: Fri, 04 Sep 2026 19:12:21 +0000\r\n\r\n", True),
-        (b"From: a\r\nDate: 4 Sep 2026 19:12 -0700 (PDT)\r\n\r\n", True),
-        (b"From: a\r\nDate: Thu, 30 Apr 2026 23:59:59 +2359\r\n\r\n", True),
-        (b"Subject: Re: Date: soon\r\nDate: Thu, 30 Apr 2026 10:00 +0000\r\n\r\n", True),
-        (b"From: a\r\nDate: Fri, 04 Sep 2026 19:12:21 GMT\r\n\r\n", False),
-        (b"From: a\r\nDATE: Fri, 04 Sep 2026 19:12:21 +0000\r\n\r\n", False),
-        (b"date: x\r\nDate: Fri, 04 Sep 2026 19:12:21 +0000\r\n\r\n", False),
-        (b"From: a\r\ndate: x\r\nDate: Fri, 04 Sep 2026 19:12:21 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate : Thu, 30 Apr 2026 20:00:00 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate: Fri, 04 Sep 2026\r\n 19:12:21 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate: Sat, 29 Feb 2028 19:12:21 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate: Mon, 31 Apr 2026 19:12:21 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate: Thu, 30 Apr 2026 24:00:00 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate: Thu, 30 Apr 1850 10:00:00 +0000\r\n\r\n", False),
-        (b"From: a\r\n\r\nDate: Thu, 30 Apr 2026 20:00:00 +0000\r\n\r\n", False),
-        (b"From: a\r\nDate: \r\n\r\n", False),
-        (b"Subject: x\x0bDate: x\r\nDate: Thu, 30 Apr 2026 20:00:00 +0000\r\n\r\n", False),
-        (b"Subject: caf\xc3\xa9\r\nDate: Thu, 30 Apr 2026 20:00:00 +0000\r\n\r\n", False),
-        (b"Date: Thu, 30 Apr 2026 20:00:00 +0000\r\nSubject: caf\xc3\xa9\r\n\r\n", True),
-        (b"From: a\r\n\r\n", False),
-        (b"", False),
-    ],
-)
-def test_plain_dates(header: bytes, plain: bool) -> None:
-    assert _has_plain_date(header) is plain
-    if plain:
-        assert parse_header_bytes(header).date is not None
-
-
-_FIELD_LINES = st.sampled_from(
-    [
-        b"From: a@example.com\r\n",
-        b"Subject: Date: tomorrow\r\n",
-        b" folded continuation\r\n",
-        b"DATE: Mon, 16 Nov 2026 10:15:00 +0100\r\n",
-        b"date: yesterday\r\n",
-        b"Date: Mon, 16 Nov 2026 10:15:00 +0100\r\n",
-        b"Date: 31 Jan 2027 23:59 -0000 (comment)\r\n",
-        b"Date: Tue, 30 Feb 2027 10:00:00 +0000\r\n",
-        b"Date: next week\r\n",
-        b"Date\t: next week\r\n",
-        b"Subject: x\x0bDate: x\x1cDate: y\r\n",
-        b"Subject: caf\xc3\xa9 \xe9\r\n",
-        b"\r\n",
-    ]
-)
-
-
-@given(st.lists(_FIELD_LINES, max_size=6))
-def test_a_plain_date_is_always_read(lines: list[bytes]) -> None:
-    header = b"".join(lines) + b"\r\n"
-    if _has_plain_date(header):
-        assert parse_header_bytes(header).date is not None
