@@ -156,12 +156,13 @@ async def _run(
             synced=True,
         )
     log.info(
-        "sync.done mailbox=%s folders=%s new=%s skipped=%s evaluated=%s",
+        "sync.done mailbox=%s folders=%s new=%s skipped=%s evaluated=%s %s",
         mailbox_id,
         report.folders,
         report.new_messages,
         report.skipped,
         evaluated,
+        report.phases(),
     )
     return SyncOutcome(
         mailbox_id=mailbox_id,
