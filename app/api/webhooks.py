@@ -195,10 +195,11 @@ async def list_deliveries(
         webhook_id=webhook_id,
         status=delivery_status,
         before=cursor,
-        limit=limit,
+        limit=limit + 1,  # one more than shown: a cursor only when another page has rows
     )
-    next_cursor = str(rows[-1]["id"]) if len(rows) == limit else None
-    return {"items": [service.delivery_view(r) for r in rows], "next_cursor": next_cursor}
+    page = rows[:limit]
+    next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
+    return {"items": [service.delivery_view(r) for r in page], "next_cursor": next_cursor}
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail, responses=ERRORS)
