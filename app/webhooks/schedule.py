@@ -119,7 +119,3 @@ def settle(
     if delay is None:
         return Settlement(status="dead", next_attempt_at=None, disable_endpoint=False)
     return Settlement(status="pending", next_attempt_at=now + delay, disable_endpoint=False)
-
-
-def failing_too_long(failing_since: datetime | None, now: datetime) -> bool:
-    return failing_since is not None and now - failing_since >= DISABLE_AFTER

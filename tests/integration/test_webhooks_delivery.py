@@ -198,6 +198,37 @@ async def test_410_disables_the_endpoint_and_tells_the_owner(
     assert watcher_id != gone_id
 
 
+async def test_an_endpoint_failing_for_five_days_is_disabled(
+    ctx: Context, clock: FakeClock, dispatcher: Dispatcher, consumer: WebhookConsumer
+) -> None:
+    user_id, webhook_id = await subscribe(ctx, consumer)
+    consumer.respond = lambda _r: answer(500, "still broken")
+    await emit(ctx, user_id, 1)
+    await drain(dispatcher)
+    first_failure = (await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id))[
+        "failing_since"
+    ]
+    assert first_failure is not None
+
+    # A new event every day, and every retry that falls due, fails; four days are not enough.
+    for _ in range(4):
+        clock.advance(timedelta(days=1))
+        await emit(ctx, user_id, 1)
+        assert await drain(dispatcher) >= 1
+        webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+        assert webhook["enabled"] and webhook["failing_since"] == first_failure
+
+    clock.advance(timedelta(days=1, minutes=1))
+    await emit(ctx, user_id, 1)
+    await drain(dispatcher)
+    webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    assert not webhook["enabled"]
+    assert webhook["disabled_reason"] == "every attempt failed for 5 days"
+    tried = len(consumer.received)
+    await emit(ctx, user_id, 1)  # nothing more is sent to it
+    assert await drain(dispatcher) == 0 and len(consumer.received) == tried
+
+
 async def test_a_redirect_is_a_failure_and_is_not_followed(
     ctx: Context, clock: FakeClock, dispatcher: Dispatcher, consumer: WebhookConsumer
 ) -> None:

@@ -7,11 +7,9 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from app.webhooks.schedule import (
-    DISABLE_AFTER,
     MAX_ATTEMPTS,
     RETRY_DELAYS,
     Verdict,
-    failing_too_long,
     parse_retry_after,
     retry_delay,
     settle,
@@ -133,9 +131,3 @@ def test_settle_table() -> None:
     assert slow.next_attempt_at == NOW + 20 * M
     last = settle(attempts_made=MAX_ATTEMPTS, outcome=Verdict.FAILED, now=NOW)
     assert (last.status, last.next_attempt_at, last.disable_endpoint) == ("dead", None, False)
-
-
-def test_endpoints_are_disabled_after_five_days_of_failure() -> None:
-    assert not failing_too_long(None, NOW)
-    assert not failing_too_long(NOW - DISABLE_AFTER + S, NOW)
-    assert failing_too_long(NOW - DISABLE_AFTER, NOW)
