@@ -14,7 +14,7 @@ from typing import TypeVar
 from app import __version__
 from app.config import Settings, load_settings
 from app.domain.backtest import weekly_table
-from app.errors import RadioSilenceError
+from app.errors import ConfigError, RadioSilenceError
 from app.runtime import settle_heap
 from app.services import accounts, backtest, imports
 from app.services import sync as sync_service
@@ -173,6 +173,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
+    from prometheus_client import start_http_server
+
     from app.workers import Workers
 
     async def run(ctx: Context) -> int:
@@ -180,10 +182,23 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
         loop = asyncio.get_running_loop()
         for sig in (signal.SIGINT, signal.SIGTERM):
             loop.add_signal_handler(sig, stop.set)
+        exporter = None
+        if settings.metrics_port is not None:
+            # This process's own counters only: the stored-state gauges come from `serve`.
+            try:
+                exporter, _ = start_http_server(settings.metrics_port, addr=settings.host)
+            except OSError as exc:
+                raise ConfigError(
+                    f"RADIOSILENCE_METRICS_PORT={settings.metrics_port}: cannot listen on "
+                    f"{settings.host} ({exc.strerror or exc})"
+                ) from None
+            log.info("metrics.serving at=%s:%s", settings.host, settings.metrics_port)
         workers = Workers(ctx)
         workers.start()
         await stop.wait()
         await workers.stop()
+        if exporter is not None:
+            exporter.shutdown()
         return 0
 
     return _with_context(settings, run)

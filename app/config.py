@@ -84,6 +84,13 @@ class Settings(BaseSettings):
     workers_enabled: bool = Field(
         True, description="Run the background sync and rules workers inside `serve`."
     )
+    metrics_port: int | None = Field(
+        None,
+        ge=1,
+        le=65535,
+        description="Port on which `radiosilence worker` serves its own Prometheus metrics "
+        "(at RADIOSILENCE_HOST); unset: none. `serve` always has /metrics.",
+    )
     webhook_allow_private: bool = Field(
         False,
         description="Allow webhook URLs over http and to private, loopback or link-local "

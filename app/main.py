@@ -8,10 +8,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
 from fastapi.responses import HTMLResponse, JSONResponse
-from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 import app as package
+from app import metrics as app_metrics
 from app.api import drafts, events, mailboxes, rules, threads, webhooks
 from app.api import errors as api_errors
 from app.config import Settings
@@ -77,7 +78,9 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
     @app.get("/metrics", tags=["operations"])
     async def metrics() -> Response:
-        """Prometheus metrics."""
-        return Response(generate_latest(), media_type=CONTENT_TYPE_LATEST)
+        """Prometheus metrics: this process's work, then the stored state (see app.metrics)."""
+        ctx = app.state.context
+        body = await app_metrics.exposition(ctx.engine, ctx.clock())
+        return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app

@@ -14,6 +14,7 @@ from typing import Any, NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from app import metrics
 from app.calendars import work_calendar
 from app.domain.events import thread_events, thread_payload
 from app.domain.model import Decision, MessageKind, Rules, ThreadHistory, ThreadState
@@ -214,4 +215,5 @@ async def evaluate_mailbox(
             batch = await evaluate_due(conn, clock(), mailbox_id=mailbox_id)
         if not batch:
             return evaluated
+        metrics.THREADS_EVALUATED.inc(batch)
         evaluated += batch

@@ -15,6 +15,7 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app import metrics
 from app.domain.events import SCHEMA_VERSION, EventType
 from app.domain.followup import NothingToForward, StoredMessage, last_outbound, plan_followup
 from app.domain.model import Address, Identity, MessageKind, Rules
@@ -205,6 +206,7 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
     finally:
         await asyncio.to_thread(session.close)
     if created:
+        metrics.DRAFTS_CREATED.inc(created)
         log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
     return created
 

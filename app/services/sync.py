@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
 
+from app import metrics
 from app.domain.events import EventType
 from app.domain.model import Identity
 from app.errors import (
@@ -139,11 +140,16 @@ async def _run(
         now=now,
         keep_text=ctx.settings.sync_keep_text_prefix,
     )
+    started = asyncio.get_running_loop().time()
+    report = mail_sync.SyncReport()  # shared by the attempts: an interrupted pass still counts
     try:
-        report = await _pass_with_retries(ctx, mailbox, ref, options, progress)
+        await _pass_with_retries(ctx, mailbox, ref, options, progress, report)
     except MailServerError as exc:
+        metrics.SYNC_PASSES.labels(outcome="failed").inc()
         await _record_failure(ctx, mailbox, exc)
         raise
+    finally:
+        _count(report)  # what was committed counts, even in a pass that failed later
     evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     await create_due_drafts(ctx, mailbox_id)
     async with ctx.engine.begin() as conn:
@@ -155,6 +161,8 @@ async def _run(
             next_sync_at=ctx.clock() + timedelta(seconds=ctx.settings.sync_interval_seconds),
             synced=True,
         )
+    metrics.SYNC_PASSES.labels(outcome="ok").inc()
+    metrics.SYNC_SECONDS.observe(asyncio.get_running_loop().time() - started)
     log.info(
         "sync.done mailbox=%s folders=%s new=%s skipped=%s evaluated=%s %s",
         mailbox_id,
@@ -174,16 +182,23 @@ async def _run(
     )
 
 
+def _count(report: mail_sync.SyncReport) -> None:
+    metrics.SYNC_MESSAGES.inc(report.new_messages)
+    metrics.SYNC_SKIPPED.inc(report.skipped)
+    for phase, seconds in report.seconds.items():
+        metrics.SYNC_PHASE_SECONDS.labels(phase=phase).inc(seconds)
+
+
 async def _pass_with_retries(
     ctx: Context,
     mailbox: dict[str, Any],
     ref: mail_sync.MailboxRef,
     options: mail_sync.SyncOptions,
     progress: mail_sync.Progress | None,
+    report: mail_sync.SyncReport,
 ) -> mail_sync.SyncReport:
     """A dropped connection is reopened with exponential backoff and jitter; the pass resumes
     after the last committed batch. A refused login or a bad certificate is not retried."""
-    report = mail_sync.SyncReport()  # shared by the attempts: an interrupted pass still counts
     for attempt in range(RECONNECT_ATTEMPTS + 1):
         try:
             return await _one_pass(ctx, mailbox, ref, options, progress, report)

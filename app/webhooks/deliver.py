@@ -23,7 +23,7 @@ from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
-from app import __version__
+from app import __version__, metrics
 from app.crypto import SecretBox
 from app.storage import outbox
 from app.storage import webhooks as store
@@ -329,6 +329,8 @@ class Dispatcher:
                 rand=self._rand(),
             )
             _log_attempt(job, result, made, after.status)
+            metrics.WEBHOOK_ATTEMPTS.labels(verdict=outcome.value).inc()
+            metrics.WEBHOOK_SECONDS.observe(result.latency_ms / 1000)
             attempt_rows.append(
                 {
                     "delivery_id": job["id"],

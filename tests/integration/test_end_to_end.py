@@ -10,6 +10,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.integration.conftest import ImapUser, now_utc, populate
+from tests.support.metrics import samples, value
 from tests.support.processes import cli_env, run_cli, serving
 
 pytestmark = pytest.mark.integration
@@ -139,6 +140,25 @@ def test_walking_skeleton(
         assert other.post(f"/api/v1/mailboxes/{mailbox_id}/sync").status_code == 404
         assert other.get("/api/v1/threads").json() == {"items": [], "next_cursor": None}
         assert httpx.get(base + "/api/v1/threads").status_code == 401
+
+        # What an operator's Prometheus scrapes from this server: its own work and the stored state.
+        exposed = httpx.get(base + "/metrics")
+        assert exposed.status_code == 200
+        scraped = samples(exposed.text)
+        assert value(scraped, "radiosilence_sync_messages_total") == 7  # Junk is not read
+        assert value(scraped, "radiosilence_sync_passes_total", outcome="ok") >= 1
+        assert value(scraped, "radiosilence_sync_passes_total", outcome="failed") == 0
+        for phase in ("headers", "parse", "store", "commit"):
+            assert value(scraped, "radiosilence_sync_phase_seconds_total", phase=phase) > 0, phase
+        assert value(scraped, "radiosilence_sync_duration_seconds_count") >= 1
+        assert value(scraped, "radiosilence_threads_evaluated_total") >= 5
+        assert value(scraped, "radiosilence_mailboxes", status="ok") == 1
+        assert value(scraped, "radiosilence_mailboxes", status="failed") == 0
+        pending = api.get("/api/v1/drafts", params={"state": "pending"}).json()["items"]
+        assert value(scraped, "radiosilence_drafts_pending") == len(pending) >= 1
+        assert value(scraped, "radiosilence_drafts_created_total") == len(pending)
+        assert value(scraped, "radiosilence_database_up") == 1
+        assert imap_user.password not in exposed.text
 
         listed = api.get("/api/v1/mailboxes").json()["items"]
         assert [m["id"] for m in listed] == [mailbox_id]

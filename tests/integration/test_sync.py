@@ -6,12 +6,14 @@ from datetime import timedelta
 
 import pytest
 
+from app import metrics
 from app.errors import MailAuthError
 from app.services import events, mailboxes, threads
 from app.services import sync as sync_service
 from app.services.context import Context
 from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
 from tests.support.dovecot import make_message
+from tests.support.metrics import samples, value
 
 pytestmark = pytest.mark.integration
 
@@ -146,10 +148,19 @@ async def test_refused_login_marks_the_mailbox_failed_once(
 ) -> None:
     user_id, mailbox_id = await connect(ctx, imap_user)
     imap_user.server.add_user(imap_user.username, "a-changed-password")
+    before = samples(await metrics.exposition(ctx.engine, ctx.clock()))
 
     for _ in range(2):
         with pytest.raises(MailAuthError, match="refused the login"):
             await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    # An operator's alert fires on these: failed passes, and a mailbox in the failed state.
+    after = samples(await metrics.exposition(ctx.engine, ctx.clock()))
+    passes = "radiosilence_sync_passes_total"
+    assert value(after, passes, outcome="failed") - value(before, passes, outcome="failed") == 2
+    assert value(after, passes, outcome="ok") == value(before, passes, outcome="ok")
+    assert value(after, "radiosilence_mailboxes", status="failed") == 1
+    assert value(after, "radiosilence_mailboxes", status="ok") == 0
 
     row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
     assert row["status"] == "failed"

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
+from app import metrics
 from app.services import accounts, webhooks
 from app.services.context import Context
 from app.storage import outbox
@@ -18,6 +19,7 @@ from app.webhooks.deliver import Dispatcher, Sender, wake_on_commit
 from app.webhooks.schedule import MAX_ATTEMPTS
 from app.webhooks.transport import PinnedTransport
 from app.webhooks.urlguard import UrlGuard
+from tests.support.metrics import samples, value
 from tests.support.webhook_consumer import Answer, Received, WebhookConsumer
 
 pytestmark = pytest.mark.integration
@@ -98,6 +100,7 @@ async def test_a_consumer_down_for_a_while_gets_every_event(
 ) -> None:
     user_id, webhook_id = await subscribe(ctx, consumer)
     consumer.respond = lambda _r: answer(500, "down for maintenance")
+    before = samples(await metrics.exposition(ctx.engine, clock()))
     backlog = await emit(ctx, user_id, 10)
 
     # Three rounds of the schedule fail: 5 s, then 5 min, then 30 min (+ jitter) later.
@@ -108,6 +111,12 @@ async def test_a_consumer_down_for_a_while_gets_every_event(
     assert await dispatcher.run_once() == 0  # the next round is half an hour away
     webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
     assert webhook["failing_since"] is not None
+    # What the operator's dashboard shows meanwhile: every attempt failed, ten waiting.
+    during = samples(await metrics.exposition(ctx.engine, clock()))
+    tried = "radiosilence_webhook_attempts_total"
+    assert value(during, tried, verdict="failed") - value(before, tried, verdict="failed") == 30
+    assert value(during, "radiosilence_webhook_deliveries", status="pending") == 10
+    assert value(during, "radiosilence_webhook_oldest_pending_seconds") >= 7 * 60
 
     # The consumer is back; a new event gets through and pulls the backlog forward at once.
     consumer.respond = lambda _r: answer(200, "thanks")
@@ -126,6 +135,13 @@ async def test_a_consumer_down_for_a_while_gets_every_event(
     assert all(a["latency_ms"] >= 0 and a["verdict"] for a in attempts)
     webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
     assert webhook["failing_since"] is None and webhook["enabled"]
+    after = samples(await metrics.exposition(ctx.engine, clock()))
+    ok = value(after, tried, verdict="succeeded") - value(before, tried, verdict="succeeded")
+    assert ok == 11
+    assert value(after, "radiosilence_webhook_deliveries", status="pending") == 0
+    assert value(after, "radiosilence_webhook_oldest_pending_seconds") == 0
+    seconds = "radiosilence_webhook_attempt_seconds_count"
+    assert value(after, seconds) - value(before, seconds) == 41
 
 
 async def test_after_about_three_days_a_delivery_is_dead_lettered_then_retried_by_hand(
