@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, ClassVar, Literal
 
 from pydantic import (
     AwareDatetime,
@@ -21,6 +21,25 @@ class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
 
+class Patch(Strict):
+    """A partial update: a field left out keeps its value. `NOT_NULL` names the fields that
+    every row has, so that an explicit null is refused with a 422 instead of reaching them."""
+
+    NOT_NULL: ClassVar[tuple[str, ...]] = ()
+
+    @model_validator(mode="after")
+    def _no_nulls(self) -> Patch:
+        nulls = [
+            n for n in self.NOT_NULL if n in self.model_fields_set and getattr(self, n) is None
+        ]
+        if nulls:
+            raise ValueError(
+                f"{', '.join(nulls)} cannot be null: leave {'them' if len(nulls) > 1 else 'it'} "
+                "out to keep the current value"
+            )
+        return self
+
+
 class ImapIn(Strict):
     host: str = Field(min_length=1, max_length=255)
     port: int = Field(ge=1, le=65535)
@@ -36,7 +55,9 @@ class ImapIn(Strict):
         return self
 
 
-class ImapPatch(Strict):
+class ImapPatch(Patch):
+    NOT_NULL = ("host", "port", "security", "username")
+
     host: str | None = Field(None, min_length=1, max_length=255)
     port: int | None = Field(None, ge=1, le=65535)
     security: Security | None = None
@@ -70,7 +91,9 @@ class MailboxCreate(Strict):
     folders: FolderChoice | None = None
 
 
-class MailboxPatch(Strict):
+class MailboxPatch(Patch):
+    NOT_NULL = ("name", "addresses", "timezone")
+
     name: str | None = Field(None, min_length=1, max_length=200)
     imap: ImapPatch | None = None
     addresses: list[str] | None = Field(None, min_length=1, max_length=50)

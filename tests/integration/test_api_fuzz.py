@@ -1,0 +1,118 @@
+"""A fuzz run over the OpenAPI schema finds no 5xx (PRODUCT.md, "Bad input").
+
+Schemathesis generates requests for every operation of `/openapi.json` and sends them with a
+valid token to a real `radiosilence serve` holding a synced mailbox, a webhook and drafts:
+requests that fit the schema with random ids, the same aimed at the real rows, and requests
+that break the schema. Every answer must be below 500. Deletions run last, so that the rows
+are there for everything else.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+
+import httpx
+import pytest
+import schemathesis
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from hypothesis.errors import Unsatisfiable
+
+from tests.conftest import TEST_SECRET_KEY
+from tests.integration.conftest import ImapUser, now_utc, populate
+from tests.integration.test_end_to_end import make_user
+from tests.support.processes import cli_env, run_cli, serving
+
+pytestmark = pytest.mark.integration
+EXAMPLES_PER_OPERATION = 25
+POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
+
+
+def fuzz(
+    operation: schemathesis.APIOperation,
+    send: Callable[[schemathesis.Case], None],
+    mode: schemathesis.GenerationMode,
+    path_parameters: dict[str, int] | None,
+) -> None:
+    strategy = operation.as_strategy(mode, path_parameters=path_parameters)
+
+    @settings(
+        max_examples=EXAMPLES_PER_OPERATION,
+        derandomize=True,  # the same requests on every run: a failure can be replayed
+        database=None,
+        deadline=None,
+        suppress_health_check=list(HealthCheck),
+    )
+    @given(data=st.data())
+    def run(data: st.DataObject) -> None:
+        send(data.draw(strategy))
+
+    run()
+
+
+def test_no_request_gets_a_server_error(imap_user: ImapUser, tmp_path: Path) -> None:
+    env = cli_env(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'rs.db'}",
+        secret_key=TEST_SECRET_KEY,
+        workers_enabled="false",
+        imap_timeout_seconds="3",
+        webhook_allow_private="true",
+    )
+    populate(imap_user, now_utc())
+    assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    token = make_user("rep@seller.example", env, tmp_path)
+    auth = {"Authorization": f"Bearer {token}"}
+    failures: list[str] = []
+    with serving(env, tmp_path, tmp_path / "serve.log") as base:
+        with httpx.Client(base_url=base, headers=auth, timeout=60) as api:
+            created = api.post("/api/v1/mailboxes", json=imap_user.mailbox_body())
+            assert created.status_code == 201, created.text
+            mailbox_id = created.json()["id"]
+            synced = api.post(f"/api/v1/mailboxes/{mailbox_id}/sync", params={"wait": "true"})
+            assert synced.status_code == 200, synced.text
+            hook = api.post("/api/v1/webhooks", json={"url": base + "/nowhere"})
+            assert hook.status_code == 201, hook.text
+            ping = api.post(f"/api/v1/webhooks/{hook.json()['id']}/test")
+            assert ping.status_code == 202, ping.text
+            (draft, *_) = api.get("/api/v1/drafts").json()["items"]
+            (thread, *_) = api.get("/api/v1/threads").json()["items"]
+        real = {
+            "mailbox_id": mailbox_id,
+            "thread_id": thread["id"],
+            "draft_id": draft["id"],
+            "webhook_id": hook.json()["id"],
+            "delivery_id": ping.json()["id"],
+        }
+
+        schema = schemathesis.openapi.from_url(base + "/openapi.json")
+        operations = [result.ok() for result in schema.get_all_operations()]
+        assert len(operations) > 30  # the whole API, not an empty schema
+        operations.sort(key=lambda op: op.method.upper() == "DELETE")
+
+        def send(case: schemathesis.Case) -> None:
+            response = case.call(base_url=base, headers=auth, timeout=30)
+            if response.status_code >= 500:
+                failures.append(
+                    f"{response.status_code} {case.method} {case.formatted_path} "
+                    f"query={case.query} body={case.body!r}: {response.text[:200]}"
+                )
+
+        broken = 0  # operations that got schema-breaking requests
+        for operation in operations:
+            names = [p.name for p in operation.path_parameters]
+            aimed = {name: real[name] for name in names} if names else None
+            assert not names or set(names) <= real.keys(), operation.label
+            fuzz(operation, send, POSITIVE, None)
+            if aimed:
+                fuzz(operation, send, POSITIVE, aimed)
+            try:
+                fuzz(operation, send, NEGATIVE, aimed)
+                broken += 1
+            except Unsatisfiable:  # nothing in its schema can be broken (no body, no typed query)
+                pass
+        log = (tmp_path / "serve.log").read_text()
+
+    assert not failures, "\n".join(failures[:20])
+    assert broken > 20, broken
+    assert imap_user.password not in log
