@@ -10,8 +10,9 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from app.errors import AuthError
 from app.services.accounts import CurrentUser, authenticate
 from app.services.context import Context
+from app.services.paging import MAX_ROW_ID
 
-MAX_ID = 2**63 - 1  # ids are BIGINT: a larger number is a 422, not a database error
+MAX_ID = MAX_ROW_ID  # ids are BIGINT: a larger number is a 422, not a database error
 RowId = Annotated[int, Path(ge=1, le=MAX_ID, description="A row id")]
 
 _bearer = HTTPBearer(auto_error=False, description="An API token from `radiosilence token create`")

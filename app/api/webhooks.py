@@ -6,10 +6,10 @@ from datetime import timedelta
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Query, Response, status
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
-from app.api.deps import ContextDep, RowId, UserDep
-from app.api.schemas import Problem
+from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
+from app.api.schemas import Problem, Strict
 from app.services import webhooks as service
 from app.services.webhooks import MAX_DESCRIPTION, DeliveryStatus
 from app.webhooks.urlguard import MAX_URL_LENGTH
@@ -23,9 +23,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-class WebhookCreate(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class WebhookCreate(Strict):
     url: str = Field(
         min_length=1, max_length=MAX_URL_LENGTH, examples=["https://crm.example.com/hooks/rs"]
     )
@@ -59,9 +57,7 @@ class WebhookList(BaseModel):
     items: list[WebhookOut]
 
 
-class RotateSecret(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
+class RotateSecret(Strict):
     overlap_seconds: int = Field(
         int(service.DEFAULT_OVERLAP.total_seconds()),
         ge=0,
@@ -186,7 +182,9 @@ async def list_deliveries(
     user: UserDep,
     delivery_status: Annotated[DeliveryStatus | None, Query(alias="status")] = None,
     limit: int = Query(50, ge=1, le=500),
-    cursor: int | None = Query(None, ge=1, description="`next_cursor` of the previous page"),
+    cursor: int | None = Query(
+        None, ge=1, le=MAX_ID, description="`next_cursor` of the previous page"
+    ),
 ) -> dict[str, Any]:
     """Newest first. `status=dead` lists the dead-lettered ones, to retry by hand."""
     rows = await service.list_deliveries(

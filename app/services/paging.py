@@ -11,6 +11,8 @@ import binascii
 
 from app.errors import InvalidInput
 
+MAX_ROW_ID = 2**63 - 1  # ids are BIGINT
+
 
 def encode_cursor(kind: str, last_id: int) -> str:
     return base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
@@ -23,7 +25,10 @@ def decode_cursor(kind: str, cursor: str) -> int:
         tag, _, value = raw.partition(":")
         if tag != kind:
             raise ValueError(tag)
-        return int(value)
+        last_id = int(value)
+        if not 0 < last_id <= MAX_ROW_ID:  # a forged one must not reach the database
+            raise ValueError(value)
+        return last_id
     except (ValueError, binascii.Error, UnicodeDecodeError):
         raise InvalidInput(
             "invalid cursor: pass the next_cursor of a previous page unchanged"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+
 import pytest
 
 from app.services.context import Context
@@ -23,6 +25,7 @@ HUGE = "99999999999999999999"
         ("GET", f"/api/v1/webhooks/deliveries/{HUGE}"),
         ("GET", f"/api/v1/drafts/{HUGE}"),
         ("GET", f"/api/v1/events?after={HUGE}"),
+        ("GET", f"/api/v1/webhooks/1/deliveries?cursor={HUGE}"),  # found by the fuzz run
     ],
 )
 async def test_an_id_too_large_is_a_clear_422(ctx: Context, method: str, path: str) -> None:
@@ -30,6 +33,18 @@ async def test_an_id_too_large_is_a_clear_422(ctx: Context, method: str, path: s
         response = await api.request(method, path)
     assert response.status_code == 422, response.text
     assert "less than or equal to 9223372036854775807" in response.text
+
+
+@pytest.mark.parametrize("kind", ["t", "d"])
+@pytest.mark.parametrize("last_id", [HUGE, "0", "-5"])
+async def test_a_forged_cursor_is_a_clear_4xx(ctx: Context, kind: str, last_id: str) -> None:
+    """A cursor is opaque, but a client can decode it and put any number inside."""
+    forged = base64.urlsafe_b64encode(f"{kind}:{last_id}".encode()).decode().rstrip("=")
+    path = "/api/v1/threads" if kind == "t" else "/api/v1/drafts"
+    async with await api_client(ctx, "rep@seller.example") as api:
+        response = await api.get(path, params={"cursor": forged})
+    assert response.status_code in (400, 422), response.text
+    assert "invalid cursor" in response.json()["detail"]
 
 
 async def test_an_unknown_but_valid_id_is_404(ctx: Context) -> None:
