@@ -94,6 +94,11 @@ def _days_of(year: int) -> list[date]:
     return [first + timedelta(days=i) for i in range((date(year + 1, 1, 1) - first).days)]
 
 
+@lru_cache(maxsize=1)
+def _supported_countries() -> frozenset[str]:
+    return frozenset(holidays.list_supported_countries())
+
+
 def validate_country(country: str | None, subdiv: str | None = None) -> str | None:
     """The upper-cased country code, or a ValueError-free InvalidInput naming what is wrong."""
     from app.errors import InvalidInput
@@ -104,6 +109,10 @@ def validate_country(country: str | None, subdiv: str | None = None) -> str | No
         return None
     code = country.strip().upper()
     try:
+        # `holidays` looks codes up as module attributes: "SEP" is its month constant, so
+        # only the codes it lists as countries may reach it.
+        if code not in _supported_countries():
+            raise ValueError(code)
         _year_table(code, subdiv, date.today().year, "en_US")
     except ValueError:
         raise InvalidInput(

@@ -64,6 +64,20 @@ class Patch(Strict):
 
     NOT_NULL: ClassVar[tuple[str, ...]] = ()
 
+    @classmethod
+    def __get_pydantic_json_schema__(cls, core_schema: Any, handler: Any) -> dict[str, Any]:
+        # The published schema says so too: those fields may be left out, never null.
+        schema: dict[str, Any] = handler(core_schema)
+        schema = handler.resolve_ref_schema(schema)
+        for name in cls.NOT_NULL:
+            prop = schema.get("properties", {}).get(name)
+            if prop is None or "anyOf" not in prop:
+                continue
+            kept = [alt for alt in prop.pop("anyOf") if alt.get("type") != "null"]
+            prop.pop("default", None)
+            prop.update(kept[0] if len(kept) == 1 else {"anyOf": kept})
+        return schema
+
     @model_validator(mode="after")
     def _no_nulls(self) -> Patch:
         nulls = [
@@ -149,7 +163,10 @@ class ImapOut(BaseModel):
     port: int
     security: Security
     username: str
-    auth_method: Literal["password", "oauth2"]
+    auth_method: Literal["password", "oauth2", "none"] = Field(
+        description="`none`: imported from a file (`radiosilence import`), no IMAP server "
+        "behind it (host and username empty, port 0)"
+    )
 
 
 class MailboxOut(BaseModel):

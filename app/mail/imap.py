@@ -92,6 +92,17 @@ def is_loopback(host: str) -> bool:
         return False
 
 
+def check_host(host: str) -> None:
+    """A name a connection can be opened to (an IDNA-encodable host name or an IP address),
+    else InvalidInput: the socket layer would fail on it with a UnicodeError instead."""
+    if not host or any(c.isspace() or not c.isprintable() for c in host):
+        raise InvalidInput(f"host {host!r} is not a host name or IP address")
+    try:
+        host.encode("idna")
+    except UnicodeError as exc:
+        raise InvalidInput(f"host {host!r} is not a valid host name: {exc}") from None
+
+
 def check_security(host: str, security: Security, *, allow_plaintext: bool) -> None:
     if security == "plain" and not allow_plaintext and not is_loopback(host):
         raise InvalidInput(
@@ -171,8 +182,12 @@ class ImapSession:
         try:
             if a.auth_method == "oauth2":
                 self._client.oauth2_login(a.username, a.secret)
-            else:
+            elif (a.username + a.secret).isascii():
                 self._client.login(a.username, a.secret)
+            else:
+                # LOGIN carries ASCII only (imaplib raises on anything else); SASL PLAIN is
+                # UTF-8 (RFC 4616), so a password such as "Grüße-2026" still gets through.
+                self._client.plain_login(a.username, a.secret)
         except (LoginError, imaplib.IMAP4.error) as exc:
             self.close()
             raise MailAuthError(
@@ -182,6 +197,11 @@ class ImapSession:
         except OSError as exc:
             self.close()
             raise MailConnectionError(f"connection lost during login: {_words(exc)}") from None
+        except UnicodeError:  # e.g. a non-ASCII OAuth2 token: no server would accept it
+            self.close()
+            raise MailAuthError(
+                f"the login for {a.username} contains characters the server cannot be sent"
+            ) from None
 
     def refresh_capabilities(self) -> None:
         """After login a server may announce more (CONDSTORE, IDLE …) than in its greeting."""

@@ -12,10 +12,9 @@ from app.mail import files
 from app.services.accounts import normalize_email
 from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
+from app.services.mailboxes import FILE_SOURCE
 from app.storage import mailboxes as mailbox_store
 from app.storage import users as user_store
-
-FILE_SOURCE = "none"  # auth_method of a mailbox that has no IMAP server behind it
 
 
 @dataclass(frozen=True, kw_only=True)

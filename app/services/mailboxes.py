@@ -13,7 +13,7 @@ from sqlalchemy.exc import IntegrityError
 
 from app.calendars import validate_country
 from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
-from app.mail.imap import ImapAccount, ImapSession, Security, check_security
+from app.mail.imap import ImapAccount, ImapSession, Security, check_host, check_security
 from app.mail.oauth2 import run_refresh_command
 from app.services.accounts import normalize_email
 from app.services.context import Context
@@ -22,6 +22,7 @@ from app.storage import mailboxes as store
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
+FILE_SOURCE = "none"  # auth_method of a mailbox imported from a file: no IMAP server behind it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -90,7 +91,9 @@ def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
             f"unknown timezone {data.timezone!r}: use an IANA name such as 'Europe/Berlin'"
         ) from None
     country = validate_country(data.holiday_country, data.holiday_subdiv)
-    check_security(data.host, data.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
+    if data.auth_method != FILE_SOURCE:  # an imported mailbox has no server to check
+        check_host(data.host)
+        check_security(data.host, data.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
     return MailboxInput(
         **{
             **data.__dict__,

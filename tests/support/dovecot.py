@@ -550,7 +550,10 @@ class DovecotServer:
         while True:
             conn = imaplib.IMAP4(self.host, self.port, timeout=10)
             try:
-                conn.login(username, password)
+                if (username + password).isascii():
+                    conn.login(username, password)
+                else:  # LOGIN is ASCII only; SASL PLAIN is UTF-8
+                    conn.authenticate("PLAIN", lambda _: f"\0{username}\0{password}".encode())
                 return
             except imaplib.IMAP4.error as exc:
                 if time.monotonic() > deadline:
