@@ -14,6 +14,8 @@ from pydantic import (
     model_validator,
 )
 
+from app.services.text import unstorable_in
+
 Security = Literal["tls", "starttls", "plain"]
 
 
@@ -26,36 +28,10 @@ class Strict(BaseModel):
     @model_validator(mode="before")
     @classmethod
     def _storable_text(cls, data: Any) -> Any:
-        problem = unstorable_text(data)
+        problem = unstorable_in(data)
         if problem:
             raise ValueError(problem)
         return data
-
-
-def unstorable_text(value: Any, where: str = "") -> str | None:
-    """What is wrong with the first string in `value` (nested lists and objects included,
-    keys too) that cannot be stored, or None."""
-    if isinstance(value, str):
-        at = f" in {where}" if where else ""
-        if "\x00" in value:
-            return f"text{at} must not contain NUL characters (\\u0000)"
-        try:
-            value.encode("utf-8")
-        except UnicodeEncodeError:
-            return f"text{at} is not valid Unicode (a lone surrogate escape)"
-        return None
-    if isinstance(value, dict):
-        for key, item in value.items():
-            path = f"{where}.{key}" if where else str(key)
-            problem = unstorable_text(key, where) or unstorable_text(item, path)
-            if problem:
-                return problem
-    elif isinstance(value, list | tuple):
-        for index, item in enumerate(value):
-            problem = unstorable_text(item, f"{where}[{index}]")
-            if problem:
-                return problem
-    return None
 
 
 class Patch(Strict):

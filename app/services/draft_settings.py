@@ -13,6 +13,7 @@ from app.errors import ConfigError, InvalidInput, NotFound
 from app.mail.imap import Security, check_security
 from app.services.context import Context
 from app.services.followups import DEFAULT_SETTINGS, settings_of
+from app.services.text import plain_text
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage.engine import reading
@@ -144,14 +145,3 @@ def _settings_view(settings: dict[str, Any]) -> dict[str, Any]:
         "attachment_max_bytes": settings["attachment_max_bytes"],
         "smtp": smtp,
     }
-
-
-def plain_text(value: str, field: str) -> str:
-    """Refuse what no database column or mail body can hold: NUL and lone surrogates."""
-    try:
-        value.encode("utf-8")
-    except UnicodeEncodeError:
-        raise InvalidInput(f"{field} is not valid UTF-8 text") from None
-    if "\x00" in value:
-        raise InvalidInput(f"{field} must not contain NUL characters")
-    return value

@@ -21,7 +21,6 @@ from app.mail.imap import ImapSession
 from app.mail.smtp import SmtpAccount, send_message
 from app.services import sync as sync_service
 from app.services.context import Context
-from app.services.draft_settings import plain_text
 from app.services.followups import (
     announce,
     draft_view,
@@ -29,6 +28,7 @@ from app.services.followups import (
 )
 from app.services.mailboxes import open_mailbox_session
 from app.services.paging import decode_cursor, encode_cursor
+from app.services.text import plain_text
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage import threads as thread_store
