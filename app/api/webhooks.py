@@ -11,6 +11,7 @@ from pydantic import BaseModel, Field
 from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
 from app.api.schemas import Problem, Strict
 from app.services import webhooks as service
+from app.services.paging import split_page
 from app.services.webhooks import MAX_DESCRIPTION, DeliveryStatus
 from app.webhooks.urlguard import MAX_URL_LENGTH
 
@@ -193,10 +194,10 @@ async def list_deliveries(
         webhook_id=webhook_id,
         status=delivery_status,
         before=cursor,
-        limit=limit + 1,  # one more than shown: a cursor only when another page has rows
+        limit=limit + 1,
     )
-    page = rows[:limit]
-    next_cursor = str(page[-1]["id"]) if len(rows) > limit else None
+    page, more = split_page(rows, limit)
+    next_cursor = str(page[-1]["id"]) if more else None
     return {"items": [service.delivery_view(r) for r in page], "next_cursor": next_cursor}
 
 

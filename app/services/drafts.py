@@ -27,7 +27,7 @@ from app.services.followups import (
     settings_of,
 )
 from app.services.mailboxes import open_mailbox_session
-from app.services.paging import decode_cursor, encode_cursor
+from app.services.paging import decode_cursor, encode_cursor, split_page
 from app.services.text import plain_text
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
@@ -76,8 +76,8 @@ async def list_drafts(
             before_id=before,
             limit=limit + 1,
         )
-    page = rows[:limit]
-    next_cursor = encode_cursor("d", page[-1]["id"]) if len(rows) > limit else None
+    page, more = split_page(rows, limit)
+    next_cursor = encode_cursor("d", page[-1]["id"]) if more else None
     return [draft_view(r, now) for r in page], next_cursor
 
 
@@ -211,7 +211,7 @@ async def _approve(
         settings = settings_of(await store.get_settings(conn, row["mailbox_id"]))
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
-    if mailbox["auth_method"] == "none":
+    if mailbox["auth_method"] == mailbox_store.FILE_SOURCE:
         raise Conflict("this mailbox was imported from a file: there is no server to deliver to")
     if delivery == "smtp" and not settings["smtp_enabled"]:
         raise Conflict(

@@ -162,7 +162,11 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
         log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
     async with reading(ctx.engine) as conn:
         mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
-        if mailbox is None or mailbox["auth_method"] == "none" or mailbox["status"] == "failed":
+        if (
+            mailbox is None
+            or mailbox["auth_method"] == mailbox_store.FILE_SOURCE
+            or mailbox["status"] == "failed"
+        ):
             # Imported from a file: no server to fetch from. Failed: the sync retries the
             # login on its own schedule; more attempts here could lock the account.
             return 0

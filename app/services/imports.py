@@ -12,9 +12,9 @@ from app.mail import files
 from app.services.accounts import normalize_email
 from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
-from app.services.mailboxes import FILE_SOURCE
 from app.storage import mailboxes as mailbox_store
 from app.storage import users as user_store
+from app.storage.mailboxes import FILE_SOURCE
 
 
 @dataclass(frozen=True, kw_only=True)

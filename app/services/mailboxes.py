@@ -22,7 +22,6 @@ from app.storage import mailboxes as store
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
-FILE_SOURCE = "none"  # auth_method of a mailbox imported from a file: no IMAP server behind it
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -91,7 +90,7 @@ def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
             f"unknown timezone {data.timezone!r}: use an IANA name such as 'Europe/Berlin'"
         ) from None
     country = validate_country(data.holiday_country, data.holiday_subdiv)
-    if data.auth_method != FILE_SOURCE:  # an imported mailbox has no server to check
+    if data.auth_method != store.FILE_SOURCE:  # an imported mailbox has no server to check
         check_host(data.host)
         check_security(data.host, data.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
     return MailboxInput(

@@ -1,4 +1,5 @@
-"""Opaque keyset cursors shared by the paginated lists (threads, drafts).
+"""Keyset paging shared by the paginated lists: opaque cursors (threads, drafts) and the page
+split of every list, webhook deliveries included.
 
 A cursor is the last id of a page, tagged with what it pages through, so that a thread
 cursor handed to the drafts list is refused instead of silently skipping rows.
@@ -8,10 +9,19 @@ from __future__ import annotations
 
 import base64
 import binascii
+from collections.abc import Sequence
+from typing import TypeVar
 
 from app.errors import InvalidInput
 
 MAX_ROW_ID = 2**63 - 1  # ids are BIGINT
+T = TypeVar("T")
+
+
+def split_page(rows: Sequence[T], limit: int) -> tuple[list[T], bool]:
+    """Rows read with `limit + 1`: the page, and whether another page follows (so that a
+    last page that is exactly full hands out no cursor to an empty one)."""
+    return list(rows[:limit]), len(rows) > limit
 
 
 def encode_cursor(kind: str, last_id: int) -> str:

@@ -122,7 +122,7 @@ async def _run(
     ctx: Context, mailbox: dict[str, Any], progress: mail_sync.Progress | None
 ) -> SyncOutcome:
     mailbox_id = mailbox["id"]
-    if mailbox["auth_method"] == "none":
+    if mailbox["auth_method"] == store.FILE_SOURCE:
         raise Conflict(f"mailbox {mailbox_id} was imported from a file and has no IMAP server")
     now = ctx.clock()
     async with ctx.engine.begin() as conn:

@@ -7,7 +7,7 @@ from typing import Any
 from app.domain.model import ThreadState
 from app.errors import InvalidInput, NotFound
 from app.services.context import Context
-from app.services.paging import decode_cursor, encode_cursor
+from app.services.paging import decode_cursor, encode_cursor, split_page
 from app.services.views import iso
 from app.storage import threads as store
 from app.storage.engine import reading
@@ -54,10 +54,10 @@ async def list_threads(
             before_id=before,
             limit=limit + 1,
         )
-        page = rows[:limit]
+        page, more = split_page(rows, limit)
         ids = await store.message_ids_by_thread(conn, [r["id"] for r in page])
     items = [thread_view(r, ids.get(r["id"], [])) for r in page]
-    next_cursor = encode_cursor("t", page[-1]["id"]) if len(rows) > limit else None
+    next_cursor = encode_cursor("t", page[-1]["id"]) if more else None
     return items, next_cursor
 
 

@@ -12,6 +12,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
+from app.storage.mailboxes import FILE_SOURCE
 from app.storage.tables import (
     draft_settings,
     drafts,
@@ -74,7 +75,7 @@ async def mailboxes_needing_drafts(conn: AsyncConnection, *, limit: int) -> list
         .where(
             threads.c.state == "quiet",
             ~_waited_for_draft(),
-            mailboxes.c.auth_method != "none",
+            mailboxes.c.auth_method != FILE_SOURCE,
             mailboxes.c.status != "failed",
         )
         .distinct()

@@ -13,6 +13,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from app.storage.common import bulk_insert, utcnow
 from app.storage.tables import folders, mailboxes
 
+# auth_method of a mailbox imported from a file (`radiosilence import`): no IMAP server behind it
+FILE_SOURCE = "none"
+
 
 async def create_mailbox(conn: AsyncConnection, values: dict[str, Any]) -> int:
     now = utcnow()
