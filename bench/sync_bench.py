@@ -29,6 +29,7 @@ ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 from app.domain.headers import FETCH_HEADER_FIELDS  # noqa: E402
+from app.storage.engine import sqlite_pragmas  # noqa: E402
 from tests.support.dovecot import DovecotServer, start_dovecot  # noqa: E402
 
 REP = "rep@seller.example"
@@ -232,9 +233,11 @@ def sqlite_floor(db_path: Path, batches: int) -> float:
     ]
     rows = {t: source.execute(f"SELECT * FROM {t} ORDER BY rowid").fetchall() for t in FLOOR_TABLES}
     source.close()
-    target = sqlite3.connect(db_path.with_name("floor.db"), isolation_level=None)
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "wal_autocheckpoint=16384"):
-        target.execute(f"PRAGMA {pragma}")
+    target = sqlite3.connect(db_path.with_name("floor.db"))
+    sqlite_pragmas(target)
+    # The batches cut each table at the same proportion, so a slice of messages may name a
+    # thread of the next slice: no foreign-key checks (their index lookups are cheap anyway).
+    target.execute("PRAGMA foreign_keys=OFF")
     for sql in schema:
         target.execute(sql)
     inserts = {
