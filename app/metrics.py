@@ -98,10 +98,13 @@ async def read_stored(engine: AsyncEngine, now: datetime) -> None:
                 select(mailboxes.c.status, func.count()).group_by(mailboxes.c.status)
             )
             by_status: dict[str, int] = {str(status): int(n) for status, n in counted.all()}
-            waiting: dict[str, int] = {}
-            for status in WAITING_DELIVERIES:
-                query = select(func.count()).where(webhook_deliveries.c.status == status)
-                waiting[status] = (await conn.execute(query)).scalar_one()
+            counted = await conn.execute(
+                select(webhook_deliveries.c.status, func.count())
+                .where(webhook_deliveries.c.status.in_(WAITING_DELIVERIES))
+                .group_by(webhook_deliveries.c.status)
+            )
+            waiting = dict.fromkeys(WAITING_DELIVERIES, 0)
+            waiting.update({str(status): int(n) for status, n in counted.all()})
             oldest = (
                 await conn.execute(
                     select(func.min(webhook_deliveries.c.created_at)).where(

@@ -10,7 +10,6 @@ import threading
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
-from app import metrics
 from app.errors import Conflict, RadioSilenceError
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -152,7 +151,6 @@ class Workers:
             try:
                 async with self.ctx.engine.begin() as conn:
                     count = await evaluate_due(conn, self.ctx.clock())
-                metrics.THREADS_EVALUATED.inc(count)
                 if count:
                     log.info("workers.evaluated threads=%s", count)
                     drafts_due = True

@@ -201,6 +201,7 @@ async def evaluate_due(
     Three steps, which `bench/rules_bench.py` times one by one: find, decide, write."""
     rows = await store.threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id, limit=limit)
     await evaluate_threads(conn, rows, now)
+    metrics.THREADS_EVALUATED.inc(len(rows))  # both the scheduler and the syncs come here
     return len(rows)
 
 
@@ -215,5 +216,4 @@ async def evaluate_mailbox(
             batch = await evaluate_due(conn, clock(), mailbox_id=mailbox_id)
         if not batch:
             return evaluated
-        metrics.THREADS_EVALUATED.inc(batch)
         evaluated += batch
