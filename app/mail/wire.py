@@ -71,7 +71,6 @@ class FetchParser(Generic[T]):
         self._need = 0  # bytes the pending response needs before parsing it again is useful
         self.records: list[T] = []
         self.done = False
-        self.completion = b""  # the tagged status: `OK Fetch completed (0.017 + …)`
         self.error: MailServerError | None = None
 
     def feed(self, data: bytes) -> int:
@@ -164,7 +163,7 @@ class FetchParser(Generic[T]):
                     return eol + 2
             elif buf.startswith(self._tagged, pos):
                 self.done = True
-                status = self.completion = buf[pos + len(self._tagged) : eol]
+                status = buf[pos + len(self._tagged) : eol]
                 if not status.startswith(b"OK"):
                     self.error = MailServerError(
                         f"the server refused {self.command}: {_text(status)}"
