@@ -16,9 +16,9 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# A local .env with a fresh random secret key, made once.
+# A local .env with a fresh random secret key, made once, readable by its owner only (0600).
 .env:
-	@sed "s|^RADIOSILENCE_SECRET_KEY=.*|RADIOSILENCE_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')|" .env.example > .env
+	@umask 077 && sed "s|^RADIOSILENCE_SECRET_KEY=.*|RADIOSILENCE_SECRET_KEY=$$($(PYTHON) -c 'import secrets; print(secrets.token_urlsafe(48))')|" .env.example > .env
 	@echo "wrote .env with a new RADIOSILENCE_SECRET_KEY (keep it: it encrypts mailbox passwords)"
 
 run: $(STAMP) .env

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -25,13 +26,25 @@ def make_engine(database_url: str, *, echo: bool = False) -> AsyncEngine:
     url = make_url(database_url)
     if url.get_backend_name() == "sqlite":
         if url.database and url.database != ":memory:":
-            Path(url.database).expanduser().parent.mkdir(parents=True, exist_ok=True)
+            create_private_file(Path(url.database).expanduser())
         engine = create_async_engine(url, echo=echo, connect_args={"timeout": 15})
         event.listen(engine.sync_engine, "connect", sqlite_pragmas)
         # pysqlite's own transaction handling defers BEGIN and breaks SAVEPOINTs; take over.
         event.listen(engine.sync_engine, "begin", _sqlite_begin)
         return engine
     return create_async_engine(url, echo=echo, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def create_private_file(path: Path) -> None:
+    """The SQLite file (it holds the encrypted secrets and enough to decrypt them with the
+    key) readable by its owner only: created 0600 before SQLite opens it, in a folder created
+    0700. SQLite gives its -wal and -shm files the database file's mode. An existing file or
+    folder keeps the mode the operator gave it."""
+    missing = [p for p in (path.parent, *path.parent.parents) if not p.exists()]
+    for folder in reversed(missing):
+        folder.mkdir(mode=0o700, exist_ok=True)
+    if not path.exists():
+        os.close(os.open(path, os.O_CREAT | os.O_WRONLY, 0o600))
 
 
 def sqlite_pragmas(dbapi_connection: Any, _record: Any = None) -> None:
