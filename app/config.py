@@ -91,6 +91,13 @@ class Settings(BaseSettings):
         description="Port on which `radiosilence worker` serves its own Prometheus metrics "
         "(at RADIOSILENCE_HOST); unset: none. `serve` always has /metrics.",
     )
+    max_body_bytes: int = Field(
+        1_048_576,
+        ge=1024,
+        le=100 * 1024 * 1024,
+        description="Largest request body accepted, in bytes; a larger one is answered 413 "
+        "before it is read.",
+    )
     webhook_allow_private: bool = Field(
         False,
         description="Allow webhook URLs over http and to private, loopback or link-local "

@@ -15,6 +15,8 @@ import app as package
 from app import metrics as app_metrics
 from app.api import drafts, events, mailboxes, rules, threads, webhooks
 from app.api import errors as api_errors
+from app.api.tokenfirst import TokenFirst
+from app.bodylimit import BodyLimit
 from app.config import Settings
 from app.runtime import settle_heap
 from app.services.context import Context
@@ -50,6 +52,10 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     api_errors.install(app)
+    # Outermost last: the token of an API request is checked before its body is read, then
+    # every route's body is held to the limit (pages' forms included).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TokenFirst)
     for router in (mailboxes.router, rules.router, threads.router, events.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(drafts.router, prefix="/api/v1")

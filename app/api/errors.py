@@ -36,7 +36,8 @@ _STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
 ]
 
 
-def _answer(exc: RadioSilenceError) -> JSONResponse:
+def error_response(exc: RadioSilenceError) -> JSONResponse:
+    """The answer to one of our errors, also for middleware that answers before a route."""
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
@@ -51,7 +52,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, ConfigError):
             log.error("api.config_error %s", exc.message)
             return JSONResponse({"detail": exc.message, "code": "server_misconfigured"}, 503)
-        return _answer(exc)
+        return error_response(exc)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)

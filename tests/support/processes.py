@@ -47,6 +47,23 @@ def run_cli(
 @contextmanager
 def serving(env: Mapping[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
     """`radiosilence serve` on a free port; yields its base URL once /healthz answers."""
+    with serving_process(env, cwd, log_path) as (base, _proc):
+        yield base
+
+
+def rss_bytes(pid: int) -> int:
+    """The resident memory of a process (Linux)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) * 1024
+    raise RuntimeError(f"no VmRSS for process {pid}")
+
+
+@contextmanager
+def serving_process(
+    env: Mapping[str, str], cwd: Path, log_path: Path
+) -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
+    """`serving`, with the server's process (for its pid)."""
     port = free_port()
     with log_path.open("wb") as log:
         proc = subprocess.Popen(
@@ -70,7 +87,7 @@ def serving(env: Mapping[str, str], cwd: Path, log_path: Path) -> Iterator[str]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"serve did not answer:\n{log_path.read_text()}")
                 time.sleep(0.1)
-            yield base
+            yield base, proc
         finally:
             proc.terminate()
             try:
