@@ -10,6 +10,8 @@ reported with its line, so that nothing breaks later when a draft is composed.
 from __future__ import annotations
 
 import re
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -29,6 +31,17 @@ STAGES = ("first", "middle", "last")
 MAX_VARIANTS = 10
 MAX_TEMPLATE_CHARS = 2000
 MAX_QUESTION_CHARS = 600  # one short question, not a second e-mail
+# Bounds that hold whatever a saved template says (it has no loops: its work is bounded by its
+# length once each operation is): numbers written in it, the size of any number it computes
+# (Python refuses to print an int of more than 4,300 digits), what one render may output and
+# how long it may take.
+MAX_NUMBER = 1_000_000
+MAX_NUMBER_BITS = 4096  # about 1,200 digits
+MAX_OUTPUT_CHARS = 10_000
+RENDER_SECONDS = 0.5
+_NUMERIC_VARIABLES = frozenset({"business_days_quiet", "step"})
+_NUMERIC_FILTERS = frozenset({"int", "length"})
+_ARITHMETIC = (nodes.Add, nodes.Sub, nodes.Mul, nodes.Div, nodes.FloorDiv, nodes.Mod)
 _FILE_RE = re.compile(r"^(first|middle|last)-(\d+)\.j2$")
 # Values that exercise every branch a template may take when it is checked at save time.
 _SAMPLES: tuple[Mapping[str, str | int], ...] = (
@@ -65,27 +78,42 @@ class QuestionTemplates:
         return self.stages[stage]
 
 
+class _Budget(threading.local):
+    deadline = float("inf")  # time.monotonic() by which the render in this thread must end
+
+
+_BUDGET = _Budget()
+
+
 class _QuestionEnvironment(ImmutableSandboxedEnvironment):
     """The sandbox, narrowed to what one short question needs, so that a template saved by
-    anyone can neither reach Python internals nor make the server build huge strings: no
-    attribute or method access, no globals (range …), a short list of filters, and `*`, `**`
-    and `%` checked before they run. Statements other than `{% if %}` are refused at save."""
+    anyone can neither reach Python internals nor make the server build huge strings or
+    numbers: no attribute or method access, no globals (range …), a short list of filters,
+    no `**`, and every other arithmetic operator checked before it runs (and against the
+    render's time budget). Statements other than `{% if %}` are refused at save."""
 
-    intercepted_binops = frozenset({"*", "**", "%"})
+    intercepted_binops = frozenset({"*", "**", "%", "+", "-", "/", "//"})
 
     def is_safe_attribute(self, obj: object, attr: str, value: object) -> bool:
         return False
 
     def call_binop(self, context: Context, operator: str, left: Any, right: Any) -> Any:
+        if time.monotonic() > _BUDGET.deadline:
+            raise SecurityError(f"rendering took longer than {RENDER_SECONDS} s")
         sequences = (str, list, tuple)
+        if operator == "**":  # refused when saved; a template stored before is refused here
+            raise SecurityError("exponents (**) are not allowed")
         if operator == "%" and isinstance(left, str):
             raise SecurityError("text formatting with % is not allowed: join text with ~")
-        if operator == "**" and not (isinstance(right, int) and abs(right) <= 64):
-            raise SecurityError("exponents above 64 are not allowed")
         if operator == "*" and (isinstance(left, sequences) or isinstance(right, sequences)):
-            seq, times = (left, right) if isinstance(left, sequences) else (right, left)
-            if not isinstance(times, int) or len(seq) * max(times, 0) > MAX_QUESTION_CHARS:
-                raise SecurityError(f"repeating text beyond {MAX_QUESTION_CHARS} characters")
+            raise SecurityError("repeating text with * is not allowed")
+        if (
+            operator == "*"
+            and isinstance(left, int)
+            and isinstance(right, int)
+            and left.bit_length() + right.bit_length() > MAX_NUMBER_BITS
+        ):
+            raise SecurityError("the number would be too large to print")
         return super().call_binop(context, operator, left, right)
 
 
@@ -187,6 +215,8 @@ def check_template(source: str, *, where: str = "template") -> str:
         tree = _ENV.parse(source)
     except TemplateSyntaxError as exc:
         raise TemplateProblem(f"{where}, line {exc.lineno}: syntax error: {exc.message}") from None
+    except RecursionError:  # e.g. a thousand nested parentheses
+        raise TemplateProblem(f"{where}: nested too deeply") from None
     for statement in tree.find_all(nodes.Stmt):
         if not isinstance(statement, _ALLOWED_STATEMENTS):
             kind = type(statement).__name__
@@ -201,6 +231,7 @@ def check_template(source: str, *, where: str = "template") -> str:
                 f"{where}, line {name.lineno}: unknown variable {name.name!r}; "
                 f"known: {', '.join(TEMPLATE_VARIABLES)}"
             )
+    _check_arithmetic(tree, where)
     for sample in _SAMPLES:
         question = _render(source, sample, where)
         if not question:
@@ -211,6 +242,48 @@ def check_template(source: str, *, where: str = "template") -> str:
                 f"{MAX_QUESTION_CHARS}"
             )
     return source
+
+
+def _check_arithmetic(tree: nodes.Template, where: str) -> None:
+    """Refuse what no time or size bound could hold once it runs: `**` (9**64**64**64 runs
+    for hours), text repeated with `*` or formatted with `%`, and numbers too large to
+    print. Only numbers may be multiplied, divided or taken modulo."""
+    for node in tree.find_all((nodes.Pow, nodes.Const, *_ARITHMETIC)):
+        at = f"{where}, line {node.lineno}"
+        if isinstance(node, nodes.Pow):
+            raise TemplateProblem(f"{at}: exponents (**) are not allowed in a question template")
+        if isinstance(node, nodes.Const):
+            value = node.value
+            if isinstance(value, int | float) and abs(value) > MAX_NUMBER:
+                raise TemplateProblem(f"{at}: numbers above {MAX_NUMBER:,} are not allowed")
+            continue
+        if isinstance(node, nodes.Add | nodes.Sub):
+            continue  # text is joined with ~; + of two texts is bounded by their lengths
+        assert isinstance(node, nodes.BinExpr)
+        if not (_numeric(node.left) and _numeric(node.right)):
+            what = {
+                nodes.Mul: "repeating text with * is not allowed",
+                nodes.Mod: "text formatting with % is not allowed: join text with ~",
+            }.get(type(node), f"{node.operator} is for numbers only")
+            raise TemplateProblem(f"{at}: {what} (only numbers can be computed)")
+
+
+def _numeric(node: nodes.Node) -> bool:
+    """Whether an expression can only be a number (numbers, numeric variables, |int,
+    |length, and arithmetic of those)."""
+    if isinstance(node, nodes.Const):
+        return isinstance(node.value, int | float)
+    if isinstance(node, nodes.Name):
+        return node.name in _NUMERIC_VARIABLES
+    if isinstance(node, nodes.Filter):
+        return node.name in _NUMERIC_FILTERS
+    if isinstance(node, nodes.Neg | nodes.Pos):
+        return _numeric(node.node)
+    if isinstance(node, _ARITHMETIC):
+        return _numeric(node.left) and _numeric(node.right)
+    if isinstance(node, nodes.CondExpr):
+        return _numeric(node.expr1) and (node.expr2 is None or _numeric(node.expr2))
+    return False
 
 
 def _printable_lines(source: str) -> bool:
@@ -245,13 +318,44 @@ def render_question(
 
 
 def _render(source: str, variables: Mapping[str, str | int], where: str) -> str:
+    """Render within the time budget and the output cap. Whatever goes wrong inside (a
+    refused operation, a division by zero, a number too large to print) is a
+    TemplateProblem naming the line, never an error of the server."""
     try:
-        text = _compiled(source).render(**variables)
+        template = _compiled(source)
     except TemplateError as exc:
-        line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
-        at = f", line {line}" if line else ""
-        raise TemplateProblem(f"{where}{at}: {exc.message or type(exc).__name__}") from None
+        raise _problem(where, exc, exc.message or type(exc).__name__) from None
+    except (RecursionError, MemoryError, SyntaxError):  # Python's compiler gave up on it
+        raise TemplateProblem(f"{where}: the template is nested too deeply") from None
+    _BUDGET.deadline = time.monotonic() + RENDER_SECONDS
+    parts: list[str] = []
+    size = 0
+    late = False
+    try:
+        for part in template.generate(**variables):
+            size += len(part)
+            late = time.monotonic() > _BUDGET.deadline
+            if size > MAX_OUTPUT_CHARS or late:
+                break
+            parts.append(part)
+    except TemplateError as exc:
+        raise _problem(where, exc, exc.message or type(exc).__name__) from None
+    except (ArithmeticError, ValueError, TypeError, RecursionError, MemoryError) as exc:
+        raise _problem(where, exc, f"cannot be computed: {exc}"[:200]) from None
+    finally:
+        _BUDGET.deadline = float("inf")
+    if size > MAX_OUTPUT_CHARS:
+        raise TemplateProblem(f"{where}: renders to more than {MAX_OUTPUT_CHARS} characters")
+    if late:
+        raise TemplateProblem(f"{where}: rendering took longer than {RENDER_SECONDS} s")
+    text = "".join(parts)
     return " ".join(text.split()) if "\n" not in text.strip() else text.strip()
+
+
+def _problem(where: str, exc: BaseException, words: str) -> TemplateProblem:
+    line = getattr(exc, "lineno", None) or _template_line(exc.__traceback__)
+    at = f", line {line}" if line else ""
+    return TemplateProblem(f"{where}{at}: {words}")
 
 
 @lru_cache(maxsize=256)

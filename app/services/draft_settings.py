@@ -3,6 +3,7 @@ drafts are delivered (attachments of the forwarded e-mail, SMTP with an encrypte
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -19,6 +20,9 @@ from app.storage import mailboxes as mailbox_store
 from app.storage.engine import reading
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what most providers accept in one message
+# Each render of a check has its own budget (render.RENDER_SECONDS); this bounds the whole
+# check of one save, which runs in a thread so that the event loop never waits for it.
+CHECK_SECONDS = 5.0
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -59,14 +63,20 @@ async def put_templates(
     """Replace the mailbox's templates; a stage given as null (or left out) uses the
     defaults. Every template is checked first: InvalidInput names the stage, variant, line."""
     settings = await _settings(ctx, user_id, mailbox_id)
-    checked: dict[str, list[str]] = {}
-    for stage, variants in templates.items():
-        if variants is None:
-            continue
-        try:
-            checked[stage] = list(check_variants(stage, variants))
-        except TemplateProblem as exc:
-            raise InvalidInput(f"template refused: {exc}") from None
+    given = {stage: variants for stage, variants in templates.items() if variants is not None}
+
+    def check() -> dict[str, list[str]]:
+        return {stage: list(check_variants(stage, v)) for stage, v in given.items()}
+
+    try:
+        async with asyncio.timeout(CHECK_SECONDS):
+            checked = await asyncio.to_thread(check)
+    except TemplateProblem as exc:
+        raise InvalidInput(f"template refused: {exc}") from None
+    except TimeoutError:
+        raise InvalidInput(
+            f"template refused: checking it took longer than {CHECK_SECONDS:g} s"
+        ) from None
     async with ctx.engine.begin() as conn:
         await store.save_settings(conn, mailbox_id, {**_stored(settings), "templates": checked})
     return await get_templates(ctx, user_id=user_id, mailbox_id=mailbox_id)

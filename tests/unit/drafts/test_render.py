@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import re
+import time
 from pathlib import Path
 
 import pytest
 
+from app.drafts import render
 from app.drafts.render import (
+    MAX_OUTPUT_CHARS,
     STAGES,
     QuestionTemplates,
     TemplateProblem,
@@ -165,3 +168,53 @@ def test_a_template_folder_without_a_stage_is_refused(tmp_path: Path) -> None:
     (tmp_path / "first-1.j2").write_text("Buried?")
     with pytest.raises(TemplateProblem, match="middle, last"):
         load_defaults(tmp_path)
+
+
+@pytest.mark.parametrize(
+    ("source", "complaint"),
+    [
+        ("{{ 9**64**64**64**64 }}", "line 1: exponents (**) are not allowed"),
+        ("Hi\n{{ 9**64**64**64 }}", "line 2: exponents (**) are not allowed"),
+        ("{{ 'x' * 99999999 }}", "repeating text with * is not allowed"),
+        ("{{ first_name * step }}", "repeating text with * is not allowed"),
+        ("{{ step * (subject ~ 'x') }}", "repeating text with * is not allowed"),
+        ("{{ 10000001 * step }}", "numbers above 1,000,000 are not allowed"),
+        ("{{ subject|truncate(99999999999) }}", "numbers above 1,000,000"),
+        ("{{ first_name / 2 }}", "/ is for numbers only"),
+        ("{{ 1 // 0 }}", "cannot be computed: integer division or modulo by zero"),
+        ("{{ step // business_days_quiet }}", "cannot be computed"),  # a sample has 0 days
+        ("{{ " + "(" * 990 + "1" + ")" * 990 + " }}", "nested too deeply"),
+    ],
+)
+def test_what_cannot_be_bounded_is_refused_at_save(source: str, complaint: str) -> None:
+    """Issue 15: `{{ 9**64**64**64**64 }}` froze the server for 14 s, then answered 500."""
+    started = time.monotonic()
+    with pytest.raises(TemplateProblem, match=re.escape(complaint)):
+        check_template(source)
+    assert time.monotonic() - started < 0.5
+
+
+def test_numbers_may_still_be_computed() -> None:
+    source = "{{ business_days_quiet * 8 }} working hours, step {{ (step + 1) // 2 }}?"
+    assert check_template(source) == source
+
+
+def test_a_render_is_bounded_whatever_the_thread_brings() -> None:
+    """Saved templates are checked with sample values; a thread's own values (a subject the
+    prospect chose) can still be huge: the render stays bounded and fails as a problem."""
+    huge = {**VARIABLES, "subject": "9" * 1200, "first_name": "x" * 6000}
+    for source, complaint in [
+        ("{{ (subject|int) * (subject|int) * (subject|int) * (subject|int) }}", "too large"),
+        ("{{ first_name ~ first_name }}", f"more than {MAX_OUTPUT_CHARS} characters"),
+    ]:
+        assert check_template(source) == source  # harmless with the sample values
+        templates = QuestionTemplates(stages={s: (source,) for s in STAGES})
+        with pytest.raises(TemplateProblem, match=re.escape(complaint)):
+            render_question(templates, stage="first", thread_id=1, variables=huge)
+
+
+def test_a_render_stops_at_its_time_budget(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(render, "RENDER_SECONDS", 0.0)
+    templates = QuestionTemplates(stages={s: ("{{ step + 1 }} more?",) for s in STAGES})
+    with pytest.raises(TemplateProblem, match="took longer than"):
+        render_question(templates, stage="first", thread_id=1, variables=VARIABLES)
