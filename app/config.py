@@ -48,6 +48,32 @@ class Settings(BaseSettings):
         None, description="Extra CA bundle (PEM) trusted for IMAP TLS, e.g. a company CA."
     )
     imap_timeout_seconds: float = Field(30.0, gt=0, le=600)
+    imap_test_timeout_seconds: float = Field(
+        10.0,
+        gt=0,
+        le=600,
+        description="How long a connection test (connecting a mailbox, changing its server, "
+        "POST …/test) waits to connect and for the server's greeting.",
+    )
+    imap_allow_private: bool = Field(
+        False,
+        description="Allow IMAP and SMTP hosts on private, loopback or link-local addresses "
+        "(a mail server on this machine or your own network; never on a shared host).",
+    )
+    mail_threads: int = Field(
+        32,
+        ge=1,
+        le=1000,
+        description="Threads for blocking IMAP and SMTP work (syncs, connection tests, "
+        "approvals), a pool of their own: a mail server that never answers holds only these.",
+    )
+    mail_requests_per_user: int = Field(
+        3,
+        ge=1,
+        le=100,
+        description="Connection tests, approvals and syncs asked for by one user that may run "
+        "at once (per process); more answer 429 with Retry-After.",
+    )
     oauth2_refresh_command: str | None = Field(
         None,
         description="Command printing a fresh OAuth2 access token for the IMAP username given "

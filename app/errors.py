@@ -6,10 +6,12 @@ RadioSilenceError
 ├── Conflict                 the request clashes with the current state
 ├── InvalidInput             a value is well-formed but not acceptable
 ├── AuthError                bad or missing credentials for our own API
+├── TooBusy                  the user has too much running at once; try again after a while
 └── MailServerError          talking to the rep's IMAP server failed
     ├── MailAuthError        the server refused the login
     ├── MailConnectionError  could not connect, or the connection dropped
-    └── MailTLSError         the server's certificate could not be verified
+    ├── MailTLSError         the server's certificate could not be verified
+    └── MailHostRefused      the host is not an address mail may go to (private, loopback …)
 """
 
 from __future__ import annotations
@@ -48,6 +50,14 @@ class AuthError(RadioSilenceError):
     default_message = "missing or invalid credentials: send 'Authorization: Bearer <token>'"
 
 
+class TooBusy(RadioSilenceError):
+    default_message = "too many requests of this kind are running: try again in a moment"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
+
+
 class MailServerError(RadioSilenceError):
     default_message = "the mail server could not be reached"
 
@@ -64,4 +74,11 @@ class MailTLSError(MailServerError):
     default_message = (
         "the mail server's TLS certificate could not be verified: "
         "fix the certificate or configure RADIOSILENCE_IMAP_CA_FILE"
+    )
+
+
+class MailHostRefused(MailServerError):
+    default_message = (
+        "the mail server's address is not a public one: "
+        "an operator can allow private ones with RADIOSILENCE_IMAP_ALLOW_PRIVATE=true"
     )

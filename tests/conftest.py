@@ -28,6 +28,7 @@ def make_settings(database_url: str, **overrides: object) -> Settings:
         "secret_key": TEST_SECRET_KEY,
         "workers_enabled": False,
         "webhook_allow_private": True,  # test consumers listen on loopback
+        "imap_allow_private": True,  # so does the Dovecot fixture
     }
     values.update(overrides)
     return Settings(_env_file=None, **values)  # type: ignore[call-arg]

@@ -15,10 +15,12 @@ from app.errors import (
     InvalidInput,
     MailAuthError,
     MailConnectionError,
+    MailHostRefused,
     MailServerError,
     MailTLSError,
     NotFound,
     RadioSilenceError,
+    TooBusy,
 )
 
 log = logging.getLogger(__name__)
@@ -28,10 +30,12 @@ _STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
     (Conflict, 409, "conflict"),
     (InvalidInput, 422, "invalid_input"),
     (AuthError, 401, "unauthorized"),
+    (TooBusy, 429, "too_many_requests"),
     # The rep's mail server said no: the request named bad credentials or an unusable server.
     (MailAuthError, 422, "imap_auth_failed"),
     (MailTLSError, 422, "imap_tls_failed"),
     (MailConnectionError, 422, "imap_connection_failed"),
+    (MailHostRefused, 422, "mail_host_refused"),
     (MailServerError, 422, "imap_error"),
 ]
 
@@ -41,6 +45,8 @@ def error_response(exc: RadioSilenceError) -> JSONResponse:
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            if isinstance(exc, TooBusy):
+                headers = {"Retry-After": str(exc.retry_after)}
             return JSONResponse({"detail": exc.message, "code": code}, status, headers=headers)
     log.error("api.unmapped_error %s: %s", type(exc).__name__, exc.message)
     return JSONResponse({"detail": exc.message, "code": "server_error"}, 500)

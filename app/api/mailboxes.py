@@ -106,7 +106,7 @@ async def delete_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> R
 async def test_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> ConnectionTest:
     """Log in with the stored credentials and list the folders."""
     row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
-    folders = await service.test_connection(ctx, service.account_of(ctx, row))
+    folders = await service.test_connection(ctx, service.account_of(ctx, row), user_id=user.id)
     return ConnectionTest(ok=True, folders=folders)
 
 
@@ -122,7 +122,7 @@ async def sync_mailbox(
     """Read new mail now. With wait=true the answer comes after the rules have run."""
     await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
     if wait:
-        outcome = await sync_service.sync_mailbox(
+        outcome = await sync_service.user_sync(
             ctx, mailbox_id, user_id=user.id, wait_for_lease=ctx.settings.lease_seconds
         )
         return SyncResult(
@@ -134,9 +134,11 @@ async def sync_mailbox(
             threads_evaluated=outcome.threads_evaluated,
         )
 
+    sync = sync_service.user_sync(ctx, mailbox_id, user_id=user.id, wait_for_lease=5)
+
     async def background() -> None:
         try:
-            await sync_service.sync_mailbox(ctx, mailbox_id, user_id=user.id, wait_for_lease=5)
+            await sync
         except RadioSilenceError as exc:  # recorded on the mailbox's status; nothing to raise to
             log.info("sync.background_failed mailbox=%s error=%s", mailbox_id, exc.message)
 

@@ -1,7 +1,7 @@
 """The only importer of imapclient: connect, log in, list, select, fetch headers.
 
 imapclient is synchronous and not thread-safe: one session per thread, driven from asyncio
-through `asyncio.to_thread`. Every library error leaves this module as one of ours.
+on the mail thread pool (`mail.blocking`). Every library error leaves this module as one of ours.
 """
 
 from __future__ import annotations
@@ -10,6 +10,7 @@ import contextlib
 import dataclasses
 import imaplib
 import ipaddress
+import logging
 import re
 import socket
 import ssl
@@ -22,6 +23,7 @@ from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
 
 import imapclient
+from imapclient import imap4, tls
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from app.domain.folders import FolderInfo
@@ -35,6 +37,7 @@ from app.errors import (
 )
 from app.mail import wire
 
+log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
 T = TypeVar("T")
 FETCH_BATCH = 1000  # UIDs per FETCH command; servers cap command length (and Yahoo at 5,000)
@@ -112,6 +115,74 @@ def check_security(host: str, security: Security, *, allow_plaintext: bool) -> N
         )
 
 
+def unreachable(kind: str, where: str, security: str) -> str:
+    """The one answer for every way a connection can fail before the server has spoken:
+    refused, unreachable, timed out, a TLS handshake or certificate that failed, a greeting
+    that is not the protocol's. Telling them apart would show a user what listens where on
+    any address the server reaches (the cause is logged for the operator)."""
+    return (
+        f"could not connect to an {kind} server at {where} with security {security}: "
+        "nothing answered, the connection was refused or TLS failed — check host, port and "
+        "security (a server whose certificate comes from a private CA needs "
+        "RADIOSILENCE_IMAP_CA_FILE)"
+    )
+
+
+def connect_socket(addresses: Sequence[str], port: int, timeout: float | None) -> socket.socket:
+    """A TCP connection to the first of the checked `addresses` that takes it (never to a
+    name: resolving again could give another, unchecked, address)."""
+    error: OSError = OSError("no address to connect to")
+    for address in addresses:
+        try:
+            return socket.create_connection((address, port), timeout=timeout)
+        except OSError as exc:
+            error = exc
+    raise error
+
+
+class _PinnedPlain(imap4.IMAP4WithTimeout):  # type: ignore[misc]
+    def __init__(self, host: str, port: int, timeout: float | None, addresses: Sequence[str]):
+        self._addresses = addresses
+        super().__init__(host, port, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        return connect_socket(self._addresses, self.port, timeout or self._timeout)
+
+
+class _PinnedTLS(tls.IMAP4_TLS):  # type: ignore[misc]
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        context: ssl.SSLContext,
+        timeout: float | None,
+        addresses: Sequence[str],
+    ):
+        self._addresses = addresses
+        super().__init__(host, port, context, timeout)
+
+    def _create_socket(self, timeout: float | None = None) -> socket.socket:
+        sock = connect_socket(self._addresses, self.port, timeout or self._timeout)
+        wrapped: socket.socket = tls.wrap_socket(sock, self.ssl_context, self.host)
+        return wrapped  # SNI and the certificate check use the host name
+
+
+class _PinnedClient(imapclient.IMAPClient):  # type: ignore[misc]
+    """IMAPClient connecting to checked addresses; TLS still verifies the host name."""
+
+    def __init__(self, host: str, *, addresses: Sequence[str], **options: Any) -> None:
+        self._addresses = addresses
+        super().__init__(host, **options)
+
+    def _create_IMAP4(self) -> imaplib.IMAP4:
+        connect_timeout = self._timeout.connect
+        if self.ssl:
+            return _PinnedTLS(
+                self.host, self.port, self.ssl_context, connect_timeout, self._addresses
+            )
+        return _PinnedPlain(self.host, self.port, connect_timeout, self._addresses)
+
+
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
     """Verification on, always: system CAs plus the operator's extra CA, if any."""
     context = ssl.create_default_context()
@@ -148,29 +219,45 @@ class ImapSession:
         *,
         ca_file: Path | None = None,
         timeout: float = 30.0,
+        connect_timeout: float | None = None,
         allow_plaintext: bool = False,
+        addresses: Sequence[str] | None = None,
     ) -> Self:
+        """Connect and log in. `addresses`: the host's addresses as checked by the caller's
+        guard, the only ones connected to (None: the host name, resolved here — for tests
+        and tools only). `connect_timeout` bounds the connection, TLS and the greeting."""
         check_security(account.host, account.security, allow_plaintext=allow_plaintext)
         where = f"{account.host}:{account.port}"
         context = tls_context(ca_file)
+        limits = imapclient.SocketTimeout(connect=connect_timeout or timeout, read=timeout)
+        options: dict[str, Any] = {
+            "port": account.port,
+            "ssl": account.security == "tls",
+            "ssl_context": context,
+            "timeout": limits,
+        }
         try:
-            client = imapclient.IMAPClient(
-                account.host,
-                port=account.port,
-                ssl=account.security == "tls",
-                ssl_context=context,
-                timeout=timeout,
-            )
+            if addresses is None:
+                client = imapclient.IMAPClient(account.host, **options)
+            else:
+                client = _PinnedClient(account.host, addresses=addresses, **options)
+        except (OSError, IMAPClientError, imaplib.IMAP4.error) as exc:
+            log.info("imap.connect_failed where=%s cause=%s", where, _words(exc))
+            raise MailConnectionError(unreachable("IMAP", where, account.security)) from None
+        try:
             if account.security == "starttls":
                 client.starttls(context)
         except ssl.SSLCertVerificationError as exc:
+            # The server has spoken IMAP already: what failed may be said.
+            _shut(client)
             raise MailTLSError(
                 f"the TLS certificate of {where} could not be verified ({exc.verify_message}): "
                 "fix the server's certificate or trust its CA with RADIOSILENCE_IMAP_CA_FILE"
             ) from None
         except (OSError, IMAPClientError, imaplib.IMAP4.error) as exc:
+            _shut(client)
             raise MailConnectionError(
-                f"could not connect to {where}: {_words(exc)} — check host, port and security"
+                f"STARTTLS with {where} failed: {_words(exc)} — check host, port and security"
             ) from None
         session = cls(client, account)
         session._login()
@@ -457,6 +544,11 @@ class _errors:
             ) from exc
         if isinstance(exc, (IMAPClientError, imaplib.IMAP4.error)):
             raise MailServerError(f"the server refused {self.command}: {_words(exc)}") from exc
+
+
+def _shut(client: Any) -> None:
+    with contextlib.suppress(Exception):
+        client.shutdown()
 
 
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:

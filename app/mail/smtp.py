@@ -1,16 +1,21 @@
 """Sending a follow-up over SMTP (a per-mailbox option): TLS or STARTTLS, verified
-certificates, AUTH when a username is set. Blocking: call it through `asyncio.to_thread`."""
+certificates, AUTH when a username is set. Blocking: run it on the mail thread pool
+(`mail.blocking`)."""
 
 from __future__ import annotations
 
+import logging
 import smtplib
+import socket
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from app.errors import MailAuthError, MailConnectionError, MailServerError, MailTLSError
-from app.mail.imap import Security, check_security, tls_context
+from app.mail.imap import Security, check_security, connect_socket, tls_context, unreachable
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -25,6 +30,53 @@ class SmtpAccount:
         return f"SmtpAccount({self.username or '-'}@{self.host}:{self.port}, {self.security})"
 
 
+class _PinnedSMTP(smtplib.SMTP):
+    """smtplib.SMTP connecting to checked addresses; STARTTLS still checks the host name."""
+
+    def __init__(self, host: str, port: int, *, addresses: Sequence[str], timeout: float):
+        self._addresses = addresses
+        super().__init__(host, port, timeout=timeout)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        return connect_socket(self._addresses, port, timeout)
+
+
+class _PinnedSMTPSSL(smtplib.SMTP_SSL):
+    def __init__(
+        self,
+        host: str,
+        port: int,
+        *,
+        addresses: Sequence[str],
+        timeout: float,
+        context: ssl.SSLContext,
+    ):
+        self._addresses = addresses
+        self._server_name = host  # for SNI and the certificate check, as SMTP_SSL does
+        super().__init__(host, port, timeout=timeout, context=context)
+
+    def _get_socket(self, host: str, port: int, timeout: float) -> socket.socket:
+        sock = connect_socket(self._addresses, port, timeout)
+        return self.context.wrap_socket(sock, server_hostname=self._server_name)
+
+
+def _connect(
+    account: SmtpAccount,
+    addresses: Sequence[str] | None,
+    timeout: float,
+    context: ssl.SSLContext,
+) -> smtplib.SMTP:
+    """Connected, greeted; no EHLO yet. `addresses` None: the host name (tests, tools)."""
+    host, port = account.host, account.port
+    if account.security == "tls":
+        if addresses is None:
+            return smtplib.SMTP_SSL(host, port, timeout=timeout, context=context)
+        return _PinnedSMTPSSL(host, port, addresses=addresses, timeout=timeout, context=context)
+    if addresses is None:
+        return smtplib.SMTP(host, port, timeout=timeout)
+    return _PinnedSMTP(host, port, addresses=addresses, timeout=timeout)
+
+
 def send_message(
     account: SmtpAccount,
     message: bytes,
@@ -34,21 +86,24 @@ def send_message(
     ca_file: Path | None = None,
     timeout: float = 30.0,
     allow_plaintext: bool = False,
+    addresses: Sequence[str] | None = None,
 ) -> None:
     """Hand the message to the server for every recipient, or raise one of our mail errors
     with the server's words. A refusal of any recipient fails the whole send: a follow-up
-    that reaches only half the people would be worse than none."""
+    that reaches only half the people would be worse than none. `addresses`: the host's
+    addresses as checked by the caller's guard, the only ones connected to. Until the server
+    has greeted, every failure gets the same answer (see `imap.unreachable`)."""
     check_security(account.host, account.security, allow_plaintext=allow_plaintext)
     if not recipients:
         raise MailServerError("the draft has no recipients: nothing was sent")
     where = f"{account.host}:{account.port}"
     context = tls_context(ca_file)
     try:
-        client: smtplib.SMTP
-        if account.security == "tls":
-            client = smtplib.SMTP_SSL(account.host, account.port, timeout=timeout, context=context)
-        else:
-            client = smtplib.SMTP(account.host, account.port, timeout=timeout)
+        client = _connect(account, addresses, timeout, context)
+    except (OSError, smtplib.SMTPException) as exc:
+        log.info("smtp.connect_failed where=%s cause=%s", where, exc)
+        raise MailConnectionError(unreachable("SMTP", where, account.security)) from None
+    try:
         with client:
             client.ehlo()
             if account.security == "starttls":

@@ -14,10 +14,11 @@ import functools
 import logging
 import time
 from collections.abc import Callable, Collection, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any
+from typing import Any, ParamSpec, TypeVar
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -40,6 +41,8 @@ from app.storage import messages as message_store
 from app.storage.engine import reading
 from app.storage.messages import BodyReading, NewMessage
 
+P = ParamSpec("P")
+T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # folder, done, total
@@ -94,6 +97,15 @@ class SyncOptions:
     batch_size: int = 500
     now: datetime
     keep_text: bool = False  # keep a short text prefix of read bodies (operators debugging)
+    # Where the blocking IMAP work runs: the mail thread pool (None: the loop's default).
+    executor: Executor | None = None
+
+
+async def _blocking(
+    options: SyncOptions, fn: Callable[P, T], /, *args: P.args, **kwargs: P.kwargs
+) -> T:
+    loop = asyncio.get_running_loop()
+    return await loop.run_in_executor(options.executor, functools.partial(fn, *args, **kwargs))
 
 
 async def sync_mailbox(
@@ -106,7 +118,7 @@ async def sync_mailbox(
 ) -> SyncReport:
     """Read every chosen folder from where the last committed batch left it. Counts add up in
     `report` when given (a pass retried after a dropped connection keeps what it did)."""
-    listed = await asyncio.to_thread(session.list_folders)
+    listed = await _blocking(options, session.list_folders)
     chosen = folders_to_sync(
         listed, gmail=session.is_gmail, include=mailbox.include, exclude=mailbox.exclude
     )
@@ -181,8 +193,8 @@ async def _read_slice(
         by_folder.setdefault(row["folder_name"], []).append(row)
     for folder, rows in by_folder.items():
         with report.timed("bodies"):
-            await asyncio.to_thread(session.select, folder)
-            texts = await asyncio.to_thread(session.fetch_text_prefixes, [r["uid"] for r in rows])
+            await _blocking(options, session.select, folder)
+            texts = await _blocking(options, session.fetch_text_prefixes, [r["uid"] for r in rows])
         with report.timed("parse"):
             readings = [
                 (row, _read_body(row, texts.get(row["uid"]), mailbox, options)) for row in rows
@@ -252,7 +264,7 @@ class _FolderReader:
         self.name: str = row["name"]
 
     async def run(self, progress: Progress | None) -> None:
-        status = await asyncio.to_thread(self.session.status, self.name)
+        status = await _blocking(self.options, self.session.status, self.name)
         row = self.row
         if row["uidvalidity"] is not None and row["uidvalidity"] != status.uidvalidity:
             # The server renumbered the folder: its old UIDs mean nothing. Read it again; the
@@ -279,7 +291,7 @@ class _FolderReader:
             }
         elif self._unchanged(status):
             return
-        await asyncio.to_thread(self.session.select, self.name)
+        await _blocking(self.options, self.session.select, self.name)
         highest = int(row["highest_uid"] or 0)
         if highest == 0:
             highest = await self._backfill(row, status, progress)
@@ -297,8 +309,8 @@ class _FolderReader:
         self, row: dict[str, Any], status: FolderStatus, progress: Progress | None
     ) -> int:
         """The first read: the look-back window, newest first, resumable from its low-water."""
-        uids = await asyncio.to_thread(
-            self.session.search_uids, min_uid=1, since=self.options.since
+        uids = await _blocking(
+            self.options, self.session.search_uids, min_uid=1, since=self.options.since
         )
         top = row["backfill_top_uid"]
         if top is None:
@@ -335,7 +347,9 @@ class _FolderReader:
     async def _incremental(
         self, highest: int, status: FolderStatus, progress: Progress | None
     ) -> None:
-        uids = await asyncio.to_thread(self.session.search_uids, min_uid=highest + 1, since=None)
+        uids = await _blocking(
+            self.options, self.session.search_uids, min_uid=highest + 1, since=None
+        )
         size = self.options.batch_size
         chunks = [uids[start : start + size] for start in range(0, len(uids), size)]
         await self._read_chunks(chunks, status, progress, lambda chunk: {"highest_uid": chunk[-1]})
@@ -366,7 +380,7 @@ class _FolderReader:
         storing: asyncio.Task[tuple[int, int]] | None = None
         try:
             for chunk in chunks:
-                batch, errors = await asyncio.to_thread(self._read, chunk, status.uidvalidity)
+                batch, errors = await _blocking(self.options, self._read, chunk, status.uidvalidity)
                 if storing is not None:
                     await storing
                 done += len(chunk)

@@ -1,7 +1,10 @@
-"""What every use case needs: the settings, the database engine and the secret box."""
+"""What every use case needs: the settings, the database engine and the secret box; and what
+the process shares between use cases: the mail thread pool, the per-user mail slots and the
+mail host guard."""
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -10,7 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.config import Settings
 from app.crypto import SecretBox
+from app.mail.blocking import MailThreads
+from app.services.mailslots import UserSlots
 from app.storage.engine import make_engine
+from app.webhooks.urlguard import UrlGuard
 
 
 def _utcnow() -> datetime:
@@ -23,6 +29,16 @@ class Context:
     engine: AsyncEngine
     box: SecretBox
     clock: Callable[[], datetime] = field(default=_utcnow)  # tests move time by replacing it
+    mail_io: MailThreads = field(init=False, repr=False)
+    mail_slots: UserSlots = field(init=False, repr=False)
+    mail_guard: UrlGuard | None = field(default=None, repr=False)  # see services.mailhosts
+
+    def __post_init__(self) -> None:
+        self.mail_io = MailThreads(self.settings.mail_threads)
+        self.mail_slots = UserSlots(
+            self.settings.mail_requests_per_user,
+            retry_after=math.ceil(self.settings.imap_test_timeout_seconds),
+        )
 
     @classmethod
     def create(cls, settings: Settings) -> Context:
@@ -33,4 +49,5 @@ class Context:
         )
 
     async def close(self) -> None:
+        self.mail_io.close()
         await self.engine.dispose()

@@ -14,6 +14,7 @@ from app.errors import ConfigError, InvalidInput, NotFound
 from app.mail.imap import Security, check_security
 from app.services.context import Context
 from app.services.followups import DEFAULT_SETTINGS, settings_of
+from app.services.mailhosts import checked_addresses
 from app.services.text import plain_text
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
@@ -111,6 +112,7 @@ async def put_delivery_settings(
         if smtp.password is not None:
             plain_text(smtp.password, "smtp.password")
         check_security(smtp.host, smtp.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
+        await checked_addresses(ctx, smtp.host, smtp.port, field="smtp.host")
         secret = settings["smtp_secret_enc"]
         if smtp.password is not None:
             secret = ctx.box.encrypt(smtp.password)

@@ -27,6 +27,7 @@ from app.services.followups import (
     settings_of,
 )
 from app.services.mailboxes import open_mailbox_session
+from app.services.mailhosts import checked_addresses
 from app.services.paging import decode_cursor, encode_cursor, split_page
 from app.services.text import plain_text
 from app.storage import drafts as store
@@ -194,8 +195,10 @@ async def approve_draft(
     # A double click must not race two APPENDs (or two sends) of one draft in this process.
     lock = _approving.setdefault(draft_id, asyncio.Lock())
     try:
-        async with lock:
-            return await _approve(ctx, user_id=user_id, draft_id=draft_id, delivery=delivery)
+        # It waits on the mail server (a sync, then APPEND or SMTP): one of the user's slots.
+        with ctx.mail_slots.hold(user_id):
+            async with lock:
+                return await _approve(ctx, user_id=user_id, draft_id=draft_id, delivery=delivery)
     finally:
         if not lock.locked():
             _approving.pop(draft_id, None)
@@ -274,9 +277,9 @@ async def _put_in_drafts(
 
     session = await open_mailbox_session(ctx, mailbox)
     try:
-        placed = await asyncio.to_thread(deliver, session)
+        placed = await ctx.mail_io.run(deliver, session)
     finally:
-        await asyncio.to_thread(session.close)
+        await ctx.mail_io.run(session.close)
     if placed is None:
         return draft_view(row, ctx.clock())
     folder, uidvalidity, uid = placed
@@ -307,7 +310,8 @@ async def _send(
     )
     row = _dated_now(ctx, row)
     recipients = list(dict.fromkeys([*row["to_addrs"], *row["cc_addrs"]]))
-    await asyncio.to_thread(
+    addresses = await checked_addresses(ctx, account.host, account.port, field="smtp.host")
+    await ctx.mail_io.run(
         send_message,
         account,
         row["raw"],
@@ -316,6 +320,7 @@ async def _send(
         ca_file=ctx.settings.imap_ca_file,
         timeout=ctx.settings.imap_timeout_seconds,
         allow_plaintext=ctx.settings.imap_allow_plaintext,
+        addresses=addresses,
     )
     sent_at = ctx.clock()
 
@@ -335,9 +340,9 @@ async def _send(
     try:
         session = await open_mailbox_session(ctx, mailbox)
         try:
-            folder, uidvalidity, uid = await asyncio.to_thread(file_copy, session)
+            folder, uidvalidity, uid = await ctx.mail_io.run(file_copy, session)
         finally:
-            await asyncio.to_thread(session.close)
+            await ctx.mail_io.run(session.close)
     except Exception as exc:  # sent is sent: a failed copy must not make it look unsent
         log.warning("drafts.sent_copy_failed draft=%s error=%s", row["id"], exc)
         folder, uidvalidity, uid = None, None, None

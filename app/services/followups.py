@@ -7,7 +7,6 @@ is stored. A mail server that cannot be reached leaves the drafts for the next p
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -208,7 +207,7 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
             except Exception:  # one odd e-mail must not stop the drafts of the others
                 log.exception("drafts.compose_error thread=%s", thread["id"])
     finally:
-        await asyncio.to_thread(session.close)
+        await ctx.mail_io.run(session.close)
     if created:
         metrics.DRAFTS_CREATED.inc(created)
         log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
@@ -237,7 +236,7 @@ async def _compose_one(
     step = int(thread["followups_sent"]) + 1
     original = None
     for location in where:
-        original = await asyncio.to_thread(
+        original = await ctx.mail_io.run(
             session.fetch_message,
             location["name"],
             int(location["uid"]),

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
 from typing import Any, Literal
@@ -17,6 +18,7 @@ from app.mail.imap import ImapAccount, ImapSession, Security, check_host, check_
 from app.mail.oauth2 import run_refresh_command
 from app.services.accounts import normalize_email
 from app.services.context import Context
+from app.services.mailhosts import checked_addresses
 from app.services.views import iso
 from app.storage import mailboxes as store
 from app.storage.engine import reading
@@ -103,22 +105,34 @@ def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
     )
 
 
-async def test_connection(ctx: Context, account: ImapAccount) -> list[str]:
-    """Log in and list the folders; raises MailServerError with the server's words."""
+async def test_connection(ctx: Context, account: ImapAccount, *, user_id: int) -> list[str]:
+    """Log in and list the folders; raises MailServerError with the server's words. The host
+    is checked by the guard first; connecting and the greeting get the short test timeout;
+    the user may run only a few tests (and approvals) at once (TooBusy beyond)."""
+    with ctx.mail_slots.hold(user_id):
+        addresses = await checked_addresses(ctx, account.host, account.port, field="imap.host")
 
-    def probe() -> list[str]:
-        with open_session(ctx, account) as session:
-            return [f.name for f in session.list_folders()]
+        def probe() -> list[str]:
+            timeout = ctx.settings.imap_test_timeout_seconds
+            with open_session(ctx, account, addresses, connect_timeout=timeout) as session:
+                return [f.name for f in session.list_folders()]
 
-    return await asyncio.to_thread(probe)
+        return await ctx.mail_io.run(probe)
 
 
-def open_session(ctx: Context, account: ImapAccount) -> ImapSession:
-    """Log in (blocking: run it in a thread). When the server refuses an OAuth2 mailbox's
-    token and the operator set a refresh command, run it once and log in with the token it
-    prints; the session then carries it as `renewed_secret`, for the caller to store."""
+def open_session(
+    ctx: Context,
+    account: ImapAccount,
+    addresses: Sequence[str],
+    *,
+    connect_timeout: float | None = None,
+) -> ImapSession:
+    """Log in to one of `addresses` (the host's, as checked by `checked_addresses`); blocking:
+    run it on a mail thread. When the server refuses an OAuth2 mailbox's token and the
+    operator set a refresh command, run it once and log in with the token it prints; the
+    session then carries it as `renewed_secret`, for the caller to store."""
     try:
-        return _open(ctx, account)
+        return _open(ctx, account, addresses, connect_timeout)
     except MailAuthError:
         command = ctx.settings.oauth2_refresh_command
         if account.auth_method != "oauth2" or not command:
@@ -126,7 +140,7 @@ def open_session(ctx: Context, account: ImapAccount) -> ImapSession:
     token = run_refresh_command(
         command, account.username, timeout=ctx.settings.imap_timeout_seconds
     )
-    session = _open(ctx, replace(account, secret=token))
+    session = _open(ctx, replace(account, secret=token), addresses, connect_timeout)
     session.renewed_secret = token
     log.info("oauth2.token_renewed username=%s", account.username)
     return session
@@ -144,10 +158,14 @@ async def keep_renewed_secret(ctx: Context, mailbox_id: int, session: ImapSessio
 async def open_mailbox_session(
     ctx: Context, mailbox: dict[str, Any], *, executor: Executor | None = None
 ) -> ImapSession:
-    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be. The
-    blocking login runs on `executor` (the IDLE watchers have their own), else a thread."""
+    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be. Its
+    host passes the guard first. The blocking login runs on `executor` (the IDLE watchers
+    have their own), else on a mail thread."""
+    account = account_of(ctx, mailbox)
+    addresses = await checked_addresses(ctx, account.host, account.port, field="imap.host")
     loop = asyncio.get_running_loop()
-    session = await loop.run_in_executor(executor, open_session, ctx, account_of(ctx, mailbox))
+    executor = executor or ctx.mail_io.executor
+    session = await loop.run_in_executor(executor, open_session, ctx, account, addresses)
     try:
         await keep_renewed_secret(ctx, int(mailbox["id"]), session)
     except BaseException:
@@ -156,13 +174,17 @@ async def open_mailbox_session(
     return session
 
 
-def _open(ctx: Context, account: ImapAccount) -> ImapSession:
+def _open(
+    ctx: Context, account: ImapAccount, addresses: Sequence[str], connect_timeout: float | None
+) -> ImapSession:
     s = ctx.settings
     return ImapSession.open(
         account,
         ca_file=s.imap_ca_file,
         timeout=s.imap_timeout_seconds,
+        connect_timeout=connect_timeout,
         allow_plaintext=s.imap_allow_plaintext,
+        addresses=addresses,
     )
 
 
@@ -179,7 +201,9 @@ async def create_mailbox(
         auth_method=data.auth_method,
     )
     if verify:
-        await test_connection(ctx, account)
+        await test_connection(ctx, account, user_id=user_id)
+    elif data.auth_method != store.FILE_SOURCE:  # saved untested: its host is checked all the same
+        await checked_addresses(ctx, data.host, data.port, field="imap.host")
     try:
         async with ctx.engine.begin() as conn:
             return await store.create_mailbox(conn, _row_values(ctx, user_id, data))
@@ -253,6 +277,7 @@ async def update_mailbox(
                 secret=merged.secret,
                 auth_method=merged.auth_method,
             ),
+            user_id=user_id,
         )
     values = _row_values(ctx, user_id, merged)
     values.pop("rules")

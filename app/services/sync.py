@@ -11,7 +11,7 @@ import os
 import random
 import socket
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -84,6 +84,25 @@ async def sync_mailbox(
         return await _run(ctx, mailbox, progress)
 
 
+def user_sync(
+    ctx: Context, mailbox_id: int, *, user_id: int, wait_for_lease: float
+) -> Coroutine[Any, Any, SyncOutcome]:
+    """A sync a user asked for (the API's POST …/sync): it takes one of the user's mail slots
+    now — TooBusy when none is free — and gives it back when the returned coroutine ends.
+    Await it, or hand it to a task at once."""
+    ctx.mail_slots.take(user_id)
+
+    async def run() -> SyncOutcome:
+        try:
+            return await sync_mailbox(
+                ctx, mailbox_id, user_id=user_id, wait_for_lease=wait_for_lease
+            )
+        finally:
+            ctx.mail_slots.release(user_id)
+
+    return run()
+
+
 @contextlib.asynccontextmanager
 async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> AsyncIterator[None]:
     lease = timedelta(seconds=ctx.settings.lease_seconds)
@@ -139,6 +158,7 @@ async def _run(
         batch_size=ctx.settings.sync_batch_size,
         now=now,
         keep_text=ctx.settings.sync_keep_text_prefix,
+        executor=ctx.mail_io.executor,
     )
     started = asyncio.get_running_loop().time()
     report = mail_sync.SyncReport()  # shared by the attempts: an interrupted pass still counts
@@ -225,7 +245,7 @@ async def _one_pass(
     try:
         return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress, report)
     finally:
-        await asyncio.to_thread(session.close)
+        await ctx.mail_io.run(session.close)
 
 
 async def watch_for_news(

@@ -9,6 +9,9 @@ different DNS answer (rebinding) never gets a connection.
 
 The operator may allow http and private addresses (RADIOSILENCE_WEBHOOK_ALLOW_PRIVATE=true),
 e.g. for a consumer on the same machine.
+
+The same `UrlGuard` checks the IMAP and SMTP hosts of mailboxes (`services.mailhosts`), with
+its own refusal words and setting (RADIOSILENCE_IMAP_ALLOW_PRIVATE).
 """
 
 from __future__ import annotations
@@ -30,6 +33,7 @@ MAX_URL_LENGTH = 2048
 RESOLVE_TIMEOUT = 5.0
 RESOLVE_CACHE_SECONDS = 10.0
 ALLOW_HINT = "an operator can allow them with RADIOSILENCE_WEBHOOK_ALLOW_PRIVATE=true"
+WEBHOOK_REFUSAL = f"webhooks go to public addresses only ({ALLOW_HINT})"
 _NAT64 = ipaddress.IPv6Network("64:ff9b::/96")
 # Hosts made only of digits, dots and hex: inet_aton would read "2130706433", "0x7f.1" or
 # "127.1" as 127.0.0.1. Only the canonical dotted quad is accepted as an IPv4 literal.
@@ -135,8 +139,10 @@ class UrlGuard:
         resolver: Resolver = system_resolver,
         cache_seconds: float = RESOLVE_CACHE_SECONDS,
         monotonic: Callable[[], float] = time.monotonic,
+        refusal: str = WEBHOOK_REFUSAL,
     ) -> None:
         self.allow_private = allow_private
+        self.refusal = refusal  # what follows "HOST resolves to PROBLEM: " in a refusal
         self._resolver = resolver
         self._cache_seconds = cache_seconds
         self._monotonic = monotonic
@@ -164,10 +170,7 @@ class UrlGuard:
             for ip in found:
                 problem = address_problem(ip)
                 if problem:
-                    raise UrlRefused(
-                        f"{host} resolves to {problem}: webhooks go to public addresses only "
-                        f"({ALLOW_HINT})"
-                    )
+                    raise UrlRefused(f"{host} resolves to {problem}: {self.refusal}")
         if literal is None and self._cache_seconds > 0:
             self._cache[(host, port)] = (self._monotonic() + self._cache_seconds, found)
         return found

@@ -9,8 +9,10 @@ are there for everything else.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+import json
+from collections.abc import Callable, Iterator
 from pathlib import Path
+from typing import Any
 
 import httpx
 import pytest
@@ -27,6 +29,58 @@ from tests.support.processes import cli_env, run_cli, serving
 pytestmark = pytest.mark.integration
 EXAMPLES_PER_OPERATION = 25
 POSITIVE, NEGATIVE = schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE
+# Numbers no field can hold, written as JSON text (Python refuses to read or print an int of
+# more than 4,300 digits; one just below that limit parses and must be refused all the same),
+# and templates that cannot be bounded (issue 15, items 1 and 7).
+HUGE_NUMBERS = ["9" * 5000, "9" * 4000, "-" + "9" * 4000, "1e400", "-1e400", "18446744073709551616"]
+HOSTILE_TEMPLATES = [
+    "{{ 9**64**64**64**64 }}",
+    "{{ 9**64**64**64 }}",
+    "{{ 'x' * 999999999 }}",
+    "{{ " + " * ".join(["999999"] * 300) + " }}",
+    "{{ " + "(" * 990 + "1" + ")" * 990 + " }}",
+    "{{ step // 0 }}",
+    "{{ (subject ~ subject)|truncate(99999999999) }}",
+]
+
+
+def hostile_requests(
+    openapi: dict[str, Any], real: dict[str, int]
+) -> Iterator[tuple[str, str, dict[str, str], str | None]]:
+    """(method, path, query, JSON text) for every operation: each integer or number in the
+    path, the query and the top level of the JSON body replaced by each of HUGE_NUMBERS, the
+    other path parameters aimed at real rows; and the templates above for draft-templates."""
+    schemas = openapi["components"]["schemas"]
+    for path, methods in openapi["paths"].items():
+        for method, operation in methods.items():
+            params = operation.get("parameters", [])
+            numeric = [p for p in params if _numeric(p.get("schema", {}))]
+            body_ref = (
+                operation.get("requestBody", {})
+                .get("content", {})
+                .get("application/json", {})
+                .get("schema", {})
+                .get("$ref", "")
+            )
+            body_schema = schemas.get(body_ref.rsplit("/", 1)[-1], {}) if body_ref else {}
+            body_numbers = [n for n, f in body_schema.get("properties", {}).items() if _numeric(f)]
+            base = {p["name"]: str(real[p["name"]]) for p in params if p["in"] == "path"}
+            for number in HUGE_NUMBERS:
+                for param in numeric:
+                    names = {**base, param["name"]: number} if param["in"] == "path" else base
+                    query = {param["name"]: number} if param["in"] == "query" else {}
+                    yield method, path.format(**names), query, "{}" if body_ref else None
+                for field in body_numbers:
+                    yield method, path.format(**base), {}, f'{{"{field}": {number}}}'
+            if path.endswith("/draft-templates") and method == "put":
+                for template in HOSTILE_TEMPLATES:
+                    body = json.dumps({"first": ["Fine?", template], "last": [template]})
+                    yield method, path.format(**base), {}, body
+
+
+def _numeric(schema: dict[str, Any]) -> bool:
+    kinds = [schema.get("type")] + [s.get("type") for s in schema.get("anyOf", [])]
+    return "integer" in kinds or "number" in kinds
 
 
 def fuzz(
@@ -106,6 +160,26 @@ def test_no_request_gets_a_server_error(
                 )
 
         broken = 0  # operations that got schema-breaking requests
+        openapi = httpx.get(base + "/openapi.json").json()
+        hostile = 0
+        with httpx.Client(base_url=base, headers=auth, timeout=30) as api:
+            for method, path, query, body in hostile_requests(openapi, real):
+                hostile += 1
+                answer = api.request(
+                    method,
+                    path,
+                    params=query,
+                    content=body,
+                    headers={"Content-Type": "application/json"} if body else {},
+                )
+                if answer.status_code >= 500:
+                    failures.append(
+                        f"{answer.status_code} {method.upper()} {path[:80]} "
+                        f"query={str(query)[:40]} body={str(body)[:80]}: {answer.text[:200]}"
+                    )
+                elif path.endswith("/draft-templates") and method == "put":
+                    assert answer.status_code == 422, answer.text
+
         for operation in operations:
             names = [p.name for p in operation.path_parameters]
             aimed = {name: real[name] for name in names} if names else None
@@ -122,4 +196,5 @@ def test_no_request_gets_a_server_error(
 
     assert not failures, "\n".join(failures[:20])
     assert broken > 20, broken
+    assert hostile > 200, hostile
     assert imap_user.password not in log

@@ -186,7 +186,7 @@ def test_send_message_maps_errors(sink: tuple[Sink, int]) -> None:
     closed = SmtpAccount(
         host="127.0.0.1", port=_free_port(), security="plain", username=None, password=None
     )
-    with pytest.raises(MailConnectionError, match="could not send"):
+    with pytest.raises(MailConnectionError, match="could not connect to an SMTP server"):
         send_message(
             closed, b"Subject: x\r\n\r\nx\r\n", sender=REP, recipients=[PROSPECT], timeout=5
         )
@@ -223,7 +223,14 @@ def test_send_message_over_verified_tls(
             password=SMTP_PASSWORD,
         )
         message = b"Subject: Re: Proposal\r\n\r\nAny news?\r\n"
-        with pytest.raises(MailTLSError, match="could not be verified"):
+        # Implicit TLS fails before the server has spoken: the one answer of every failed
+        # connection; after STARTTLS the certificate is named.
+        refused = (
+            pytest.raises(MailTLSError, match="could not be verified")
+            if security == "starttls"
+            else pytest.raises(MailConnectionError, match="refused or TLS failed")
+        )
+        with refused:
             send_message(account, message, sender=REP, recipients=[PROSPECT], timeout=5)
         send_message(
             account,

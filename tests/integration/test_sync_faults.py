@@ -12,7 +12,7 @@ from pathlib import Path
 import pytest
 
 from app.domain.model import Identity
-from app.errors import MailTLSError
+from app.errors import MailConnectionError, MailTLSError
 from app.mail import sync as mail_sync
 from app.mail.imap import ImapAccount, ImapSession
 from app.services import events, mailboxes, threads
@@ -205,8 +205,12 @@ async def test_self_signed_certificate_refused_unless_its_ca_is_given(
         username=imap_user.username,
         secret=imap_user.password,
     )
-    with pytest.raises(MailTLSError, match="could not be verified"):
-        await mailboxes.test_connection(ctx, account)
+    # Implicit TLS fails before the server has said anything: the answer is the one every
+    # failed connection gets (what failed is in the log), so that it tells nothing of what
+    # listens there. After STARTTLS the server has spoken IMAP: the certificate is named.
+    with pytest.raises(MailConnectionError, match="refused or TLS failed") as caught:
+        await mailboxes.test_connection(ctx, account, user_id=1)
+    assert "RADIOSILENCE_IMAP_CA_FILE" in caught.value.message
     starttls = ImapAccount(
         host="127.0.0.1",
         port=server.port,
@@ -214,12 +218,12 @@ async def test_self_signed_certificate_refused_unless_its_ca_is_given(
         username=imap_user.username,
         secret=imap_user.password,
     )
-    with pytest.raises(MailTLSError):
-        await mailboxes.test_connection(ctx, starttls)
+    with pytest.raises(MailTLSError, match="could not be verified"):
+        await mailboxes.test_connection(ctx, starttls, user_id=1)
 
     ctx.settings = ctx.settings.model_copy(update={"imap_ca_file": server.ca_cert_path})
-    assert "INBOX" in await mailboxes.test_connection(ctx, account)
-    assert "INBOX" in await mailboxes.test_connection(ctx, starttls)
+    assert "INBOX" in await mailboxes.test_connection(ctx, account, user_id=1)
+    assert "INBOX" in await mailboxes.test_connection(ctx, starttls, user_id=1)
 
 
 def test_process_killed_mid_sync_converges(imap_user: ImapUser, tmp_path: Path) -> None:

@@ -24,7 +24,11 @@ def free_port() -> int:
 
 
 def cli_env(**settings: str) -> dict[str, str]:
+    """The environment of a command run as a user would, with these settings. The Dovecot
+    fixture listens on loopback: IMAP hosts on private addresses are allowed unless a test
+    says `imap_allow_private="false"`."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("RADIOSILENCE_")}
+    env["RADIOSILENCE_IMAP_ALLOW_PRIVATE"] = "true"
     env.update({f"RADIOSILENCE_{k.upper()}": v for k, v in settings.items()})
     return env
 
