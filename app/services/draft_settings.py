@@ -112,7 +112,8 @@ async def put_delivery_settings(
         if smtp.password is not None:
             plain_text(smtp.password, "smtp.password")
         check_security(smtp.host, smtp.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
-        await checked_addresses(ctx, smtp.host, smtp.port, field="smtp.host")
+        with ctx.mail_slots.hold(user_id):  # a DNS lookup may wait
+            await checked_addresses(ctx, smtp.host, smtp.port, field="smtp.host")
         secret = settings["smtp_secret_enc"]
         if smtp.password is not None:
             secret = ctx.box.encrypt(smtp.password)

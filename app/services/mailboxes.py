@@ -203,7 +203,8 @@ async def create_mailbox(
     if verify:
         await test_connection(ctx, account, user_id=user_id)
     elif data.auth_method != store.FILE_SOURCE:  # saved untested: its host is checked all the same
-        await checked_addresses(ctx, data.host, data.port, field="imap.host")
+        with ctx.mail_slots.hold(user_id):  # a DNS lookup may wait too
+            await checked_addresses(ctx, data.host, data.port, field="imap.host")
     try:
         async with ctx.engine.begin() as conn:
             return await store.create_mailbox(conn, _row_values(ctx, user_id, data))

@@ -7,6 +7,7 @@ lets the operator allow private, loopback and link-local hosts."""
 from __future__ import annotations
 
 from app.errors import MailHostRefused
+from app.mail.imap import check_host
 from app.services.context import Context
 from app.webhooks.urlguard import UrlGuard, UrlRefused
 
@@ -18,7 +19,9 @@ MAIL_REFUSAL = (
 
 async def checked_addresses(ctx: Context, host: str, port: int, *, field: str) -> list[str]:
     """The addresses to connect to for host:port, checked before any connection is tried;
-    MailHostRefused (naming `field`, e.g. "imap.host") when one is forbidden or none found."""
+    MailHostRefused (naming `field`, e.g. "imap.host") when one is forbidden or none found;
+    InvalidInput when `host` is not a host name at all."""
+    check_host(host)
     try:
         found = await guard(ctx).addresses(host.rstrip(".").lower(), port)
     except UrlRefused as exc:
