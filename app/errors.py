@@ -6,7 +6,7 @@ RadioSilenceError
 ├── Conflict                 the request clashes with the current state
 ├── InvalidInput             a value is well-formed but not acceptable
 ├── AuthError                bad or missing credentials for our own API
-├── TooBusy                  the user has too much running at once; try again after a while
+├── RateLimited              too many attempts: wait `retry_after` seconds
 └── MailServerError          talking to the rep's IMAP server failed
     ├── MailAuthError        the server refused the login
     ├── MailConnectionError  could not connect, or the connection dropped
@@ -50,12 +50,12 @@ class AuthError(RadioSilenceError):
     default_message = "missing or invalid credentials: send 'Authorization: Bearer <token>'"
 
 
-class TooBusy(RadioSilenceError):
-    default_message = "too many requests of this kind are running: try again in a moment"
+class RateLimited(RadioSilenceError):
+    default_message = "too many attempts: wait a moment and try again"
 
-    def __init__(self, message: str | None = None, *, retry_after: int = 1) -> None:
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
         super().__init__(message)
-        self.retry_after = retry_after
+        self.retry_after = max(1, retry_after)
 
 
 class MailServerError(RadioSilenceError):

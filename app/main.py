@@ -52,10 +52,6 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         lifespan=lifespan,
     )
     api_errors.install(app)
-    # Outermost last: the token of an API request is checked before its body is read, then
-    # every route's body is held to the limit (pages' forms included).
-    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
-    app.add_middleware(TokenFirst)
     for router in (mailboxes.router, rules.router, threads.router, events.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(drafts.router, prefix="/api/v1")
@@ -89,4 +85,8 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         body = await app_metrics.exposition(ctx.engine, ctx.clock())
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
+    # Added last, so outermost: the token of an API request is checked before its body is
+    # read, then every route's body is held to the limit (pages' forms included).
+    app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
+    app.add_middleware(TokenFirst)
     return app

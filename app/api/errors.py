@@ -20,7 +20,7 @@ from app.errors import (
     MailTLSError,
     NotFound,
     RadioSilenceError,
-    TooBusy,
+    RateLimited,
 )
 
 log = logging.getLogger(__name__)
@@ -30,7 +30,7 @@ _STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
     (Conflict, 409, "conflict"),
     (InvalidInput, 422, "invalid_input"),
     (AuthError, 401, "unauthorized"),
-    (TooBusy, 429, "too_many_requests"),
+    (RateLimited, 429, "rate_limited"),
     # The rep's mail server said no: the request named bad credentials or an unusable server.
     (MailAuthError, 422, "imap_auth_failed"),
     (MailTLSError, 422, "imap_tls_failed"),
@@ -40,12 +40,11 @@ _STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
 ]
 
 
-def error_response(exc: RadioSilenceError) -> JSONResponse:
-    """The answer to one of our errors, also for middleware that answers before a route."""
+def _answer(exc: RadioSilenceError) -> JSONResponse:
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
-            if isinstance(exc, TooBusy):
+            if isinstance(exc, RateLimited):
                 headers = {"Retry-After": str(exc.retry_after)}
             return JSONResponse({"detail": exc.message, "code": code}, status, headers=headers)
     log.error("api.unmapped_error %s: %s", type(exc).__name__, exc.message)
@@ -58,7 +57,7 @@ def install(app: FastAPI) -> None:
         if isinstance(exc, ConfigError):
             log.error("api.config_error %s", exc.message)
             return JSONResponse({"detail": exc.message, "code": "server_misconfigured"}, 503)
-        return error_response(exc)
+        return _answer(exc)
 
     async def on_validation(_request: Request, exc: Exception) -> JSONResponse:
         assert isinstance(exc, RequestValidationError)
@@ -80,3 +79,8 @@ def install(app: FastAPI) -> None:
 
     app.add_exception_handler(RadioSilenceError, on_ours)
     app.add_exception_handler(RequestValidationError, on_validation)
+
+
+def error_response(exc: RadioSilenceError) -> JSONResponse:
+    """The answer to one of our errors, for middleware that answers before any route."""
+    return _answer(exc)

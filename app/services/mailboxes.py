@@ -108,7 +108,7 @@ def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
 async def test_connection(ctx: Context, account: ImapAccount, *, user_id: int) -> list[str]:
     """Log in and list the folders; raises MailServerError with the server's words. The host
     is checked by the guard first; connecting and the greeting get the short test timeout;
-    the user may run only a few tests (and approvals) at once (TooBusy beyond)."""
+    the user may run only a few tests (and approvals) at once (RateLimited beyond)."""
     with ctx.mail_slots.hold(user_id):
         addresses = await checked_addresses(ctx, account.host, account.port, field="imap.host")
 

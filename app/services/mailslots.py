@@ -2,7 +2,7 @@
 
 Each of them may wait on a mail server for a while, holding a mail thread; without a limit
 one user pointing fifty requests at a host that never answers took every thread. Beyond
-RADIOSILENCE_MAIL_REQUESTS_PER_USER the answer is TooBusy (429 with Retry-After) at once.
+RADIOSILENCE_MAIL_REQUESTS_PER_USER the answer is RateLimited (429 with Retry-After) at once.
 The count is per process: with several API processes each has its own.
 """
 
@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Iterator
 from contextlib import contextmanager
 
-from app.errors import TooBusy
+from app.errors import RateLimited
 
 
 class UserSlots:
@@ -21,11 +21,11 @@ class UserSlots:
         self._busy: dict[int, int] = {}
 
     def take(self, user_id: int) -> None:
-        """One slot for the user, or TooBusy. Pair with `release`. No await between the check
+        """One slot for the user, or RateLimited. Pair with `release`. No await between the check
         and the count: on one event loop, taking is atomic."""
         held = self._busy.get(user_id, 0)
         if held >= self.limit:
-            raise TooBusy(
+            raise RateLimited(
                 f"you have {held} connection tests, approvals or syncs running already: "
                 f"try again in {self.retry_after} s",
                 retry_after=self.retry_after,

@@ -2,14 +2,14 @@
 
 import pytest
 
-from app.errors import TooBusy
+from app.errors import RateLimited
 from app.services.mailslots import UserSlots
 
 
 def test_a_user_beyond_the_limit_gets_too_busy_and_others_do_not() -> None:
     slots = UserSlots(2, retry_after=10)
     with slots.hold(1), slots.hold(1):
-        with pytest.raises(TooBusy) as caught:
+        with pytest.raises(RateLimited) as caught:
             slots.take(1)
         assert caught.value.retry_after == 10
         assert "2 connection tests, approvals or syncs running" in caught.value.message
