@@ -24,6 +24,7 @@ from app.errors import (
     Conflict,
     MailAuthError,
     MailConnectionError,
+    MailHostRefused,
     MailServerError,
     MailTLSError,
     NotFound,
@@ -365,7 +366,7 @@ async def _idle_loop(
                         on_news(mailbox_id)
             finally:
                 await loop.run_in_executor(executor, session.close)
-        except (MailAuthError, MailTLSError):
+        except (MailAuthError, MailTLSError, MailHostRefused):  # no retry can change these
             return
         except MailServerError as exc:
             failures += 1
