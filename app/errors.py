@@ -6,6 +6,7 @@ RadioSilenceError
 ├── Conflict                 the request clashes with the current state
 ├── InvalidInput             a value is well-formed but not acceptable
 ├── AuthError                bad or missing credentials for our own API
+├── RateLimited              too many attempts: wait `retry_after` seconds
 └── MailServerError          talking to the rep's IMAP server failed
     ├── MailAuthError        the server refused the login
     ├── MailConnectionError  could not connect, or the connection dropped
@@ -46,6 +47,14 @@ class InvalidInput(RadioSilenceError):
 
 class AuthError(RadioSilenceError):
     default_message = "missing or invalid credentials: send 'Authorization: Bearer <token>'"
+
+
+class RateLimited(RadioSilenceError):
+    default_message = "too many attempts: wait a moment and try again"
+
+    def __init__(self, message: str | None = None, *, retry_after: int = 60) -> None:
+        super().__init__(message)
+        self.retry_after = max(1, retry_after)
 
 
 class MailServerError(RadioSilenceError):

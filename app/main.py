@@ -3,22 +3,29 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 import app as package
 from app import metrics as app_metrics
-from app.api import drafts, events, mailboxes, rules, threads, webhooks
+from app import web
+from app.api import drafts, events, mailboxes, rules, threads, tokens, webhooks
 from app.api import errors as api_errors
 from app.config import Settings
 from app.runtime import settle_heap
+from app.services import accounts
 from app.services.context import Context
+from app.web import errors as web_errors
 from app.workers import Workers
+
+log = logging.getLogger("radiosilence")
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
@@ -28,6 +35,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         app.state.context = ctx
         app.state.background_tasks = set()
         workers = Workers(ctx) if settings.workers_enabled else None
+        await _announce_sign_in(app, ctx)
         settle_heap()
         if workers:
             workers.start()
@@ -48,18 +56,15 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         description="Notices when a sales conversation has gone quiet. "
         "Authenticate with `Authorization: Bearer <token>` (`radiosilence token create`).",
         lifespan=lifespan,
+        docs_url=None,  # served by app.web.docs from installed files, not a CDN
+        redoc_url=None,
     )
-    api_errors.install(app)
+    api_errors.install(app, is_page=web_errors.is_page, page=web_errors.page_error)
+    web.install(app, settings)
     for router in (mailboxes.router, rules.router, threads.router, events.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(drafts.router, prefix="/api/v1")
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(
-            "<!doctype html><title>Radio Silence</title><h1>Radio Silence</h1>"
-            '<p>The API is described at <a href="/docs">/docs</a>.</p>'
-        )
+    app.include_router(tokens.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -84,3 +89,19 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         return Response(body, media_type=CONTENT_TYPE_LATEST)
 
     return app
+
+
+async def _announce_sign_in(app: FastAPI, ctx: Context) -> None:
+    """Tell whoever started the server where to go next: with no user yet, a one-time setup
+    link that creates the first (admin) account; else the sign-in page."""
+    base = ctx.settings.base_url
+    if await accounts.has_users(ctx):
+        log.info("web.ready sign in at %s/login", base)
+        return
+    app.state.setup_token = secrets.token_urlsafe(24)
+    log.warning(
+        "web.setup no account exists yet: open %s/setup?token=%s to create the first one "
+        "(an administrator); the link works once",
+        base,
+        app.state.setup_token,
+    )

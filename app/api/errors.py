@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.errors import (
     AuthError,
@@ -19,6 +20,7 @@ from app.errors import (
     MailTLSError,
     NotFound,
     RadioSilenceError,
+    RateLimited,
 )
 
 log = logging.getLogger(__name__)
@@ -28,6 +30,7 @@ _STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
     (Conflict, 409, "conflict"),
     (InvalidInput, 422, "invalid_input"),
     (AuthError, 401, "unauthorized"),
+    (RateLimited, 429, "rate_limited"),
     # The rep's mail server said no: the request named bad credentials or an unusable server.
     (MailAuthError, 422, "imap_auth_failed"),
     (MailTLSError, 422, "imap_tls_failed"),
@@ -40,14 +43,24 @@ def _answer(exc: RadioSilenceError) -> JSONResponse:
     for kind, status, code in _STATUS:
         if isinstance(exc, kind):
             headers = {"WWW-Authenticate": "Bearer"} if status == 401 else None
+            if isinstance(exc, RateLimited):
+                headers = {"Retry-After": str(exc.retry_after)}
             return JSONResponse({"detail": exc.message, "code": code}, status, headers=headers)
     log.error("api.unmapped_error %s: %s", type(exc).__name__, exc.message)
     return JSONResponse({"detail": exc.message, "code": "server_error"}, 500)
 
 
-def install(app: FastAPI) -> None:
-    async def on_ours(_request: Request, exc: Exception) -> JSONResponse:
+IsPage = Callable[[Request], bool]
+PageError = Callable[[Request, Exception], Response]
+
+
+def install(app: FastAPI, *, is_page: IsPage | None = None, page: PageError | None = None) -> None:
+    """Our errors as JSON for the API; the errors of a page (`is_page`) go to `page`."""
+
+    async def on_ours(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RadioSilenceError)
+        if is_page is not None and page is not None and is_page(request):
+            return page(request, exc)
         if isinstance(exc, ConfigError):
             log.error("api.config_error %s", exc.message)
             return JSONResponse({"detail": exc.message, "code": "server_misconfigured"}, 503)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from typing import Any
 
@@ -19,7 +18,6 @@ from app.api.schemas import (
     Problem,
     SyncResult,
 )
-from app.errors import RadioSilenceError
 from app.services import mailboxes as service
 from app.services import sync as sync_service
 
@@ -134,15 +132,6 @@ async def sync_mailbox(
             threads_evaluated=outcome.threads_evaluated,
         )
 
-    async def background() -> None:
-        try:
-            await sync_service.sync_mailbox(ctx, mailbox_id, user_id=user.id, wait_for_lease=5)
-        except RadioSilenceError as exc:  # recorded on the mailbox's status; nothing to raise to
-            log.info("sync.background_failed mailbox=%s error=%s", mailbox_id, exc.message)
-
-    tasks: set[asyncio.Task[None]] = request.app.state.background_tasks
-    task = asyncio.create_task(background())
-    tasks.add(task)
-    task.add_done_callback(tasks.discard)
+    sync_service.start_sync(ctx, request.app.state.background_tasks, mailbox_id, user_id=user.id)
     response.status_code = status.HTTP_202_ACCEPTED
     return SyncResult(mailbox_id=mailbox_id, status="started")

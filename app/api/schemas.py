@@ -430,3 +430,25 @@ class CloseBody(Strict):
 
 class AnsweredBody(Strict):
     note: str = Field(min_length=1, max_length=1000, description="e.g. 'they called'")
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to tell tokens apart")
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+class TokenCreate(Strict):
+    name: str = Field("api", min_length=1, max_length=100)
+    expires_at: AwareDatetime | None = Field(None, description="Unset: valid until revoked")
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="Shown this once: only its hash is stored")

@@ -178,10 +178,14 @@ def add_business_hours(start: datetime, hours: float, cal: WorkCalendar) -> date
 
 
 def describe_local(dt: datetime, cal: WorkCalendar) -> str:
-    """Human-readable local time for reasons shown to users: "Fri 14:02 Europe/Berlin"."""
+    """Human-readable local time for reasons shown to users, with its full date (a bare
+    weekday is ambiguous a week later): "Fri 6 Nov 14:02 Europe/Berlin"."""
     local = _require_aware(dt, "dt").astimezone(cal.tz)
     # Fixed English day names: strftime("%a") would follow the process locale.
-    return f"{_DAY_NAMES[local.weekday()]} {local.hour:02d}:{local.minute:02d} {cal.timezone}"
+    return (
+        f"{_DAY_NAMES[local.weekday()]} {local.day} {_MONTH_NAMES[local.month - 1]} "
+        f"{local.hour:02d}:{local.minute:02d} {cal.timezone}"
+    )
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

@@ -272,3 +272,31 @@ async def delete_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> None
     await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
     async with ctx.engine.begin() as conn:
         await store.delete_mailbox(conn, mailbox_id)
+
+
+async def check_connection(ctx: Context, data: MailboxInput) -> list[str]:
+    """Validate what a form gives and log in with it: the folders found, or the server's
+    own words in a MailServerError. Nothing is saved."""
+    data = validate(ctx, data)
+    return await test_connection(
+        ctx,
+        ImapAccount(
+            host=data.host,
+            port=data.port,
+            security=data.security,
+            username=data.username,
+            secret=data.secret,
+            auth_method=data.auth_method,
+        ),
+    )
+
+
+async def folders_read(ctx: Context, *, user_id: int, mailbox_id: int) -> list[dict[str, Any]]:
+    await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    async with reading(ctx.engine) as conn:
+        return await store.folders_read(conn, mailbox_id)
+
+
+def is_imported(row: dict[str, Any]) -> bool:
+    """The mailbox was read from a file (`radiosilence import`): no server behind it."""
+    return bool(row["auth_method"] == store.FILE_SOURCE)

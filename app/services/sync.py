@@ -27,6 +27,7 @@ from app.errors import (
     MailServerError,
     MailTLSError,
     NotFound,
+    RadioSilenceError,
 )
 from app.mail import sync as mail_sync
 from app.services.context import Context
@@ -378,3 +379,20 @@ async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServer
 def _backoff(attempt: int, cap: float) -> float:
     """Exponential, capped, with jitter: many mailboxes must not reconnect in step."""
     return float(min(cap, RECONNECT_BASE_DELAY * 2**attempt) * (0.5 + random.random()))
+
+
+def start_sync(
+    ctx: Context, tasks: set[asyncio.Task[None]], mailbox_id: int, *, user_id: int
+) -> None:
+    """A sync in the background of this process (the answer does not wait for it); its
+    outcome lands on the mailbox's status. `tasks` keeps it alive until it ends."""
+
+    async def background() -> None:
+        try:
+            await sync_mailbox(ctx, mailbox_id, user_id=user_id, wait_for_lease=5)
+        except RadioSilenceError as exc:  # recorded on the mailbox's status already
+            log.info("sync.background_failed mailbox=%s error=%s", mailbox_id, exc.message)
+
+    task = asyncio.create_task(background())
+    tasks.add(task)
+    task.add_done_callback(tasks.discard)

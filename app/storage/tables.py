@@ -80,6 +80,8 @@ users = Table(
     Column("password_hash", String(255), nullable=False),  # argon2id
     Column("is_admin", Boolean, nullable=False, default=False),
     _created(),
+    # Set: the user can neither sign in nor use a token or a session, effective at once.
+    Column("disabled_at", UTCDateTime()),
 )
 
 api_tokens = Table(
@@ -92,6 +94,31 @@ api_tokens = Table(
     Column("prefix", String(16), nullable=False),  # first characters, to tell tokens apart
     _created(),
     Column("last_used_at", UTCDateTime()),
+    Column("expires_at", UTCDateTime()),  # NULL: until revoked
+)
+
+# Signed-in browsers: the cookie carries a random token, only its hash is stored, so signing
+# out, disabling the user or a lost laptop end a session at once, on every process.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _created(),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "user_id"),
+)
+
+# Failed sign-ins of the last minutes, by account and by client address: the rate limit
+# holds across processes because it is counted here, not in one process's memory.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _id(),
+    Column("key", String(400), nullable=False),  # "email:…" or "ip:…"
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "key", "at"),
 )
 
 mailboxes = Table(
@@ -186,6 +213,15 @@ Index(
     threads.c.id,
     sqlite_where=threads.c.dirty == true(),
     postgresql_where=threads.c.dirty == true(),
+)
+
+# The dashboard's "waiting for your answer": few threads among many, found without a scan.
+Index(
+    "ix_threads_needs_response",
+    threads.c.user_id,
+    threads.c.id,
+    sqlite_where=threads.c.needs_response == true(),
+    postgresql_where=threads.c.needs_response == true(),
 )
 
 messages = Table(

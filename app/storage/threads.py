@@ -24,9 +24,12 @@ async def list_threads(
     state: str | None,
     before_id: int | None,
     limit: int,
+    needs_response: bool | None = None,
 ) -> list[dict[str, Any]]:
     """Newest threads first; `before_id` is the keyset cursor (ids only grow)."""
     query = select(threads).where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+    if needs_response is not None:
+        query = query.where(threads.c.needs_response == needs_response)
     if mailbox_id is not None:
         query = query.where(threads.c.mailbox_id == mailbox_id)
     if state is not None:
@@ -35,6 +38,63 @@ async def list_threads(
         query = query.where(threads.c.id < before_id)
     query = query.order_by(threads.c.id.desc()).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def count_by_state(
+    conn: AsyncConnection, *, user_id: int, mailbox_id: int | None = None
+) -> tuple[dict[str, int], int]:
+    """How many of the user's threads are in each state, and how many owe an answer."""
+    query = select(threads.c.state, func.count()).where(
+        threads.c.user_id == user_id, threads.c.state.is_not(None)
+    )
+    owed = select(func.count()).where(threads.c.user_id == user_id, threads.c.needs_response)
+    if mailbox_id is not None:
+        query = query.where(threads.c.mailbox_id == mailbox_id)
+        owed = owed.where(threads.c.mailbox_id == mailbox_id)
+    counts = {str(s): int(n) for s, n in await conn.execute(query.group_by(threads.c.state))}
+    return counts, int((await conn.execute(owed)).scalar_one())
+
+
+async def count_threads(
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    mailbox_id: int | None,
+    state: str | None,
+    needs_response: bool | None,
+) -> int:
+    """How many threads a list with these filters holds (one index range)."""
+    query = select(func.count()).where(threads.c.user_id == user_id)
+    if needs_response is not None:
+        query = query.where(threads.c.needs_response == needs_response)
+    if mailbox_id is not None:
+        query = query.where(threads.c.mailbox_id == mailbox_id)
+    query = query.where(threads.c.state == state if state else threads.c.state.is_not(None))
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def people_of_threads(
+    conn: AsyncConnection, thread_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Who wrote to whom in each thread, oldest first: what a list shows of its people."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not thread_ids:
+        return out
+    query = (
+        select(
+            messages.c.thread_id,
+            messages.c.kind,
+            messages.c.from_addr,
+            messages.c.from_name,
+            messages.c.to_addrs,
+            messages.c.date,
+        )
+        .where(messages.c.thread_id.in_(thread_ids))
+        .order_by(messages.c.thread_id, messages.c.date, messages.c.id)
+    )
+    for row in (await conn.execute(query)).mappings():
+        out[int(row["thread_id"])].append(dict(row))
+    return out
 
 
 async def get_thread(

@@ -44,14 +44,14 @@ def history(*messages: ThreadMessage, **kw: object) -> ThreadHistory:
             history(msg(K.OUTBOUND, SENT)),
             SENT + timedelta(days=2),
             S.AWAITING_REPLY,
-            "quiet from Wed 14:02",
+            "quiet from Wed 18 Nov 14:02",
         ),
         (
             "quiet after 3 business days (weekend skipped)",
             history(msg(K.OUTBOUND, SENT)),
             datetime(2026, 11, 18, 13, 2, tzinfo=UTC),
             S.QUIET,
-            "quiet: 3 business days since your e-mail of Fri 14:02 Europe/Berlin",
+            "quiet for 3 business days since your e-mail of Fri 13 Nov 14:02 Europe/Berlin",
         ),
         (
             "one minute early",
@@ -174,7 +174,7 @@ def test_the_rep_writing_again_restarts_the_wait() -> None:
     thread = history(msg(K.OUTBOUND, SENT), msg(K.OUTBOUND, second))
     decision = decide(thread, RULES, CAL, datetime(2026, 11, 18, 14, 0, tzinfo=UTC))
     assert decision.state is S.AWAITING_REPLY
-    assert "Tue 10:00" in decision.reason
+    assert "Tue 17 Nov 10:00" in decision.reason
 
 
 def test_a_clear_no_closes_the_thread_as_declined() -> None:
@@ -244,3 +244,18 @@ def test_left_the_company_names_the_replacement() -> None:
     decision = decide(history(msg(K.OUTBOUND, SENT), gone), RULES, CAL, SENT + timedelta(days=1))
     assert decision.state is S.BOUNCED
     assert "bob@buyer.org" in decision.reason
+
+
+def test_a_quiet_reason_says_the_time_really_passed_and_stays_true() -> None:
+    """Weeks later the reason says how long it has really been, with the full date, and the
+    thread is looked at again when the next business day completes (so it never goes stale)."""
+    thread = history(msg(K.OUTBOUND, SENT))
+    now = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)  # Mon 14 Dec 11:00 Berlin
+    decision = decide(thread, RULES, CAL, now)
+    assert decision.state is S.QUIET
+    assert decision.reason.startswith(
+        "quiet for 20 business days since your e-mail of Fri 13 Nov 14:02 Europe/Berlin;"
+    )
+    assert decision.next_check_at == datetime(2026, 12, 14, 13, 2, tzinfo=UTC)
+    later = decide(thread, RULES, CAL, decision.next_check_at)
+    assert later.reason.startswith("quiet for 21 business days since")

@@ -360,16 +360,19 @@ def test_add_business_hours(start: Wall, hours: float, expected: Wall) -> None:
     ("dt", "cal", "text"),
     [
         pytest.param(
-            datetime(2026, 3, 6, 13, 2, tzinfo=UTC), BERLIN, "Fri 14:02 Europe/Berlin", id="berlin"
+            datetime(2026, 3, 6, 13, 2, tzinfo=UTC),
+            BERLIN,
+            "Fri 6 Mar 14:02 Europe/Berlin",
+            id="berlin",
         ),
         pytest.param(
             datetime(2026, 3, 6, 23, 30, tzinfo=UTC),
             ISRAEL,
-            "Sat 01:30 Asia/Jerusalem",
+            "Sat 7 Mar 01:30 Asia/Jerusalem",
             id="crosses-midnight",
         ),
         pytest.param(
-            datetime(2026, 3, 6, 1, 0, tzinfo=UTC), APIA, "Fri 14:00 Pacific/Apia", id="apia"
+            datetime(2026, 3, 6, 1, 0, tzinfo=UTC), APIA, "Fri 6 Mar 14:00 Pacific/Apia", id="apia"
         ),
     ],
 )
