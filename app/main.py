@@ -15,7 +15,6 @@ from sqlalchemy import text
 
 import app as package
 from app import metrics as app_metrics
-from app import web
 from app.api import drafts, events, mailboxes, rules, threads, tokens, webhooks
 from app.api import errors as api_errors
 from app.config import Settings
@@ -23,6 +22,7 @@ from app.runtime import settle_heap
 from app.services import accounts
 from app.services.context import Context
 from app.web import errors as web_errors
+from app.web import pages
 from app.workers import Workers
 
 log = logging.getLogger("radiosilence")
@@ -60,7 +60,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         redoc_url=None,
     )
     api_errors.install(app, is_page=web_errors.is_page, page=web_errors.page_error)
-    web.install(app, settings)
+    pages.install(app, settings)
     for router in (mailboxes.router, rules.router, threads.router, events.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(drafts.router, prefix="/api/v1")

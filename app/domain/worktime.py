@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Longest run of non-working days we accept before declaring the calendar broken.
@@ -43,12 +44,16 @@ class WorkCalendar:
     _spans: dict[tuple[date, int], tuple[date, tuple[tuple[date, str], ...]]] = field(
         init=False, repr=False, compare=False
     )
+    # Working days counted from a first date: _ranks[0][i] = working days in
+    # (_ranks[1], _ranks[1] + i days]. Lets "how many business days since" answer in O(1).
+    _ranks: list[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Fail at construction, not deep inside a scan.
         object.__setattr__(self, "_tz", _zone(self.timezone))
         object.__setattr__(self, "_working", {})
         object.__setattr__(self, "_spans", {})
+        object.__setattr__(self, "_ranks", [[], date.min])
         if not all(0 <= day <= 6 for day in self.weekend):
             raise ValueError(f"weekend must hold weekday numbers 0..6, got {sorted(self.weekend)}")
         if len(self.weekend) == 7 and not self.weekend_workdays:
@@ -144,10 +149,36 @@ def business_days_elapsed(start: datetime, now: datetime, cal: WorkCalendar) -> 
     """
     now_utc = _require_aware(now, "now").astimezone(UTC)
     first, wall, _ = _normalize(start, cal, None)
-    for elapsed, day in enumerate(_working_days_after(first, cal, None)):
-        if _to_utc(day, wall, cal.tz) > now_utc:
-            return elapsed
-    raise AssertionError("unreachable: _working_days_after is infinite or raises")
+    today = now_utc.astimezone(cal.tz).date()
+    if today <= first:
+        return 0
+    # Every working day after `first` and before today has passed at `wall`; today has
+    # passed only once its wall time has.
+    elapsed = _working_days_between(first, today, cal)
+    if cal.is_working_day(today) and _to_utc(today, wall, cal.tz) > now_utc:
+        elapsed -= 1
+    return elapsed
+
+
+def _working_days_between(first: date, last: date, cal: WorkCalendar) -> int:
+    """Working days in (first, last], from the calendar's running count (built once per
+    range of dates, then read in O(1): lists of threads ask this for every row)."""
+    counts, origin = cal._ranks
+    if not counts or first < origin or (last - origin).days >= len(counts):
+        origin = min(first, origin) if counts else first
+        end = max(last, origin + timedelta(days=len(counts) - 1)) if counts else last
+        span = (end - origin).days
+        if span > MAX_NON_WORKING_RUN * 4:  # far apart: count directly, keep the memo
+            return sum(
+                cal.is_working_day(first + timedelta(days=i))
+                for i in range(1, (last - first).days + 1)
+            )
+        counts, running = [0], 0
+        for i in range(1, span + 1):
+            running += cal.is_working_day(origin + timedelta(days=i))
+            counts.append(running)
+        cal._ranks[:] = [counts, origin]
+    return int(counts[(last - origin).days] - counts[(first - origin).days])
 
 
 def next_working_moment(at: datetime, cal: WorkCalendar) -> datetime:

@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from app.domain.model import MessageKind, ThreadState
+from app.domain.model import MessageKind, Rules, ThreadState
 from app.domain.people import Person, person_of
 from app.domain.worktime import WorkCalendar, business_days_elapsed
 from app.errors import InvalidInput, NotFound
@@ -57,6 +57,7 @@ class ThreadLine:
     subject: str
     state: str
     reason: str
+    note: str  # what the reason adds to `waited` and `step` (all of it, but for quiet ones)
     needs_response: bool
     person: Person | None
     waited: str  # "quiet for 9 business days since your e-mail of Mon 23 Nov"
@@ -85,7 +86,6 @@ class Dashboard:
 class ThreadList:
     lines: list[ThreadLine]
     next_cursor: str | None
-    total: int
 
 
 def local_day(at: datetime, tz: ZoneInfo, now: datetime) -> str:
@@ -158,17 +158,29 @@ async def _lines(
 ) -> list[ThreadLine]:
     ids = [t["id"] for t in threads]
     people = await store.people_of_threads(conn, ids)
-    quiet_ids = [t["id"] for t in threads if t["state"] == ThreadState.QUIET]
-    drafts = await draft_store.current_drafts(conn, quiet_ids)
+    drafts = {t["id"]: t["draft_id"] for t in threads if "draft_id" in t}
+    unknown = [t["id"] for t in threads if t["state"] == ThreadState.QUIET and "draft_id" not in t]
+    drafts.update(await draft_store.current_drafts(conn, unknown))
+    setups: dict[int, tuple[Rules, WorkCalendar, frozenset[str]]] = {}
     lines = []
     for t in threads:
         mailbox = mailboxes[t["mailbox_id"]]
-        rules = rules_of(mailbox)
-        cal = calendar_of(mailbox, now, rules)
-        own = frozenset(a.lower() for a in mailbox["addresses"])
-        step = ""
+        if mailbox["id"] not in setups:  # once per mailbox, not per row
+            rules = rules_of(mailbox)
+            own = frozenset(a.lower() for a in mailbox["addresses"])
+            setups[mailbox["id"]] = (rules, calendar_of(mailbox, now, rules), own)
+        rules, cal, own = setups[mailbox["id"]]
+        step, note = "", t["reason"]
         if t["state"] == ThreadState.QUIET:
-            step = f"follow-up {int(t['followups_sent']) + 1} of {rules.max_followups}"
+            due = int(t["followups_sent"]) + 1
+            step = f"follow-up {due} of {rules.max_followups}"
+            if due == rules.max_followups:
+                step += " — the last one: permission to say no"
+            # The quiet reason's time and step are on the row already; keep the rest
+            # (holidays skipped on the way).
+            note = "; ".join(
+                part for part in t["reason"].split("; ")[1:] if not part.startswith("follow-up ")
+            )
         lines.append(
             ThreadLine(
                 id=t["id"],
@@ -177,6 +189,7 @@ async def _lines(
                 subject=t["subject"] or "(no subject)",
                 state=t["state"],
                 reason=t["reason"],
+                note=note,
                 needs_response=bool(t["needs_response"]),
                 person=counterpart(people.get(t["id"], []), own),
                 waited=waited(t, cal, now),
@@ -194,23 +207,9 @@ async def dashboard(ctx: Context, *, user_id: int) -> Dashboard:
         mailboxes = await mailbox_store.list_mailboxes(conn, user_id)
         by_id = {m["id"]: m for m in mailboxes}
         counts, owed_total = await store.count_by_state(conn, user_id=user_id)
-        owed = await store.list_threads(
-            conn,
-            user_id=user_id,
-            mailbox_id=None,
-            state=None,
-            needs_response=True,
-            before_id=None,
-            limit=DASHBOARD_ROWS,
-        )
-        quiet = await store.list_threads(
-            conn,
-            user_id=user_id,
-            mailbox_id=None,
-            state=ThreadState.QUIET.value,
-            before_id=None,
-            limit=DASHBOARD_ROWS,
-        )
+        owed, quiet = await store.dashboard_threads(conn, user_id=user_id, limit=DASHBOARD_ROWS)
+        owed.sort(key=lambda t: -t["id"])
+        quiet.sort(key=lambda t: -t["id"])
         lines = await _lines(conn, owed + quiet, by_id, now)
     return Dashboard(
         owed=lines[: len(owed)],
@@ -248,21 +247,11 @@ async def thread_list(
             needs_response=needs_response,
             before_id=before,
             limit=limit + 1,
+            with_draft=True,
         )
         page, more = split_page(rows, limit)
         lines = await _lines(conn, page, by_id, now)
-        total = await store.count_threads(
-            conn,
-            user_id=user_id,
-            mailbox_id=mailbox_id,
-            state=state.value if state else None,
-            needs_response=needs_response,
-        )
-    return ThreadList(
-        lines=lines,
-        next_cursor=encode_cursor("t", page[-1]["id"]) if more else None,
-        total=total,
-    )
+    return ThreadList(lines=lines, next_cursor=encode_cursor("t", page[-1]["id"]) if more else None)
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -340,10 +329,6 @@ async def thread_page(ctx: Context, *, user_id: int, thread_id: int) -> ThreadPa
 async def snooze_time(ctx: Context, *, user_id: int, thread_id: int, day: str) -> datetime:
     """The start of the working day `day` (YYYY-MM-DD) in the thread's mailbox zone: when a
     snooze picked as a date ends."""
-    try:
-        picked = date.fromisoformat(day)
-    except ValueError:
-        raise InvalidInput("pick the day the thread should come back, e.g. 2026-12-14") from None
     async with reading(ctx.engine) as conn:
         row = await store.get_thread(conn, thread_id, user_id=user_id)
         mailbox = (
@@ -353,6 +338,10 @@ async def snooze_time(ctx: Context, *, user_id: int, thread_id: int, day: str) -
         )
     if row is None or mailbox is None:
         raise NotFound(f"no thread {thread_id}")
+    try:
+        picked = date.fromisoformat(day)
+    except ValueError:
+        raise InvalidInput("pick the day the thread should come back, e.g. 2026-12-14") from None
     start = rules_of(mailbox).work_day_start
     return datetime.combine(picked, start, tzinfo=ZoneInfo(mailbox["timezone"]))
 

@@ -8,12 +8,24 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, false, func, select, true, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
 from app.storage.common import utcnow
-from app.storage.tables import folders, message_locations, messages, threads
+from app.storage.drafts import waiting_for
+from app.storage.tables import drafts, folders, message_locations, messages, threads
 
 
 async def list_threads(
@@ -25,9 +37,12 @@ async def list_threads(
     before_id: int | None,
     limit: int,
     needs_response: bool | None = None,
+    with_draft: bool = False,
 ) -> list[dict[str, Any]]:
-    """Newest threads first; `before_id` is the keyset cursor (ids only grow)."""
-    query = select(threads).where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+    """Newest threads first; `before_id` is the keyset cursor (ids only grow). With
+    `with_draft`, each row also carries `draft_id`: the draft it waits for now, if any."""
+    columns = [*threads.c, _current_draft().label("draft_id")] if with_draft else [threads]
+    query = select(*columns).where(threads.c.user_id == user_id, threads.c.state.is_not(None))
     if needs_response is not None:
         query = query.where(threads.c.needs_response == needs_response)
     if mailbox_id is not None:
@@ -40,37 +55,65 @@ async def list_threads(
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-async def count_by_state(
-    conn: AsyncConnection, *, user_id: int, mailbox_id: int | None = None
-) -> tuple[dict[str, int], int]:
-    """How many of the user's threads are in each state, and how many owe an answer."""
-    query = select(threads.c.state, func.count()).where(
-        threads.c.user_id == user_id, threads.c.state.is_not(None)
+def _current_draft() -> Any:
+    """The id of the draft the (outer) thread waits for now (see drafts.waiting_for)."""
+    return (
+        select(func.max(drafts.c.id))
+        .where(
+            drafts.c.thread_id == threads.c.id,
+            drafts.c.state != "dismissed",
+            waiting_for(drafts.c.step, made_at=drafts.c.created_at),
+        )
+        .scalar_subquery()
     )
-    owed = select(func.count()).where(threads.c.user_id == user_id, threads.c.needs_response)
-    if mailbox_id is not None:
-        query = query.where(threads.c.mailbox_id == mailbox_id)
-        owed = owed.where(threads.c.mailbox_id == mailbox_id)
-    counts = {str(s): int(n) for s, n in await conn.execute(query.group_by(threads.c.state))}
-    return counts, int((await conn.execute(owed)).scalar_one())
 
 
-async def count_threads(
-    conn: AsyncConnection,
-    *,
-    user_id: int,
-    mailbox_id: int | None,
-    state: str | None,
-    needs_response: bool | None,
-) -> int:
-    """How many threads a list with these filters holds (one index range)."""
-    query = select(func.count()).where(threads.c.user_id == user_id)
-    if needs_response is not None:
-        query = query.where(threads.c.needs_response == needs_response)
-    if mailbox_id is not None:
-        query = query.where(threads.c.mailbox_id == mailbox_id)
-    query = query.where(threads.c.state == state if state else threads.c.state.is_not(None))
-    return int((await conn.execute(query)).scalar_one())
+async def count_by_state(conn: AsyncConnection, *, user_id: int) -> tuple[dict[str, int], int]:
+    """How many of the user's threads are in each state (from the (user, state) index alone),
+    and how many owe an answer (from the partial index of those), in one statement."""
+    owed = (
+        select(func.count())
+        .where(threads.c.user_id == user_id, threads.c.needs_response == true())
+        .scalar_subquery()
+    )
+    query = (
+        select(threads.c.state, func.count(), owed)
+        .where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+        .group_by(threads.c.state)
+    )
+    counts, owing = {}, 0
+    for state, n, o in await conn.execute(query):
+        counts[str(state)] = int(n)
+        owing = int(o or 0)
+    return counts, owing
+
+
+async def dashboard_threads(
+    conn: AsyncConnection, *, user_id: int, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The newest threads that owe the rep an answer, and the newest quiet ones with their
+    current draft: one round trip for both lists."""
+    base = [*threads.c, _current_draft().label("draft_id")]
+    owed = (
+        select(*base, literal(0).label("section"))
+        .where(threads.c.user_id == user_id, threads.c.needs_response == true())
+        .order_by(threads.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    quiet = (
+        select(*base, literal(1).label("section"))
+        .where(threads.c.user_id == user_id, threads.c.state == "quiet")
+        .order_by(threads.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    query = union_all(select(owed), select(quiet))
+    sections: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for row in (await conn.execute(query)).mappings():
+        values = dict(row)
+        sections[values.pop("section")].append(values)
+    return sections
 
 
 async def people_of_threads(

@@ -58,7 +58,7 @@ def environment() -> Environment:
     )
     env.globals["version"] = package.__version__
     env.globals["state_labels"] = STATE_LABELS
-    env.filters["moment"] = local_moment
+    env.filters["moment"] = _moment
     env.filters["urlquote"] = lambda v: quote(str(v), safe="")
     return env
 
@@ -87,6 +87,13 @@ def render(
     # Pages show a user's own data: never stored by a shared cache or the back button's.
     response.headers["Cache-Control"] = "no-store"
     return response
+
+
+def _moment(value: datetime | str | None, timezone: str, now: datetime) -> str:
+    """A stored time (or the API view's ISO text of one) as the mailbox's local moment."""
+    if isinstance(value, str):
+        value = datetime.fromisoformat(value)
+    return local_moment(value, timezone, now)
 
 
 def _now(request: Request) -> datetime:
