@@ -86,6 +86,7 @@ class Dashboard:
 class ThreadList:
     lines: list[ThreadLine]
     next_cursor: str | None
+    mailboxes: list[tuple[int, str]]  # the user's, for the filter: (id, name)
 
 
 def local_day(at: datetime, tz: ZoneInfo, now: datetime) -> str:
@@ -251,7 +252,11 @@ async def thread_list(
         )
         page, more = split_page(rows, limit)
         lines = await _lines(conn, page, by_id, now)
-    return ThreadList(lines=lines, next_cursor=encode_cursor("t", page[-1]["id"]) if more else None)
+    return ThreadList(
+        lines=lines,
+        next_cursor=encode_cursor("t", page[-1]["id"]) if more else None,
+        mailboxes=[(m["id"], m["name"]) for m in by_id.values()],
+    )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -344,11 +349,6 @@ async def snooze_time(ctx: Context, *, user_id: int, thread_id: int, day: str) -
         raise InvalidInput("pick the day the thread should come back, e.g. 2026-12-14") from None
     start = rules_of(mailbox).work_day_start
     return datetime.combine(picked, start, tzinfo=ZoneInfo(mailbox["timezone"]))
-
-
-async def mailbox_names(ctx: Context, *, user_id: int) -> list[tuple[int, str]]:
-    async with reading(ctx.engine) as conn:
-        return [(m["id"], m["name"]) for m in await mailbox_store.list_mailboxes(conn, user_id)]
 
 
 @dataclass(frozen=True, kw_only=True)

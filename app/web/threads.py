@@ -48,7 +48,6 @@ async def thread_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLRespons
         mailbox_id=mailbox_id,
         cursor=q.get("cursor") or None,
     )
-    mailboxes = await overview.mailbox_names(ctx, user_id=user.id)
     return render(
         request,
         "pages/threads.html",
@@ -57,7 +56,7 @@ async def thread_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLRespons
             "state": state.value if state else "",
             "owed": owed,
             "mailbox_id": mailbox_id,
-            "mailboxes": mailboxes,
+            "mailboxes": page.mailboxes,
             "states": [s.value for s in overview.STATE_ORDER],
         },
     )
