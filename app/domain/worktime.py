@@ -22,6 +22,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 MAX_NON_WORKING_RUN = 366 * 2
 # Entries a calendar's memo holds before it starts again (a bound on memory, not a tuning knob).
 _MEMO_LIMIT = 50_000
+_RANK_MARGIN = 120  # days added around a requested range of the running count of workdays
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -160,14 +161,26 @@ def business_days_elapsed(start: datetime, now: datetime, cal: WorkCalendar) -> 
     return elapsed
 
 
+def _shifted(d: date, days: int) -> date:
+    """`d` moved by `days`, stopping at the ends of the calendar (a Date header of year 1)."""
+    try:
+        return d + timedelta(days=days)
+    except OverflowError:
+        return date.min if days < 0 else date.max
+
+
 def _working_days_between(first: date, last: date, cal: WorkCalendar) -> int:
     """Working days in (first, last], from the calendar's running count (built once per
     range of dates, then read in O(1): lists of threads ask this for every row)."""
     counts, origin = cal._ranks
     if not counts or first < origin or (last - origin).days >= len(counts):
-        origin = min(first, origin) if counts else first
-        end = max(last, origin + timedelta(days=len(counts) - 1)) if counts else last
-        span = (end - origin).days
+        # Grown with a margin on both sides, so that a batch of threads started on many
+        # different days rebuilds it a few times, not once per thread.
+        low = _shifted(first, -_RANK_MARGIN)
+        high = _shifted(last, _RANK_MARGIN)
+        if counts:
+            low, high = min(low, origin), max(high, origin + timedelta(days=len(counts) - 1))
+        origin, span = low, (high - low).days
         if span > MAX_NON_WORKING_RUN * 4:  # far apart: count directly, keep the memo
             return sum(
                 cal.is_working_day(first + timedelta(days=i))

@@ -500,3 +500,21 @@ def test_memoized_day_arithmetic_matches_a_fresh_calendar(
     for _ in range(2):  # the second call answers from the memo
         assert add_business_days(start, days, cal) == add_business_days(start, days, fresh)
     assert describe_local(start, cal) == describe_local(start, fresh)
+
+
+def test_business_days_elapsed_counts_like_adding_them_whatever_the_order_asked() -> None:
+    """The running count behind business_days_elapsed gives the same answers whether the
+    threads come oldest first, newest first, or years apart (and at the calendar's ends)."""
+    cal = WorkCalendar(timezone="Europe/Berlin", weekend=frozenset({5, 6}))
+    now = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
+    starts = [now - timedelta(days=d, hours=h) for d in (400, 3, 90, 1, 30, 700) for h in (0, 5)]
+    expected = []
+    for start in starts:
+        n = 0
+        while add_business_days(start, n + 1, cal).due_at <= now:
+            n += 1
+        expected.append(n)
+    fresh = WorkCalendar(timezone="Europe/Berlin", weekend=frozenset({5, 6}))
+    assert [business_days_elapsed(s, now, fresh) for s in starts] == expected
+    ancient = datetime(1, 1, 3, 12, 0, tzinfo=UTC)
+    assert business_days_elapsed(ancient, datetime(1, 1, 10, tzinfo=UTC), fresh) >= 1
