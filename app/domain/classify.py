@@ -104,10 +104,13 @@ def _participants(facts: HeaderFacts, sender: str) -> list[str]:
 
 def _reported(report: DeliveryReport, body: MessageBody | None) -> Classification:
     returned = body.returned_message_ids if body is not None else ()
-    if report.subkind is None:
+    if report.subkind is None or report.subkind is Subkind.DELAY_NOTICE:
+        # A delay notice is a soft bounce (hard=False); the rules let it leave the thread as
+        # it is, and a later final failure of the same message bounces it.
         return Classification(
             kind=MessageKind.BOUNCE,
             reason=f"bounce: {report.reason}",
+            subkind=report.subkind,
             bounce_recipient=report.recipient,
             bounce_hard=report.hard,
             returned_message_ids=returned,
@@ -116,8 +119,6 @@ def _reported(report: DeliveryReport, body: MessageBody | None) -> Classificatio
         kind=MessageKind.AUTO_REPLY,
         reason=f"auto_reply: {report.reason}",
         subkind=report.subkind,
-        bounce_recipient=report.recipient if report.subkind is Subkind.DELAY_NOTICE else None,
-        bounce_hard=report.hard if report.subkind is Subkind.DELAY_NOTICE else None,
         returned_message_ids=returned,
     )
 

@@ -72,26 +72,43 @@ OUTLOOK_BLOCK = (
 )
 
 
-def _dsn(action: str, status: str, recipient: str, diagnostic: str, human: str) -> bytes:
+def _dsn(
+    action: str,
+    status: str,
+    recipient: str,
+    diagnostic: str,
+    human: str,
+    *,
+    extra: tuple[str, str, str, str] | None = None,
+) -> bytes:
+    """A delivery-status report for one recipient (`extra`: a second one's action, status,
+    address and diagnostic). An empty `action` leaves the Action field out."""
     boundary = "dsn-boundary-1"
+    blocks = [(action, status, recipient, diagnostic), *([extra] if extra else [])]
+    per_recipient = "".join(
+        f"Final-Recipient: rfc822; {r}\nOriginal-Recipient: rfc822;{r}\n"
+        + (f"Action: {a}\n" if a else "")
+        + f"Status: {st}\nRemote-MTA: dns; mx2.buyer.org\nDiagnostic-Code: smtp; {d}\n\n"
+        for a, st, r, d in blocks
+    )
     body = (
         f"--{boundary}\nContent-Type: text/plain; charset=us-ascii\n\n{human}\n\n"
         f"--{boundary}\nContent-Type: message/delivery-status\n\n"
         "Reporting-MTA: dns; mx.buyer.org\nArrival-Date: Mon, 2 Mar 2026 15:04:07 +0100\n\n"
-        f"Final-Recipient: rfc822; {recipient}\nOriginal-Recipient: rfc822;{recipient}\n"
-        f"Action: {action}\nStatus: {status}\nRemote-MTA: dns; mx2.buyer.org\n"
-        f"Diagnostic-Code: smtp; {diagnostic}\n\n"
+        f"{per_recipient}"
         f"--{boundary}\nContent-Type: text/rfc822-headers\n\n"
         "From: Rep <rep@seller.com>\nTo: Anna Berg <anna@buyer.org>\n"
         "Subject: Offer for 40 seats\nMessage-ID: <offer-1@seller.com>\n\n"
         f"--{boundary}--\n"
     )
+    subjects = {
+        "failed": "Undelivered Mail Returned to Sender",
+        "delayed": "Delayed Mail (still being retried)",
+    }
     return mail(
         body,
         sender="Mail Delivery System <MAILER-DAEMON@mx.buyer.org>",
-        subject="Undelivered Mail Returned to Sender"
-        if action == "failed"
-        else "Delayed Mail (still being retried)",
+        subject=subjects.get(action, "Delivery Status Notification"),
         headers="Auto-Submitted: auto-replied\n",
         content_type=f'multipart/report; report-type=delivery-status; boundary="{boundary}"',
         threaded=False,
@@ -472,10 +489,50 @@ CASES: tuple[MailCase, ...] = (
             "421 4.4.7 Try again later",
             "THIS IS A WARNING ONLY. YOU DO NOT NEED TO RESEND YOUR MESSAGE.",
         ),
-        kind=MessageKind.AUTO_REPLY,
+        kind=MessageKind.BOUNCE,
         subkind=Subkind.DELAY_NOTICE,
         bounce_recipient="anna@buyer.org",
-        reason_part="delay notice",
+        bounce_hard=False,
+        reason_part="delayed, still being retried",
+    ),
+    MailCase(
+        name="delivery-status report, Action relayed, Status 2.1.5: a receipt",
+        raw=_dsn(
+            "relayed",
+            "2.1.5",
+            "anna@buyer.org",
+            "250 2.1.5 Ok",
+            "Your message was relayed to a server that does not return delivery reports.",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.DELIVERY_RECEIPT,
+        reason_part="a receipt",
+    ),
+    MailCase(
+        name="delivery-status report without Action, Status 2.0.0: a receipt",
+        raw=_dsn(
+            "",
+            "2.0.0",
+            "anna@buyer.org",
+            "250 2.0.0 Message accepted for delivery",
+            "This is the mail system at host mx.seller.com. Your message was delivered.",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.DELIVERY_RECEIPT,
+    ),
+    MailCase(
+        name="delivery-status report: one recipient delivered, one failed is a bounce",
+        raw=_dsn(
+            "delivered",
+            "2.0.0",
+            "rep.colleague@buyer.org",
+            "250 ok",
+            "Delivery to the following recipient failed permanently: anna@buyer.org",
+            extra=("failed", "5.1.1", "anna@buyer.org", "550 5.1.1 User unknown"),
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        bounce_hard=True,
     ),
     MailCase(
         name="qmail bounce without DSN, original inline",
