@@ -13,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from app.domain.autoreply import challenge_phrase
+from app.domain.challenge import challenge_request, known_system
 from app.domain.headers import EMAIL_RE
 from app.domain.model import HeaderFacts, MessageBody, RecipientStatus, Subkind, cheap_init
 
@@ -141,12 +142,17 @@ def read_report(facts: HeaderFacts, body: MessageBody | None, sender: str) -> De
         )
     text = body.text if body else ""
     if text:
-        challenge = challenge_phrase(text)
-        if challenge is not None and (report_type or _is_daemon(sender.partition("@")[0])):
-            return DeliveryReport(
-                reason=f"challenge-response disguised as a report ({challenge!r})",
-                subkind=Subkind.CHALLENGE,
-            )
+        if report_type or _is_daemon(sender.partition("@")[0]):
+            challenge = challenge_request(text)
+            phrase = challenge_phrase(text)
+            if challenge is not None or phrase is not None:
+                why = challenge or f"{phrase!r}"
+                system = known_system(facts, sender)
+                by = f" sent by {system}" if system and not challenge else ""
+                return DeliveryReport(
+                    reason=f"challenge-response{by} disguised as a report ({why})",
+                    subkind=Subkind.CHALLENGE,
+                )
         start = text[:4000]
         ses = _SES_RE.search(start) if "notificationType" in start else None
         if ses is not None:

@@ -50,6 +50,23 @@ FETCH_HEADER_FIELDS: tuple[str, ...] = (
     "FEEDBACK-ID",
     "X-MAILING-LIST",
     "X-LOOP",
+    # Mass mailers and e-mail service providers (app/domain/bulk.py weighs them).
+    "X-MAILER",
+    "X-CAMPAIGN",
+    "X-CAMPAIGNID",
+    "X-CAMPAIGN-ID",
+    "X-MAILER-CAMPAIGN",
+    "X-MAILGUN-SID",
+    "X-MAILGUN-TAG",
+    "X-MAILGUN-VARIABLES",
+    "X-SES-OUTGOING",
+    "X-SES-CONFIGURATION-SET",
+    "X-SG-EID",
+    "X-SG-ID",
+    "X-MC-USER",
+    "X-MANDRILL-USER",
+    "X-CSA-COMPLAINTS",
+    "X-MAILJET-CAMPAIGN",
     "CONTENT-TRANSFER-ENCODING",
 )
 

@@ -36,7 +36,10 @@ def test_corpora_clear_the_bars(bench: ModuleType) -> None:
     for cls in ("auto_reply", "bounce"):
         assert tally.precision(cls) >= 0.98, (cls, sorted(tally.pairs.items()))
         assert tally.recall(cls) >= 0.95, (cls, sorted(tally.pairs.items()))
+    assert tally.precision("bulk") >= 0.98, sorted(tally.pairs.items())
+    assert tally.recall("bulk") >= 0.90, sorted(tally.pairs.items())
     assert tally.auto_or_bounce_as_reply == []
+    assert tally.bulk_as_reply == []
     assert tally.human_as_other == []
     assert tally.delay_as_bounce == []
     # Every delay notice is a soft bounce, every receipt a receipt.
