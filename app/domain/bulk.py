@@ -7,10 +7,10 @@ sender, a Return-Path on a bounce or ESP domain other than the sender's, ESP hea
 X-Mailer of a mass mailer, an unsubscribe link or a mass-mail footer in the text. No single weak
 signal decides (a person may write from news@ or paste a link with "unsubscribe" in it); two
 do. A Return-Path that encodes the recipient's own address (VERP) or a mass mailer's X-Mailer
-is made by list software only, and counts twice; a newsletter-like sender that answers no
-e-mail (no threading headers, no "Re:") counts twice too, while one that answers is a person. Text is read only where it is the sender's own
-words: a person's reply that quotes a newsletter stays a reply, and a threaded answer is never
-bulk by its text alone.
+is made by list software only, and counts twice; so does a newsletter-like sender that answers
+no e-mail (no threading headers, no "Re:"), while one that answers is a person. Text is read
+only where it is the sender's own words: a person's reply that quotes a newsletter stays a
+reply, and a threaded answer is never bulk by its text alone.
 """
 
 from __future__ import annotations
