@@ -77,7 +77,8 @@ MIN_MSGS_PER_S = 50_000
 class Tally:
     pairs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (expected, predicted)
     auto_or_bounce_as_reply: list[str] = field(default_factory=list)
-    human_as_other: list[str] = field(default_factory=list)
+    human_as_auto_or_bounce: list[str] = field(default_factory=list)
+    human_as_other: list[str] = field(default_factory=list)  # anything but reply, quote-only
     delay_as_bounce: list[str] = field(default_factory=list)  # a delay read as a final failure
     empty_human: list[str] = field(default_factory=list)
     bulk_as_reply: list[str] = field(default_factory=list)
@@ -92,6 +93,8 @@ class Tally:
         self.pairs[(expected, predicted)] += 1
         if expected in {"auto_reply", "bounce"} and result.kind is MessageKind.REPLY:
             self.auto_or_bounce_as_reply.append(name)
+        if expected == "reply" and result.kind in {MessageKind.AUTO_REPLY, MessageKind.BOUNCE}:
+            self.human_as_auto_or_bounce.append(name)
         if expected == "reply" and predicted not in {"reply", "quote_only"}:
             self.human_as_other.append(name)
         if expected == "reply" and result.subkind is Subkind.EMPTY_REPLY:
@@ -418,6 +421,7 @@ def main() -> int:
         "bench: classify "
         + " ".join(f"{k}={v:.3f}" for k, v in {**figures, **bulk}.items())
         + f" auto_or_bounce_as_reply={len(tally.auto_or_bounce_as_reply)}"
+        f" human_as_auto_or_bounce={len(tally.human_as_auto_or_bounce)}"
         f" bulk_as_reply={len(tally.bulk_as_reply)}"
         f" human_as_other={len(tally.human_as_other)}"
         f" msgs_per_s={work_rate:.0f}"
