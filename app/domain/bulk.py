@@ -141,6 +141,18 @@ def weighed_signals(facts: HeaderFacts, sender: str, own_text: str | None) -> st
     return None
 
 
+def worth_reading(facts: HeaderFacts, sender: str) -> bool:
+    """A message its header alone does not make bulk but marks with a weak signal: its text
+    (an unsubscribe footer) may decide, so the sync reads its body even when it answers
+    nothing."""
+    local, _, domain = sender.partition("@")
+    mass_sender = _mass_sender(local)
+    if not mass_sender and facts.signals.keys().isdisjoint(_WEIGHED_HEADERS):
+        return False
+    threaded = bool(facts.in_reply_to or facts.references)
+    return bool(_header_signals(facts, local, domain, mass_sender, threaded))
+
+
 def _header_signals(
     facts: HeaderFacts, local: str, domain: str, mass_sender: bool, threaded: bool
 ) -> list[tuple[int, str]]:

@@ -29,6 +29,12 @@ _SYSTEMS = (
 _DOMAINS = {d: name for name, domains, _ in _SYSTEMS for d in domains}
 _NAMED_RE = re.compile("|".join(f"(?P<s{i}>{p})" for i, (_, _, p) in enumerate(_SYSTEMS)))
 MAX_TEXT_CHARS = 3_000  # a challenge is short
+_EMAIL_RE = re.compile(r"[^\s<>\"]+@[^\s<>\"]+")
+_ROBOT_RE = re.compile(
+    r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|notif(?:y|ications?)|verif(?:y|ication)|"
+    r"confirm(?:ations?)?|challenge|guest(?:list)?|wait(?:list|ing)|system|mailer|auto|robot|"
+    r"bounces?|admin|support)(?:[-_.+].*)?$"
+)
 
 _HELD_RE = CaselessPattern(
     r"\b(?:allow(?:ed)?[- ]?list|white[- ]?list|safe[- ]?list|approved senders?|"
@@ -47,16 +53,19 @@ _URL_RE = re.compile(r"\bhttps?://[^\s<>\"')\]]+", re.IGNORECASE)
 
 
 def known_system(facts: HeaderFacts, sender: str) -> str | None:
-    """The challenge-response system named by the sender's domain, the Return-Path, the
-    Reply-To or the X-Mailer, or None. Runs for every message: cached look-ups first."""
-    name = _system_of(sender.rpartition("@")[2])
+    """The challenge-response system that sent the message, by the X-Mailer or by a robot's
+    address (noreply@, verify@, notify@ …) at its domain in From, Return-Path or Reply-To;
+    None otherwise. A person who works at such a company is not a robot: their mail needs
+    the wording (`challenge_request`). Runs for every message: cached look-ups first."""
+    name = _system_of(sender)
     if name:
         return name
     s = facts.signals
     for header in ("return-path", "reply-to"):
         address = s.get(header)
         if address and "@" in address:
-            name = _system_of(address.strip().strip("<>").rpartition("@")[2].strip(" >"))
+            found = _EMAIL_RE.search(address)
+            name = _system_of(found.group(0)) if found else None
             if name:
                 return name
     mailer = s.get("x-mailer")
@@ -67,11 +76,13 @@ def known_system(facts: HeaderFacts, sender: str) -> str | None:
     return None
 
 
-@lru_cache(maxsize=4096)  # the same few domains write again and again
-def _system_of(domain: str) -> str | None:
-    domain = domain.lower()
+@lru_cache(maxsize=4096)  # the same few addresses write again and again
+def _system_of(address: str) -> str | None:
+    local, _, domain = address.strip().lower().rpartition("@")
     name = _DOMAINS.get(domain) or _DOMAINS.get(".".join(domain.rsplit(".", 2)[-2:]))
-    return f"{name} ({domain})" if name else None
+    if not name or not _ROBOT_RE.match(local):
+        return None
+    return f"{name} ({local}@{domain})"
 
 
 def challenge_request(text: str) -> str | None:

@@ -261,3 +261,32 @@ async def test_the_draft_forwards_the_offer_not_the_later_bump(
         assert b"40 licences at 30 EUR a month" in raw.content
         assert b"bumping this up" not in raw.content
         await assert_second_sync_changes_nothing(api, mailbox_id, threads)
+
+
+async def test_a_newsletter_without_list_headers_is_bulk_not_a_stranger_waiting(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    server, user = imap_user.server, imap_user.username
+    when = now_utc() - timedelta(hours=3)
+    raw = (
+        "From: Homefinder <hello@homefinder.example>\r\nTo: rep@seller.example\r\n"
+        f"Subject: 12 new listings near you\r\nDate: {format_datetime(when)}\r\n"
+        "Message-ID: <listings-1@homefinder.example>\r\n"
+        "Return-Path: <bounces+77-rep@em1.sendgrid.net>\r\nMIME-Version: 1.0\r\n"
+        "Content-Type: text/plain; charset=utf-8\r\n\r\n12 new listings near you.\r\n\r\n"
+        "Unsubscribe: https://homefinder.example/u/77\r\n"
+    ).encode()
+    server.append(user, "INBOX", raw, date=when)
+    async with await api_client(ctx, "owner@seller.example") as api:
+        mailbox_id = await connect_over_api(api, imap_user)
+        await sync(api, mailbox_id)
+        (thread,) = (await threads_by_subject(api, mailbox_id)).values()
+        assert thread["state"] == "ignored", thread["reason"]
+        assert thread["needs_response"] is False
+        detail = await api.get(f"/api/v1/threads/{thread['id']}")
+        (message,) = detail.json()["messages"]
+        assert message["kind"] == "bulk"
+        assert "Return-Path on bounce domain em1.sendgrid.net" in message["kind_reason"]
+        assert "'Unsubscribe' link in the text" in message["kind_reason"]
+        threads = await threads_by_subject(api, mailbox_id)
+        await assert_second_sync_changes_nothing(api, mailbox_id, threads)

@@ -32,6 +32,16 @@ def header(*lines: str) -> bytes:
             True,
         ),
         (header("From: MAILER-DAEMON@mx.example", "Message-ID: <d@mx>", "Subject: failure"), True),
+        # One weak sign of a mass mailing: its footer may decide, though it answers nothing.
+        (
+            header(
+                "From: hello@homefinder.example",
+                "Message-ID: <h@f>",
+                "Return-Path: <bounces+77-rep@em1.sendgrid.net>",
+            ),
+            True,
+        ),
+        (header("From: anna@buyer.example", "Message-ID: <a@b>", "X-Mailer: Outlook 16"), False),
     ],
 )
 def test_wants_body(raw: bytes, wanted: bool) -> None:

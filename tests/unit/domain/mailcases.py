@@ -820,6 +820,16 @@ CASES: tuple[MailCase, ...] = (
         reason_part="Boxbe",
     ),
     MailCase(
+        name="a person who works at a challenge-response company replies: a reply",
+        raw=mail(
+            "Thanks Rita, Thursday works. I'll bring our IT lead.",
+            sender="Sam Lee <sam.lee@boxbe.com>",
+            headers="Return-Path: <sam.lee@boxbe.com>\n",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
         name="a person mentioning their allowed list with a form link is a reply",
         raw=mail(
             "Happy to talk. Our IT keeps an allowed list of vendors; could your team fill in "
