@@ -27,6 +27,7 @@ from app.domain.model import Classification, Identity
 from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import (
     body_bytes,
+    classification_details,
     facts_of_row,
     join_orphans_by_subject,
     prepare_message,
@@ -219,7 +220,13 @@ def _read_body(
     facts = facts_of_row(row)
     if text is None:  # expunged since its header was read: judge it by its header for good
         classification = classify(facts, mailbox.identity)
-        return classification, {"body_read": False, "reason": "gone from the server"}, None
+        # What the header said is kept (a delay notice's subkind: the rules ignore it then).
+        details = {
+            **classification_details(classification),
+            "body_read": False,
+            "reason": "gone from the server",
+        }
+        return classification, details, None
     return read_body(facts, mailbox.identity, body_bytes(row, text), keep_text=options.keep_text)
 
 
