@@ -153,6 +153,9 @@ def forward_reason(
         if quotes_original:
             return f"forwards {what}: a short nudge, but it quotes your earlier e-mail"
         return f"forwards {what}: your last e-mail in this thread"
+    if not bumps_passed:
+        gone = f"your later e-mail of {_when(latest.date, calendar)} is gone from the server"
+        return f"forwards {what}: {gone}"
     nudges = "nudge" if bumps_passed == 1 else f"{bumps_passed} nudges"
     return (
         f"forwards {what}: it carries the substance; your later {nudges} since "

@@ -179,6 +179,10 @@ def test_the_forward_reason_names_the_email_and_why() -> None:
         bump, bump, calendar=BERLIN, bumps_passed=2, all_bumps=True
     )
     assert forward_reason(bump, bump, calendar=BERLIN).endswith("your last e-mail in this thread")
+    # The later e-mail could not be fetched (deleted from the server): say so, not "nudge".
+    assert forward_reason(offer, bump, calendar=BERLIN).endswith(
+        "your later e-mail of Fri 13 Nov 2026 10:00 is gone from the server"
+    )
 
 
 def test_of_two_sent_at_once_the_later_listed_is_forwarded() -> None:
