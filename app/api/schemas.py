@@ -255,7 +255,13 @@ class DraftOut(BaseModel):
     to: list[str]
     cc: list[str]
     message_id: str
-    in_reply_to: str = Field(description="the Message-ID of your e-mail it forwards")
+    in_reply_to: str | None = Field(
+        description="the Message-ID of your last e-mail, which the draft answers; null when "
+        "that e-mail had no Message-ID (the draft then carries no In-Reply-To/References)"
+    )
+    reason: str | None = Field(
+        default=None, description="which of your e-mails the draft forwards, and why"
+    )
     skipped_attachments: list[str]
     revision: int
     dismiss_reason: str | None

@@ -17,10 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import metrics
 from app.domain.events import SCHEMA_VERSION, EventType
-from app.domain.followup import NothingToForward, StoredMessage, last_outbound, plan_followup
+from app.domain.followup import (
+    NothingToForward,
+    StoredMessage,
+    forward_reason,
+    last_outbound,
+    plan_followup,
+    unanswered_run,
+    weigh_forward,
+)
 from app.domain.model import Address, Identity, MessageKind, Rules
+from app.domain.threads import is_synthetic_key
 from app.domain.worktime import WorkCalendar
-from app.drafts.message import compose, forward_parts, new_message_id, to_bytes
+from app.drafts.message import (
+    compose,
+    forward_parts,
+    new_message_id,
+    text_and_attachments,
+    to_bytes,
+)
 from app.drafts.render import (
     QuestionTemplates,
     TemplateProblem,
@@ -42,6 +57,7 @@ from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
 COMPOSE_BATCH = 50  # drafts per mailbox and pass; the rest come with the next pass
+FORWARD_CANDIDATES = 5  # of the rep's unanswered e-mails, newest first, read to find substance
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 AUTO_DISMISSED = "auto: the thread stopped waiting for this follow-up before it was approved"
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -87,7 +103,11 @@ def draft_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "to": row["to_addrs"],
         "cc": row["cc_addrs"],
         "message_id": row["message_id"],
-        "in_reply_to": row["forwarded_message_id"],
+        # The stand-in key of an e-mail without Message-ID is no In-Reply-To: none then.
+        "in_reply_to": None
+        if is_synthetic_key(row["forwarded_message_id"])
+        else row["forwarded_message_id"],
+        "reason": row.get("reason"),
         "skipped_attachments": row["skipped_attachments"],
         "revision": row["revision"],
         "dismiss_reason": row["dismiss_reason"],
@@ -177,9 +197,9 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
             return 0
         settings = settings_of(await store.get_settings(conn, mailbox_id))
         messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
-        forwarded = {t["id"]: _last_outbound_row(messages[t["id"]]) for t in due}
+        candidates = {t["id"]: _forward_candidates(messages[t["id"]]) for t in due}
         locations = await store.locations_of_messages(
-            conn, [row["id"] for row in forwarded.values() if row is not None]
+            conn, [row["id"] for rows in candidates.values() for row in rows]
         )
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
@@ -197,8 +217,7 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
     created = 0
     try:
         for thread in due:
-            last = forwarded[thread["id"]]
-            where = locations.get(last["id"], []) if last is not None else []
+            where = [locations.get(row["id"], []) for row in candidates[thread["id"]]]
             try:
                 created += await _compose_one(
                     ctx, session, facts, thread, messages[thread["id"]], where
@@ -215,27 +234,16 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
     return created
 
 
-def _last_outbound_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The message row a follow-up of the thread forwards (`last_outbound`), if any."""
-    last = last_outbound([stored_message(r) for r in rows])
-    if last is None:
-        return None
-    return next(r for r in rows if r["has_message_id"] and r["message_key"] == last.message_id)
+def _forward_candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The message rows a follow-up of the thread may forward: the rep's e-mails since the
+    last answer, newest first (`unanswered_run`), with or without a Message-ID."""
+    by_key = {r["message_key"]: r for r in rows}
+    run = unanswered_run([stored_message(r) for r in rows])
+    return [by_key[m.key] for m in run[:FORWARD_CANDIDATES]]
 
 
-async def _compose_one(
-    ctx: Context,
-    session: ImapSession,
-    facts: _MailboxFacts,
-    thread: dict[str, Any],
-    rows: list[dict[str, Any]],
-    where: list[dict[str, Any]],
-) -> int:
-    """The draft of one due thread, from its message `rows` (oldest first); `where` lists
-    the copies of its last outbound e-mail on the server, the one to fetch first on top."""
-    mailbox, settings = facts.mailbox, facts.settings
-    step = int(thread["followups_sent"]) + 1
-    original = None
+async def _fetch(session: ImapSession, where: list[dict[str, Any]]) -> bytes | None:
+    """One stored e-mail in full from the first of its copies still on the server."""
     for location in where:
         original = await asyncio.to_thread(
             session.fetch_message,
@@ -244,10 +252,52 @@ async def _compose_one(
             uidvalidity=int(location["uidvalidity"]),
         )
         if original is not None:
+            return original
+    return None
+
+
+async def _compose_one(
+    ctx: Context,
+    session: ImapSession,
+    facts: _MailboxFacts,
+    thread: dict[str, Any],
+    rows: list[dict[str, Any]],
+    where: list[list[dict[str, Any]]],
+) -> int:
+    """The draft of one due thread, from its message `rows` (oldest first); `where` lists,
+    for each of the rep's unanswered e-mails newest first, its copies on the server (the one
+    to fetch first on top). The newest that carries substance is forwarded."""
+    mailbox, settings = facts.mailbox, facts.settings
+    step = int(thread["followups_sent"]) + 1
+    stored = [stored_message(r) for r in rows]
+    run = unanswered_run(stored)
+    latest = last_outbound(stored)
+    first: tuple[StoredMessage, bytes] | None = None
+    chosen: tuple[StoredMessage, bytes] | None = None
+    bumps, verdict = 0, "bump"
+    for message, copies in zip(run, where, strict=False):
+        original = await _fetch(session, copies)
+        if original is None:
+            continue
+        first = first or (message, original)
+        text, attached = text_and_attachments(original)
+        verdict = weigh_forward(text, has_attachment=attached)
+        if verdict != "bump":
+            chosen = (message, original)
             break
-    if original is None:
+        bumps += 1
+    if first is None or latest is None:
         log.info("drafts.original_missing thread=%s", thread["id"])
         return 0
+    forward, original = chosen or first  # every one a bare bump: the newest, as it is
+    why = forward_reason(
+        forward,
+        latest,
+        calendar=facts.calendar,
+        bumps_passed=bumps,
+        quotes_original=verdict == "quoting_bump",
+        all_bumps=chosen is None,
+    )
     now = ctx.clock()
     parts = forward_parts(
         original,
@@ -260,12 +310,14 @@ async def _compose_one(
         plan = plan_followup(
             thread_id=thread["id"],
             step=step,
-            messages=[stored_message(r) for r in rows],
+            messages=stored,
             identity=facts.identity,
             rules=facts.rules,
             calendar=facts.calendar,
             now=now,
             names=parts.recipient_names,
+            forward=forward,
+            why=why,
         )
     except NothingToForward:
         return 0
@@ -288,7 +340,8 @@ async def _compose_one(
                 "question": question,
                 "raw": raw,
                 "message_id": message_id,
-                "forwarded_message_id": plan.in_reply_to,
+                "forwarded_message_id": plan.answers.ident,
+                "reason": plan.forward_reason,
                 "subject": plan.subject,
                 "from_addr": plan.from_.email,
                 "to_addrs": [a.email for a in plan.to],
@@ -324,4 +377,5 @@ def stored_message(row: dict[str, Any]) -> StoredMessage:
         cc=tuple(Address(email=a) for a in row["cc_addrs"]),
         references=tuple(row["references"]),
         in_reply_to=tuple(row["in_reply_to"]),
+        key=row["message_key"],
     )

@@ -407,7 +407,10 @@ drafts = Table(
     Column("raw", LargeBinary, nullable=False),  # the composed RFC 5322 message
     Column("revision", Integer, nullable=False, default=1),  # +1 per edit
     Column("message_id", String(998), nullable=False),  # the draft's own Message-ID
+    # The rep's e-mail the draft answers (In-Reply-To), or its stand-in key when it had no
+    # Message-ID; with step, it tells one quiet spell's draft from the next one's.
     Column("forwarded_message_id", String(998), nullable=False),
+    Column("reason", Text),  # which e-mail is forwarded and why; NULL for older drafts
     Column("subject", Text, nullable=False),
     Column("from_addr", String(320), nullable=False),
     Column("to_addrs", JSON, nullable=False),

@@ -221,13 +221,35 @@ def test_read_receipts_and_delay_notices_do_not_move_the_clock() -> None:
     )
     delay = ThreadMessage(
         message_id="<d@x>",
-        kind=K.AUTO_REPLY,
+        kind=K.BOUNCE,  # a soft bounce: still being retried
         date=SENT + timedelta(hours=2),
         sender="mailer-daemon@mx.buyer.org",
         subkind=Subkind.DELAY_NOTICE,
     )
     thread = history(msg(K.OUTBOUND, SENT), receipt, delay)
     assert decide(thread, RULES, CAL, SENT + timedelta(days=7)).state is S.QUIET
+
+
+def test_a_final_failure_after_a_delay_notice_bounces_the_thread() -> None:
+    from app.domain.model import Subkind
+
+    delay = ThreadMessage(
+        message_id="<d@x>",
+        kind=K.BOUNCE,
+        date=SENT + timedelta(hours=2),
+        sender="mailer-daemon@mx.buyer.org",
+        subkind=Subkind.DELAY_NOTICE,
+    )
+    failure = ThreadMessage(
+        message_id="<f@x>",
+        kind=K.BOUNCE,
+        date=SENT + timedelta(days=5),
+        sender="mailer-daemon@mx.buyer.org",
+    )
+    delayed_only = history(msg(K.OUTBOUND, SENT), delay)
+    assert decide(delayed_only, RULES, CAL, SENT + timedelta(days=1)).state is S.AWAITING_REPLY
+    failed = history(msg(K.OUTBOUND, SENT), delay, failure)
+    assert decide(failed, RULES, CAL, SENT + timedelta(days=6)).state is S.BOUNCED
 
 
 def test_left_the_company_names_the_replacement() -> None:
