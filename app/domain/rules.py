@@ -24,8 +24,8 @@ from app.domain.worktime import (
     WorkCalendar,
     add_business_days,
     add_business_hours,
-    business_days_elapsed,
     describe_local,
+    elapsed_and_next,
     next_working_moment,
     short_date,
 )
@@ -275,14 +275,14 @@ def _waiting(
     final = " (the last one: permission to say no)" if step == rules.max_followups else ""
     # The time that has really passed, not the rule's threshold; looked at again when the
     # next business day completes, so the reason never goes stale.
-    elapsed = max(wait, business_days_elapsed(start, now, cal))
+    elapsed, next_day_completes = elapsed_and_next(start, now, cal)
     return Decision(
         state=ThreadState.QUIET,
         reason=(
-            f"quiet for {_days(elapsed)} since {since}{after_followups}{skipped}; "
+            f"quiet for {_days(max(wait, elapsed))} since {since}{after_followups}{skipped}; "
             f"follow-up {step} of {rules.max_followups} is due{final}"
         ),
-        next_check_at=add_business_days(start, elapsed + 1, cal).due_at,
+        next_check_at=next_day_completes,
         step=step,
     )
 

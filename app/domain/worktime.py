@@ -148,17 +148,31 @@ def business_days_elapsed(start: datetime, now: datetime, cal: WorkCalendar) -> 
     For n >= 1: `business_days_elapsed(s, now) >= n` iff
     `now >= add_business_days(s, n).due_at`. Returns 0 if `now` precedes the start.
     """
+    return elapsed_and_next(start, now, cal)[0]
+
+
+def next_business_day_completes(start: datetime, now: datetime, cal: WorkCalendar) -> datetime:
+    """When `business_days_elapsed(start, ·)` next grows by one after `now` (aware UTC)."""
+    return elapsed_and_next(start, now, cal)[1]
+
+
+def elapsed_and_next(start: datetime, now: datetime, cal: WorkCalendar) -> tuple[int, datetime]:
+    """Both of the above with one look at the calendar (the scheduler asks for both for
+    every quiet thread): the business days completed, and when the next one completes —
+    the start's wall time on the next working day that has not reached it yet."""
     now_utc = _require_aware(now, "now").astimezone(UTC)
     first, wall, _ = _normalize(start, cal, None)
     today = now_utc.astimezone(cal.tz).date()
     if today <= first:
-        return 0
+        return 0, _to_utc(_next_working_day(first, cal, None), wall, cal.tz)
     # Every working day after `first` and before today has passed at `wall`; today has
     # passed only once its wall time has.
     elapsed = _working_days_between(first, today, cal)
-    if cal.is_working_day(today) and _to_utc(today, wall, cal.tz) > now_utc:
-        elapsed -= 1
-    return elapsed
+    if cal.is_working_day(today):
+        mark = _to_utc(today, wall, cal.tz)
+        if mark > now_utc:
+            return elapsed - 1, mark
+    return elapsed, _to_utc(_next_working_day(today, cal, None), wall, cal.tz)
 
 
 def _shifted(d: date, days: int) -> date:
@@ -260,6 +274,8 @@ def _normalize(
 
 
 def _next_working_day(day: date, cal: WorkCalendar, skipped: list[tuple[date, str]] | None) -> date:
+    if skipped is None:  # the plain question, asked for every quiet thread: memoized
+        return _add_working_days(day, 1, cal)[0]
     return next(_working_days_after(day, cal, skipped))
 
 

@@ -19,6 +19,7 @@ from app.domain.worktime import (
     add_business_hours,
     business_days_elapsed,
     describe_local,
+    next_business_day_completes,
     next_working_moment,
 )
 
@@ -518,3 +519,18 @@ def test_business_days_elapsed_counts_like_adding_them_whatever_the_order_asked(
     assert [business_days_elapsed(s, now, fresh) for s in starts] == expected
     ancient = datetime(1, 1, 3, 12, 0, tzinfo=UTC)
     assert business_days_elapsed(ancient, datetime(1, 1, 10, tzinfo=UTC), fresh) >= 1
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Asia/Jerusalem"])
+def test_the_next_business_day_completes_exactly_when_the_count_grows(zone: str) -> None:
+    weekend = frozenset({4, 5}) if zone == "Asia/Jerusalem" else frozenset({5, 6})
+    cal = WorkCalendar(timezone=zone, weekend=weekend, holidays={date(2026, 3, 30): "A day"})
+    start = datetime(2026, 3, 20, 15, 30, tzinfo=UTC)  # across a DST switch in each zone
+    now = start - timedelta(hours=30)
+    for _ in range(15):
+        mark = next_business_day_completes(start, now, cal)
+        before = business_days_elapsed(start, mark - timedelta(microseconds=1), cal)
+        assert mark > now
+        assert business_days_elapsed(start, mark, cal) == before + 1
+        assert business_days_elapsed(start, now, cal) == before
+        now = mark
