@@ -277,7 +277,8 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         print(
             f"mailbox {outcome.mailbox_id}: {outcome.folders} folders, {outcome.read} messages "
             f"read, {outcome.new_messages} new, {outcome.skipped} unreadable (skipped), "
-            f"{outcome.threads_evaluated} threads evaluated"
+            f"{outcome.threads_evaluated} threads evaluated, {outcome.drafts_created} "
+            "follow-up drafts composed"
         )
         return 0
 

@@ -1,13 +1,13 @@
 """Compose the follow-up drafts that are due: one per quiet thread and step, never two.
 
-Called right after the rules ran (by a sync and by the scheduler). The rep's last e-mail is
-fetched in full over IMAP only now (BODY.PEEK[]: it stays unread); only the composed draft
-is stored. A mail server that cannot be reached leaves the drafts for the next pass.
+Called right after the rules ran (by a sync, an import and the scheduler). The rep's last
+e-mail comes whole from `services.originals`: fetched over IMAP only now (BODY.PEEK[]: it
+stays unread), or the copy an import kept; only the composed draft is stored. A mail server
+that cannot be reached leaves the drafts for the next pass.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -29,10 +29,9 @@ from app.drafts.render import (
     with_overrides,
 )
 from app.errors import MailServerError
-from app.mail.imap import ImapSession
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of
-from app.services.mailboxes import open_mailbox_session
+from app.services.originals import open_originals
 from app.services.views import iso
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
@@ -130,15 +129,32 @@ async def create_due_drafts_everywhere(ctx: Context, *, limit: int = 20) -> int:
     return created
 
 
-async def create_due_drafts(ctx: Context, mailbox_id: int) -> int:
-    """Compose a draft for every quiet thread of the mailbox without one for its due step,
-    each with its `draft.created` event. Returns how many were made; never raises for a
-    mail server that cannot be reached (the next pass tries again)."""
+async def create_due_drafts(ctx: Context, mailbox_id: int, *, all_due: bool = False) -> int:
+    """Compose a draft for the quiet threads of the mailbox without one for their due step
+    (COMPOSE_BATCH of them; with `all_due`, every one), each with its `draft.created` event.
+    Returns how many were made; never raises for a mail server that cannot be reached (the
+    next pass tries again)."""
     try:
-        return await _create(ctx, mailbox_id)
+        async with ctx.engine.begin() as conn:
+            retired = await store.retire_stale_drafts(
+                conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
+            )
+        if retired:
+            log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+        created = 0
+        page: int | None = 0
+        while page is not None:
+            made, page = await _create(ctx, mailbox_id, page)
+            created += made
+            if not all_due:
+                break
     except MailServerError as exc:
         log.warning("drafts.compose_failed mailbox=%s error=%s", mailbox_id, exc.message)
         return 0
+    if created:
+        metrics.DRAFTS_CREATED.inc(created)
+        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
+    return created
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,37 +169,27 @@ class _MailboxFacts:
     settings: dict[str, Any]
 
 
-async def _create(ctx: Context, mailbox_id: int) -> int:
-    async with ctx.engine.begin() as conn:
-        retired = await store.retire_stale_drafts(
-            conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
-        )
-    if retired:
-        log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+async def _create(ctx: Context, mailbox_id: int, after_id: int) -> tuple[int, int | None]:
+    """The drafts of one page of due threads (ids above `after_id`): how many were made, and
+    where the next page starts (None: this was the last)."""
     async with reading(ctx.engine) as conn:
         mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
-        if (
-            mailbox is None
-            or mailbox["auth_method"] == mailbox_store.FILE_SOURCE
-            or mailbox["status"] == "failed"
-        ):
-            # Imported from a file: no server to fetch from. Failed: the sync retries the
-            # login on its own schedule; more attempts here could lock the account.
-            return 0
+        if mailbox is None or mailbox["status"] == "failed":
+            # Failed: the sync retries the login on its own schedule; more attempts here
+            # could lock the account.
+            return 0, None
         due = await store.quiet_threads_without_draft(
-            conn, mailbox_id=mailbox_id, limit=COMPOSE_BATCH
+            conn, mailbox_id=mailbox_id, after_id=after_id, limit=COMPOSE_BATCH
         )
         if not due:
-            return 0
+            return 0, None
         settings = settings_of(await store.get_settings(conn, mailbox_id))
         messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
-        forwarded = {t["id"]: _last_outbound_row(messages[t["id"]]) for t in due}
-        locations = await store.locations_of_messages(
-            conn, [row["id"] for row in forwarded.values() if row is not None]
-        )
+    next_page = int(due[-1]["id"]) if len(due) == COMPOSE_BATCH else None
+    forwarded = {t["id"]: _last_outbound_row(messages[t["id"]]) for t in due}
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
-        return 0
+        return 0, None
     rules = rules_of(mailbox)
     facts = _MailboxFacts(
         mailbox=mailbox,
@@ -193,26 +199,24 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
         templates=templates,
         settings=settings,
     )
-    session = await open_mailbox_session(ctx, mailbox)
+    source = await open_originals(
+        ctx, mailbox, [row["id"] for row in forwarded.values() if row is not None]
+    )
     created = 0
     try:
         for thread in due:
             last = forwarded[thread["id"]]
-            where = locations.get(last["id"], []) if last is not None else []
+            original = await source.original(last["id"]) if last is not None else None
+            if original is None:
+                log.info("drafts.original_missing thread=%s", thread["id"])
+                continue
             try:
-                created += await _compose_one(
-                    ctx, session, facts, thread, messages[thread["id"]], where
-                )
-            except MailServerError:
-                raise  # the connection is gone: the next pass tries again
+                created += await _compose_one(ctx, facts, thread, messages[thread["id"]], original)
             except Exception:  # one odd e-mail must not stop the drafts of the others
                 log.exception("drafts.compose_error thread=%s", thread["id"])
     finally:
-        await asyncio.to_thread(session.close)
-    if created:
-        metrics.DRAFTS_CREATED.inc(created)
-        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
-    return created
+        await source.close()
+    return created, next_page
 
 
 def _last_outbound_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
@@ -225,29 +229,15 @@ def _last_outbound_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
 
 async def _compose_one(
     ctx: Context,
-    session: ImapSession,
     facts: _MailboxFacts,
     thread: dict[str, Any],
     rows: list[dict[str, Any]],
-    where: list[dict[str, Any]],
+    original: bytes,
 ) -> int:
-    """The draft of one due thread, from its message `rows` (oldest first); `where` lists
-    the copies of its last outbound e-mail on the server, the one to fetch first on top."""
+    """The draft of one due thread, from its message `rows` (oldest first) and the whole
+    `original` of the rep's last e-mail in it, which the draft forwards."""
     mailbox, settings = facts.mailbox, facts.settings
     step = int(thread["followups_sent"]) + 1
-    original = None
-    for location in where:
-        original = await asyncio.to_thread(
-            session.fetch_message,
-            location["name"],
-            int(location["uid"]),
-            uidvalidity=int(location["uidvalidity"]),
-        )
-        if original is not None:
-            break
-    if original is None:
-        log.info("drafts.original_missing thread=%s", thread["id"])
-        return 0
     now = ctx.clock()
     parts = forward_parts(
         original,
