@@ -60,6 +60,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-workers", action="store_true", help="serve without background work")
     serve.set_defaults(handler=_serve)
 
+    demo = sub.add_parser(
+        "demo",
+        help="serve a sample mailbox with a demo user: quiet threads and drafts in a minute",
+        description="Creates (or reuses) the demo user with a new random password, puts a "
+        "sample mailbox into a private Dovecot on 127.0.0.1 when one is installed (else "
+        "imports it from files), composes its drafts, then serves like `serve`. The last "
+        "line printed is `demo: URL email=EMAIL password=PASSWORD`.",
+    )
+    demo.add_argument("--host", help="address to listen on (default: RADIOSILENCE_HOST)")
+    demo.add_argument("--port", type=int, help="port to listen on (default: RADIOSILENCE_PORT)")
+    demo.add_argument(
+        "--no-imap",
+        action="store_true",
+        help="import the sample from files even when Dovecot is installed "
+        "(approved drafts are then downloaded as .eml)",
+    )
+    demo.set_defaults(handler=_demo)
+
     worker = sub.add_parser("worker", help="background workers only (for scale-out)")
     worker.set_defaults(handler=_worker)
 
@@ -170,6 +188,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=False,
     )
     return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from app.demo.serve import run_demo
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return run_demo(settings.model_copy(update=overrides), use_imap=not args.no_imap)
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:

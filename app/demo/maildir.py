@@ -11,6 +11,7 @@ from app.demo.sample import SampleMailbox
 
 
 def write_maildir(sample: SampleMailbox, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
     root = mailbox.Maildir(path, factory=None, create=True)
     boxes: dict[str, mailbox.Maildir] = {"INBOX": root}
     try:

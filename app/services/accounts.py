@@ -65,3 +65,19 @@ async def authenticate(ctx: Context, token: str) -> CurrentUser:
     if row is None:
         raise AuthError("invalid API token: create one with `radiosilence token create`")
     return CurrentUser(id=row["id"], email=row["email"], is_admin=row["is_admin"])
+
+
+async def ensure_user(ctx: Context, *, email: str, password: str) -> int:
+    """The user `email` with `password`: created when missing, else its password replaced
+    (`radiosilence demo` hands out a fresh one on every start)."""
+    email = normalize_email(email)
+    if len(password) < MIN_PASSWORD_LENGTH:
+        raise InvalidInput(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
+    async with ctx.engine.begin() as conn:
+        user = await user_store.get_user_by_email(conn, email)
+        if user is None:
+            return await user_store.create_user(
+                conn, email=email, password_hash=hash_password(password), is_admin=False
+            )
+        await user_store.set_password_hash(conn, int(user["id"]), hash_password(password))
+        return int(user["id"])

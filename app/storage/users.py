@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import insert, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
@@ -48,3 +48,9 @@ async def user_for_token(conn: AsyncConnection, token_hash: str) -> dict[str, An
     )
     row = (await conn.execute(query)).mappings().first()
     return dict(row) if row else None
+
+
+async def set_password_hash(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
+    await conn.execute(
+        update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+    )
