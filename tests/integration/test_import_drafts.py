@@ -16,6 +16,8 @@ from sqlalchemy import func, select
 
 from app.services import imports
 from app.services.context import Context
+from app.services.evaluation import evaluate_due
+from app.services.followups import COMPOSE_BATCH, create_due_drafts_everywhere
 from app.storage.tables import message_originals
 from tests.integration.conftest import COLLEAGUE, PROSPECT, REP, now_utc
 from tests.support.api import api_client
@@ -157,3 +159,53 @@ async def test_approving_an_imported_draft_offers_it_for_download(
         raw = await api.get(f"/api/v1/drafts/{draft['id']}/raw")
         assert raw.status_code == 200
         assert 'filename="draft-' in raw.headers["content-disposition"]
+
+
+async def test_import_composes_every_quiet_thread_not_only_a_first_batch(
+    ctx: Context, tmp_path: Path
+) -> None:
+    old = now_utc() - timedelta(days=14)
+    path = tmp_path / "many.mbox"
+    box = mailbox.mbox(path, create=True)
+    for i in range(COMPOSE_BATCH + 12):
+        box.add(
+            make_message(
+                from_=REP,
+                to=[f"buyer{i}@customer{i}.example"],
+                subject=f"Offer {i}",
+                date=old,
+                message_id=f"offer{i}@seller.example",
+            )
+        )
+    box.close()
+    async with await api_client(ctx, "owner@seller.example") as api:
+        outcome = await run_import(ctx, path)
+        assert outcome.drafts_created == COMPOSE_BATCH + 12
+        listed = await api.get("/api/v1/drafts", params={"state": "pending", "limit": 200})
+        assert len(listed.json()["items"]) == COMPOSE_BATCH + 12
+
+
+async def test_a_thread_that_turns_quiet_after_the_import_gets_its_draft_later(
+    ctx: Context, tmp_path: Path
+) -> None:
+    path = tmp_path / "recent.mbox"
+    box = mailbox.mbox(path, create=True)
+    box.add(
+        make_message(
+            from_=REP,
+            to=[PROSPECT],
+            subject="Contract draft",
+            date=now_utc() - timedelta(hours=2),
+            message_id="c1@seller.example",
+        )
+    )
+    box.close()
+    async with await api_client(ctx, "owner@seller.example") as api:
+        assert (await run_import(ctx, path)).drafts_created == 0
+        later = now_utc() + timedelta(days=10)
+        ctx.clock = lambda: later
+        async with ctx.engine.begin() as conn:  # what the scheduler does when a check is due
+            assert await evaluate_due(conn, later) == 1
+        assert await create_due_drafts_everywhere(ctx) == 1
+        (draft,) = await pending(api)
+        assert draft["in_reply_to"] == "<c1@seller.example>"
