@@ -134,6 +134,11 @@ def _parser() -> argparse.ArgumentParser:
         help="one of the rep's own addresses (repeat for aliases)",
     )
     imp.add_argument("--timezone", default="UTC", help="the rep's IANA time zone (default UTC)")
+    imp.add_argument(
+        "--holiday-country",
+        metavar="CC",
+        help="the country whose public holidays are not business days, e.g. DE (default none)",
+    )
     imp.set_defaults(handler=_import)
     return p
 
@@ -296,6 +301,7 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
             mailbox_name=args.mailbox,
             addresses=args.address,
             timezone=args.timezone,
+            holiday_country=args.holiday_country,
             progress=progress,
         )
         print(file=sys.stderr)

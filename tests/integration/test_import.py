@@ -103,6 +103,8 @@ def test_import_then_list_threads_over_the_api(kind: str, tmp_path: Path) -> Non
         REP,
         "--timezone",
         "Europe/Berlin",
+        "--holiday-country",
+        "de",
     ]
 
     first = run_cli(*args, env=env, cwd=tmp_path)
@@ -135,6 +137,8 @@ def test_import_then_list_threads_over_the_api(kind: str, tmp_path: Path) -> Non
         (draft,) = api.get("/api/v1/drafts", params={"state": "pending"}).json()["items"]
         assert draft["in_reply_to"] == "<q1@seller.example>"
         mailbox_id = items[0]["mailbox_id"]
+        mailbox = api.get(f"/api/v1/mailboxes/{mailbox_id}").json()
+        assert mailbox["holiday_country"] == "DE"
         refused = api.post(f"/api/v1/mailboxes/{mailbox_id}/sync", params={"wait": "true"})
         assert refused.status_code == 409
         assert "imported from a file" in refused.json()["detail"]
