@@ -1,6 +1,6 @@
 """message originals: the rep's own e-mails of mailboxes imported from a file
 
-Revision ID: 0009
+Revision ID: 0010
 Revises: 0008
 Create Date: 2026-12-04
 """
@@ -14,7 +14,9 @@ from alembic import op
 
 import app.storage.tables
 
-revision: str = "0009"
+# "0010", not "0009": main's web-accounts migration is "0009"; merged, this one revises it
+# (down_revision "0009"), so only this line changes at the merge.
+revision: str = "0010"
 down_revision: str | None = "0008"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
