@@ -61,6 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-workers", action="store_true", help="serve without background work")
     serve.set_defaults(handler=_serve)
 
+    demo = sub.add_parser(
+        "demo",
+        help="serve a sample mailbox with a demo user: quiet threads and drafts in a minute",
+        description="Creates (or reuses) the demo user with a new random password, puts a "
+        "sample mailbox into a private Dovecot on 127.0.0.1 when one is installed (else "
+        "imports it from files), composes its drafts, then serves like `serve`. The last "
+        "line printed is `demo: URL email=EMAIL password=PASSWORD`.",
+    )
+    demo.add_argument("--host", help="address to listen on (default: RADIOSILENCE_HOST)")
+    demo.add_argument("--port", type=int, help="port to listen on (default: RADIOSILENCE_PORT)")
+    demo.add_argument(
+        "--no-imap",
+        action="store_true",
+        help="import the sample from files even when Dovecot is installed "
+        "(approved drafts are then downloaded as .eml)",
+    )
+    demo.set_defaults(handler=_demo)
+
     worker = sub.add_parser("worker", help="background workers only (for scale-out)")
     worker.set_defaults(handler=_worker)
 
@@ -136,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
         help="one of the rep's own addresses (repeat for aliases)",
     )
     imp.add_argument("--timezone", default="UTC", help="the rep's IANA time zone (default UTC)")
+    imp.add_argument(
+        "--holiday-country",
+        metavar="CC",
+        help="the country whose public holidays are not business days, e.g. DE (default none)",
+    )
     imp.set_defaults(handler=_import)
     return p
 
@@ -190,6 +213,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         proxy_headers=False,
     )
     return 0
+
+
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from app.demo.serve import run_demo
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return run_demo(settings.model_copy(update=overrides), use_imap=not args.no_imap)
 
 
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
@@ -331,13 +361,15 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
             mailbox_name=args.mailbox,
             addresses=args.address,
             timezone=args.timezone,
+            holiday_country=args.holiday_country,
             progress=progress,
         )
         print(file=sys.stderr)
         print(
             f"mailbox {outcome.mailbox_id}: {outcome.folders} folders, {outcome.read} messages "
             f"read, {outcome.new_messages} new, {outcome.skipped} unreadable (skipped), "
-            f"{outcome.threads_evaluated} threads evaluated"
+            f"{outcome.threads_evaluated} threads evaluated, {outcome.drafts_created} "
+            "follow-up drafts composed"
         )
         return 0
 

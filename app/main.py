@@ -92,16 +92,17 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
 
 
 async def _announce_sign_in(app: FastAPI, ctx: Context) -> None:
-    """Tell whoever started the server where to go next: with no user yet, a one-time setup
-    link that creates the first (admin) account; else the sign-in page."""
+    """Tell whoever started the server where to go next: with no administrator yet (a new
+    installation, or one that only ran the demo), a one-time setup link that creates the
+    first one; else the sign-in page."""
     base = ctx.settings.base_url
-    if await accounts.has_users(ctx):
+    if await accounts.has_admin(ctx):
         log.info("web.ready sign in at %s/login", base)
         return
     app.state.setup_token = secrets.token_urlsafe(24)
     log.warning(
-        "web.setup no account exists yet: open %s/setup?token=%s to create the first one "
-        "(an administrator); the link works once",
+        "web.setup no administrator exists yet: open %s/setup?token=%s to create the first "
+        "one; the link works once",
         base,
         app.state.setup_token,
     )

@@ -266,7 +266,11 @@ class DraftOut(BaseModel):
     revision: int
     dismiss_reason: str | None
     snoozed_until: str | None
-    delivery: Literal["imap_draft", "smtp"] | None
+    delivery: Literal["imap_draft", "smtp", "download"] | None = Field(
+        description="how the approved draft went out: into your Drafts folder, sent over "
+        "SMTP, or (a mailbox imported from a file, which has no server) for you to download "
+        "from /raw"
+    )
     imap_folder: str | None
     imap_uid: int | None
     approved_at: str | None

@@ -61,21 +61,21 @@ async def create_user(ctx: Context, *, email: str, password: str, is_admin: bool
 
 
 async def create_first_user(ctx: Context, *, email: str, password: str) -> int:
-    """The first account, an administrator; refused once any user exists (the setup link
-    must not create a second admin after someone else used it)."""
+    """The first administrator; refused once one exists (the setup link must not make a
+    second after someone else used it). Users made before (the demo's) do not count."""
     email = normalize_email(email)
     _check_password(password)
     async with ctx.engine.begin() as conn:
-        if await user_store.count_users(conn):
-            raise Conflict("the first account exists already: sign in instead")
+        if await user_store.count_admins(conn):
+            raise Conflict("an administrator exists already: sign in instead")
         return await user_store.create_user(
             conn, email=email, password_hash=hash_password(password), is_admin=True
         )
 
 
-async def has_users(ctx: Context) -> bool:
+async def has_admin(ctx: Context) -> bool:
     async with reading(ctx.engine) as conn:
-        return await user_store.count_users(conn) > 0
+        return await user_store.count_admins(conn) > 0
 
 
 async def list_users(ctx: Context) -> list[UserRow]:
@@ -249,3 +249,22 @@ async def session_user(ctx: Context, token: str) -> CurrentUser | None:
 async def end_session(ctx: Context, token: str) -> None:
     async with ctx.engine.begin() as conn:
         await user_store.delete_session(conn, hash_api_token(token))
+
+
+async def ensure_user(ctx: Context, *, email: str, password: str) -> int:
+    """The user `email` with `password`: created when missing, else its password replaced
+    (`radiosilence demo` hands out a fresh one on every start)."""
+    email = normalize_email(email)
+    _check_password(password)
+    async with ctx.engine.begin() as conn:
+        user = await user_store.get_user_by_email(conn, email)
+        if user is None:
+            return await user_store.create_user(
+                conn, email=email, password_hash=hash_password(password), is_admin=False
+            )
+        user_id = int(user["id"])
+        await user_store.set_password_hash(conn, user_id, hash_password(password))
+        # A fresh start: enabled, and signed out everywhere it was signed in before.
+        await user_store.set_disabled(conn, user_id, None)
+        await user_store.delete_sessions_of(conn, user_id, now=ctx.clock())
+        return user_id

@@ -1,13 +1,13 @@
 """Compose the follow-up drafts that are due: one per quiet thread and step, never two.
 
-Called right after the rules ran (by a sync and by the scheduler). The rep's last e-mail is
-fetched in full over IMAP only now (BODY.PEEK[]: it stays unread); only the composed draft
-is stored. A mail server that cannot be reached leaves the drafts for the next pass.
+Called right after the rules ran (by a sync, an import and the scheduler). The rep's last
+e-mail comes whole from `services.originals`: fetched over IMAP only now (BODY.PEEK[]: it
+stays unread), or the copy an import kept; only the composed draft is stored. A mail server
+that cannot be reached leaves the drafts for the next pass.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -44,10 +44,9 @@ from app.drafts.render import (
     with_overrides,
 )
 from app.errors import MailServerError
-from app.mail.imap import ImapSession
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of
-from app.services.mailboxes import open_mailbox_session
+from app.services.originals import OriginalSource, open_originals
 from app.services.views import iso
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
@@ -150,15 +149,32 @@ async def create_due_drafts_everywhere(ctx: Context, *, limit: int = 20) -> int:
     return created
 
 
-async def create_due_drafts(ctx: Context, mailbox_id: int) -> int:
-    """Compose a draft for every quiet thread of the mailbox without one for its due step,
-    each with its `draft.created` event. Returns how many were made; never raises for a
-    mail server that cannot be reached (the next pass tries again)."""
+async def create_due_drafts(ctx: Context, mailbox_id: int, *, all_due: bool = False) -> int:
+    """Compose a draft for the quiet threads of the mailbox without one for their due step
+    (COMPOSE_BATCH of them; with `all_due`, every one), each with its `draft.created` event.
+    Returns how many were made; never raises for a mail server that cannot be reached (the
+    next pass tries again)."""
     try:
-        return await _create(ctx, mailbox_id)
+        async with ctx.engine.begin() as conn:
+            retired = await store.retire_stale_drafts(
+                conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
+            )
+        if retired:
+            log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+        created = 0
+        page: int | None = 0
+        while page is not None:
+            made, page = await _create(ctx, mailbox_id, page)
+            created += made
+            if not all_due:
+                break
     except MailServerError as exc:
         log.warning("drafts.compose_failed mailbox=%s error=%s", mailbox_id, exc.message)
         return 0
+    if created:
+        metrics.DRAFTS_CREATED.inc(created)
+        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
+    return created
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -173,37 +189,27 @@ class _MailboxFacts:
     settings: dict[str, Any]
 
 
-async def _create(ctx: Context, mailbox_id: int) -> int:
-    async with ctx.engine.begin() as conn:
-        retired = await store.retire_stale_drafts(
-            conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
-        )
-    if retired:
-        log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+async def _create(ctx: Context, mailbox_id: int, after_id: int) -> tuple[int, int | None]:
+    """The drafts of one page of due threads (ids above `after_id`): how many were made, and
+    where the next page starts (None: this was the last)."""
     async with reading(ctx.engine) as conn:
         mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
-        if (
-            mailbox is None
-            or mailbox["auth_method"] == mailbox_store.FILE_SOURCE
-            or mailbox["status"] == "failed"
-        ):
-            # Imported from a file: no server to fetch from. Failed: the sync retries the
-            # login on its own schedule; more attempts here could lock the account.
-            return 0
+        if mailbox is None or mailbox["status"] == "failed":
+            # Failed: the sync retries the login on its own schedule; more attempts here
+            # could lock the account.
+            return 0, None
         due = await store.quiet_threads_without_draft(
-            conn, mailbox_id=mailbox_id, limit=COMPOSE_BATCH
+            conn, mailbox_id=mailbox_id, after_id=after_id, limit=COMPOSE_BATCH
         )
         if not due:
-            return 0
+            return 0, None
         settings = settings_of(await store.get_settings(conn, mailbox_id))
         messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
         candidates = {t["id"]: _forward_candidates(messages[t["id"]]) for t in due}
-        locations = await store.locations_of_messages(
-            conn, [row["id"] for rows in candidates.values() for row in rows]
-        )
+    next_page = int(due[-1]["id"]) if len(due) == COMPOSE_BATCH else None
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
-        return 0
+        return 0, None
     rules = rules_of(mailbox)
     facts = _MailboxFacts(
         mailbox=mailbox,
@@ -213,25 +219,23 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
         templates=templates,
         settings=settings,
     )
-    session = await open_mailbox_session(ctx, mailbox)
+    source = await open_originals(
+        ctx, mailbox, [row["id"] for rows in candidates.values() for row in rows]
+    )
     created = 0
     try:
         for thread in due:
-            where = [locations.get(row["id"], []) for row in candidates[thread["id"]]]
             try:
                 created += await _compose_one(
-                    ctx, session, facts, thread, messages[thread["id"]], where
+                    ctx, source, facts, thread, messages[thread["id"]], candidates[thread["id"]]
                 )
             except MailServerError:
                 raise  # the connection is gone: the next pass tries again
             except Exception:  # one odd e-mail must not stop the drafts of the others
                 log.exception("drafts.compose_error thread=%s", thread["id"])
     finally:
-        await asyncio.to_thread(session.close)
-    if created:
-        metrics.DRAFTS_CREATED.inc(created)
-        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
-    return created
+        await source.close()
+    return created, next_page
 
 
 def _forward_candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
@@ -242,31 +246,17 @@ def _forward_candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [by_key[m.key] for m in run[:FORWARD_CANDIDATES]]
 
 
-async def _fetch(session: ImapSession, where: list[dict[str, Any]]) -> bytes | None:
-    """One stored e-mail in full from the first of its copies still on the server."""
-    for location in where:
-        original = await asyncio.to_thread(
-            session.fetch_message,
-            location["name"],
-            int(location["uid"]),
-            uidvalidity=int(location["uidvalidity"]),
-        )
-        if original is not None:
-            return original
-    return None
-
-
 async def _compose_one(
     ctx: Context,
-    session: ImapSession,
+    source: OriginalSource,
     facts: _MailboxFacts,
     thread: dict[str, Any],
     rows: list[dict[str, Any]],
-    where: list[list[dict[str, Any]]],
+    candidates: list[dict[str, Any]],
 ) -> int:
-    """The draft of one due thread, from its message `rows` (oldest first); `where` lists,
-    for each of the rep's unanswered e-mails newest first, its copies on the server (the one
-    to fetch first on top). The newest that carries substance is forwarded."""
+    """The draft of one due thread, from its message `rows` (oldest first); `candidates` are
+    the rep's unanswered e-mails, newest first, read whole from `source` one by one until
+    one carries substance: that one is forwarded."""
     mailbox, settings = facts.mailbox, facts.settings
     step = int(thread["followups_sent"]) + 1
     stored = [stored_message(r) for r in rows]
@@ -275,8 +265,8 @@ async def _compose_one(
     first: tuple[StoredMessage, bytes] | None = None
     chosen: tuple[StoredMessage, bytes] | None = None
     bumps, verdict = 0, "bump"
-    for message, copies in zip(run, where, strict=False):
-        original = await _fetch(session, copies)
+    for message, candidate in zip(run, candidates, strict=False):
+        original = await source.original(int(candidate["id"]))
         if original is None:
             continue
         first = first or (message, original)

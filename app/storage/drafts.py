@@ -12,7 +12,6 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
-from app.storage.mailboxes import FILE_SOURCE
 from app.storage.tables import (
     draft_settings,
     drafts,
@@ -50,14 +49,16 @@ def _waited_for_draft() -> Any:
 
 
 async def quiet_threads_without_draft(
-    conn: AsyncConnection, *, mailbox_id: int, limit: int
+    conn: AsyncConnection, *, mailbox_id: int, limit: int, after_id: int = 0
 ) -> list[dict[str, Any]]:
-    """Quiet threads of the mailbox that have no draft yet for their due step."""
+    """Quiet threads of the mailbox that have no draft yet for their due step, by id from
+    `after_id` on (a page at a time)."""
     query = (
         select(threads)
         .where(
             threads.c.mailbox_id == mailbox_id,
             threads.c.state == "quiet",
+            threads.c.id > after_id,
             ~_waited_for_draft(),
         )
         .order_by(threads.c.id)
@@ -67,15 +68,14 @@ async def quiet_threads_without_draft(
 
 
 async def mailboxes_needing_drafts(conn: AsyncConnection, *, limit: int) -> list[int]:
-    """Mailboxes with a quiet thread that lacks its draft and a server to fetch from (not
-    imported from a file, not failing to log in)."""
+    """Mailboxes with a quiet thread that lacks its draft, except those failing to log in
+    (a mailbox imported from a file forwards the copies kept at import)."""
     query = (
         select(threads.c.mailbox_id)
         .join(mailboxes, mailboxes.c.id == threads.c.mailbox_id)
         .where(
             threads.c.state == "quiet",
             ~_waited_for_draft(),
-            mailboxes.c.auth_method != FILE_SOURCE,
             mailboxes.c.status != "failed",
         )
         .distinct()

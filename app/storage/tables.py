@@ -270,6 +270,16 @@ Index(
 _unread = messages.c.details.is_(None) & messages.c.kind.in_(("reply", "auto_reply", "bounce"))
 Index("ix_messages_unread", messages.c.mailbox_id, sqlite_where=_unread, postgresql_where=_unread)
 
+# The rep's own e-mails of a mailbox imported from a file, as they were in the file: there is
+# no server to fetch them from when a follow-up forwards one (IMAP mailboxes never keep mail).
+message_originals = Table(
+    "message_originals",
+    metadata,
+    Column("message_id", BigId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("raw", LargeBinary, nullable=False),  # RFC 5322 bytes, size-capped at import
+    _created(),
+)
+
 # Where a message lives: one message may sit in several folders (or twice in one).
 message_locations = Table(
     "message_locations",

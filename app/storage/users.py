@@ -6,7 +6,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, insert, or_, select, update
+from sqlalchemy import delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
@@ -81,8 +81,9 @@ async def list_users(conn: AsyncConnection) -> list[UserRow]:
     return [_user(r) for r in rows]
 
 
-async def count_users(conn: AsyncConnection) -> int:
-    return int((await conn.execute(select(func.count()).select_from(users))).scalar_one())
+async def count_admins(conn: AsyncConnection) -> int:
+    query = select(func.count()).select_from(users).where(users.c.is_admin == true())
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def set_disabled(conn: AsyncConnection, user_id: int, at: datetime | None) -> bool:
@@ -242,3 +243,9 @@ async def login_failures_since(
         .group_by(login_failures.c.key)
     )
     return {key: (int(n), oldest) for key, n, oldest in await conn.execute(query)}
+
+
+async def set_password_hash(conn: AsyncConnection, user_id: int, password_hash: str) -> None:
+    await conn.execute(
+        update(users).where(users.c.id == user_id).values(password_hash=password_hash)
+    )

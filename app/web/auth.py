@@ -34,7 +34,7 @@ async def login_page(request: Request, ctx: Ctx) -> Response:
             "next": safe_next(request.query_params.get("next")),
             "error": "",
             "email": "",
-            "no_users": not await accounts.has_users(ctx),
+            "no_admin": not await accounts.has_admin(ctx),
         },
     )
 
@@ -52,7 +52,7 @@ async def login(request: Request, ctx: Ctx, form: Form) -> Response:
         return render(
             request,
             "pages/login.html",
-            {"next": target, "error": exc.message, "email": email[:320], "no_users": False},
+            {"next": target, "error": exc.message, "email": email[:320], "no_admin": False},
             status_code=429 if limited else 401,
             headers={"Retry-After": str(exc.retry_after)} if isinstance(exc, RateLimited) else None,
         )
@@ -87,7 +87,7 @@ def _setup_allowed(request: Request, token: str) -> bool:
 @router.get("/setup")
 async def setup_page(request: Request, ctx: Ctx) -> HTMLResponse:
     token = request.query_params.get("token", "")
-    if await accounts.has_users(ctx) or not _setup_allowed(request, token):
+    if await accounts.has_admin(ctx) or not _setup_allowed(request, token):
         return render(request, "errors/404.html", status_code=404)
     return render(request, "pages/setup.html", {"token": token, "error": "", "email": ""})
 
