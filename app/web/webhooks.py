@@ -59,11 +59,12 @@ async def create(request: Request, ctx: Ctx, form: Form, user: PageUser) -> Resp
     return await _list(request, ctx, user.id, created=created, status=201)
 
 
-@router.get("/webhooks/{webhook_id}")
-async def detail(request: Request, webhook_id: int, ctx: Ctx, user: PageUser) -> HTMLResponse:
-    hook = await service.get_webhook(ctx, user_id=user.id, webhook_id=_id(webhook_id))
+async def _detail(
+    request: Request, ctx: Ctx, user_id: int, webhook_id: int, *, error: str = "", status: int = 200
+) -> HTMLResponse:
+    hook = await service.get_webhook(ctx, user_id=user_id, webhook_id=_id(webhook_id))
     deliveries = await service.list_deliveries(
-        ctx, user_id=user.id, webhook_id=webhook_id, limit=50
+        ctx, user_id=user_id, webhook_id=webhook_id, limit=50
     )
     return render(
         request,
@@ -71,9 +72,15 @@ async def detail(request: Request, webhook_id: int, ctx: Ctx, user: PageUser) ->
         {
             "hook": service.public_view(hook),
             "deliveries": [service.delivery_view(d) for d in deliveries],
-            "error": "",
+            "error": error,
         },
+        status_code=status,
     )
+
+
+@router.get("/webhooks/{webhook_id}")
+async def detail(request: Request, webhook_id: int, ctx: Ctx, user: PageUser) -> HTMLResponse:
+    return await _detail(request, ctx, user.id, webhook_id)
 
 
 @router.post("/webhooks/{webhook_id}/test")
@@ -101,18 +108,5 @@ async def retry(
     try:
         await service.retry_delivery(ctx, user_id=user.id, delivery_id=_id(delivery_id))
     except Conflict as exc:
-        hook = await service.get_webhook(ctx, user_id=user.id, webhook_id=_id(webhook_id))
-        deliveries = await service.list_deliveries(
-            ctx, user_id=user.id, webhook_id=webhook_id, limit=50
-        )
-        return render(
-            request,
-            "pages/webhook.html",
-            {
-                "hook": service.public_view(hook),
-                "deliveries": [service.delivery_view(d) for d in deliveries],
-                "error": exc.message,
-            },
-            status_code=409,
-        )
+        return await _detail(request, ctx, user.id, webhook_id, error=exc.message, status=409)
     return redirect(f"/webhooks/{webhook_id}", "retried")

@@ -8,10 +8,11 @@ import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
-from app.services import accounts, overview, webhooks
+from app.services import accounts, imports, overview, webhooks
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import drafts as draft_store
@@ -458,3 +459,29 @@ async def test_docs_work_offline(owner: Browser) -> None:
     for source in sources:
         assert (await owner.client.get(source)).status_code == 200, source
     assert (await owner.client.get("/openapi.json")).status_code == 200
+
+
+async def test_an_imported_mailboxs_draft_is_approved_as_a_download(
+    ctx: Context, tmp_path: Path
+) -> None:
+    from tests.integration.test_import_drafts import export
+
+    await accounts.create_user(ctx, email=OWNER[0], password=OWNER[1])
+    await imports.import_mail(
+        ctx, export("mbox", tmp_path), email=OWNER[0], mailbox_name="Export", addresses=[REP]
+    )
+    b = browser(ctx)
+    await b.sign_in(*OWNER)
+    board = await b.get("/")
+    (draft_url,) = set(re.findall(r'href="(/drafts/\d+)"', board.html))
+    page = await b.get(draft_url)
+    assert "Approve and download .eml" in page.text and "Drafts folder" not in page.text
+    approved = await b.submit(draft_url, f"{draft_url}/approve", question="Any news on this?")
+    assert approved.status == 303 and approved.location == f"{draft_url}?notice=downloaded"
+    done = await b.get(approved.location)
+    assert "Download the .eml" in done.text
+    eml = await b.client.get(f"{draft_url}/eml")
+    assert eml.status_code == 200 and eml.headers["content-type"] == "message/rfc822"
+    assert "attachment" in eml.headers["content-disposition"]
+    assert b"Any news on this?" in eml.content and b"Proposal for Buyer Inc" in eml.content
+    await b.aclose()
