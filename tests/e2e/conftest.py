@@ -14,8 +14,10 @@ from tests.integration.conftest import dovecot, imap_user  # noqa: F401  (shared
 CHROMIUM = "/usr/bin/chromium"
 
 
-@pytest.fixture(scope="session")
+@pytest.fixture
 def browser() -> Iterator[object]:
+    """Chromium for one test. Not longer: Playwright's sync API keeps an event loop running
+    in this thread while it is open, and the async tests after it need the thread's own."""
     if shutil.which(CHROMIUM) is None:
         message = "chromium is not installed: run scripts/install-test-deps.sh (make test does)"
         if IN_CI:
