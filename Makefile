@@ -1,4 +1,4 @@
-# One target per chore. `make run` and `make test` set up everything on a fresh machine.
+# One target per chore. `make run`, `make demo` and `make test` set up everything on a fresh machine.
 PYTHON ?= python3
 VENV   := .venv
 BIN    := $(VENV)/bin
@@ -6,7 +6,7 @@ STAMP  := $(VENV)/.installed-$(shell cat pyproject.toml | cksum | cut -d' ' -f1)
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
 
-.PHONY: run install test test-deps lint format bench migration clean
+.PHONY: run demo install test test-deps lint format bench migration clean
 
 $(STAMP): pyproject.toml
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -24,6 +24,11 @@ install: $(STAMP)
 run: $(STAMP) .env
 	$(BIN)/radiosilence migrate
 	$(BIN)/radiosilence serve --host $(HOST) --port $(PORT)
+
+# A sample mailbox and a demo user, served at once (in a private Dovecot when one is
+# installed, else imported from files); the last line says where to sign in.
+demo: $(STAMP) .env
+	$(BIN)/radiosilence demo --host $(HOST) --port $(PORT)
 
 test-deps:
 	bash scripts/install-test-deps.sh

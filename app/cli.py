@@ -8,6 +8,7 @@ import logging
 import signal
 import sys
 from collections.abc import Awaitable, Callable, Sequence
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
@@ -60,6 +61,24 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--no-workers", action="store_true", help="serve without background work")
     serve.set_defaults(handler=_serve)
 
+    demo = sub.add_parser(
+        "demo",
+        help="serve a sample mailbox with a demo user: quiet threads and drafts in a minute",
+        description="Creates (or reuses) the demo user with a new random password, puts a "
+        "sample mailbox into a private Dovecot on 127.0.0.1 when one is installed (else "
+        "imports it from files), composes its drafts, then serves like `serve`. The last "
+        "line printed is `demo: URL email=EMAIL password=PASSWORD`.",
+    )
+    demo.add_argument("--host", help="address to listen on (default: RADIOSILENCE_HOST)")
+    demo.add_argument("--port", type=int, help="port to listen on (default: RADIOSILENCE_PORT)")
+    demo.add_argument(
+        "--no-imap",
+        action="store_true",
+        help="import the sample from files even when Dovecot is installed "
+        "(approved drafts are then downloaded as .eml)",
+    )
+    demo.set_defaults(handler=_demo)
+
     worker = sub.add_parser("worker", help="background workers only (for scale-out)")
     worker.set_defaults(handler=_worker)
 
@@ -77,12 +96,31 @@ def _parser() -> argparse.ArgumentParser:
     )
     create.add_argument("--admin", action="store_true", help="make the user an administrator")
     create.set_defaults(handler=_user_create)
+    disable = user.add_parser(
+        "disable", help="disable a user: their tokens and sessions stop working at once"
+    )
+    disable.add_argument("--email", required=True)
+    disable.add_argument("--enable", action="store_true", help="enable the user again instead")
+    disable.set_defaults(handler=_user_disable)
 
     token = sub.add_parser("token", help="manage API tokens").add_subparsers(metavar="ACTION")
     tcreate = token.add_parser("create", help="create an API token (printed once, last line)")
     tcreate.add_argument("--email", required=True)
     tcreate.add_argument("--name", default="cli", help="a label to recognise the token by")
+    tcreate.add_argument(
+        "--expires-days",
+        type=int,
+        metavar="DAYS",
+        help="valid for DAYS days (default: until revoked)",
+    )
     tcreate.set_defaults(handler=_token_create)
+    tlist = token.add_parser("list", help="list a user's tokens (id, name, first characters)")
+    tlist.add_argument("--email", required=True)
+    tlist.set_defaults(handler=_token_list)
+    trevoke = token.add_parser("revoke", help="revoke a token: refused from its next request on")
+    trevoke.add_argument("--email", required=True)
+    trevoke.add_argument("id", type=int, metavar="ID", help="the token's id (see `token list`)")
+    trevoke.set_defaults(handler=_token_revoke)
 
     sync = sub.add_parser("sync", help="read new mail of one mailbox now and run the rules")
     sync.add_argument("mailbox", metavar="MAILBOX", help="the mailbox's id, or its unique name")
@@ -116,6 +154,11 @@ def _parser() -> argparse.ArgumentParser:
         help="one of the rep's own addresses (repeat for aliases)",
     )
     imp.add_argument("--timezone", default="UTC", help="the rep's IANA time zone (default UTC)")
+    imp.add_argument(
+        "--holiday-country",
+        metavar="CC",
+        help="the country whose public holidays are not business days, e.g. DE (default none)",
+    )
     imp.set_defaults(handler=_import)
     return p
 
@@ -172,6 +215,13 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(settings: Settings, args: argparse.Namespace) -> int:
+    from app.demo.serve import run_demo
+
+    overrides = {k: v for k, v in (("host", args.host), ("port", args.port)) if v is not None}
+    return run_demo(settings.model_copy(update=overrides), use_imap=not args.no_imap)
+
+
 def _worker(settings: Settings, _args: argparse.Namespace) -> int:
     from prometheus_client import start_http_server
 
@@ -216,12 +266,52 @@ def _user_create(settings: Settings, args: argparse.Namespace) -> int:
     return 0
 
 
-def _token_create(settings: Settings, args: argparse.Namespace) -> int:
-    token = _with_context(
-        settings, lambda ctx: accounts.create_token(ctx, email=args.email, name=args.name)
+def _user_disable(settings: Settings, args: argparse.Namespace) -> int:
+    row = _with_context(
+        settings,
+        lambda ctx: accounts.set_user_disabled(ctx, email=args.email, disabled=not args.enable),
     )
+    print(f"user {row.email} is {'enabled' if row.disabled_at is None else 'disabled'}")
+    return 0
+
+
+def _token_create(settings: Settings, args: argparse.Namespace) -> int:
+    async def run(ctx: Context) -> str:
+        expires = None
+        if args.expires_days is not None:
+            if not 1 <= args.expires_days <= 3660:
+                raise RadioSilenceError("--expires-days must be between 1 and 3660")
+            expires = ctx.clock() + timedelta(days=args.expires_days)
+        return await accounts.create_token(
+            ctx, email=args.email, name=args.name, expires_at=expires
+        )
+
+    token = _with_context(settings, run)
     print("API token (shown once; keep it safe):", file=sys.stderr)
     print(token)
+    return 0
+
+
+def _token_list(settings: Settings, args: argparse.Namespace) -> int:
+    rows = _with_context(settings, lambda ctx: accounts.list_tokens_of(ctx, email=args.email))
+    print(f"{'id':>6}  {'name':<24} {'starts with':<12} {'created':<17} {'last used':<17} expires")
+    for r in rows:
+        print(
+            f"{r.id:>6}  {r.name[:24]:<24} {r.prefix:<12} {_minute(r.created_at):<17} "
+            f"{_minute(r.last_used_at):<17} {_minute(r.expires_at) if r.expires_at else 'never'}"
+        )
+    return 0
+
+
+def _minute(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d %H:%M") if value else "-"
+
+
+def _token_revoke(settings: Settings, args: argparse.Namespace) -> int:
+    _with_context(
+        settings, lambda ctx: accounts.revoke_token_of(ctx, email=args.email, token_id=args.id)
+    )
+    print(f"token {args.id} revoked")
     return 0
 
 
@@ -271,13 +361,15 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
             mailbox_name=args.mailbox,
             addresses=args.address,
             timezone=args.timezone,
+            holiday_country=args.holiday_country,
             progress=progress,
         )
         print(file=sys.stderr)
         print(
             f"mailbox {outcome.mailbox_id}: {outcome.folders} folders, {outcome.read} messages "
             f"read, {outcome.new_messages} new, {outcome.skipped} unreadable (skipped), "
-            f"{outcome.threads_evaluated} threads evaluated"
+            f"{outcome.threads_evaluated} threads evaluated, {outcome.drafts_created} "
+            "follow-up drafts composed"
         )
         return 0
 

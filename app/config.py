@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -135,6 +136,45 @@ class Settings(BaseSettings):
         description="How long a worker holds a claimed webhook delivery; a dead worker's "
         "deliveries are retried after it. Keep it well above the 15 s request timeout.",
     )
+
+    public_url: str | None = Field(
+        None,
+        description="The address reps open in their browser, e.g. https://rs.example.com "
+        "(links in the log, and https makes the session cookie Secure). Unset: "
+        "http://HOST:PORT.",
+    )
+    session_hours: int = Field(
+        336, ge=1, le=24 * 90, description="How long a browser stays signed in (hours)."
+    )
+    login_failures_per_account: int = Field(
+        5,
+        ge=1,
+        le=1000,
+        description="Failed sign-ins per account and minute; the next one is refused (429).",
+    )
+    login_failures_per_address: int = Field(
+        20,
+        ge=1,
+        le=10000,
+        description="Failed sign-ins per client address and minute; the next one is refused.",
+    )
+
+    @field_validator("public_url")
+    @classmethod
+    def _absolute_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        value = value.strip().rstrip("/")
+        parts = urlsplit(value)
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value
+
+    @property
+    def base_url(self) -> str:
+        """Where a browser reaches this server."""
+        host = f"[{self.host}]" if ":" in self.host else self.host
+        return self.public_url or f"http://{host}:{self.port}"
 
     @field_validator("secret_key")
     @classmethod

@@ -3,24 +3,31 @@
 from __future__ import annotations
 
 import asyncio
+import logging
+import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI, Response
-from fastapi.responses import HTMLResponse, JSONResponse
+from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 import app as package
 from app import metrics as app_metrics
-from app.api import drafts, events, mailboxes, rules, threads, webhooks
+from app.api import drafts, events, mailboxes, rules, threads, tokens, webhooks
 from app.api import errors as api_errors
 from app.api.tokenfirst import TokenFirst
 from app.bodylimit import BodyLimit
 from app.config import Settings
 from app.runtime import settle_heap
+from app.services import accounts
 from app.services.context import Context
+from app.web import errors as web_errors
+from app.web import pages
 from app.workers import Workers
+
+log = logging.getLogger("radiosilence")
 
 
 def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI:
@@ -30,6 +37,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         app.state.context = ctx
         app.state.background_tasks = set()
         workers = Workers(ctx) if settings.workers_enabled else None
+        await _announce_sign_in(app, ctx)
         settle_heap()
         if workers:
             workers.start()
@@ -50,18 +58,15 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
         description="Notices when a sales conversation has gone quiet. "
         "Authenticate with `Authorization: Bearer <token>` (`radiosilence token create`).",
         lifespan=lifespan,
+        docs_url=None,  # served by app.web.docs from installed files, not a CDN
+        redoc_url=None,
     )
-    api_errors.install(app)
+    api_errors.install(app, is_page=web_errors.is_page, page=web_errors.page_error)
+    pages.install(app, settings)
     for router in (mailboxes.router, rules.router, threads.router, events.router, webhooks.router):
         app.include_router(router, prefix="/api/v1")
     app.include_router(drafts.router, prefix="/api/v1")
-
-    @app.get("/", include_in_schema=False)
-    async def index() -> HTMLResponse:
-        return HTMLResponse(
-            "<!doctype html><title>Radio Silence</title><h1>Radio Silence</h1>"
-            '<p>The API is described at <a href="/docs">/docs</a>.</p>'
-        )
+    app.include_router(tokens.router, prefix="/api/v1")
 
     @app.get("/healthz", tags=["operations"])
     async def healthz() -> dict[str, str]:
@@ -90,3 +95,20 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     app.add_middleware(BodyLimit, max_bytes=settings.max_body_bytes)
     app.add_middleware(TokenFirst)
     return app
+
+
+async def _announce_sign_in(app: FastAPI, ctx: Context) -> None:
+    """Tell whoever started the server where to go next: with no administrator yet (a new
+    installation, or one that only ran the demo), a one-time setup link that creates the
+    first one; else the sign-in page."""
+    base = ctx.settings.base_url
+    if await accounts.has_admin(ctx):
+        log.info("web.ready sign in at %s/login", base)
+        return
+    app.state.setup_token = secrets.token_urlsafe(24)
+    log.warning(
+        "web.setup no administrator exists yet: open %s/setup?token=%s to create the first "
+        "one; the link works once",
+        base,
+        app.state.setup_token,
+    )

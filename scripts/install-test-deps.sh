@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
-# Install the Debian packages the test suite needs (currently: Dovecot IMAP).
+# Install the Debian packages the test suite needs: Dovecot IMAP, and Chromium for the
+# browser tests (Playwright drives Debian's build; it never downloads one).
 # Idempotent: returns quickly when everything is already present.
 set -euo pipefail
 
-PACKAGES=(dovecot-imapd)
+PACKAGES=(dovecot-imapd chromium)
 
 missing=()
 for pkg in "${PACKAGES[@]}"; do
@@ -12,10 +13,14 @@ for pkg in "${PACKAGES[@]}"; do
     fi
 done
 
-if [ "${#missing[@]}" -eq 0 ] && { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; }; then
+have_binaries() {
+    { command -v dovecot >/dev/null 2>&1 || [ -x /usr/sbin/dovecot ]; } && [ -x /usr/bin/chromium ]
+}
+
+if [ "${#missing[@]}" -eq 0 ] && have_binaries; then
     exit 0
 fi
-# dovecot binary missing even though dpkg says installed: reinstall the package.
+# a binary missing even though dpkg says installed: reinstall the packages.
 if [ "${#missing[@]}" -eq 0 ]; then
     missing=("${PACKAGES[@]}")
 fi
@@ -43,8 +48,8 @@ if ! "${SUDO[@]}" apt-get install -y -q --no-install-recommends "${missing[@]}" 
     exit 1
 fi
 
-if ! command -v dovecot >/dev/null 2>&1 && [ ! -x /usr/sbin/dovecot ]; then
-    echo "install-test-deps: dovecot binary still not found after install" >&2
+if ! have_binaries; then
+    echo "install-test-deps: dovecot or chromium still not found after install" >&2
     exit 1
 fi
 echo "install-test-deps: done" >&2

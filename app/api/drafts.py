@@ -72,7 +72,8 @@ async def get_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str
     response_class=Response,
 )
 async def get_raw_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> Response:
-    """The draft as the RFC 5322 message that goes into your Drafts folder."""
+    """The draft as the RFC 5322 message that goes into your Drafts folder (for a mailbox
+    imported from a file: the .eml to open in your mail client)."""
     raw = await service.raw_draft(ctx, user_id=user.id, draft_id=draft_id)
     return Response(
         raw,
@@ -105,7 +106,9 @@ async def approve_draft(
 ) -> dict[str, Any]:
     """Put the draft into your Drafts folder (`imap_draft`, the default), or send it
     (`smtp`, when the mailbox has SMTP set up). The mailbox is read first: when a reply came
-    in meanwhile, the answer is 409 with the thread's new state. Approving twice makes one."""
+    in meanwhile, the answer is 409 with the thread's new state. Approving twice makes one.
+    A mailbox imported from a file has no server: the draft is recorded approved with
+    `"delivery": "download"`, to be downloaded from `/raw` (`smtp` is a 409 there)."""
     delivery = body.delivery if body else "imap_draft"
     return await service.approve_draft(ctx, user_id=user.id, draft_id=draft_id, delivery=delivery)
 

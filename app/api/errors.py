@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.responses import JSONResponse
+from fastapi.responses import JSONResponse, Response
 
 from app.errors import (
     AuthError,
@@ -51,9 +52,17 @@ def _answer(exc: RadioSilenceError) -> JSONResponse:
     return JSONResponse({"detail": exc.message, "code": "server_error"}, 500)
 
 
-def install(app: FastAPI) -> None:
-    async def on_ours(_request: Request, exc: Exception) -> JSONResponse:
+IsPage = Callable[[Request], bool]
+PageError = Callable[[Request, Exception], Response]
+
+
+def install(app: FastAPI, *, is_page: IsPage | None = None, page: PageError | None = None) -> None:
+    """Our errors as JSON for the API; the errors of a page (`is_page`) go to `page`."""
+
+    async def on_ours(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, RadioSilenceError)
+        if is_page is not None and page is not None and is_page(request):
+            return page(request, exc)
         if isinstance(exc, ConfigError):
             log.error("api.config_error %s", exc.message)
             return JSONResponse({"detail": exc.message, "code": "server_misconfigured"}, 503)

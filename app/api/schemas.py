@@ -255,12 +255,22 @@ class DraftOut(BaseModel):
     to: list[str]
     cc: list[str]
     message_id: str
-    in_reply_to: str = Field(description="the Message-ID of your e-mail it forwards")
+    in_reply_to: str | None = Field(
+        description="the Message-ID of your last e-mail, which the draft answers; null when "
+        "that e-mail had no Message-ID (the draft then carries no In-Reply-To/References)"
+    )
+    reason: str | None = Field(
+        default=None, description="which of your e-mails the draft forwards, and why"
+    )
     skipped_attachments: list[str]
     revision: int
     dismiss_reason: str | None
     snoozed_until: str | None
-    delivery: Literal["imap_draft", "smtp"] | None
+    delivery: Literal["imap_draft", "smtp", "download"] | None = Field(
+        description="how the approved draft went out: into your Drafts folder, sent over "
+        "SMTP, or (a mailbox imported from a file, which has no server) for you to download "
+        "from /raw"
+    )
     imap_folder: str | None
     imap_uid: int | None
     approved_at: str | None
@@ -430,3 +440,25 @@ class CloseBody(Strict):
 
 class AnsweredBody(Strict):
     note: str = Field(min_length=1, max_length=1000, description="e.g. 'they called'")
+
+
+class TokenOut(BaseModel):
+    id: int
+    name: str
+    prefix: str = Field(description="The token's first characters, to tell tokens apart")
+    created_at: str
+    last_used_at: str | None
+    expires_at: str | None
+
+
+class TokenList(BaseModel):
+    items: list[TokenOut]
+
+
+class TokenCreate(Strict):
+    name: str = Field("api", min_length=1, max_length=100)
+    expires_at: AwareDatetime | None = Field(None, description="Unset: valid until revoked")
+
+
+class TokenCreated(BaseModel):
+    token: str = Field(description="Shown this once: only its hash is stored")

@@ -2,8 +2,9 @@
 
 Only about half of real bounces are RFC 3464 delivery-status reports, so the sender
 (mailer-daemon, postmaster), X-Failed-Recipients, the subject and the texts MTAs write decide
-too. A delay notice ("Action: delayed", "still being retried") is not a bounce: the message may
-still arrive.
+too. A delay notice ("Action: delayed", "still being retried") is a soft bounce (kind bounce,
+hard false) that leaves the thread as it is: the message may still arrive. A report whose every
+recipient was delivered, relayed or expanded is a receipt, neither a bounce nor an answer.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import re
 from dataclasses import dataclass
 
 from app.domain.autoreply import challenge_phrase
+from app.domain.challenge import challenge_request, known_system
 from app.domain.headers import EMAIL_RE
 from app.domain.model import HeaderFacts, MessageBody, RecipientStatus, Subkind, cheap_init
 
@@ -140,12 +142,17 @@ def read_report(facts: HeaderFacts, body: MessageBody | None, sender: str) -> De
         )
     text = body.text if body else ""
     if text:
-        challenge = challenge_phrase(text)
-        if challenge is not None and (report_type or _is_daemon(sender.partition("@")[0])):
-            return DeliveryReport(
-                reason=f"challenge-response disguised as a report ({challenge!r})",
-                subkind=Subkind.CHALLENGE,
-            )
+        if report_type or _is_daemon(sender.partition("@")[0]):
+            challenge = challenge_request(text)
+            phrase = challenge_phrase(text)
+            if challenge is not None or phrase is not None:
+                why = challenge or f"{phrase!r}"
+                system = known_system(facts, sender)
+                by = f" sent by {system}" if system and not challenge else ""
+                return DeliveryReport(
+                    reason=f"challenge-response{by} disguised as a report ({why})",
+                    subkind=Subkind.CHALLENGE,
+                )
         start = text[:4000]
         ses = _SES_RE.search(start) if "notificationType" in start else None
         if ses is not None:
@@ -187,32 +194,53 @@ def _report_type(facts: HeaderFacts, body: MessageBody | None) -> str:
     return ""
 
 
+def _outcome(status: RecipientStatus) -> str:
+    """One recipient's fate: "failed", "delayed", "delivered" or "" when the block says
+    neither. The Action decides; without one, the Status class does (5 fails, 4 waits, 2 ok)."""
+    action = status.action
+    if action.startswith("fail"):
+        return "failed"
+    if action.startswith("delay"):
+        return "delayed"
+    if action in _DELIVERED_ACTIONS:
+        return "delivered"
+    return {"5": "failed", "4": "delayed", "2": "delivered"}.get(status.status[:1], "")
+
+
+_DELIVERED_ACTIONS = frozenset({"delivered", "relayed", "expanded"})
+
+
 def _from_statuses(
     statuses: tuple[RecipientStatus, ...], facts: HeaderFacts, body: MessageBody | None
 ) -> DeliveryReport:
-    failed = [s for s in statuses if s.action.startswith("fail")]
-    delayed = [s for s in statuses if s.action.startswith("delay")]
+    """Decided by every recipient's Action and Status: one failure is a bounce, else one
+    delay is a delay notice, and a report whose every recipient got the mail is a receipt."""
+    outcomes = [(_outcome(s), s) for s in statuses]
+    failed = [s for o, s in outcomes if o == "failed"]
+    delayed = [s for o, s in outcomes if o == "delayed"]
     if failed:
         first = failed[0]
         return DeliveryReport(
-            reason=f"delivery-status report: Action failed, Status {first.status or '?'}"
-            f" for {first.recipient or 'unknown recipient'}",
+            reason=f"delivery-status report: Action {first.action or 'missing'}, Status "
+            f"{first.status or '?'} for {first.recipient or 'unknown recipient'}",
             recipient=first.recipient or None,
             hard=_hardness(first.status, f"{first.diagnostic} {body.text if body else ''}"),
         )
     if delayed:
         first = delayed[0]
         return DeliveryReport(
-            reason=f"delay notice: delivery-status Action delayed, Status {first.status or '?'}"
-            f" for {first.recipient or 'unknown recipient'} (still being retried)",
+            reason=f"delayed, still being retried (delivery-status Action "
+            f"{first.action or 'missing'}, Status {first.status or '?'} for "
+            f"{first.recipient or 'unknown recipient'})",
             subkind=Subkind.DELAY_NOTICE,
             recipient=first.recipient or None,
             hard=False,
         )
-    actions = {s.action for s in statuses if s.action}
-    if actions and actions <= {"delivered", "relayed", "expanded"}:
+    if all(o == "delivered" for o, _ in outcomes):
+        actions = sorted({s.action or f"Status {s.status}" for s in statuses})
         return DeliveryReport(
-            reason=f"delivery-status report: Action {', '.join(sorted(actions))} (a receipt)",
+            reason=f"delivery-status report: {', '.join(actions)} for every recipient "
+            "(a receipt, not a failure)",
             subkind=Subkind.DELIVERY_RECEIPT,
             recipient=statuses[0].recipient or None,
         )
@@ -262,7 +290,7 @@ def _from_signals(
     ):
         phrase = _phrase(_DELAY_SUBJECT_RE, facts.subject) or _phrase(_DELAY_TEXT_RE, text)
         return DeliveryReport(
-            reason=f"delay notice: {evidence}, {phrase!r} (still being retried)",
+            reason=f"delayed, still being retried ({evidence}, {phrase!r})",
             subkind=Subkind.DELAY_NOTICE,
             recipient=_recipient(failed_recipients, text, body, sender),
             hard=False,
@@ -272,12 +300,28 @@ def _from_signals(
             reason=f"delivery receipt: subject {facts.subject[:60]!r}",
             subkind=Subkind.DELIVERY_RECEIPT,
         )
+    if _delivered_in_text(text):
+        return DeliveryReport(
+            reason=f"delivery receipt: {evidence}, every Action in its text is delivered, "
+            "relayed or expanded",
+            subkind=Subkind.DELIVERY_RECEIPT,
+        )
     status = _STATUS_RE.search(text)
     return DeliveryReport(
         reason=evidence,
         recipient=_recipient(failed_recipients, text, body, sender),
         hard=_hardness(status.group(0) if status else "", text),
     )
+
+
+def _delivered_in_text(text: str) -> bool:
+    """A report whose status part was not parsed (cut, or not MIME) but whose text lists
+    per-recipient Actions, every one of them a success."""
+    actions = _ACTION_RE.findall(text[:8000])
+    return bool(actions) and all(a.lower() in _DELIVERED_ACTIONS for a in actions)
+
+
+_ACTION_RE = re.compile(r"^\s*Action:\s*(\w+)", re.IGNORECASE | re.MULTILINE)
 
 
 def _hardness(status: str, text: str) -> bool | None:

@@ -8,7 +8,6 @@ report's recipients, a calendar answer, a quote-only "reply", a clear decline.
 
 from __future__ import annotations
 
-import re
 from functools import lru_cache
 
 from app.domain.autoreply import (
@@ -23,6 +22,8 @@ from app.domain.autoreply import (
     replacement_contact,
 )
 from app.domain.bounces import DeliveryReport, read_report
+from app.domain.bulk import NOREPLY_RE, list_signal, weighed_signals
+from app.domain.challenge import challenge_request, known_system
 from app.domain.decline import decline_phrase
 from app.domain.model import (
     Classification,
@@ -36,7 +37,6 @@ from app.domain.replytext import ReplyText, has_own_words, split_reply
 from app.domain.returndate import find_return_date
 from app.domain.worktime import short_date
 
-_NOREPLY_RE = re.compile(r"^(?:no[-_.]?reply|do[-_.]?not[-_.]?reply|notifications?)(?:[-+_.].*)?$")
 MAX_UNQUOTED_AUTO_CHARS = 2_000  # body phrases decide only for a short text quoting nothing
 
 
@@ -70,11 +70,15 @@ def classify(
         return automatic
 
     relayed = False
-    bulk = _bulk_signal(facts, sender)
+    bulk = list_signal(facts, sender)
     if bulk is not None:
         if not _relayed_by_list(facts, sender):
             return _verdict(MessageKind.BULK, f"bulk: {bulk}")
         relayed = True
+    else:
+        weighed = weighed_signals(facts, sender, _own_text(body, reply))
+        if weighed is not None:
+            return _verdict(MessageKind.BULK, f"bulk: {weighed}")
 
     if identity.is_internal(sender) and all(
         identity.is_internal(a) for a in _participants(facts, sender)
@@ -104,10 +108,13 @@ def _participants(facts: HeaderFacts, sender: str) -> list[str]:
 
 def _reported(report: DeliveryReport, body: MessageBody | None) -> Classification:
     returned = body.returned_message_ids if body is not None else ()
-    if report.subkind is None:
+    if report.subkind is None or report.subkind is Subkind.DELAY_NOTICE:
+        # A delay notice is a soft bounce (hard=False); the rules let it leave the thread as
+        # it is, and a later final failure of the same message bounces it.
         return Classification(
             kind=MessageKind.BOUNCE,
             reason=f"bounce: {report.reason}",
+            subkind=report.subkind,
             bounce_recipient=report.recipient,
             bounce_hard=report.hard,
             returned_message_ids=returned,
@@ -116,17 +123,24 @@ def _reported(report: DeliveryReport, body: MessageBody | None) -> Classificatio
         kind=MessageKind.AUTO_REPLY,
         reason=f"auto_reply: {report.reason}",
         subkind=report.subkind,
-        bounce_recipient=report.recipient if report.subkind is Subkind.DELAY_NOTICE else None,
-        bounce_hard=report.hard if report.subkind is Subkind.DELAY_NOTICE else None,
         returned_message_ids=returned,
     )
 
 
 def _auto_reply(facts: HeaderFacts, reply: ReplyText | None, sender: str) -> Classification | None:
     own = reply.own if reply is not None else ""
+    system = known_system(facts, sender)
+    if system is not None:
+        return _challenge(f"sent by {system}")
     decided_by = auto_reply_header(facts) or auto_reply_subject(facts)
     if decided_by is None and reply is not None:
-        if reply.quoted or len(own) > MAX_UNQUOTED_AUTO_CHARS or not may_have_phrase(own):
+        if len(own) > MAX_UNQUOTED_AUTO_CHARS:
+            return None
+        # Challenges come as "RE: <subject>", some quoting the rep's e-mail: read even then.
+        challenge = challenge_request(own)
+        if challenge is not None:
+            return _challenge(f"{challenge}, no automatic header")
+        if reply.quoted or not may_have_phrase(own):
             return None
         phrase = (
             left_company_phrase(own)
@@ -139,7 +153,7 @@ def _auto_reply(facts: HeaderFacts, reply: ReplyText | None, sender: str) -> Cla
         decided_by = f"the text {phrase!r}"
     if decided_by is None:
         return None
-    if decided_by.startswith("Auto-Submitted: auto-generated") and _bulk_signal(facts, sender):
+    if decided_by.startswith("Auto-Submitted: auto-generated") and list_signal(facts, sender):
         return Classification(kind=MessageKind.BULK, reason=f"bulk: {decided_by} with list headers")
     return _automatic(facts, own, sender, decided_by)
 
@@ -155,13 +169,12 @@ def _automatic(facts: HeaderFacts, own: str, sender: str, decided_by: str) -> Cl
             subkind=Subkind.LEFT_COMPANY,
             replacement_contact=contact,
         )
-    challenge = challenge_phrase(own)
+    challenge = challenge_request(own)
     if challenge is not None:
-        return Classification(
-            kind=MessageKind.AUTO_REPLY,
-            reason=f"auto_reply: {decided_by}; challenge-response ({challenge!r})",
-            subkind=Subkind.CHALLENGE,
-        )
+        return _challenge(f"{challenge}; {decided_by}")
+    phrase = challenge_phrase(own)
+    if phrase is not None:
+        return _challenge(f"{phrase!r}; {decided_by}")
     returning = find_return_date([facts.subject, own], facts.date)
     away = returning is not None or is_out_of_office(facts.subject, own)
     back = ""
@@ -175,22 +188,21 @@ def _automatic(facts: HeaderFacts, own: str, sender: str, decided_by: str) -> Cl
     )
 
 
-def _bulk_signal(facts: HeaderFacts, sender: str) -> str | None:
-    s = facts.signals
-    precedence = s.get("precedence", "").strip().lower()
-    if precedence in {"bulk", "list", "junk"}:
-        return f"Precedence: {precedence}"
-    for name, label in (
-        ("list-id", "List-Id"),
-        ("list-unsubscribe", "List-Unsubscribe"),
-        ("feedback-id", "Feedback-ID"),
-        ("x-mailing-list", "X-Mailing-List"),
-    ):
-        if name in s:
-            return f"{label} header"
-    if _NOREPLY_RE.match(sender.partition("@")[0]):
-        return f"no-reply sender {sender}"
-    return None
+def _challenge(why: str) -> Classification:
+    """A challenge-response request: no person read the e-mail; the reason names the system."""
+    return Classification(
+        kind=MessageKind.AUTO_REPLY,
+        reason=f"auto_reply: challenge-response, {why}",
+        subkind=Subkind.CHALLENGE,
+    )
+
+
+def _own_text(body: MessageBody | None, reply: ReplyText | None) -> str | None:
+    """The text the sender wrote: all of it when it quotes nothing (a newsletter's footer
+    included), else only the part above the quote."""
+    if body is None or reply is None:
+        return None
+    return reply.own if reply.quoted else body.text
 
 
 def _relayed_by_list(facts: HeaderFacts, sender: str) -> bool:
@@ -201,7 +213,7 @@ def _relayed_by_list(facts: HeaderFacts, sender: str) -> bool:
         return False
     if "feedback-id" in s or s.get("precedence", "").strip().lower() in {"bulk", "junk"}:
         return False
-    return not _NOREPLY_RE.match(sender.partition("@")[0])
+    return not NOREPLY_RE.match(sender.partition("@")[0])
 
 
 def _human(sender: str, reply: ReplyText | None, *, relayed: bool) -> Classification:

@@ -1,9 +1,10 @@
 """What a follow-up draft for a quiet thread says and to whom: a `FollowUpPlan`.
 
-Pure: no Jinja, no MIME, no clock. The plan forwards the rep's own last e-mail of the thread
-(the details are already in it) back to the same people, as a reply to it, so that it stays
-in the thread on both sides; the question on top comes from the step's templates, which get
-the plan's `variables`.
+Pure: no Jinja, no MIME, no clock. The plan answers the rep's own last e-mail of the thread
+(so that the draft stays in the thread on both sides; without a Message-ID it simply carries
+no In-Reply-To/References) and forwards the last e-mail of the unanswered run that carries the
+substance (the details are in it): not a one-line bump, unless the bump quotes the original.
+The question on top comes from the step's templates, which get the plan's `variables`.
 """
 
 from __future__ import annotations
@@ -14,8 +15,9 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 
 from app.domain.model import FREEMAIL_DOMAINS, Address, Identity, MessageKind, Rules
+from app.domain.replytext import split_reply
 from app.domain.threads import strip_reply_prefixes
-from app.domain.worktime import WorkCalendar, add_business_days, business_days_elapsed
+from app.domain.worktime import WorkCalendar, add_business_days, business_days_elapsed, short_date
 
 # Second-level labels under which companies register (buyer.co.uk is "Buyer").
 _GENERIC_LABELS = frozenset({"co", "com", "org", "net", "ac", "gov", "edu", "ltd", "plc", "gv"})
@@ -61,6 +63,12 @@ class StoredMessage:
     cc: tuple[Address, ...] = ()
     references: tuple[str, ...] = ()
     in_reply_to: tuple[str, ...] = ()
+    key: str = ""  # storage's key: the Message-ID, or a stand-in for a message without one
+
+    @property
+    def ident(self) -> str:
+        """What tells this message from the others of its thread, with or without an ID."""
+        return self.message_id or self.key
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -68,12 +76,14 @@ class FollowUpPlan:
     thread_id: int
     step: int  # 1-based follow-up step
     stage: str  # "first" | "middle" | "last": which family of questions
-    forward: StoredMessage  # the rep's last outbound e-mail, forwarded inline
+    forward: StoredMessage  # the rep's e-mail forwarded inline: the last one with substance
+    answers: StoredMessage  # the rep's last e-mail, which the draft replies to
+    forward_reason: str  # which e-mail is forwarded and why, for the rep to read
     from_: Address  # the address the rep used
     to: tuple[Address, ...]
     cc: tuple[Address, ...]
     subject: str  # "Re: " + the subject without stacked prefixes
-    in_reply_to: str
+    in_reply_to: str | None  # None when the rep's last e-mail had no Message-ID
     references: tuple[str, ...]
     next_step_date: date | None  # local date of the next follow-up, None on the last step
     timezone: str
@@ -81,7 +91,11 @@ class FollowUpPlan:
 
 
 class NothingToForward(ValueError):
-    """The thread has no outbound e-mail with a Message-ID: there is nothing to follow up."""
+    """The thread has no outbound e-mail: there is nothing to follow up."""
+
+
+BUMP_MAX_WORDS = 25  # "Hi Erin, bumping this up." - a nudge, not the offer itself
+_WORD_RE = re.compile(r"\w+")
 
 
 def stage_of(step: int, max_followups: int) -> str:
@@ -91,11 +105,67 @@ def stage_of(step: int, max_followups: int) -> str:
 
 
 def last_outbound(messages: Sequence[StoredMessage]) -> StoredMessage | None:
-    """The rep's last e-mail with a Message-ID (the one a follow-up forwards), None when the
-    thread has none. Of two sent at the same time, the later in `messages` (storage lists a
-    thread by date, then by id)."""
-    outbound = [m for m in messages if m.kind is MessageKind.OUTBOUND and m.message_id]
+    """The rep's last e-mail (the one a follow-up answers), None when the thread has none.
+    Of two sent at the same time, the later in `messages` (storage lists a thread by date,
+    then by id)."""
+    outbound = [m for m in messages if m.kind is MessageKind.OUTBOUND]
     return max(reversed(outbound), key=lambda m: m.date, default=None)
+
+
+def unanswered_run(messages: Sequence[StoredMessage]) -> list[StoredMessage]:
+    """The rep's e-mails since the last human answer, newest first: the candidates to
+    forward."""
+    answered = max((m.date for m in messages if m.kind is MessageKind.REPLY), default=None)
+    run = [
+        m
+        for m in messages
+        if m.kind is MessageKind.OUTBOUND and (answered is None or m.date > answered)
+    ]
+    return sorted(reversed(run), key=lambda m: m.date, reverse=True)
+
+
+def weigh_forward(text: str, *, has_attachment: bool = False) -> str:
+    """Whether one of the rep's e-mails is worth forwarding: "substance"; "bump", a short
+    nudge that quotes and attaches nothing ("Hi Erin, bumping this up."); or "quoting_bump",
+    a short nudge above the quoted original, which carries it (forward it then)."""
+    if has_attachment:
+        return "substance"
+    reply = split_reply(text)
+    if len(_WORD_RE.findall(reply.own)) > BUMP_MAX_WORDS:
+        return "substance"
+    return "quoting_bump" if reply.quoted else "bump"
+
+
+def forward_reason(
+    forward: StoredMessage,
+    latest: StoredMessage,
+    *,
+    calendar: WorkCalendar,
+    bumps_passed: int = 0,
+    quotes_original: bool = False,
+    all_bumps: bool = False,
+) -> str:
+    """Which e-mail a draft forwards and why, as the rep reads it."""
+    what = f"your e-mail of {_when(forward.date, calendar)} ({forward.subject[:60]!r})"
+    if forward is latest or forward.ident == latest.ident:
+        if all_bumps and bumps_passed:
+            return f"forwards {what}: every e-mail of yours since the last answer is a short nudge"
+        if quotes_original:
+            return f"forwards {what}: a short nudge, but it quotes your earlier e-mail"
+        return f"forwards {what}: your last e-mail in this thread"
+    if not bumps_passed:
+        gone = f"your later e-mail of {_when(latest.date, calendar)} is gone from the server"
+        return f"forwards {what}: {gone}"
+    nudges = "nudge" if bumps_passed == 1 else f"{bumps_passed} nudges"
+    return (
+        f"forwards {what}: it carries the substance; your later {nudges} since "
+        f"(the last of {_when(latest.date, calendar)}) only bumped it"
+    )
+
+
+def _when(moment: datetime, calendar: WorkCalendar) -> str:
+    local = moment.astimezone(calendar.tz)
+    return f"{short_date(local.date())} {local.year} {local.hour:02d}:{local.minute:02d}"
 
 
 def reply_subject(subject: str) -> str:
@@ -148,14 +218,20 @@ def plan_followup(
     calendar: WorkCalendar,
     now: datetime,
     names: Mapping[str, str] | None = None,
+    forward: StoredMessage | None = None,
+    why: str = "",
 ) -> FollowUpPlan:
     """The plan for `step` of a quiet thread. `names` maps lower-cased addresses to display
-    names known from elsewhere (the forwarded message's own To/Cc header)."""
+    names known from elsewhere (the forwarded message's own To/Cc header). `forward` is the
+    e-mail to forward (the caller read the bodies: `weigh_forward`), by default the rep's last
+    one; `why` says why that one."""
     if step < 1:
         raise ValueError(f"step must be >= 1, got {step}")
     last = last_outbound(messages)
-    if last is None or last.message_id is None:
-        raise NothingToForward(f"thread {thread_id} has no e-mail of yours with a Message-ID")
+    if last is None:
+        raise NothingToForward(f"thread {thread_id} has no e-mail of yours")
+    forward = forward or last
+    why = why or forward_reason(forward, last, calendar=calendar)
     known = _known_names(messages, names or {})
     to = tuple(_named(a, known) for a in last.to)
     cc = tuple(_named(a, known) for a in last.cc)
@@ -167,7 +243,11 @@ def plan_followup(
         ),
         to[0] if to else None,
     )
-    references = tuple(dict.fromkeys((*last.references, last.message_id)))
+    # Without a Message-ID of its own the rep's e-mail cannot be referred to: no threading
+    # headers then (its own References alone would make the draft an answer to another).
+    references = (
+        tuple(dict.fromkeys((*last.references, last.message_id))) if last.message_id else ()
+    )
     stage = stage_of(step, rules.max_followups)
     next_day: date | None = None
     if stage != "last":
@@ -187,7 +267,9 @@ def plan_followup(
         thread_id=thread_id,
         step=step,
         stage=stage,
-        forward=last,
+        forward=forward,
+        answers=last,
+        forward_reason=why,
         from_=last.sender,
         to=to,
         cc=cc,

@@ -50,6 +50,23 @@ FETCH_HEADER_FIELDS: tuple[str, ...] = (
     "FEEDBACK-ID",
     "X-MAILING-LIST",
     "X-LOOP",
+    # Mass mailers and e-mail service providers (app/domain/bulk.py weighs them).
+    "X-MAILER",
+    "X-CAMPAIGN",
+    "X-CAMPAIGNID",
+    "X-CAMPAIGN-ID",
+    "X-MAILER-CAMPAIGN",
+    "X-MAILGUN-SID",
+    "X-MAILGUN-TAG",
+    "X-MAILGUN-VARIABLES",
+    "X-SES-OUTGOING",
+    "X-SES-CONFIGURATION-SET",
+    "X-SG-EID",
+    "X-SG-ID",
+    "X-MC-USER",
+    "X-MANDRILL-USER",
+    "X-CSA-COMPLAINTS",
+    "X-MAILJET-CAMPAIGN",
     "CONTENT-TRANSFER-ENCODING",
 )
 
@@ -177,11 +194,11 @@ def _facts(
     every value is already cut at MAX_FIELD_CHARS."""
     get = fields.get
     value = get("message-id")
-    message_ids = _message_ids(value) if value else ()
+    message_ids = (_message_ids(value) or _bare_id(value)) if value else ()
     if not message_ids:
         defects.append("no usable Message-ID")
     parent = get("in-reply-to")
-    in_reply_to = _message_ids(parent) if parent else ()
+    in_reply_to = (_message_ids(parent) or _bare_id(parent)) if parent else ()
     value = get("references")
     # A first answer's References is its In-Reply-To, often to the byte: read once.
     references = in_reply_to if value == parent else _message_ids(value) if value else ()
@@ -228,6 +245,16 @@ def extract_message_ids(value: str) -> list[str]:
 def _message_ids(value: str) -> tuple[str, ...]:
     found = _MSGID_WHOLE_RE.findall(value)
     return tuple(found) if len(found) < 2 else tuple(dict.fromkeys(found))
+
+
+def _bare_id(value: str) -> tuple[str, ...]:
+    """An identifier written without its angle brackets ("id@host"), as some mailers do: it
+    is still the message's ID (notmuch reads it so too). One token with an "@" only, so that
+    junk such as "(none)" or "unknown" never ties unrelated messages together."""
+    token = value.strip()
+    if "@" not in token or "<" in token or ">" in token or len(token.split()) != 1:
+        return ()
+    return (f"<{token}>",)
 
 
 def decode_words(value: str) -> str:

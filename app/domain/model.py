@@ -181,7 +181,7 @@ class Subkind(StrEnum):
     CHALLENGE = "challenge"  # auto_reply: challenge-response anti-spam ("verify you are human")
     READ_RECEIPT = "read_receipt"  # auto_reply: MDN; says nothing about an answer
     DELIVERY_RECEIPT = "delivery_receipt"  # auto_reply: DSN Action delivered/relayed/expanded
-    DELAY_NOTICE = "delay_notice"  # auto_reply: DSN Action delayed; still retried, not a bounce
+    DELAY_NOTICE = "delay_notice"  # bounce (hard=False): DSN Action delayed; still retried
     FEEDBACK_REPORT = "feedback_report"  # auto_reply: ARF abuse/complaint report
     CALENDAR_REPLY = "calendar_reply"  # reply: an accepted/declined invitation (METHOD:REPLY)
     LIST_RELAYED = "list_relayed"  # reply: a person's answer relayed by a mailing list

@@ -25,6 +25,7 @@ from app.domain.worktime import (
     add_business_days,
     add_business_hours,
     describe_local,
+    elapsed_and_next,
     next_working_moment,
     short_date,
 )
@@ -272,15 +273,22 @@ def _waiting(
         )
     step = sent + 1
     final = " (the last one: permission to say no)" if step == rules.max_followups else ""
+    # The time that has really passed, not the rule's threshold; looked at again when the
+    # next business day completes, so the reason never goes stale.
+    elapsed, next_day_completes = elapsed_and_next(start, now, cal)
     return Decision(
         state=ThreadState.QUIET,
         reason=(
-            f"quiet: {wait} business days since {since}{after_followups}{skipped}; "
+            f"quiet for {_days(max(wait, elapsed))} since {since}{after_followups}{skipped}; "
             f"follow-up {step} of {rules.max_followups} is due{final}"
         ),
-        next_check_at=None,
+        next_check_at=next_day_completes,
         step=step,
     )
+
+
+def _days(n: int) -> str:
+    return f"{n} business day" if n == 1 else f"{n} business days"
 
 
 def _time_off(

@@ -44,6 +44,11 @@ def synthetic_message_key(raw_header: bytes) -> str:
     return f"<{digest}@{SYNTHETIC_DOMAIN}>"
 
 
+def is_synthetic_key(key: str) -> bool:
+    """A stand-in key of a message that had no usable Message-ID (`synthetic_message_key`)."""
+    return key.endswith(f"@{SYNTHETIC_DOMAIN}>")
+
+
 def thread_links(facts: HeaderFacts, *, fallback_key: str) -> ThreadLinks:
     """The keys that tie this message to others; a self-reference is dropped (loops are junk).
 

@@ -15,12 +15,14 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
 from types import MappingProxyType
+from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 # Longest run of non-working days we accept before declaring the calendar broken.
 MAX_NON_WORKING_RUN = 366 * 2
 # Entries a calendar's memo holds before it starts again (a bound on memory, not a tuning knob).
 _MEMO_LIMIT = 50_000
+_RANK_MARGIN = 120  # days added around a requested range of the running count of workdays
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -43,12 +45,16 @@ class WorkCalendar:
     _spans: dict[tuple[date, int], tuple[date, tuple[tuple[date, str], ...]]] = field(
         init=False, repr=False, compare=False
     )
+    # Working days counted from a first date: _ranks[0][i] = working days in
+    # (_ranks[1], _ranks[1] + i days]. Lets "how many business days since" answer in O(1).
+    _ranks: list[Any] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         # Fail at construction, not deep inside a scan.
         object.__setattr__(self, "_tz", _zone(self.timezone))
         object.__setattr__(self, "_working", {})
         object.__setattr__(self, "_spans", {})
+        object.__setattr__(self, "_ranks", [[], date.min])
         if not all(0 <= day <= 6 for day in self.weekend):
             raise ValueError(f"weekend must hold weekday numbers 0..6, got {sorted(self.weekend)}")
         if len(self.weekend) == 7 and not self.weekend_workdays:
@@ -142,12 +148,64 @@ def business_days_elapsed(start: datetime, now: datetime, cal: WorkCalendar) -> 
     For n >= 1: `business_days_elapsed(s, now) >= n` iff
     `now >= add_business_days(s, n).due_at`. Returns 0 if `now` precedes the start.
     """
+    return elapsed_and_next(start, now, cal)[0]
+
+
+def next_business_day_completes(start: datetime, now: datetime, cal: WorkCalendar) -> datetime:
+    """When `business_days_elapsed(start, ·)` next grows by one after `now` (aware UTC)."""
+    return elapsed_and_next(start, now, cal)[1]
+
+
+def elapsed_and_next(start: datetime, now: datetime, cal: WorkCalendar) -> tuple[int, datetime]:
+    """Both of the above with one look at the calendar (the scheduler asks for both for
+    every quiet thread): the business days completed, and when the next one completes —
+    the start's wall time on the next working day that has not reached it yet."""
     now_utc = _require_aware(now, "now").astimezone(UTC)
     first, wall, _ = _normalize(start, cal, None)
-    for elapsed, day in enumerate(_working_days_after(first, cal, None)):
-        if _to_utc(day, wall, cal.tz) > now_utc:
-            return elapsed
-    raise AssertionError("unreachable: _working_days_after is infinite or raises")
+    today = now_utc.astimezone(cal.tz).date()
+    if today <= first:
+        return 0, _to_utc(_next_working_day(first, cal, None), wall, cal.tz)
+    # Every working day after `first` and before today has passed at `wall`; today has
+    # passed only once its wall time has.
+    elapsed = _working_days_between(first, today, cal)
+    if cal.is_working_day(today):
+        mark = _to_utc(today, wall, cal.tz)
+        if mark > now_utc:
+            return elapsed - 1, mark
+    return elapsed, _to_utc(_next_working_day(today, cal, None), wall, cal.tz)
+
+
+def _shifted(d: date, days: int) -> date:
+    """`d` moved by `days`, stopping at the ends of the calendar (a Date header of year 1)."""
+    try:
+        return d + timedelta(days=days)
+    except OverflowError:
+        return date.min if days < 0 else date.max
+
+
+def _working_days_between(first: date, last: date, cal: WorkCalendar) -> int:
+    """Working days in (first, last], from the calendar's running count (built once per
+    range of dates, then read in O(1): lists of threads ask this for every row)."""
+    counts, origin = cal._ranks
+    if not counts or first < origin or (last - origin).days >= len(counts):
+        # Grown with a margin on both sides, so that a batch of threads started on many
+        # different days rebuilds it a few times, not once per thread.
+        low = _shifted(first, -_RANK_MARGIN)
+        high = _shifted(last, _RANK_MARGIN)
+        if counts:
+            low, high = min(low, origin), max(high, origin + timedelta(days=len(counts) - 1))
+        origin, span = low, (high - low).days
+        if span > MAX_NON_WORKING_RUN * 4:  # far apart: count directly, keep the memo
+            return sum(
+                cal.is_working_day(first + timedelta(days=i))
+                for i in range(1, (last - first).days + 1)
+            )
+        counts, running = [0], 0
+        for i in range(1, span + 1):
+            running += cal.is_working_day(origin + timedelta(days=i))
+            counts.append(running)
+        cal._ranks[:] = [counts, origin]
+    return int(counts[(last - origin).days] - counts[(first - origin).days])
 
 
 def next_working_moment(at: datetime, cal: WorkCalendar) -> datetime:
@@ -178,10 +236,14 @@ def add_business_hours(start: datetime, hours: float, cal: WorkCalendar) -> date
 
 
 def describe_local(dt: datetime, cal: WorkCalendar) -> str:
-    """Human-readable local time for reasons shown to users: "Fri 14:02 Europe/Berlin"."""
+    """Human-readable local time for reasons shown to users, with its full date (a bare
+    weekday is ambiguous a week later): "Fri 6 Nov 14:02 Europe/Berlin"."""
     local = _require_aware(dt, "dt").astimezone(cal.tz)
     # Fixed English day names: strftime("%a") would follow the process locale.
-    return f"{_DAY_NAMES[local.weekday()]} {local.hour:02d}:{local.minute:02d} {cal.timezone}"
+    return (
+        f"{_DAY_NAMES[local.weekday()]} {local.day} {_MONTH_NAMES[local.month - 1]} "
+        f"{local.hour:02d}:{local.minute:02d} {cal.timezone}"
+    )
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
@@ -212,6 +274,8 @@ def _normalize(
 
 
 def _next_working_day(day: date, cal: WorkCalendar, skipped: list[tuple[date, str]] | None) -> date:
+    if skipped is None:  # the plain question, asked for every quiet thread: memoized
+        return _add_working_days(day, 1, cal)[0]
     return next(_working_days_after(day, cal, skipped))
 
 

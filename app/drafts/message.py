@@ -61,6 +61,15 @@ def new_message_id(sender: str) -> str:
     return make_msgid(domain=domain)
 
 
+def text_and_attachments(original: bytes) -> tuple[str, bool]:
+    """An e-mail's text (from its HTML when it has no plain part) and whether it carries
+    attachments: what `followup.is_bare_bump` weighs."""
+    msg = message_from_bytes(original, policy=policy.default)
+    text, _ = _bodies(msg)
+    attached = isinstance(msg, EmailMessage) and any(True for _ in msg.iter_attachments())
+    return text, attached
+
+
 def forward_parts(
     original: bytes,
     *,
@@ -123,8 +132,10 @@ def compose(
     msg["Subject"] = plan.subject
     msg["Date"] = format_datetime(date.astimezone(ZoneInfo(plan.timezone)))
     msg["Message-ID"] = message_id
-    msg["In-Reply-To"] = plan.in_reply_to
-    msg["References"] = " ".join(plan.references)
+    if plan.in_reply_to:  # the rep's e-mail had a Message-ID to answer
+        msg["In-Reply-To"] = plan.in_reply_to
+    if plan.references:
+        msg["References"] = " ".join(plan.references)
     # Ask Exchange not to answer the follow-up with out-of-office or auto-replies.
     msg["X-Auto-Response-Suppress"] = "OOF, AutoReply"
     if parts.thread_index:

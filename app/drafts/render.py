@@ -24,8 +24,8 @@ from jinja2.exceptions import SecurityError
 from jinja2.runtime import Context
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
-import app as package
 from app.domain.followup import TEMPLATE_VARIABLES
+from app.resources import templates_dir
 
 STAGES = ("first", "middle", "last")
 MAX_VARIANTS = 10
@@ -154,10 +154,7 @@ _ENV = _environment()
 
 
 def default_template_dir() -> Path:
-    """templates/drafts beside the package (a checkout), else under the working directory
-    (the Docker image copies templates/ next to where it runs)."""
-    beside = Path(package.__file__).resolve().parents[1] / "templates" / "drafts"
-    return beside if beside.is_dir() else Path.cwd() / "templates" / "drafts"
+    return templates_dir() / "drafts"
 
 
 @lru_cache(maxsize=4)
@@ -374,3 +371,19 @@ def _template_line(tb: TracebackType | None) -> int | None:
             line = tb.tb_lineno
         tb = tb.tb_next
     return line
+
+
+def render_variants(
+    templates: QuestionTemplates, *, stage: str, variables: Mapping[str, str | int]
+) -> list[str]:
+    """Every variant of a stage rendered for one thread, for the rep to pick another; a
+    variant that fails or renders to nothing is left out."""
+    out: list[str] = []
+    for index, source in enumerate(templates.variants(stage)):
+        try:
+            question = _render(source, variables, f"{stage}[{index}]")
+        except TemplateProblem:
+            continue
+        if question and question not in out:
+            out.append(question)
+    return out

@@ -7,19 +7,25 @@ import mailbox
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
+from email import message_from_bytes, policy
+from email.message import Message
 from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from app.domain.model import Identity
+from app.domain.model import Identity, MessageKind
 from app.errors import InvalidInput
 from app.mail.pipeline import join_orphans_by_subject, prepare_message, store_batch
 from app.storage import mailboxes as mailbox_store
 from app.storage.messages import NewMessage
+from app.storage.originals import keep_originals
 
 BATCH = 500
 BODY_PREFIX_BYTES = 65_536  # as much as the body rules read; huge attachments are not parsed
 FILE_UIDVALIDITY = 1  # files have no UIDVALIDITY: a message's position in its folder is its UID
+# The rep's own e-mails are kept whole (a follow-up forwards them and there is no server to
+# fetch them from later); a larger one is kept without its attachments, or not at all.
+ORIGINAL_MAX_BYTES = 2 * 1024 * 1024
 
 Progress = Callable[[str, int], None]  # folder, messages read so far
 
@@ -30,6 +36,7 @@ class ImportReport:
     read: int = 0
     new_messages: int = 0
     skipped: int = 0
+    originals_kept: int = 0
 
 
 def folders_of(path: Path) -> Iterator[tuple[str, mailbox.Mailbox]]:
@@ -75,29 +82,35 @@ async def import_path(
         report.folders += 1
         batch: list[NewMessage] = []
         errors: list[tuple[int, str]] = []
+        originals: dict[str, bytes] = {}  # message key -> the rep's own e-mail, whole
         for uid, key in enumerate(sorted(source.iterkeys(), key=str), start=1):
             report.read += 1
             try:
                 raw = source.get_bytes(key)
-                batch.append(
-                    prepare_message(
-                        split_header(raw),
-                        identity=identity,
-                        fallback_date=now,
-                        folder_id=folder_id,
-                        uid=uid,
-                        uidvalidity=FILE_UIDVALIDITY,
-                        raw_message=raw[:BODY_PREFIX_BYTES],
-                    )
+                prepared = prepare_message(
+                    split_header(raw),
+                    identity=identity,
+                    fallback_date=now,
+                    folder_id=folder_id,
+                    uid=uid,
+                    uidvalidity=FILE_UIDVALIDITY,
+                    raw_message=raw[:BODY_PREFIX_BYTES],
                 )
+                batch.append(prepared)
+                if prepared.classification.kind is MessageKind.OUTBOUND:
+                    kept = original_to_keep(raw)
+                    if kept is not None:
+                        originals.setdefault(prepared.links.key, kept)
             except Exception as exc:  # a message that cannot be read is recorded and skipped
                 errors.append((uid, f"{type(exc).__name__}: {exc}"))
             if len(batch) + len(errors) >= BATCH:
-                await _flush(engine, mailbox_id, user_id, folder_id, batch, errors, report)
-                batch, errors = [], []
+                await _flush(
+                    engine, mailbox_id, user_id, folder_id, batch, errors, originals, report
+                )
+                batch, errors, originals = [], [], {}
                 if progress:
                     progress(name, report.read)
-        await _flush(engine, mailbox_id, user_id, folder_id, batch, errors, report)
+        await _flush(engine, mailbox_id, user_id, folder_id, batch, errors, originals, report)
         if progress:
             progress(name, report.read)
         source.close()
@@ -113,6 +126,7 @@ async def _flush(
     folder_id: int,
     batch: list[NewMessage],
     errors: list[tuple[int, str]],
+    originals: dict[str, bytes],
     report: ImportReport,
 ) -> None:
     async with engine.begin() as conn:
@@ -124,5 +138,35 @@ async def _flush(
             batch=batch,
             errors=errors,
         )
+        kept = await keep_originals(conn, mailbox_id=mailbox_id, originals=originals)
     report.new_messages += stored.new_messages
     report.skipped += len(errors)
+    report.originals_kept += kept
+
+
+def original_to_keep(raw: bytes, limit: int = ORIGINAL_MAX_BYTES) -> bytes | None:
+    """The rep's e-mail as kept for forwarding: whole up to `limit` bytes; above it without
+    its attachments (a follow-up re-attaches them only on request); None when even that is
+    too large."""
+    if len(raw) <= limit:
+        return raw
+    msg = message_from_bytes(raw, policy=policy.default)
+    _drop_attachments(msg)
+    slim = msg.as_bytes()
+    return slim if len(slim) <= limit else None
+
+
+def _drop_attachments(msg: Message) -> None:
+    if not msg.is_multipart():
+        return
+    payload = msg.get_payload()
+    parts = [p for p in payload if isinstance(p, Message) and not _is_attachment(p)]
+    msg.set_payload(parts)  # type: ignore[arg-type]  # a multipart takes its parts
+    for part in parts:
+        _drop_attachments(part)
+
+
+def _is_attachment(part: Message) -> bool:
+    return part.get_content_disposition() == "attachment" or (
+        not part.is_multipart() and part.get_content_maintype() not in ("text", "multipart")
+    )

@@ -11,6 +11,7 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.body import extract_body
+from app.domain.bulk import worth_reading
 from app.domain.classify import classify
 from app.domain.headers import parse_header_bytes
 from app.domain.model import (
@@ -113,13 +114,18 @@ BODY_KINDS = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.B
 
 
 def wants_body(m: NewMessage) -> bool:
-    """Read during the header pass: machine answers, and human mail that answers something
-    (it has threading keys). The rest waits for the after-pass, which reads a body only once
-    its message turns out to answer the rep (an orphan that found its thread by subject)."""
+    """Read during the header pass: machine answers, human mail that answers something (it
+    has threading keys), and mail with one weak sign of a mass mailing (its footer may make
+    it bulk, not a stranger waiting for an answer). The rest waits for the after-pass, which
+    reads a body only once its message turns out to answer the rep (an orphan that found its
+    thread by subject)."""
     kind = m.classification.kind
     if kind not in BODY_KINDS or m.details is not None:
         return False
-    return kind is not MessageKind.REPLY or bool(m.links.references)
+    if kind is not MessageKind.REPLY or m.links.references:
+        return True
+    sender = m.facts.from_.normalized if m.facts.from_ else ""
+    return worth_reading(m.facts, sender)
 
 
 def with_body(m: NewMessage, text: bytes, identity: Identity, *, keep_text: bool) -> NewMessage:

@@ -28,6 +28,7 @@ from app.domain.model import Classification, Identity
 from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import (
     body_bytes,
+    classification_details,
     facts_of_row,
     join_orphans_by_subject,
     prepare_message,
@@ -133,27 +134,23 @@ async def sync_mailbox(
         reader = _FolderReader(engine, session, mailbox, rows[folder.name], options, report)
         await reader.run(progress)
         report.folders += 1
-    await read_bodies(engine, session, mailbox, options, report)
-    await _finish(engine, mailbox, options)
-    return report
-
-
-async def _finish(engine: AsyncEngine, mailbox: MailboxRef, options: SyncOptions) -> None:
-    """Answers without threading headers look for their thread, and the progress shown goes.
-    A poll that found nothing new usually has neither: it only reads, never takes the lock."""
+    # Join first, then read: an answer that lost its threading headers (a decline, a
+    # quote-only "reply") needs its body read once it is in the rep's thread, and must be
+    # decided in this sync, not the next one. A poll that found nothing new usually has no
+    # orphan and no progress shown: it only reads, never takes the lock.
     async with reading(engine) as conn:
         looking = await message_store.has_pending_orphans(conn, mailbox.id)
         row = await mailbox_store.get_mailbox(conn, mailbox.id)
-    showing = row is not None and row["progress"] is not None
-    if not (looking or showing):
-        return
-    async with engine.begin() as conn:
-        if looking:
+    if looking:
+        async with engine.begin() as conn:
             await join_orphans_by_subject(
                 conn, mailbox_id=mailbox.id, identity=mailbox.identity, now=options.now
             )
-        if showing:
+    await read_bodies(engine, session, mailbox, options, report)
+    if row is not None and row["progress"] is not None:
+        async with engine.begin() as conn:
             await mailbox_store.set_progress(conn, mailbox.id, None)
+    return report
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
@@ -235,7 +232,13 @@ def _read_body(
     facts = facts_of_row(row)
     if text is None:  # expunged since its header was read: judge it by its header for good
         classification = classify(facts, mailbox.identity)
-        return classification, {"body_read": False, "reason": "gone from the server"}, None
+        # What the header said is kept (a delay notice's subkind: the rules ignore it then).
+        details = {
+            **classification_details(classification),
+            "body_read": False,
+            "reason": "gone from the server",
+        }
+        return classification, details, None
     return read_body(facts, mailbox.identity, body_bytes(row, text), keep_text=options.keep_text)
 
 

@@ -40,7 +40,7 @@ MAX_PAGE = 200
 MAX_QUESTION_CHARS = 2000
 MAX_BODY_CHARS = 200_000
 MAX_SNOOZE = timedelta(days=366)
-Delivery = Literal["imap_draft", "smtp"]
+Delivery = Literal["imap_draft", "smtp"]  # asked for; a file's mailbox records "download"
 DRAFT_FLAGS = ("\\Draft", "\\Seen")
 # Used when the server marks no folder \Drafts or \Sent (RFC 6154).
 _DRAFTS_NAMES = ("drafts", "draft", "entwürfe", "brouillons", "borradores", "bozze")
@@ -191,7 +191,8 @@ async def approve_draft(
 ) -> dict[str, Any]:
     """Re-read the mailbox first: when the thread is no longer quiet (a reply came in),
     refuse with Conflict naming its state. Then put the draft into the Drafts folder (or
-    send it over SMTP when the mailbox enables that), once."""
+    send it over SMTP when the mailbox enables that), once. A mailbox imported from a file
+    has no server: its draft is recorded approved for download (delivery "download")."""
     # A double click must not race two APPENDs (or two sends) of one draft in this process.
     lock = _approving.setdefault(draft_id, asyncio.Lock())
     try:
@@ -215,7 +216,7 @@ async def _approve(
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
     if mailbox["auth_method"] == mailbox_store.FILE_SOURCE:
-        raise Conflict("this mailbox was imported from a file: there is no server to deliver to")
+        return await _offer_download(ctx, row, delivery)
     if delivery == "smtp" and not settings["smtp_enabled"]:
         raise Conflict(
             "SMTP sending is not enabled for this mailbox: set it up with "
@@ -233,6 +234,16 @@ async def _approve(
         waiting = await store.thread_is_due(conn, row["thread_id"], row["step"])
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
+    _refuse_if_not_waiting(row, thread, waiting)
+    _refuse_if_final(row, "approved")  # dismissed or sent meanwhile
+    if delivery == "smtp":
+        return await _send(ctx, mailbox, settings, row)
+    return await _put_in_drafts(ctx, mailbox, row)
+
+
+def _refuse_if_not_waiting(
+    row: dict[str, Any], thread: dict[str, Any] | None, waiting: bool
+) -> None:
     if thread is None or not waiting:
         state = thread["state"] if thread else "gone"
         reason = thread["reason"] if thread else "the thread no longer exists"
@@ -240,10 +251,27 @@ async def _approve(
             f"thread {row['thread_id']} is no longer waiting for this follow-up: it is now "
             f"{state} ({reason}); the draft was not approved"
         )
-    _refuse_if_final(row, "approved")  # dismissed or sent meanwhile
+
+
+async def _offer_download(ctx: Context, row: dict[str, Any], delivery: Delivery) -> dict[str, Any]:
+    """A mailbox imported from a file has no server to put the draft on: approving records
+    it with delivery "download", and the rep takes the .eml from `…/raw` to their client.
+    There is nothing to re-read first either: the thread is as the last import left it."""
     if delivery == "smtp":
-        return await _send(ctx, mailbox, settings, row)
-    return await _put_in_drafts(ctx, mailbox, row)
+        raise Conflict(
+            "this mailbox was imported from a file, so there is no server to send from: "
+            "approve it without a delivery and download it from "
+            f"GET /api/v1/drafts/{row['id']}/raw"
+        )
+    async with reading(ctx.engine) as conn:
+        thread = await thread_store.get_thread(conn, row["thread_id"], user_id=row["user_id"])
+        waiting = await store.thread_is_due(conn, row["thread_id"], row["step"])
+    _refuse_if_not_waiting(row, thread, waiting)
+    if row["state"] == "approved" and row["approved_revision"] == row["revision"]:
+        return draft_view(row, ctx.clock())  # this very version is approved already
+    return await _record_approval(
+        ctx, row, {"raw": _dated_now(ctx, row)["raw"], "delivery": "download"}
+    )
 
 
 def _dated_now(ctx: Context, row: dict[str, Any]) -> dict[str, Any]:

@@ -1,8 +1,9 @@
 """Compose the follow-up drafts that are due: one per quiet thread and step, never two.
 
-Called right after the rules ran (by a sync and by the scheduler). The rep's last e-mail is
-fetched in full over IMAP only now (BODY.PEEK[]: it stays unread); only the composed draft
-is stored. A mail server that cannot be reached leaves the drafts for the next pass.
+Called right after the rules ran (by a sync, an import and the scheduler). The rep's last
+e-mail comes whole from `services.originals`: fetched over IMAP only now (BODY.PEEK[]: it
+stays unread), or the copy an import kept; only the composed draft is stored. A mail server
+that cannot be reached leaves the drafts for the next pass.
 """
 
 from __future__ import annotations
@@ -16,10 +17,25 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app import metrics
 from app.domain.events import SCHEMA_VERSION, EventType
-from app.domain.followup import NothingToForward, StoredMessage, last_outbound, plan_followup
+from app.domain.followup import (
+    NothingToForward,
+    StoredMessage,
+    forward_reason,
+    last_outbound,
+    plan_followup,
+    unanswered_run,
+    weigh_forward,
+)
 from app.domain.model import Address, Identity, MessageKind, Rules
+from app.domain.threads import is_synthetic_key
 from app.domain.worktime import WorkCalendar
-from app.drafts.message import compose, forward_parts, new_message_id, to_bytes
+from app.drafts.message import (
+    compose,
+    forward_parts,
+    new_message_id,
+    text_and_attachments,
+    to_bytes,
+)
 from app.drafts.render import (
     QuestionTemplates,
     TemplateProblem,
@@ -28,10 +44,9 @@ from app.drafts.render import (
     with_overrides,
 )
 from app.errors import MailServerError
-from app.mail.imap import ImapSession
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of
-from app.services.mailboxes import open_mailbox_session
+from app.services.originals import OriginalSource, open_originals
 from app.services.views import iso
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
@@ -41,6 +56,7 @@ from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
 COMPOSE_BATCH = 50  # drafts per mailbox and pass; the rest come with the next pass
+FORWARD_CANDIDATES = 5  # of the rep's unanswered e-mails, newest first, read to find substance
 DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 AUTO_DISMISSED = "auto: the thread stopped waiting for this follow-up before it was approved"
 DEFAULT_SETTINGS: dict[str, Any] = {
@@ -86,7 +102,11 @@ def draft_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
         "to": row["to_addrs"],
         "cc": row["cc_addrs"],
         "message_id": row["message_id"],
-        "in_reply_to": row["forwarded_message_id"],
+        # The stand-in key of an e-mail without Message-ID is no In-Reply-To: none then.
+        "in_reply_to": None
+        if is_synthetic_key(row["forwarded_message_id"])
+        else row["forwarded_message_id"],
+        "reason": row.get("reason"),
         "skipped_attachments": row["skipped_attachments"],
         "revision": row["revision"],
         "dismiss_reason": row["dismiss_reason"],
@@ -129,15 +149,32 @@ async def create_due_drafts_everywhere(ctx: Context, *, limit: int = 20) -> int:
     return created
 
 
-async def create_due_drafts(ctx: Context, mailbox_id: int) -> int:
-    """Compose a draft for every quiet thread of the mailbox without one for its due step,
-    each with its `draft.created` event. Returns how many were made; never raises for a
-    mail server that cannot be reached (the next pass tries again)."""
+async def create_due_drafts(ctx: Context, mailbox_id: int, *, all_due: bool = False) -> int:
+    """Compose a draft for the quiet threads of the mailbox without one for their due step
+    (COMPOSE_BATCH of them; with `all_due`, every one), each with its `draft.created` event.
+    Returns how many were made; never raises for a mail server that cannot be reached (the
+    next pass tries again)."""
     try:
-        return await _create(ctx, mailbox_id)
+        async with ctx.engine.begin() as conn:
+            retired = await store.retire_stale_drafts(
+                conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
+            )
+        if retired:
+            log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+        created = 0
+        page: int | None = 0
+        while page is not None:
+            made, page = await _create(ctx, mailbox_id, page)
+            created += made
+            if not all_due:
+                break
     except MailServerError as exc:
         log.warning("drafts.compose_failed mailbox=%s error=%s", mailbox_id, exc.message)
         return 0
+    if created:
+        metrics.DRAFTS_CREATED.inc(created)
+        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
+    return created
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -152,37 +189,27 @@ class _MailboxFacts:
     settings: dict[str, Any]
 
 
-async def _create(ctx: Context, mailbox_id: int) -> int:
-    async with ctx.engine.begin() as conn:
-        retired = await store.retire_stale_drafts(
-            conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
-        )
-    if retired:
-        log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
+async def _create(ctx: Context, mailbox_id: int, after_id: int) -> tuple[int, int | None]:
+    """The drafts of one page of due threads (ids above `after_id`): how many were made, and
+    where the next page starts (None: this was the last)."""
     async with reading(ctx.engine) as conn:
         mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
-        if (
-            mailbox is None
-            or mailbox["auth_method"] == mailbox_store.FILE_SOURCE
-            or mailbox["status"] == "failed"
-        ):
-            # Imported from a file: no server to fetch from. Failed: the sync retries the
-            # login on its own schedule; more attempts here could lock the account.
-            return 0
+        if mailbox is None or mailbox["status"] == "failed":
+            # Failed: the sync retries the login on its own schedule; more attempts here
+            # could lock the account.
+            return 0, None
         due = await store.quiet_threads_without_draft(
-            conn, mailbox_id=mailbox_id, limit=COMPOSE_BATCH
+            conn, mailbox_id=mailbox_id, after_id=after_id, limit=COMPOSE_BATCH
         )
         if not due:
-            return 0
+            return 0, None
         settings = settings_of(await store.get_settings(conn, mailbox_id))
         messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
-        forwarded = {t["id"]: _last_outbound_row(messages[t["id"]]) for t in due}
-        locations = await store.locations_of_messages(
-            conn, [row["id"] for row in forwarded.values() if row is not None]
-        )
+        candidates = {t["id"]: _forward_candidates(messages[t["id"]]) for t in due}
+    next_page = int(due[-1]["id"]) if len(due) == COMPOSE_BATCH else None
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
-        return 0
+        return 0, None
     rules = rules_of(mailbox)
     facts = _MailboxFacts(
         mailbox=mailbox,
@@ -192,61 +219,75 @@ async def _create(ctx: Context, mailbox_id: int) -> int:
         templates=templates,
         settings=settings,
     )
-    session = await open_mailbox_session(ctx, mailbox)
+    source = await open_originals(
+        ctx, mailbox, [row["id"] for rows in candidates.values() for row in rows]
+    )
     created = 0
     try:
         for thread in due:
-            last = forwarded[thread["id"]]
-            where = locations.get(last["id"], []) if last is not None else []
             try:
                 created += await _compose_one(
-                    ctx, session, facts, thread, messages[thread["id"]], where
+                    ctx, source, facts, thread, messages[thread["id"]], candidates[thread["id"]]
                 )
             except MailServerError:
                 raise  # the connection is gone: the next pass tries again
             except Exception:  # one odd e-mail must not stop the drafts of the others
                 log.exception("drafts.compose_error thread=%s", thread["id"])
     finally:
-        await ctx.mail_io.run(session.close)
-    if created:
-        metrics.DRAFTS_CREATED.inc(created)
-        log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
-    return created
+        await source.close()
+    return created, next_page
 
 
-def _last_outbound_row(rows: list[dict[str, Any]]) -> dict[str, Any] | None:
-    """The message row a follow-up of the thread forwards (`last_outbound`), if any."""
-    last = last_outbound([stored_message(r) for r in rows])
-    if last is None:
-        return None
-    return next(r for r in rows if r["has_message_id"] and r["message_key"] == last.message_id)
+def _forward_candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The message rows a follow-up of the thread may forward: the rep's e-mails since the
+    last answer, newest first (`unanswered_run`), with or without a Message-ID."""
+    by_key = {r["message_key"]: r for r in rows}
+    run = unanswered_run([stored_message(r) for r in rows])
+    return [by_key[m.key] for m in run[:FORWARD_CANDIDATES]]
 
 
 async def _compose_one(
     ctx: Context,
-    session: ImapSession,
+    source: OriginalSource,
     facts: _MailboxFacts,
     thread: dict[str, Any],
     rows: list[dict[str, Any]],
-    where: list[dict[str, Any]],
+    candidates: list[dict[str, Any]],
 ) -> int:
-    """The draft of one due thread, from its message `rows` (oldest first); `where` lists
-    the copies of its last outbound e-mail on the server, the one to fetch first on top."""
+    """The draft of one due thread, from its message `rows` (oldest first); `candidates` are
+    the rep's unanswered e-mails, newest first, read whole from `source` one by one until
+    one carries substance: that one is forwarded."""
     mailbox, settings = facts.mailbox, facts.settings
     step = int(thread["followups_sent"]) + 1
-    original = None
-    for location in where:
-        original = await ctx.mail_io.run(
-            session.fetch_message,
-            location["name"],
-            int(location["uid"]),
-            uidvalidity=int(location["uidvalidity"]),
-        )
-        if original is not None:
+    stored = [stored_message(r) for r in rows]
+    run = unanswered_run(stored)
+    latest = last_outbound(stored)
+    first: tuple[StoredMessage, bytes] | None = None
+    chosen: tuple[StoredMessage, bytes] | None = None
+    bumps, verdict = 0, "bump"
+    for message, candidate in zip(run, candidates, strict=False):
+        original = await source.original(int(candidate["id"]))
+        if original is None:
+            continue
+        first = first or (message, original)
+        text, attached = text_and_attachments(original)
+        verdict = weigh_forward(text, has_attachment=attached)
+        if verdict != "bump":
+            chosen = (message, original)
             break
-    if original is None:
+        bumps += 1
+    if first is None or latest is None:
         log.info("drafts.original_missing thread=%s", thread["id"])
         return 0
+    forward, original = chosen or first  # every one a bare bump: the newest, as it is
+    why = forward_reason(
+        forward,
+        latest,
+        calendar=facts.calendar,
+        bumps_passed=bumps,
+        quotes_original=verdict == "quoting_bump",
+        all_bumps=chosen is None,
+    )
     now = ctx.clock()
     parts = forward_parts(
         original,
@@ -259,12 +300,14 @@ async def _compose_one(
         plan = plan_followup(
             thread_id=thread["id"],
             step=step,
-            messages=[stored_message(r) for r in rows],
+            messages=stored,
             identity=facts.identity,
             rules=facts.rules,
             calendar=facts.calendar,
             now=now,
             names=parts.recipient_names,
+            forward=forward,
+            why=why,
         )
     except NothingToForward:
         return 0
@@ -287,7 +330,8 @@ async def _compose_one(
                 "question": question,
                 "raw": raw,
                 "message_id": message_id,
-                "forwarded_message_id": plan.in_reply_to,
+                "forwarded_message_id": plan.answers.ident,
+                "reason": plan.forward_reason,
                 "subject": plan.subject,
                 "from_addr": plan.from_.email,
                 "to_addrs": [a.email for a in plan.to],
@@ -323,4 +367,5 @@ def stored_message(row: dict[str, Any]) -> StoredMessage:
         cc=tuple(Address(email=a) for a in row["cc_addrs"]),
         references=tuple(row["references"]),
         in_reply_to=tuple(row["in_reply_to"]),
+        key=row["message_key"],
     )

@@ -6,12 +6,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.calendars import validate_country
 from app.domain.model import Identity
 from app.errors import Conflict, InvalidInput, NotFound
 from app.mail import files
 from app.services.accounts import normalize_email
 from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
+from app.services.followups import create_due_drafts
 from app.storage import mailboxes as mailbox_store
 from app.storage import users as user_store
 from app.storage.mailboxes import FILE_SOURCE
@@ -25,6 +27,7 @@ class ImportOutcome:
     new_messages: int
     skipped: int
     threads_evaluated: int
+    drafts_created: int
 
 
 async def import_mail(
@@ -35,8 +38,11 @@ async def import_mail(
     mailbox_name: str,
     addresses: list[str],
     timezone: str = "UTC",
+    holiday_country: str | None = None,
     progress: files.Progress | None = None,
 ) -> ImportOutcome:
+    """Read the file into the mailbox (created when missing), run the rules, and compose the
+    follow-up draft of every quiet thread from the rep's own e-mails in the file."""
     email = normalize_email(email)
     addresses = [normalize_email(a) for a in addresses]
     if not addresses:
@@ -45,6 +51,7 @@ async def import_mail(
         ZoneInfo(timezone)
     except (ZoneInfoNotFoundError, ValueError):
         raise InvalidInput(f"unknown timezone {timezone!r}: use an IANA name") from None
+    holiday_country = validate_country(holiday_country)
     async with ctx.engine.begin() as conn:
         user = await user_store.get_user_by_email(conn, email)
         if user is None:
@@ -66,7 +73,7 @@ async def import_mail(
                     "secret_enc": ctx.box.encrypt(""),
                     "addresses": addresses,
                     "timezone": timezone,
-                    "holiday_country": None,
+                    "holiday_country": holiday_country,
                     "holiday_subdiv": None,
                     "rules": {},
                     "status": "ok",
@@ -90,6 +97,7 @@ async def import_mail(
         progress=progress,
     )
     evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
+    drafts = await create_due_drafts(ctx, mailbox_id, all_due=True)
     async with ctx.engine.begin() as conn:
         await mailbox_store.set_status(conn, mailbox_id, "ok", "", synced=True)
     return ImportOutcome(
@@ -99,4 +107,5 @@ async def import_mail(
         new_messages=report.new_messages,
         skipped=report.skipped,
         threads_evaluated=evaluated,
+        drafts_created=drafts,
     )

@@ -42,6 +42,17 @@ class MailboxInput:
     folder_include: list[str] = field(default_factory=list)
     folder_exclude: list[str] = field(default_factory=list)
 
+    def account(self) -> ImapAccount:
+        """How to log in to this mailbox's server."""
+        return ImapAccount(
+            host=self.host,
+            port=self.port,
+            security=self.security,
+            username=self.username,
+            secret=self.secret,
+            auth_method=self.auth_method,
+        )
+
 
 def public_view(row: dict[str, Any]) -> dict[str, Any]:
     """A mailbox as the API shows it: never the secret."""
@@ -192,14 +203,7 @@ async def create_mailbox(
     ctx: Context, *, user_id: int, data: MailboxInput, verify: bool = True
 ) -> int:
     data = validate(ctx, data)
-    account = ImapAccount(
-        host=data.host,
-        port=data.port,
-        security=data.security,
-        username=data.username,
-        secret=data.secret,
-        auth_method=data.auth_method,
-    )
+    account = data.account()
     if verify:
         await test_connection(ctx, account, user_id=user_id)
     elif data.auth_method != store.FILE_SOURCE:  # saved untested: its host is checked all the same
@@ -268,18 +272,7 @@ async def update_mailbox(
     merged = validate(ctx, MailboxInput(**{**current.__dict__, **changes}))
     connection_fields = {"host", "port", "security", "username", "secret", "auth_method"}
     if connection_fields & changes.keys():
-        await test_connection(
-            ctx,
-            ImapAccount(
-                host=merged.host,
-                port=merged.port,
-                security=merged.security,
-                username=merged.username,
-                secret=merged.secret,
-                auth_method=merged.auth_method,
-            ),
-            user_id=user_id,
-        )
+        await test_connection(ctx, merged.account(), user_id=user_id)
     values = _row_values(ctx, user_id, merged)
     values.pop("rules")
     if connection_fields & changes.keys():
@@ -298,3 +291,21 @@ async def delete_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> None
     await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
     async with ctx.engine.begin() as conn:
         await store.delete_mailbox(conn, mailbox_id)
+
+
+async def check_connection(ctx: Context, data: MailboxInput, *, user_id: int) -> list[str]:
+    """Validate what a form gives and log in with it: the folders found, or the server's
+    own words in a MailServerError. Nothing is saved."""
+    data = validate(ctx, data)
+    return await test_connection(ctx, data.account(), user_id=user_id)
+
+
+async def folders_read(ctx: Context, *, user_id: int, mailbox_id: int) -> list[dict[str, Any]]:
+    await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    async with reading(ctx.engine) as conn:
+        return await store.folders_read(conn, mailbox_id)
+
+
+def is_imported(row: dict[str, Any]) -> bool:
+    """The mailbox was read from a file (`radiosilence import`): no server behind it."""
+    return bool(row["auth_method"] == store.FILE_SOURCE)

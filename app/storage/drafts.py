@@ -7,12 +7,11 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
-from app.storage.mailboxes import FILE_SOURCE
 from app.storage.tables import (
     draft_settings,
     drafts,
@@ -50,14 +49,16 @@ def _waited_for_draft() -> Any:
 
 
 async def quiet_threads_without_draft(
-    conn: AsyncConnection, *, mailbox_id: int, limit: int
+    conn: AsyncConnection, *, mailbox_id: int, limit: int, after_id: int = 0
 ) -> list[dict[str, Any]]:
-    """Quiet threads of the mailbox that have no draft yet for their due step."""
+    """Quiet threads of the mailbox that have no draft yet for their due step, by id from
+    `after_id` on (a page at a time)."""
     query = (
         select(threads)
         .where(
             threads.c.mailbox_id == mailbox_id,
             threads.c.state == "quiet",
+            threads.c.id > after_id,
             ~_waited_for_draft(),
         )
         .order_by(threads.c.id)
@@ -67,15 +68,14 @@ async def quiet_threads_without_draft(
 
 
 async def mailboxes_needing_drafts(conn: AsyncConnection, *, limit: int) -> list[int]:
-    """Mailboxes with a quiet thread that lacks its draft and a server to fetch from (not
-    imported from a file, not failing to log in)."""
+    """Mailboxes with a quiet thread that lacks its draft, except those failing to log in
+    (a mailbox imported from a file forwards the copies kept at import)."""
     query = (
         select(threads.c.mailbox_id)
         .join(mailboxes, mailboxes.c.id == threads.c.mailbox_id)
         .where(
             threads.c.state == "quiet",
             ~_waited_for_draft(),
-            mailboxes.c.auth_method != FILE_SOURCE,
             mailboxes.c.status != "failed",
         )
         .distinct()
@@ -108,6 +108,24 @@ async def locations_of_messages(
     for rows in out.values():
         rows.sort(key=lambda r: (r["special_use"] != "\\Sent", r["name"]))
     return out
+
+
+async def current_drafts(conn: AsyncConnection, thread_ids: Sequence[int]) -> dict[int, int]:
+    """The draft each thread waits for now (its due step, made since the rep last wrote),
+    by thread id; threads without one are left out."""
+    if not thread_ids:
+        return {}
+    query = (
+        select(drafts.c.thread_id, func.max(drafts.c.id))
+        .join(threads, threads.c.id == drafts.c.thread_id)
+        .where(
+            drafts.c.thread_id.in_(thread_ids),
+            drafts.c.state != "dismissed",
+            waiting_for(drafts.c.step, made_at=drafts.c.created_at),
+        )
+        .group_by(drafts.c.thread_id)
+    )
+    return {int(t): int(d) for t, d in await conn.execute(query)}
 
 
 async def insert_draft(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any] | None:

@@ -226,3 +226,13 @@ async def set_progress(
     await conn.execute(
         update(mailboxes).where(mailboxes.c.id == mailbox_id).values(progress=progress)
     )
+
+
+async def folders_read(conn: AsyncConnection, mailbox_id: int) -> list[dict[str, Any]]:
+    """The mailbox's folders the sync has seen: name, special use, when last read."""
+    query = (
+        select(folders.c.name, folders.c.special_use, folders.c.last_synced_at)
+        .where(folders.c.mailbox_id == mailbox_id)
+        .order_by(folders.c.name)
+    )
+    return [dict(r) for r in (await conn.execute(query)).mappings()]

@@ -80,6 +80,8 @@ users = Table(
     Column("password_hash", String(255), nullable=False),  # argon2id
     Column("is_admin", Boolean, nullable=False, default=False),
     _created(),
+    # Set: the user can neither sign in nor use a token or a session, effective at once.
+    Column("disabled_at", UTCDateTime()),
 )
 
 api_tokens = Table(
@@ -92,6 +94,31 @@ api_tokens = Table(
     Column("prefix", String(16), nullable=False),  # first characters, to tell tokens apart
     _created(),
     Column("last_used_at", UTCDateTime()),
+    Column("expires_at", UTCDateTime()),  # NULL: until revoked
+)
+
+# Signed-in browsers: the cookie carries a random token, only its hash is stored, so signing
+# out, disabling the user or a lost laptop end a session at once, on every process.
+web_sessions = Table(
+    "web_sessions",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("token_hash", String(64), nullable=False, unique=True),
+    _created(),
+    Column("expires_at", UTCDateTime(), nullable=False),
+    Index(None, "user_id"),
+)
+
+# Failed sign-ins of the last minutes, by account and by client address: the rate limit
+# holds across processes because it is counted here, not in one process's memory.
+login_failures = Table(
+    "login_failures",
+    metadata,
+    _id(),
+    Column("key", String(400), nullable=False),  # "email:…" or "ip:…"
+    Column("at", UTCDateTime(), nullable=False),
+    Index(None, "key", "at"),
 )
 
 mailboxes = Table(
@@ -188,6 +215,15 @@ Index(
     postgresql_where=threads.c.dirty == true(),
 )
 
+# The dashboard's "waiting for your answer": few threads among many, found without a scan.
+Index(
+    "ix_threads_needs_response",
+    threads.c.user_id,
+    threads.c.id,
+    sqlite_where=threads.c.needs_response == true(),
+    postgresql_where=threads.c.needs_response == true(),
+)
+
 messages = Table(
     "messages",
     metadata,
@@ -233,6 +269,16 @@ Index(
 # after-pass finds them here, so a poll with nothing to read costs nothing per stored message.
 _unread = messages.c.details.is_(None) & messages.c.kind.in_(("reply", "auto_reply", "bounce"))
 Index("ix_messages_unread", messages.c.mailbox_id, sqlite_where=_unread, postgresql_where=_unread)
+
+# The rep's own e-mails of a mailbox imported from a file, as they were in the file: there is
+# no server to fetch them from when a follow-up forwards one (IMAP mailboxes never keep mail).
+message_originals = Table(
+    "message_originals",
+    metadata,
+    Column("message_id", BigId, ForeignKey("messages.id", ondelete="CASCADE"), primary_key=True),
+    Column("raw", LargeBinary, nullable=False),  # RFC 5322 bytes, size-capped at import
+    _created(),
+)
 
 # Where a message lives: one message may sit in several folders (or twice in one).
 message_locations = Table(
@@ -371,7 +417,10 @@ drafts = Table(
     Column("raw", LargeBinary, nullable=False),  # the composed RFC 5322 message
     Column("revision", Integer, nullable=False, default=1),  # +1 per edit
     Column("message_id", String(998), nullable=False),  # the draft's own Message-ID
+    # The rep's e-mail the draft answers (In-Reply-To), or its stand-in key when it had no
+    # Message-ID; with step, it tells one quiet spell's draft from the next one's.
     Column("forwarded_message_id", String(998), nullable=False),
+    Column("reason", Text),  # which e-mail is forwarded and why; NULL for older drafts
     Column("subject", Text, nullable=False),
     Column("from_addr", String(320), nullable=False),
     Column("to_addrs", JSON, nullable=False),

@@ -8,12 +8,24 @@ from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, bindparam, false, func, select, true, type_coerce, update
+from sqlalchemy import (
+    ColumnElement,
+    bindparam,
+    false,
+    func,
+    literal,
+    select,
+    true,
+    type_coerce,
+    union_all,
+    update,
+)
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
 from app.storage.common import utcnow
-from app.storage.tables import folders, message_locations, messages, threads
+from app.storage.drafts import waiting_for
+from app.storage.tables import drafts, folders, message_locations, messages, threads
 
 
 async def list_threads(
@@ -24,9 +36,15 @@ async def list_threads(
     state: str | None,
     before_id: int | None,
     limit: int,
+    needs_response: bool | None = None,
+    with_draft: bool = False,
 ) -> list[dict[str, Any]]:
-    """Newest threads first; `before_id` is the keyset cursor (ids only grow)."""
-    query = select(threads).where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+    """Newest threads first; `before_id` is the keyset cursor (ids only grow). With
+    `with_draft`, each row also carries `draft_id`: the draft it waits for now, if any."""
+    columns = [*threads.c, _current_draft().label("draft_id")] if with_draft else [threads]
+    query = select(*columns).where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+    if needs_response is not None:
+        query = query.where(threads.c.needs_response == needs_response)
     if mailbox_id is not None:
         query = query.where(threads.c.mailbox_id == mailbox_id)
     if state is not None:
@@ -35,6 +53,91 @@ async def list_threads(
         query = query.where(threads.c.id < before_id)
     query = query.order_by(threads.c.id.desc()).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+def _current_draft() -> Any:
+    """The id of the draft the (outer) thread waits for now (see drafts.waiting_for)."""
+    return (
+        select(func.max(drafts.c.id))
+        .where(
+            drafts.c.thread_id == threads.c.id,
+            drafts.c.state != "dismissed",
+            waiting_for(drafts.c.step, made_at=drafts.c.created_at),
+        )
+        .scalar_subquery()
+    )
+
+
+async def count_by_state(conn: AsyncConnection, *, user_id: int) -> tuple[dict[str, int], int]:
+    """How many of the user's threads are in each state (from the (user, state) index alone),
+    and how many owe an answer (from the partial index of those), in one statement."""
+    owed = (
+        select(func.count())
+        .where(threads.c.user_id == user_id, threads.c.needs_response == true())
+        .scalar_subquery()
+    )
+    query = (
+        select(threads.c.state, func.count(), owed)
+        .where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+        .group_by(threads.c.state)
+    )
+    counts, owing = {}, 0
+    for state, n, o in await conn.execute(query):
+        counts[str(state)] = int(n)
+        owing = int(o or 0)
+    return counts, owing
+
+
+async def dashboard_threads(
+    conn: AsyncConnection, *, user_id: int, limit: int
+) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The newest threads that owe the rep an answer, and the newest quiet ones with their
+    current draft: one round trip for both lists."""
+    base = [*threads.c, _current_draft().label("draft_id")]
+    owed = (
+        select(*base, literal(0).label("section"))
+        .where(threads.c.user_id == user_id, threads.c.needs_response == true())
+        .order_by(threads.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    quiet = (
+        select(*base, literal(1).label("section"))
+        .where(threads.c.user_id == user_id, threads.c.state == "quiet")
+        .order_by(threads.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    query = union_all(select(owed), select(quiet))
+    sections: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    for row in (await conn.execute(query)).mappings():
+        values = dict(row)
+        sections[values.pop("section")].append(values)
+    return sections
+
+
+async def people_of_threads(
+    conn: AsyncConnection, thread_ids: Sequence[int]
+) -> dict[int, list[dict[str, Any]]]:
+    """Who wrote to whom in each thread, oldest first: what a list shows of its people."""
+    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    if not thread_ids:
+        return out
+    query = (
+        select(
+            messages.c.thread_id,
+            messages.c.kind,
+            messages.c.from_addr,
+            messages.c.from_name,
+            messages.c.to_addrs,
+            messages.c.date,
+        )
+        .where(messages.c.thread_id.in_(thread_ids))
+        .order_by(messages.c.thread_id, messages.c.date, messages.c.id)
+    )
+    for row in (await conn.execute(query)).mappings():
+        out[int(row["thread_id"])].append(dict(row))
+    return out
 
 
 async def get_thread(

@@ -138,12 +138,19 @@ def test_no_request_gets_a_server_error(
             assert ping.status_code == 202, ping.text
             (draft, *_) = api.get("/api/v1/drafts").json()["items"]
             (thread, *_) = api.get("/api/v1/threads").json()["items"]
+            # A token of its own to aim at, so that revoking it spares the one the run uses.
+            spare = api.post("/api/v1/tokens", json={"name": "fuzz target"})
+            assert spare.status_code == 201, spare.text
+            (target,) = [
+                t for t in api.get("/api/v1/tokens").json()["items"] if t["name"] == "fuzz target"
+            ]
         real = {
             "mailbox_id": mailbox_id,
             "thread_id": thread["id"],
             "draft_id": draft["id"],
             "webhook_id": hook.json()["id"],
             "delivery_id": ping.json()["id"],
+            "token_id": target["id"],
         }
 
         schema = schemathesis.openapi.from_url(base + "/openapi.json")

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
-from tests.support.processes import cli_env, run_cli
+from tests.support.processes import cli_env, run_cli, serving
 
 pytestmark = pytest.mark.integration
 
@@ -58,3 +59,60 @@ def test_help_lists_the_commands(tmp_path: Path) -> None:
     assert result.returncode == 0
     for command in ("serve", "worker", "migrate", "user", "token", "sync"):
         assert command in result.stdout
+
+
+def test_token_list_revoke_and_user_disable_take_effect_at_once(tmp_path: Path) -> None:
+    env = cli_env(
+        secret_key=TEST_SECRET_KEY,
+        database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db",
+        workers_enabled="false",
+    )
+    assert run_cli("migrate", env=env, cwd=tmp_path).returncode == 0
+    made = run_cli(
+        "user", "create", "--email", "rep@seller.example", "--password-stdin",
+        env=env, cwd=tmp_path, stdin="long-enough-pw\n",
+    )  # fmt: skip
+    assert made.returncode == 0, made.stderr
+
+    def token(name: str, *extra: str) -> str:
+        done = run_cli(
+            "token", "create", "--email", "rep@seller.example", "--name", name, *extra,
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert done.returncode == 0, done.stderr
+        return done.stdout.strip().splitlines()[-1]
+
+    first, second = token("laptop"), token("crm", "--expires-days", "30")
+    listed = run_cli("token", "list", "--email", "rep@seller.example", env=env, cwd=tmp_path)
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[1]: line.split() for line in listed.stdout.splitlines()[1:]}
+    assert rows.keys() == {"laptop", "crm"}
+    assert rows["laptop"][2] == first[:8] and rows["laptop"][-1] == "never"
+    assert rows["crm"][2] == second[:8] and rows["crm"][-1] != "never"
+    assert first not in listed.stdout and second not in listed.stdout
+
+    with serving(env, tmp_path, tmp_path / "serve.log") as base:
+
+        def status(secret: str) -> int:
+            headers = {"Authorization": f"Bearer {secret}"}
+            return httpx.get(base + "/api/v1/threads", headers=headers, timeout=10).status_code
+
+        assert status(first) == 200 and status(second) == 200
+        revoked = run_cli(
+            "token", "revoke", "--email", "rep@seller.example", rows["laptop"][0],
+            env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert revoked.returncode == 0, revoked.stderr
+        assert status(first) == 401 and status(second) == 200  # the running server, at once
+        disabled = run_cli(
+            "user", "disable", "--email", "rep@seller.example", env=env, cwd=tmp_path
+        )
+        assert disabled.returncode == 0 and "disabled" in disabled.stdout
+        assert status(second) == 401
+        enabled = run_cli(
+            "user", "disable", "--email", "rep@seller.example", "--enable", env=env, cwd=tmp_path
+        )
+        assert enabled.returncode == 0
+        assert status(second) == 200
+    gone = run_cli("token", "revoke", "--email", "rep@seller.example", "999", env=env, cwd=tmp_path)
+    assert gone.returncode == 1 and "no token 999" in gone.stderr

@@ -110,7 +110,7 @@ def test_walking_skeleton(
         assert thread.keys() >= THREAD_FIELDS
         assert thread["message_ids"] == [scenario.quiet]
         assert thread["subject"] == "Proposal for Buyer Inc"
-        assert thread["reason"].startswith("quiet: ")
+        assert thread["reason"].startswith("quiet for 7 business days since your e-mail of ")
         assert thread["needs_response"] is False
 
         by_root = {t["message_ids"][0]: t for t in all_threads(api, mailbox_id=mailbox_id)}

@@ -103,6 +103,8 @@ def test_import_then_list_threads_over_the_api(kind: str, tmp_path: Path) -> Non
         REP,
         "--timezone",
         "Europe/Berlin",
+        "--holiday-country",
+        "de",
     ]
 
     first = run_cli(*args, env=env, cwd=tmp_path)
@@ -112,7 +114,9 @@ def test_import_then_list_threads_over_the_api(kind: str, tmp_path: Path) -> Non
     assert " 4 new" in first.stdout
     if kind == "maildir":
         assert "1 unreadable (skipped)" in first.stdout
+    assert "1 follow-up drafts composed" in first.stdout
     assert " 0 new" in second.stdout, second.stdout
+    assert "0 follow-up drafts composed" in second.stdout
     token = run_cli("token", "create", "--email", "rep@seller.example", env=env, cwd=tmp_path)
     with (
         serving(env, tmp_path, tmp_path / "serve.log") as base,
@@ -128,8 +132,13 @@ def test_import_then_list_threads_over_the_api(kind: str, tmp_path: Path) -> Non
             "<i1@seller.example>": "ignored",
         }
         events = api.get("/api/v1/events").json()["items"]
-        assert [e["type"] for e in events] == ["thread.quiet"]
+        # The quiet thread's follow-up was composed from the rep's e-mail in the file.
+        assert [e["type"] for e in events] == ["thread.quiet", "draft.created"]
+        (draft,) = api.get("/api/v1/drafts", params={"state": "pending"}).json()["items"]
+        assert draft["in_reply_to"] == "<q1@seller.example>"
         mailbox_id = items[0]["mailbox_id"]
+        mailbox = api.get(f"/api/v1/mailboxes/{mailbox_id}").json()
+        assert mailbox["holiday_country"] == "DE"
         refused = api.post(f"/api/v1/mailboxes/{mailbox_id}/sync", params={"wait": "true"})
         assert refused.status_code == 409
         assert "imported from a file" in refused.json()["detail"]

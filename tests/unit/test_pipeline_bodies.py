@@ -32,6 +32,16 @@ def header(*lines: str) -> bytes:
             True,
         ),
         (header("From: MAILER-DAEMON@mx.example", "Message-ID: <d@mx>", "Subject: failure"), True),
+        # One weak sign of a mass mailing: its footer may decide, though it answers nothing.
+        (
+            header(
+                "From: hello@homefinder.example",
+                "Message-ID: <h@f>",
+                "Return-Path: <bounces+77-rep@em1.sendgrid.net>",
+            ),
+            True,
+        ),
+        (header("From: anna@buyer.example", "Message-ID: <a@b>", "X-Mailer: Outlook 16"), False),
     ],
 )
 def test_wants_body(raw: bytes, wanted: bool) -> None:
@@ -61,3 +71,36 @@ def test_with_body_reads_the_text_and_threads_a_bounce_to_what_it_returns() -> N
     assert read.details is not None and read.details["bounce_recipient"] == "anna@buyer.example"
     assert "<s1@seller>" in read.links.references
     assert not wants_body(read)  # read once: never again
+
+
+def test_a_delay_notice_gone_before_its_body_was_read_keeps_its_subkind() -> None:
+    """Expunged between the two FETCHes: judged by its header for good, and what the header
+    said (a delay notice, which the rules ignore) is stored with it, not lost."""
+    from app.mail.sync import MailboxRef, SyncOptions, _read_body
+
+    raw = header(
+        "From: MAILER-DAEMON@mx.buyer.example",
+        "To: rep@seller.example",
+        "Message-ID: <d@mx>",
+        "Subject: Delayed Mail (still being retried)",
+    )
+    m = prepare_message(raw, identity=REP, fallback_date=WHEN)
+    f = m.facts
+    row = {
+        "message_key": m.links.key,
+        "has_message_id": True,
+        "in_reply_to": list(f.in_reply_to),
+        "references": list(f.references),
+        "subject": f.subject,
+        "from_addr": f.from_.normalized if f.from_ else "",
+        "from_name": "",
+        "to_addrs": [a.normalized for a in f.to],
+        "cc_addrs": [],
+        "date": f.date,
+        "signals": f.signals,
+        "defects": [],
+    }
+    mailbox = MailboxRef(id=1, user_id=1, identity=REP)
+    verdict, details, _ = _read_body(row, None, mailbox, SyncOptions(since=None, now=WHEN))
+    assert verdict.kind.value == "bounce" and verdict.bounce_hard is False
+    assert details["subkind"] == "delay_notice" and details["body_read"] is False

@@ -72,26 +72,43 @@ OUTLOOK_BLOCK = (
 )
 
 
-def _dsn(action: str, status: str, recipient: str, diagnostic: str, human: str) -> bytes:
+def _dsn(
+    action: str,
+    status: str,
+    recipient: str,
+    diagnostic: str,
+    human: str,
+    *,
+    extra: tuple[str, str, str, str] | None = None,
+) -> bytes:
+    """A delivery-status report for one recipient (`extra`: a second one's action, status,
+    address and diagnostic). An empty `action` leaves the Action field out."""
     boundary = "dsn-boundary-1"
+    blocks = [(action, status, recipient, diagnostic), *([extra] if extra else [])]
+    per_recipient = "".join(
+        f"Final-Recipient: rfc822; {r}\nOriginal-Recipient: rfc822;{r}\n"
+        + (f"Action: {a}\n" if a else "")
+        + f"Status: {st}\nRemote-MTA: dns; mx2.buyer.org\nDiagnostic-Code: smtp; {d}\n\n"
+        for a, st, r, d in blocks
+    )
     body = (
         f"--{boundary}\nContent-Type: text/plain; charset=us-ascii\n\n{human}\n\n"
         f"--{boundary}\nContent-Type: message/delivery-status\n\n"
         "Reporting-MTA: dns; mx.buyer.org\nArrival-Date: Mon, 2 Mar 2026 15:04:07 +0100\n\n"
-        f"Final-Recipient: rfc822; {recipient}\nOriginal-Recipient: rfc822;{recipient}\n"
-        f"Action: {action}\nStatus: {status}\nRemote-MTA: dns; mx2.buyer.org\n"
-        f"Diagnostic-Code: smtp; {diagnostic}\n\n"
+        f"{per_recipient}"
         f"--{boundary}\nContent-Type: text/rfc822-headers\n\n"
         "From: Rep <rep@seller.com>\nTo: Anna Berg <anna@buyer.org>\n"
         "Subject: Offer for 40 seats\nMessage-ID: <offer-1@seller.com>\n\n"
         f"--{boundary}--\n"
     )
+    subjects = {
+        "failed": "Undelivered Mail Returned to Sender",
+        "delayed": "Delayed Mail (still being retried)",
+    }
     return mail(
         body,
         sender="Mail Delivery System <MAILER-DAEMON@mx.buyer.org>",
-        subject="Undelivered Mail Returned to Sender"
-        if action == "failed"
-        else "Delayed Mail (still being retried)",
+        subject=subjects.get(action, "Delivery Status Notification"),
         headers="Auto-Submitted: auto-replied\n",
         content_type=f'multipart/report; report-type=delivery-status; boundary="{boundary}"',
         threaded=False,
@@ -472,10 +489,50 @@ CASES: tuple[MailCase, ...] = (
             "421 4.4.7 Try again later",
             "THIS IS A WARNING ONLY. YOU DO NOT NEED TO RESEND YOUR MESSAGE.",
         ),
-        kind=MessageKind.AUTO_REPLY,
+        kind=MessageKind.BOUNCE,
         subkind=Subkind.DELAY_NOTICE,
         bounce_recipient="anna@buyer.org",
-        reason_part="delay notice",
+        bounce_hard=False,
+        reason_part="delayed, still being retried",
+    ),
+    MailCase(
+        name="delivery-status report, Action relayed, Status 2.1.5: a receipt",
+        raw=_dsn(
+            "relayed",
+            "2.1.5",
+            "anna@buyer.org",
+            "250 2.1.5 Ok",
+            "Your message was relayed to a server that does not return delivery reports.",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.DELIVERY_RECEIPT,
+        reason_part="a receipt",
+    ),
+    MailCase(
+        name="delivery-status report without Action, Status 2.0.0: a receipt",
+        raw=_dsn(
+            "",
+            "2.0.0",
+            "anna@buyer.org",
+            "250 2.0.0 Message accepted for delivery",
+            "This is the mail system at host mx.seller.com. Your message was delivered.",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.DELIVERY_RECEIPT,
+    ),
+    MailCase(
+        name="delivery-status report: one recipient delivered, one failed is a bounce",
+        raw=_dsn(
+            "delivered",
+            "2.0.0",
+            "rep.colleague@buyer.org",
+            "250 ok",
+            "Delivery to the following recipient failed permanently: anna@buyer.org",
+            extra=("failed", "5.1.1", "anna@buyer.org", "550 5.1.1 User unknown"),
+        ),
+        kind=MessageKind.BOUNCE,
+        bounce_recipient="anna@buyer.org",
+        bounce_hard=True,
     ),
     MailCase(
         name="qmail bounce without DSN, original inline",
@@ -541,6 +598,245 @@ CASES: tuple[MailCase, ...] = (
             threaded=False,
         ),
         kind=MessageKind.BULK,
+    ),
+    # --- bulk without list headers: weak signals weighed (issue 17) ------------------------
+    MailCase(
+        name="old-style newsletter: news@ sender and an unsubscribe footer",
+        raw=mail(
+            "Acme Tools - March news\n\nOur new torque wrench line is here, 20% off until "
+            "Friday.\n\nTo unsubscribe from this newsletter, click here: "
+            "https://acme-tools.example/u?id=77",
+            sender="Acme Tools <news@acme-tools.example>",
+            subject="March news: new torque wrenches",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+        reason_part="sender news@",
+    ),
+    MailCase(
+        name="card-issuer news: Return-Path on an ESP's domain and a 'you are receiving' footer",
+        raw=mail(
+            "Dear cardmember,\n\nyour new statement design is live.\n\nYou are receiving "
+            "this e-mail because you hold a Northbank card.",
+            sender="Northbank Card Services <cardservices@northbank.example>",
+            subject="Your statement has a new look",
+            headers="Return-Path: <bounce-mc.us4_1234.567-99881@mail78.mcsv.net>\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+        reason_part="bounce domain mail78.mcsv.net",
+    ),
+    MailCase(
+        name="survey sent through Mailgun with an unsubscribe link",
+        raw=mail(
+            "How did we do? Rate your last delivery: https://survey.parcelco.example/r/1\n\n"
+            "Unsubscribe: https://survey.parcelco.example/u/1",
+            sender="ParcelCo <feedback@parcelco.example>",
+            subject="How was your delivery?",
+            headers="X-Mailgun-Sid: WyI0ZmIzNSIsICJyZXBAc2VsbGVyLmNvbSIsICI5ZjM4Il0=\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+        reason_part="ESP header",
+    ),
+    MailCase(
+        name="campaign through Amazon SES: X-SES-Outgoing and X-Campaign, headers only",
+        raw=mail(
+            "Join our webinar on Thursday.",
+            sender="Product Team <team@saasly.example>",
+            subject="Webinar: what's new in Q2",
+            headers="X-SES-Outgoing: 2026.03.02-54.240.8.1\nX-Campaign: q2-webinar-emea\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="SendGrid: X-SG-EID and a bounce Return-Path on sendgrid.net",
+        raw=mail(
+            "Your weekly digest of new listings.",
+            sender="Listings <hello@homefinder.example>",
+            subject="12 new listings near you",
+            headers="X-SG-EID: u001.Qh8kL2\nReturn-Path: <bounces+1234-ab12-rep=seller.org@"
+            "em123.sendgrid.net>\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="mass mailer's X-Mailer (SendBlaster) from info@",
+        raw=mail(
+            "Spring offers for our business customers.",
+            sender="Office Supply <info@officesupply.example>",
+            subject="Spring offers",
+            headers="X-Mailer: SendBlaster 4.4.2\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+        reason_part="mass mailer",
+    ),
+    MailCase(
+        name="Return-Path encodes the rep's own address (VERP)",
+        raw=mail(
+            "This month in logistics: three stories.",
+            sender="Logistics Weekly <editor@logweekly.example>",
+            subject="This month in logistics",
+            headers="Return-Path: <lw-bounce+rep=seller.com@lists.logweekly.example>\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+        reason_part="VERP",
+    ),
+    MailCase(
+        name="German newsletter: newsletter@ and 'abmelden'",
+        raw=mail(
+            "Liebe Kundin, lieber Kunde,\n\nunsere Frühjahrsaktion beginnt heute.\n\n"
+            "Newsletter abmelden: https://gartenwelt.example/abmelden",
+            sender="Gartenwelt <newsletter@gartenwelt.example>",
+            subject="Frühjahrsaktion",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="mailer@ with 'view in browser' and 'manage your preferences'",
+        raw=mail(
+            "View this email in your browser\n\nThe conference programme is out.\n\n"
+            "Manage your preferences | Privacy",
+            sender="EventCo <mailer@eventco.example>",
+            subject="The programme is out",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="Mailchimp: X-MC-User and an 'update your preferences' footer",
+        raw=mail(
+            "Five recipes for spring.\n\nWhy did I get this? You subscribed to our list.\n"
+            "Update your preferences or unsubscribe from this list.",
+            sender="Cook Club <hi@cookclub.example>",
+            subject="Five recipes for spring",
+            headers="X-MC-User: 8d2c1f0e9a7b6c5d4e3f2a1b0\n",
+            threaded=False,
+        ),
+        kind=MessageKind.BULK,
+    ),
+    MailCase(
+        name="a person's reply that quotes a newsletter stays a reply",
+        raw=mail(
+            "Saw this in their newsletter - relevant for our rollout?\n\n"
+            + quoted(
+                "Acme Tools - March news\nTo unsubscribe from this newsletter, click here: "
+                "https://acme-tools.example/u\nYou are receiving this e-mail because you "
+                "subscribed."
+            ),
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="a person writing from news@ (a newsroom) with no other signal is a reply",
+        raw=mail("Sounds good, let's talk Thursday at 10.", sender="Desk <news@buyer.org>"),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="a reply sent through the buyer's own SES, one weak signal, is a reply",
+        raw=mail(
+            "Thanks, the numbers work for us. Can you send the contract?",
+            headers="X-SES-Outgoing: 2026.03.02-54.240.8.9\n",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="a threaded reply whose own text has an unsubscribe link and a footer is a reply",
+        raw=mail(
+            "Yes, please go ahead. PS: our marketing list is at https://buyer.org/news - "
+            "you can unsubscribe any time; you are receiving this because you asked.",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="'please unsubscribe me' without threading headers is a decline, not bulk",
+        raw=mail("Please unsubscribe me from your list.", threaded=False),
+        kind=MessageKind.REPLY,
+        decline=True,
+        human=True,
+    ),
+    # --- challenge-response (issue 17) ----------------------------------------------------
+    MailCase(
+        name="challenge without automatic headers: RE: subject, allowed list, one link",
+        raw=mail(
+            "Hello,\n\nI protect my inbox from spam. Your message has been held.\nPlease "
+            "click the link below to be added to my allowed list:\n\n"
+            "https://verify.inboxguard.example/c/8f2a9e\n\nThank you.",
+            subject="RE: Offer for 40 seats",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.CHALLENGE,
+        reason_part="the text",
+    ),
+    MailCase(
+        name="Spam Arrest challenge known by its Return-Path",
+        raw=mail(
+            "Anna Berg uses Spam Arrest. Please verify your message so it can be delivered.",
+            headers="Return-Path: <verify@spamarrest.com>\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.CHALLENGE,
+        reason_part="Spam Arrest",
+    ),
+    MailCase(
+        name="Bluebottle challenge that names itself in the text",
+        raw=mail(
+            "This e-mail address is protected by Bluebottle. Your message is held until you "
+            "confirm you sent it: https://www.bluebottle.example/confirm/1",
+            subject="Re: Offer for 40 seats",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.CHALLENGE,
+        reason_part="the text",
+    ),
+    MailCase(
+        name="MailWasher challenge known by its X-Mailer",
+        raw=mail(
+            "Your e-mail was not delivered yet. Reply to this message to confirm you are real.",
+            headers="X-Mailer: MailWasher Pro 7.12\n",
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.CHALLENGE,
+        reason_part="MailWasher",
+    ),
+    MailCase(
+        name="Boxbe request known by its sender",
+        raw=mail(
+            'Your message about "Offer for 40 seats" is waiting in Anna\'s Boxbe guest list.',
+            sender="Boxbe <notify@boxbe.com>",
+            threaded=False,
+        ),
+        kind=MessageKind.AUTO_REPLY,
+        subkind=Subkind.CHALLENGE,
+        reason_part="Boxbe",
+    ),
+    MailCase(
+        name="a person who works at a challenge-response company replies: a reply",
+        raw=mail(
+            "Thanks Rita, Thursday works. I'll bring our IT lead.",
+            sender="Sam Lee <sam.lee@boxbe.com>",
+            headers="Return-Path: <sam.lee@boxbe.com>\n",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
+    ),
+    MailCase(
+        name="a person mentioning their allowed list with a form link is a reply",
+        raw=mail(
+            "Happy to talk. Our IT keeps an allowed list of vendors; could your team fill in "
+            "https://vendors.buyer.org/form before Thursday?",
+        ),
+        kind=MessageKind.REPLY,
+        human=True,
     ),
     MailCase(
         name="a colleague's mail is internal",

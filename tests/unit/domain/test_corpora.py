@@ -36,9 +36,15 @@ def test_corpora_clear_the_bars(bench: ModuleType) -> None:
     for cls in ("auto_reply", "bounce"):
         assert tally.precision(cls) >= 0.98, (cls, sorted(tally.pairs.items()))
         assert tally.recall(cls) >= 0.95, (cls, sorted(tally.pairs.items()))
+    assert tally.precision("bulk") >= 0.98, sorted(tally.pairs.items())
+    assert tally.recall("bulk") >= 0.90, sorted(tally.pairs.items())
     assert tally.auto_or_bounce_as_reply == []
-    assert tally.human_as_auto_or_bounce == []
+    assert tally.bulk_as_reply == []
+    assert tally.human_as_other == []
     assert tally.delay_as_bounce == []
+    # Every delay notice is a soft bounce, every receipt a receipt.
+    assert set(tally.delays) == {"soft"}, tally.delays
+    assert set(tally.receipts) == {"receipt"}, tally.receipts
 
 
 def test_delay_notes_are_read_from_the_readme(bench: ModuleType) -> None:
@@ -46,6 +52,13 @@ def test_delay_notes_are_read_from_the_readme(bench: ModuleType) -> None:
     assert "mail-deliverystatus-bounceparser/warning-8.msg" in flagged
     assert "bounce-email-py/bounces/tt_bounce_12_soft.txt" in flagged
     assert "flanker/bounce/delayed-broken.eml" not in flagged  # a failed 4.2.2, not a delay
+
+
+def test_spam_notes_are_read_from_the_readme(bench: ModuleType) -> None:
+    spam = bench.spam_flagged(CORPORA)
+    assert "mail-gem/error_emails/content_transfer_encoding_spam.eml" in spam
+    assert "mail-gem/error_emails/cant_parse_from.eml" not in spam  # a newsletter
+    assert not any("spam-rejection" in rel for rel in spam)  # bounces noted "rejected as spam"
 
 
 def test_every_corpus_file_parses_without_raising(bench: ModuleType) -> None:

@@ -1,5 +1,6 @@
 from datetime import UTC, datetime
 
+import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
@@ -54,3 +55,24 @@ def test_message_ids_tolerate_commas_comments_and_duplicates() -> None:
 @given(st.binary(max_size=2000))
 def test_arbitrary_bytes_never_raise(raw: bytes) -> None:
     parse_header_bytes(raw)
+
+
+@pytest.mark.parametrize(
+    ("written", "read"),
+    [
+        ("<abc@example.com>", "<abc@example.com>"),
+        ("abc@example.com", "<abc@example.com>"),  # no brackets: still its Message-ID
+        ("  abc.123@mail.example.com  ", "<abc.123@mail.example.com>"),
+        ("(none)", None),  # junk never ties unrelated messages together
+        ("unknown", None),
+        ("abc@example.com extra@words", None),
+        ("", None),
+    ],
+)
+def test_a_message_id_without_angle_brackets_is_still_its_message_id(
+    written: str, read: str | None
+) -> None:
+    raw = f"From: a@b.example\r\nMessage-ID: {written}\r\nIn-Reply-To: {written}\r\n\r\n"
+    facts = parse_header_bytes(raw.encode())
+    assert facts.message_id == read
+    assert facts.in_reply_to == ((read,) if read else ())

@@ -44,14 +44,14 @@ def history(*messages: ThreadMessage, **kw: object) -> ThreadHistory:
             history(msg(K.OUTBOUND, SENT)),
             SENT + timedelta(days=2),
             S.AWAITING_REPLY,
-            "quiet from Wed 14:02",
+            "quiet from Wed 18 Nov 14:02",
         ),
         (
             "quiet after 3 business days (weekend skipped)",
             history(msg(K.OUTBOUND, SENT)),
             datetime(2026, 11, 18, 13, 2, tzinfo=UTC),
             S.QUIET,
-            "quiet: 3 business days since your e-mail of Fri 14:02 Europe/Berlin",
+            "quiet for 3 business days since your e-mail of Fri 13 Nov 14:02 Europe/Berlin",
         ),
         (
             "one minute early",
@@ -174,7 +174,7 @@ def test_the_rep_writing_again_restarts_the_wait() -> None:
     thread = history(msg(K.OUTBOUND, SENT), msg(K.OUTBOUND, second))
     decision = decide(thread, RULES, CAL, datetime(2026, 11, 18, 14, 0, tzinfo=UTC))
     assert decision.state is S.AWAITING_REPLY
-    assert "Tue 10:00" in decision.reason
+    assert "Tue 17 Nov 10:00" in decision.reason
 
 
 def test_a_clear_no_closes_the_thread_as_declined() -> None:
@@ -221,13 +221,35 @@ def test_read_receipts_and_delay_notices_do_not_move_the_clock() -> None:
     )
     delay = ThreadMessage(
         message_id="<d@x>",
-        kind=K.AUTO_REPLY,
+        kind=K.BOUNCE,  # a soft bounce: still being retried
         date=SENT + timedelta(hours=2),
         sender="mailer-daemon@mx.buyer.org",
         subkind=Subkind.DELAY_NOTICE,
     )
     thread = history(msg(K.OUTBOUND, SENT), receipt, delay)
     assert decide(thread, RULES, CAL, SENT + timedelta(days=7)).state is S.QUIET
+
+
+def test_a_final_failure_after_a_delay_notice_bounces_the_thread() -> None:
+    from app.domain.model import Subkind
+
+    delay = ThreadMessage(
+        message_id="<d@x>",
+        kind=K.BOUNCE,
+        date=SENT + timedelta(hours=2),
+        sender="mailer-daemon@mx.buyer.org",
+        subkind=Subkind.DELAY_NOTICE,
+    )
+    failure = ThreadMessage(
+        message_id="<f@x>",
+        kind=K.BOUNCE,
+        date=SENT + timedelta(days=5),
+        sender="mailer-daemon@mx.buyer.org",
+    )
+    delayed_only = history(msg(K.OUTBOUND, SENT), delay)
+    assert decide(delayed_only, RULES, CAL, SENT + timedelta(days=1)).state is S.AWAITING_REPLY
+    failed = history(msg(K.OUTBOUND, SENT), delay, failure)
+    assert decide(failed, RULES, CAL, SENT + timedelta(days=6)).state is S.BOUNCED
 
 
 def test_left_the_company_names_the_replacement() -> None:
@@ -244,3 +266,18 @@ def test_left_the_company_names_the_replacement() -> None:
     decision = decide(history(msg(K.OUTBOUND, SENT), gone), RULES, CAL, SENT + timedelta(days=1))
     assert decision.state is S.BOUNCED
     assert "bob@buyer.org" in decision.reason
+
+
+def test_a_quiet_reason_says_the_time_really_passed_and_stays_true() -> None:
+    """Weeks later the reason says how long it has really been, with the full date, and the
+    thread is looked at again when the next business day completes (so it never goes stale)."""
+    thread = history(msg(K.OUTBOUND, SENT))
+    now = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)  # Mon 14 Dec 11:00 Berlin
+    decision = decide(thread, RULES, CAL, now)
+    assert decision.state is S.QUIET
+    assert decision.reason.startswith(
+        "quiet for 20 business days since your e-mail of Fri 13 Nov 14:02 Europe/Berlin;"
+    )
+    assert decision.next_check_at == datetime(2026, 12, 14, 13, 2, tzinfo=UTC)
+    later = decide(thread, RULES, CAL, decision.next_check_at)
+    assert later.reason.startswith("quiet for 21 business days since")

@@ -198,7 +198,7 @@ def test_far_apart_zones_use_the_mailbox_clock() -> None:
     assert calm.state is S.REPLIED and not calm.needs_response
     assert calm.next_check_at == utc(2026, 11, 16, 18, 0)  # Mon 10:00 in Los Angeles
     owed = decide(thread, RULES, LOS_ANGELES, utc(2026, 11, 16, 18, 0))
-    assert owed.needs_response and "Sun 12:00 America/Los_Angeles" in owed.reason
+    assert owed.needs_response and "Sun 15 Nov 12:00 America/Los_Angeles" in owed.reason
 
 
 ZoneInfoApia = __import__("zoneinfo").ZoneInfo("Pacific/Apia")
@@ -277,7 +277,8 @@ def test_answered_outside_email_is_replied_with_the_note() -> None:
     decision = decide(thread, RULES, BERLIN, SENT + timedelta(days=10))
     assert decision.state is S.REPLIED and not decision.needs_response
     assert (
-        decision.reason == "replied: you noted an answer on Tue 10:00 Europe/Berlin: “they called”"
+        decision.reason
+        == "replied: you noted an answer on Tue 3 Nov 10:00 Europe/Berlin: “they called”"
     )
     assert decision.next_check_at is None
 
@@ -303,7 +304,7 @@ def test_reopen_after_a_decline_watches_again_from_the_reopening() -> None:
     thread = h(out(SENT), no, reopened_at=reopened)
     waiting = decide(thread, RULES, BERLIN, reopened + timedelta(hours=1))
     assert waiting.state is S.AWAITING_REPLY
-    assert "you reopened it on Mon 10:00" in waiting.reason
+    assert "you reopened it on Mon 9 Nov 10:00" in waiting.reason
     assert waiting.next_check_at == utc(2026, 11, 12, 9, 0)
 
 
@@ -353,7 +354,13 @@ AWAY = Rules(time_off=(TimeOff(start=date(2026, 11, 9), end=date(2026, 11, 13)),
             S.AWAITING_REPLY,
             utc(2026, 11, 8, 23, 0),  # Mon 00:00 Berlin
         ),
-        ("back: quiet again", h(out(SENT)), utc(2026, 11, 16, 8, 0), S.QUIET, None),
+        (
+            "back: quiet again, looked at again when the next business day completes",
+            h(out(SENT)),
+            utc(2026, 11, 16, 8, 0),
+            S.QUIET,
+            utc(2026, 11, 16, 9, 0),
+        ),
         (
             "a reply is still a reply",
             h(out(SENT), reply(SENT + timedelta(hours=1))),

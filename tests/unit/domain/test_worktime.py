@@ -19,6 +19,7 @@ from app.domain.worktime import (
     add_business_hours,
     business_days_elapsed,
     describe_local,
+    next_business_day_completes,
     next_working_moment,
 )
 
@@ -360,16 +361,19 @@ def test_add_business_hours(start: Wall, hours: float, expected: Wall) -> None:
     ("dt", "cal", "text"),
     [
         pytest.param(
-            datetime(2026, 3, 6, 13, 2, tzinfo=UTC), BERLIN, "Fri 14:02 Europe/Berlin", id="berlin"
+            datetime(2026, 3, 6, 13, 2, tzinfo=UTC),
+            BERLIN,
+            "Fri 6 Mar 14:02 Europe/Berlin",
+            id="berlin",
         ),
         pytest.param(
             datetime(2026, 3, 6, 23, 30, tzinfo=UTC),
             ISRAEL,
-            "Sat 01:30 Asia/Jerusalem",
+            "Sat 7 Mar 01:30 Asia/Jerusalem",
             id="crosses-midnight",
         ),
         pytest.param(
-            datetime(2026, 3, 6, 1, 0, tzinfo=UTC), APIA, "Fri 14:00 Pacific/Apia", id="apia"
+            datetime(2026, 3, 6, 1, 0, tzinfo=UTC), APIA, "Fri 6 Mar 14:00 Pacific/Apia", id="apia"
         ),
     ],
 )
@@ -497,3 +501,36 @@ def test_memoized_day_arithmetic_matches_a_fresh_calendar(
     for _ in range(2):  # the second call answers from the memo
         assert add_business_days(start, days, cal) == add_business_days(start, days, fresh)
     assert describe_local(start, cal) == describe_local(start, fresh)
+
+
+def test_business_days_elapsed_counts_like_adding_them_whatever_the_order_asked() -> None:
+    """The running count behind business_days_elapsed gives the same answers whether the
+    threads come oldest first, newest first, or years apart (and at the calendar's ends)."""
+    cal = WorkCalendar(timezone="Europe/Berlin", weekend=frozenset({5, 6}))
+    now = datetime(2026, 12, 14, 10, 0, tzinfo=UTC)
+    starts = [now - timedelta(days=d, hours=h) for d in (400, 3, 90, 1, 30, 700) for h in (0, 5)]
+    expected = []
+    for start in starts:
+        n = 0
+        while add_business_days(start, n + 1, cal).due_at <= now:
+            n += 1
+        expected.append(n)
+    fresh = WorkCalendar(timezone="Europe/Berlin", weekend=frozenset({5, 6}))
+    assert [business_days_elapsed(s, now, fresh) for s in starts] == expected
+    ancient = datetime(1, 1, 3, 12, 0, tzinfo=UTC)
+    assert business_days_elapsed(ancient, datetime(1, 1, 10, tzinfo=UTC), fresh) >= 1
+
+
+@pytest.mark.parametrize("zone", ["Europe/Berlin", "America/New_York", "Asia/Jerusalem"])
+def test_the_next_business_day_completes_exactly_when_the_count_grows(zone: str) -> None:
+    weekend = frozenset({4, 5}) if zone == "Asia/Jerusalem" else frozenset({5, 6})
+    cal = WorkCalendar(timezone=zone, weekend=weekend, holidays={date(2026, 3, 30): "A day"})
+    start = datetime(2026, 3, 20, 15, 30, tzinfo=UTC)  # across a DST switch in each zone
+    now = start - timedelta(hours=30)
+    for _ in range(15):
+        mark = next_business_day_completes(start, now, cal)
+        before = business_days_elapsed(start, mark - timedelta(microseconds=1), cal)
+        assert mark > now
+        assert business_days_elapsed(start, mark, cal) == before + 1
+        assert business_days_elapsed(start, now, cal) == before
+        now = mark

@@ -12,11 +12,14 @@ from app.domain.followup import (
     company_of,
     describe_date,
     first_name_of,
+    forward_reason,
     last_outbound,
     plan_followup,
     reply_subject,
     stage_of,
     strip_reply_prefixes,
+    unanswered_run,
+    weigh_forward,
 )
 from app.domain.model import Address, Identity, MessageKind, Rules
 from app.domain.worktime import WorkCalendar
@@ -90,12 +93,96 @@ def test_forwards_the_reps_last_outbound_as_a_reply_to_it() -> None:
     assert p.variables["subject"] == "Proposal"
 
 
-def test_ignores_messages_without_a_message_id_and_other_kinds() -> None:
+def test_an_email_without_message_id_is_followed_up_without_threading_headers() -> None:
     good = out("<o1@seller.example>", NOW - timedelta(days=9))
-    broken = out(None, NOW - timedelta(days=5))  # type: ignore[arg-type]
+    broken = out(
+        None,
+        NOW - timedelta(days=5),
+        key="<3f2a@synthetic.radiosilence.invalid>",
+        references=("<o1@seller.example>",),
+    )
+    p = plan([good, broken])
+    assert p.forward is broken and p.answers is broken
+    assert p.in_reply_to is None
+    assert p.references == ()  # its own References would make the draft answer another e-mail
+    assert plan([broken]).in_reply_to is None
     with pytest.raises(NothingToForward):
-        plan([broken])
-    assert plan([good, broken]).forward is good
+        plan([])
+
+
+def test_forwards_the_chosen_email_and_answers_the_last_one() -> None:
+    offer = out("<o1@seller.example>", NOW - timedelta(days=12), "Proposal")
+    bump = out(
+        "<o2@seller.example>",
+        NOW - timedelta(days=6),
+        "Re: Proposal",
+        references=("<o1@seller.example>",),
+    )
+    p = plan([offer, bump], forward=offer, why="forwards the offer")
+    assert p.forward is offer and p.answers is bump
+    assert p.in_reply_to == "<o2@seller.example>"
+    assert p.references == ("<o1@seller.example>", "<o2@seller.example>")
+    assert p.forward_reason == "forwards the offer"
+
+
+@pytest.mark.parametrize(
+    ("text", "attached", "verdict"),
+    [
+        ("Hi Erin, bumping this up.", False, "bump"),
+        ("Any news on this?\n\nBest,\nRita", False, "bump"),
+        ("Hi Erin, bumping this up.", True, "substance"),  # "here is the quote" + a PDF
+        (
+            "Hi Erin, bumping this up.\n\nOn Mon, 2 Mar 2026 Rita <rep@seller.example> wrote:\n"
+            "> Hi Erin,\n> here is the offer for the 40 seats we discussed.",
+            False,
+            "quoting_bump",
+        ),
+        (
+            "Hi Erin,\n\nhere is the offer for the 40 seats we discussed: 40 licences at 30 EUR "
+            "a month, onboarding in April, a named contact for your IT team, and the security "
+            "review documents you asked for. Could we talk on Thursday?\n\nBest,\nRita",
+            False,
+            "substance",
+        ),
+    ],
+)
+def test_weighing_an_email_to_forward(text: str, attached: bool, verdict: str) -> None:
+    assert weigh_forward(text, has_attachment=attached) == verdict
+
+
+def test_the_unanswered_run_is_the_reps_emails_since_the_last_answer_newest_first() -> None:
+    first = out("<o1@seller.example>", NOW - timedelta(days=20))
+    answer = StoredMessage(
+        message_id="<r1@buyer.example>",
+        kind=MessageKind.REPLY,
+        date=NOW - timedelta(days=18),
+        subject="Re: Proposal",
+        sender=ANNA,
+    )
+    second = out("<o2@seller.example>", NOW - timedelta(days=12))
+    third = out("<o3@seller.example>", NOW - timedelta(days=6))
+    assert unanswered_run([first, answer, second, third]) == [third, second]
+    assert unanswered_run([first]) == [first]
+
+
+def test_the_forward_reason_names_the_email_and_why() -> None:
+    offer = out("<o1@seller.example>", datetime(2026, 11, 6, 9, 7, tzinfo=UTC), "Proposal")
+    bump = out("<o2@seller.example>", datetime(2026, 11, 13, 9, 0, tzinfo=UTC), "Re: Proposal")
+    assert forward_reason(offer, bump, calendar=BERLIN, bumps_passed=1) == (
+        "forwards your e-mail of Fri 06 Nov 2026 10:07 ('Proposal'): it carries the substance; "
+        "your later nudge since (the last of Fri 13 Nov 2026 10:00) only bumped it"
+    )
+    assert "it quotes your earlier e-mail" in forward_reason(
+        bump, bump, calendar=BERLIN, quotes_original=True
+    )
+    assert "every e-mail of yours since the last answer is a short nudge" in forward_reason(
+        bump, bump, calendar=BERLIN, bumps_passed=2, all_bumps=True
+    )
+    assert forward_reason(bump, bump, calendar=BERLIN).endswith("your last e-mail in this thread")
+    # The later e-mail could not be fetched (deleted from the server): say so, not "nudge".
+    assert forward_reason(offer, bump, calendar=BERLIN).endswith(
+        "your later e-mail of Fri 13 Nov 2026 10:00 is gone from the server"
+    )
 
 
 def test_of_two_sent_at_once_the_later_listed_is_forwarded() -> None:
@@ -112,7 +199,9 @@ def test_of_two_sent_at_once_the_later_listed_is_forwarded() -> None:
     )
     assert last_outbound([earlier, later, reply]) is later
     assert plan([earlier, later, reply]).forward is later
-    assert last_outbound([reply, out(None, when)]) is None  # type: ignore[arg-type]
+    assert last_outbound([reply]) is None
+    idless = out(None, when, key="<k@synthetic.radiosilence.invalid>")
+    assert last_outbound([reply, idless]) is idless  # a Message-ID is not needed
 
 
 def test_step_stage_and_next_step_date_in_business_days() -> None:

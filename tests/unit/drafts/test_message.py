@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import dataclasses
 from datetime import UTC, datetime, timedelta
 from email import message_from_bytes, policy
 from email.message import EmailMessage
@@ -22,6 +23,7 @@ from app.drafts.message import (
     forward_parts,
     new_message_id,
     recompose,
+    text_and_attachments,
     to_bytes,
     with_date,
 )
@@ -110,6 +112,21 @@ def test_headers_make_it_a_reply_in_the_same_thread() -> None:
     assert head.isascii()
     assert b"=?utf-8?" in head
     assert b"\r\n" in wire and b"\n" not in wire.replace(b"\r\n", b"")
+
+
+def test_without_a_message_id_to_answer_the_draft_has_no_threading_headers() -> None:
+    plan, parts = plan_for(original())
+    idless = dataclasses.replace(plan, in_reply_to=None, references=())
+    msg = compose(idless, QUESTION, parts, message_id="<d1@seller.example>", date=NOW)
+    assert "In-Reply-To" not in msg and "References" not in msg
+    assert str(msg["Subject"]) == "Re: Angebot für Müller"
+
+
+def test_text_and_attachments_of_an_email() -> None:
+    text, attached = text_and_attachments(original(attachment=b"%PDF-1.4"))
+    assert "hier ist das Angebot für Müller & Söhne" in text
+    assert attached is True
+    assert text_and_attachments(original())[1] is False
 
 
 def test_body_starts_with_the_question_then_the_forward_intact() -> None:

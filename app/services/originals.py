@@ -1,0 +1,79 @@
+"""Where the rep's e-mail that a follow-up forwards comes from: fetched whole over IMAP when
+the draft is composed (it stays unread), or, for a mailbox imported from a file, the copy
+kept at import. The composing itself is the same for both (`services.followups`)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any, Protocol
+
+from app.mail.blocking import MailThreads
+from app.mail.imap import ImapSession
+from app.services.context import Context
+from app.services.mailboxes import open_mailbox_session
+from app.storage import drafts as draft_store
+from app.storage import originals as original_store
+from app.storage.engine import reading
+from app.storage.mailboxes import FILE_SOURCE
+
+
+class OriginalSource(Protocol):
+    async def original(self, message_id: int) -> bytes | None:
+        """The whole stored message `message_id` (a `messages.id`), or None when it is gone.
+        Raises MailServerError when the server cannot be reached."""
+
+    async def close(self) -> None: ...
+
+
+async def open_originals(
+    ctx: Context, mailbox: dict[str, Any], message_ids: Sequence[int]
+) -> OriginalSource:
+    """The source of the mailbox's messages `message_ids`, ready to read them."""
+    if mailbox["auth_method"] == FILE_SOURCE:
+        async with reading(ctx.engine) as conn:
+            return _Kept(await original_store.originals_of_messages(conn, message_ids))
+    async with reading(ctx.engine) as conn:
+        locations = await draft_store.locations_of_messages(conn, message_ids)
+    return _Fetched(await open_mailbox_session(ctx, mailbox), locations, ctx.mail_io)
+
+
+class _Kept:
+    """Copies kept at import, read from the database in one query."""
+
+    def __init__(self, kept: dict[int, bytes]) -> None:
+        self._kept = kept
+
+    async def original(self, message_id: int) -> bytes | None:
+        return self._kept.get(message_id)
+
+    async def close(self) -> None:
+        return None
+
+
+class _Fetched:
+    """BODY.PEEK[] over one IMAP session, trying each copy of the message (Sent first)."""
+
+    def __init__(
+        self,
+        session: ImapSession,
+        locations: dict[int, list[dict[str, Any]]],
+        mail_io: MailThreads,
+    ) -> None:
+        self._session = session
+        self._locations = locations
+        self._io = mail_io  # blocking IMAP runs on the mail pool, never the shared one
+
+    async def original(self, message_id: int) -> bytes | None:
+        for location in self._locations.get(message_id, []):
+            found = await self._io.run(
+                self._session.fetch_message,
+                location["name"],
+                int(location["uid"]),
+                uidvalidity=int(location["uidvalidity"]),
+            )
+            if found is not None:
+                return found
+        return None
+
+    async def close(self) -> None:
+        await self._io.run(self._session.close)
