@@ -6,6 +6,7 @@ signing out or disabling a user takes effect at once, in every process.
 
 from __future__ import annotations
 
+import asyncio
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -41,6 +42,12 @@ def normalize_email(email: str) -> str:
     return email
 
 
+async def _hashed(password: str) -> str:
+    # argon2 takes tens of milliseconds of CPU on purpose: never on the event loop, where it
+    # would stall every other request while one user signs up or in.
+    return await asyncio.to_thread(hash_password, password)
+
+
 def _check_password(password: str) -> None:
     if len(password) < MIN_PASSWORD_LENGTH:
         raise InvalidInput(f"the password must have at least {MIN_PASSWORD_LENGTH} characters")
@@ -51,10 +58,11 @@ def _check_password(password: str) -> None:
 async def create_user(ctx: Context, *, email: str, password: str, is_admin: bool = False) -> int:
     email = normalize_email(email)
     _check_password(password)
+    password_hash = await _hashed(password)
     try:
         async with ctx.engine.begin() as conn:
             return await user_store.create_user(
-                conn, email=email, password_hash=hash_password(password), is_admin=is_admin
+                conn, email=email, password_hash=password_hash, is_admin=is_admin
             )
     except IntegrityError:
         raise Conflict(f"a user with e-mail {email} exists already") from None
@@ -65,11 +73,12 @@ async def create_first_user(ctx: Context, *, email: str, password: str) -> int:
     second after someone else used it). Users made before (the demo's) do not count."""
     email = normalize_email(email)
     _check_password(password)
+    password_hash = await _hashed(password)
     async with ctx.engine.begin() as conn:
         if await user_store.count_admins(conn):
             raise Conflict("an administrator exists already: sign in instead")
         return await user_store.create_user(
-            conn, email=email, password_hash=hash_password(password), is_admin=True
+            conn, email=email, password_hash=password_hash, is_admin=True
         )
 
 
@@ -215,7 +224,8 @@ async def sign_in(ctx: Context, *, email: str, password: str, client: str) -> Cu
                 retry_after=int(wait) + 1,
             )
     password = password[:MAX_PASSWORD_LENGTH]
-    valid = verify_password(user["password_hash"] if user else _dummy_hash(), password)
+    stored = user["password_hash"] if user else await asyncio.to_thread(_dummy_hash)
+    valid = await asyncio.to_thread(verify_password, stored, password)
     if user is None or not valid or user["disabled_at"] is not None:
         async with ctx.engine.begin() as conn:
             await user_store.record_login_failure(conn, keys, now=now, keep=LOGIN_WINDOW * 10)
@@ -256,14 +266,15 @@ async def ensure_user(ctx: Context, *, email: str, password: str) -> int:
     (`radiosilence demo` hands out a fresh one on every start)."""
     email = normalize_email(email)
     _check_password(password)
+    password_hash = await _hashed(password)
     async with ctx.engine.begin() as conn:
         user = await user_store.get_user_by_email(conn, email)
         if user is None:
             return await user_store.create_user(
-                conn, email=email, password_hash=hash_password(password), is_admin=False
+                conn, email=email, password_hash=password_hash, is_admin=False
             )
         user_id = int(user["id"])
-        await user_store.set_password_hash(conn, user_id, hash_password(password))
+        await user_store.set_password_hash(conn, user_id, password_hash)
         # A fresh start: enabled, and signed out everywhere it was signed in before.
         await user_store.set_disabled(conn, user_id, None)
         await user_store.delete_sessions_of(conn, user_id, now=ctx.clock())
