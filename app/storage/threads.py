@@ -6,6 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from datetime import UTC, datetime
+from functools import lru_cache
 from typing import Any
 
 from sqlalchemy import (
@@ -55,8 +56,10 @@ async def list_threads(
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
+@lru_cache(maxsize=1)
 def _current_draft() -> Any:
-    """The id of the draft the (outer) thread waits for now (see drafts.waiting_for)."""
+    """The id of the draft the (outer) thread waits for now (see drafts.waiting_for).
+    Built once: the pages read it on every request."""
     return (
         select(func.max(drafts.c.id))
         .where(
@@ -68,24 +71,53 @@ def _current_draft() -> Any:
     )
 
 
+@lru_cache(maxsize=1)
+def _counts_query() -> Any:
+    user: Any = bindparam("user_id")
+    owed = (
+        select(func.count())
+        .where(threads.c.user_id == user, threads.c.needs_response == true())
+        .scalar_subquery()
+    )
+    return (
+        select(threads.c.state, func.count(), owed)
+        .where(threads.c.user_id == user, threads.c.state.is_not(None))
+        .group_by(threads.c.state)
+    )
+
+
 async def count_by_state(conn: AsyncConnection, *, user_id: int) -> tuple[dict[str, int], int]:
     """How many of the user's threads are in each state (from the (user, state) index alone),
     and how many owe an answer (from the partial index of those), in one statement."""
-    owed = (
-        select(func.count())
-        .where(threads.c.user_id == user_id, threads.c.needs_response == true())
-        .scalar_subquery()
-    )
-    query = (
-        select(threads.c.state, func.count(), owed)
-        .where(threads.c.user_id == user_id, threads.c.state.is_not(None))
-        .group_by(threads.c.state)
-    )
     counts, owing = {}, 0
-    for state, n, o in await conn.execute(query):
+    for state, n, o in await conn.execute(_counts_query(), {"user_id": user_id}):
         counts[str(state)] = int(n)
         owing = int(o or 0)
     return counts, owing
+
+
+@lru_cache(maxsize=1)
+def _dashboard_query() -> Any:
+    # Built once, with its values bound at each call: building two subqueries of every
+    # column costs more than running them (5 ms against 0.2 ms for a dashboard).
+    base = [*threads.c, _current_draft().label("draft_id")]
+    user: Any = bindparam("user_id")
+    limit: Any = bindparam("limit")
+    owed = (
+        select(*base, literal(0).label("section"))
+        .where(threads.c.user_id == user, threads.c.needs_response == true())
+        .order_by(threads.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    quiet = (
+        select(*base, literal(1).label("section"))
+        .where(threads.c.user_id == user, threads.c.state == "quiet")
+        .order_by(threads.c.id.desc())
+        .limit(limit)
+        .subquery()
+    )
+    return union_all(select(owed), select(quiet))
 
 
 async def dashboard_threads(
@@ -93,24 +125,9 @@ async def dashboard_threads(
 ) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The newest threads that owe the rep an answer, and the newest quiet ones with their
     current draft: one round trip for both lists."""
-    base = [*threads.c, _current_draft().label("draft_id")]
-    owed = (
-        select(*base, literal(0).label("section"))
-        .where(threads.c.user_id == user_id, threads.c.needs_response == true())
-        .order_by(threads.c.id.desc())
-        .limit(limit)
-        .subquery()
-    )
-    quiet = (
-        select(*base, literal(1).label("section"))
-        .where(threads.c.user_id == user_id, threads.c.state == "quiet")
-        .order_by(threads.c.id.desc())
-        .limit(limit)
-        .subquery()
-    )
-    query = union_all(select(owed), select(quiet))
     sections: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
-    for row in (await conn.execute(query)).mappings():
+    rows = await conn.execute(_dashboard_query(), {"user_id": user_id, "limit": limit})
+    for row in rows.mappings():
         values = dict(row)
         sections[values.pop("section")].append(values)
     return sections
