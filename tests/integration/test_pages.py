@@ -4,6 +4,7 @@ rules. The flows a rep clicks through also run in Chromium (tests/e2e)."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
@@ -363,6 +364,14 @@ async def test_connect_page_tests_in_plain_words_and_never_fills_the_password_ba
         **{**values, "password": imap_user.password, "action": "connect"},
     )
     assert made.status == 303 and re.fullmatch(r"/mailboxes/\d+/first-sync", made.location or "")
+    # The first sync's page reloads itself while it runs, then leads to the dashboard.
+    for _ in range(300):
+        progress = await owner.get(made.location or "")
+        if progress.status == 303:
+            break
+        assert 'http-equiv="refresh"' in progress.html and "Reading Second" in progress.text
+        await asyncio.sleep(0.1)
+    assert progress.location == "/"
     preset = await owner.get("/mailboxes/new?preset=gmail")
     assert preset.form("/mailboxes/new").fields["host"] == "imap.gmail.com"
     assert "app password" in preset.text

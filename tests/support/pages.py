@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from html.parser import HTMLParser
 
@@ -87,8 +88,9 @@ def parse(response: httpx.Response) -> Page:
 class Browser:
     """One visitor: keeps its cookies, fills the CSRF token from the page it came from."""
 
-    def __init__(self, client: httpx.AsyncClient) -> None:
+    def __init__(self, client: httpx.AsyncClient, tasks: set[asyncio.Task[None]]) -> None:
         self.client = client
+        self.tasks = tasks  # what the pages started in the background (syncs)
 
     async def get(self, url: str) -> Page:
         return parse(await self.client.get(url))
@@ -109,6 +111,9 @@ class Browser:
         return signed
 
     async def aclose(self) -> None:
+        """Wait for the background work the pages started (a sync holds a database
+        connection), then close."""
+        await asyncio.gather(*self.tasks, return_exceptions=True)
         await self.client.aclose()
 
 
@@ -117,7 +122,9 @@ def browser(
 ) -> Browser:
     app = create_app(ctx.settings, context=ctx)
     app.state.context = ctx  # what the lifespan would set; the workers stay off
-    app.state.background_tasks = set()
+    tasks: set[asyncio.Task[None]] = set()
+    app.state.background_tasks = tasks
     # A crash answers with the 500 page, as a server would, instead of raising in the test.
     transport = httpx.ASGITransport(app=app, client=(client_ip, 50000), raise_app_exceptions=False)
-    return Browser(httpx.AsyncClient(transport=transport, base_url=base_url, timeout=60))
+    client = httpx.AsyncClient(transport=transport, base_url=base_url, timeout=60)
+    return Browser(client, tasks)
