@@ -240,10 +240,12 @@ def describe_local(dt: datetime, cal: WorkCalendar) -> str:
     weekday is ambiguous a week later): "Fri 6 Nov 14:02 Europe/Berlin"."""
     local = _require_aware(dt, "dt").astimezone(cal.tz)
     # Fixed English day names: strftime("%a") would follow the process locale.
-    return (
-        f"{_DAY_NAMES[local.weekday()]} {local.day} {_MONTH_NAMES[local.month - 1]} "
-        f"{local.hour:02d}:{local.minute:02d} {cal.timezone}"
-    )
+    return f"{day_label(local.date())} {local.hour:02d}:{local.minute:02d} {cal.timezone}"
+
+
+def day_label(d: date) -> str:
+    """ "Mon 23 Nov": a full date as reasons and pages show it, whatever the process locale."""
+    return f"{_DAY_NAMES[d.weekday()]} {d.day} {_MONTH_NAMES[d.month - 1]}"
 
 
 _DAY_NAMES = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")

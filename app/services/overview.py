@@ -16,7 +16,7 @@ from zoneinfo import ZoneInfo
 
 from app.domain.model import MessageKind, Rules, ThreadState
 from app.domain.people import Person, person_of
-from app.domain.worktime import WorkCalendar, business_days_elapsed
+from app.domain.worktime import WorkCalendar, business_days_elapsed, day_label
 from app.errors import InvalidInput, NotFound
 from app.services import drafts as drafts_service
 from app.services.context import Context
@@ -42,8 +42,6 @@ STATE_ORDER = (
     ThreadState.CLOSED,
     ThreadState.IGNORED,
 )
-_DAYS = ("Mon", "Tue", "Wed", "Thu", "Fri", "Sat", "Sun")
-_MONTHS = ("Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec")
 _INBOUND = frozenset({MessageKind.REPLY.value, MessageKind.AUTO_REPLY.value})
 
 
@@ -92,7 +90,7 @@ class ThreadList:
 def local_day(at: datetime, tz: ZoneInfo, now: datetime) -> str:
     """ "Mon 23 Nov" in the mailbox's zone; the year too when it is not this year's."""
     local = at.astimezone(tz)
-    label = f"{_DAYS[local.weekday()]} {local.day} {_MONTHS[local.month - 1]}"
+    label = day_label(local.date())
     return label if local.year == now.astimezone(tz).year else f"{label} {local.year}"
 
 
@@ -161,7 +159,7 @@ async def _lines(
     people = await store.people_of_threads(conn, ids)
     drafts = {t["id"]: t["draft_id"] for t in threads if "draft_id" in t}
     unknown = [t["id"] for t in threads if t["state"] == ThreadState.QUIET and "draft_id" not in t]
-    drafts.update(await draft_store.current_drafts(conn, unknown))
+    drafts.update(await store.current_drafts(conn, unknown))
     setups: dict[int, tuple[Rules, WorkCalendar, frozenset[str]]] = {}
     lines = []
     for t in threads:
@@ -332,21 +330,25 @@ async def thread_page(ctx: Context, *, user_id: int, thread_id: int) -> ThreadPa
 
 
 async def snooze_time(ctx: Context, *, user_id: int, thread_id: int, day: str) -> datetime:
-    """The start of the working day `day` (YYYY-MM-DD) in the thread's mailbox zone: when a
-    snooze picked as a date ends."""
+    """When a thread's snooze picked as a date ends (see `morning_of`)."""
     async with reading(ctx.engine) as conn:
         row = await store.get_thread(conn, thread_id, user_id=user_id)
-        mailbox = (
-            await mailbox_store.get_mailbox(conn, row["mailbox_id"], user_id=user_id)
-            if row
-            else None
-        )
-    if row is None or mailbox is None:
+    if row is None:
         raise NotFound(f"no thread {thread_id}")
+    return await morning_of(ctx, user_id=user_id, mailbox_id=row["mailbox_id"], day=day)
+
+
+async def morning_of(ctx: Context, *, user_id: int, mailbox_id: int, day: str) -> datetime:
+    """The start of the working day `day` (YYYY-MM-DD) in the mailbox's zone, by its rules:
+    when something set aside until a date comes back."""
+    async with reading(ctx.engine) as conn:
+        mailbox = await mailbox_store.get_mailbox(conn, mailbox_id, user_id=user_id)
+    if mailbox is None:
+        raise NotFound(f"no mailbox {mailbox_id}")
     try:
         picked = date.fromisoformat(day)
     except ValueError:
-        raise InvalidInput("pick the day the thread should come back, e.g. 2026-12-14") from None
+        raise InvalidInput("pick the day it should come back, e.g. 2026-12-14") from None
     start = rules_of(mailbox).work_day_start
     return datetime.combine(picked, start, tzinfo=ZoneInfo(mailbox["timezone"]))
 

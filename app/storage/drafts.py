@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -108,24 +108,6 @@ async def locations_of_messages(
     for rows in out.values():
         rows.sort(key=lambda r: (r["special_use"] != "\\Sent", r["name"]))
     return out
-
-
-async def current_drafts(conn: AsyncConnection, thread_ids: Sequence[int]) -> dict[int, int]:
-    """The draft each thread waits for now (its due step, made since the rep last wrote),
-    by thread id; threads without one are left out."""
-    if not thread_ids:
-        return {}
-    query = (
-        select(drafts.c.thread_id, func.max(drafts.c.id))
-        .join(threads, threads.c.id == drafts.c.thread_id)
-        .where(
-            drafts.c.thread_id.in_(thread_ids),
-            drafts.c.state != "dismissed",
-            waiting_for(drafts.c.step, made_at=drafts.c.created_at),
-        )
-        .group_by(drafts.c.thread_id)
-    )
-    return {int(t): int(d) for t, d in await conn.execute(query)}
 
 
 async def insert_draft(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any] | None:

@@ -86,6 +86,15 @@ def _counts_query() -> Any:
     )
 
 
+async def current_drafts(conn: AsyncConnection, thread_ids: Sequence[int]) -> dict[int, int]:
+    """The draft each thread waits for now (as `list_threads(with_draft=True)` reads it), by
+    thread id; threads without one are left out."""
+    if not thread_ids:
+        return {}
+    query = select(threads.c.id, _current_draft()).where(threads.c.id.in_(thread_ids))
+    return {int(t): int(d) for t, d in await conn.execute(query) if d is not None}
+
+
 async def count_by_state(conn: AsyncConnection, *, user_id: int) -> tuple[dict[str, int], int]:
     """How many of the user's threads are in each state (from the (user, state) index alone),
     and how many owe an answer (from the partial index of those), in one statement."""

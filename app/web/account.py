@@ -10,9 +10,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.errors import Conflict, InvalidInput
 from app.services import accounts
-from app.web.deps import AdminUser, Ctx, Form, PageUser, text
+from app.web.deps import AdminUser, Ctx, Form, PageUser, row_id, text
 from app.web.render import redirect, render
-from app.web.threads import _id
 
 router = APIRouter(include_in_schema=False)
 
@@ -57,7 +56,7 @@ async def create_token(request: Request, ctx: Ctx, form: Form, user: PageUser) -
 
 @router.post("/account/tokens/{token_id}/revoke")
 async def revoke_token(token_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
-    await accounts.revoke_token(ctx, user_id=user.id, token_id=_id(token_id))
+    await accounts.revoke_token(ctx, user_id=user.id, token_id=row_id(token_id))
     return redirect("/account", "revoked")
 
 
@@ -97,7 +96,7 @@ async def add_user(request: Request, ctx: Ctx, form: Form, user: AdminUser) -> R
 async def disable_user(
     request: Request, user_id: int, ctx: Ctx, form: Form, user: AdminUser
 ) -> Response:
-    target = next((u for u in await accounts.list_users(ctx) if u.id == _id(user_id)), None)
+    target = next((u for u in await accounts.list_users(ctx) if u.id == row_id(user_id)), None)
     if target is None:
         return render(request, "errors/404.html", status_code=404)
     if target.id == user.id:

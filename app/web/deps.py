@@ -8,9 +8,11 @@ from urllib.parse import quote
 from fastapi import Depends, Request
 from starlette.datastructures import FormData
 
+from app.errors import InvalidInput
 from app.services import accounts
 from app.services.accounts import CurrentUser
 from app.services.context import Context
+from app.services.paging import MAX_ROW_ID
 from app.web import sessions
 
 
@@ -63,6 +65,13 @@ PageUser = Annotated[CurrentUser, Depends(current_user)]
 AdminUser = Annotated[CurrentUser, Depends(admin_user)]
 Form = Annotated[FormData, Depends(checked_form)]
 Ctx = Annotated[Context, Depends(get_context)]
+
+
+def row_id(value: int) -> int:
+    """An id from a page's path; beyond BIGINT it is an error page, never a database error."""
+    if not 0 < value <= MAX_ROW_ID:
+        raise InvalidInput("not an id")
+    return value
 
 
 def text(form: FormData, name: str, default: str = "") -> str:

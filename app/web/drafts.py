@@ -3,9 +3,6 @@ Drafts folder, the question to edit or swap, and approve, dismiss or snooze."""
 
 from __future__ import annotations
 
-from datetime import date, datetime, time
-from zoneinfo import ZoneInfo
-
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, Response
 
@@ -14,9 +11,8 @@ from app.services import drafts as service
 from app.services import overview
 from app.services.drafts import Delivery
 from app.services.suggestions import suggested_questions
-from app.web.deps import Ctx, Form, PageUser, text
+from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.render import redirect, render
-from app.web.threads import _id
 
 router = APIRouter(include_in_schema=False)
 
@@ -33,7 +29,7 @@ async def draft_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLResponse
 async def _page(
     request: Request, ctx: Ctx, user_id: int, draft_id: int, *, error: str = "", status: int = 200
 ) -> HTMLResponse:
-    page = await overview.draft_page(ctx, user_id=user_id, draft_id=_id(draft_id))
+    page = await overview.draft_page(ctx, user_id=user_id, draft_id=row_id(draft_id))
     suggestions = await suggested_questions(ctx, user_id=user_id, draft_id=draft_id)
     return render(
         request,
@@ -59,7 +55,7 @@ async def save_question(
     request: Request, draft_id: int, ctx: Ctx, form: Form, user: PageUser
 ) -> Response:
     try:
-        await _save_question(ctx, user.id, _id(draft_id), text(form, "question"))
+        await _save_question(ctx, user.id, row_id(draft_id), text(form, "question"))
     except (InvalidInput, Conflict) as exc:
         return await _page(request, ctx, user.id, draft_id, error=exc.message, status=422)
     return redirect(f"/drafts/{draft_id}", "saved")
@@ -73,7 +69,7 @@ async def approve(
     saw is what lands in the Drafts folder."""
     delivery: Delivery = "smtp" if text(form, "delivery") == "smtp" else "imap_draft"
     try:
-        await _save_question(ctx, user.id, _id(draft_id), text(form, "question"))
+        await _save_question(ctx, user.id, row_id(draft_id), text(form, "question"))
         done = await service.approve_draft(
             ctx, user_id=user.id, draft_id=draft_id, delivery=delivery
         )
@@ -89,7 +85,7 @@ async def dismiss(
 ) -> Response:
     reason = text(form, "reason").strip() or None
     try:
-        await service.dismiss_draft(ctx, user_id=user.id, draft_id=_id(draft_id), reason=reason)
+        await service.dismiss_draft(ctx, user_id=user.id, draft_id=row_id(draft_id), reason=reason)
     except Conflict as exc:
         return await _page(request, ctx, user.id, draft_id, error=exc.message, status=409)
     return redirect("/", "dismissed")
@@ -97,15 +93,12 @@ async def dismiss(
 
 @router.post("/drafts/{draft_id}/snooze")
 async def snooze(request: Request, draft_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
-    page = await overview.draft_page(ctx, user_id=user.id, draft_id=_id(draft_id))
+    draft = await service.get_draft(ctx, user_id=user.id, draft_id=row_id(draft_id))
     try:
-        day = date.fromisoformat(text(form, "until"))
-        until = datetime.combine(day, time(9, 0), tzinfo=ZoneInfo(page.timezone))
-        await service.snooze_draft(ctx, user_id=user.id, draft_id=draft_id, until=until)
-    except ValueError:
-        return await _page(
-            request, ctx, user.id, draft_id, error="pick a day, e.g. 2026-12-14", status=422
+        until = await overview.morning_of(
+            ctx, user_id=user.id, mailbox_id=draft["mailbox_id"], day=text(form, "until")
         )
+        await service.snooze_draft(ctx, user_id=user.id, draft_id=draft_id, until=until)
     except (InvalidInput, Conflict) as exc:
         return await _page(request, ctx, user.id, draft_id, error=exc.message, status=422)
     return redirect("/", "snoozed")
@@ -113,7 +106,7 @@ async def snooze(request: Request, draft_id: int, ctx: Ctx, form: Form, user: Pa
 
 @router.get("/drafts/{draft_id}/eml")
 async def download(draft_id: int, ctx: Ctx, user: PageUser) -> Response:
-    raw = await service.raw_draft(ctx, user_id=user.id, draft_id=_id(draft_id))
+    raw = await service.raw_draft(ctx, user_id=user.id, draft_id=row_id(draft_id))
     return Response(
         raw,
         media_type="message/rfc822",

@@ -18,9 +18,8 @@ from app.services import backtest as backtest_service
 from app.services import mailboxes as service
 from app.services import rules as rules_service
 from app.services import sync as sync_service
-from app.web.deps import Ctx, Form, PageUser, text
+from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.render import redirect, render
-from app.web.threads import _id
 
 router = APIRouter(include_in_schema=False)
 
@@ -209,7 +208,7 @@ async def connect(request: Request, ctx: Ctx, form: Form, user: PageUser) -> Res
 async def first_sync(request: Request, mailbox_id: int, ctx: Ctx, user: PageUser) -> Response:
     """The first sync's progress; the dashboard once it is done (the page reloads itself,
     no JavaScript needed)."""
-    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=_id(mailbox_id))
+    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
     if row["status"] == "ok" and row["last_sync_at"] is not None:
         return redirect("/")
     if row["status"] == "failed":
@@ -229,7 +228,7 @@ async def _detail(
     error: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    row = await service.get_mailbox(ctx, user_id=user_id, mailbox_id=_id(mailbox_id))
+    row = await service.get_mailbox(ctx, user_id=user_id, mailbox_id=row_id(mailbox_id))
     folders = await service.folders_read(ctx, user_id=user_id, mailbox_id=mailbox_id)
     saved = await rules_service.get_rules(ctx, user_id=user_id, mailbox_id=mailbox_id)
     return render(
@@ -321,11 +320,11 @@ async def save_rules(
         }
         if text(form, "action") == "preview":
             preview = await rules_service.preview_rules(
-                ctx, user_id=user.id, mailbox_id=_id(mailbox_id), data=rules
+                ctx, user_id=user.id, mailbox_id=row_id(mailbox_id), data=rules
             )
             return await _detail(request, ctx, user.id, mailbox_id, preview=preview, rules=shown)
         await service.update_mailbox(
-            ctx, user_id=user.id, mailbox_id=_id(mailbox_id), changes=changes
+            ctx, user_id=user.id, mailbox_id=row_id(mailbox_id), changes=changes
         )
         await rules_service.put_rules(ctx, user_id=user.id, mailbox_id=mailbox_id, data=rules)
     except InvalidInput as exc:
@@ -339,7 +338,7 @@ async def save_rules(
 async def run_backtest(
     request: Request, mailbox_id: int, ctx: Ctx, form: Form, user: PageUser
 ) -> Response:
-    await service.get_mailbox(ctx, user_id=user.id, mailbox_id=_id(mailbox_id))  # yours?
+    await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))  # yours?
     report = await backtest_service.backtest_mailbox(ctx, mailbox_id, days=90)
     return await _detail(request, ctx, user.id, mailbox_id, backtest=report)
 
@@ -348,7 +347,7 @@ async def run_backtest(
 async def sync_now(
     request: Request, mailbox_id: int, ctx: Ctx, form: Form, user: PageUser
 ) -> Response:
-    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=_id(mailbox_id))
+    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
     if service.is_imported(row):
         return await _detail(
             request,
@@ -375,5 +374,5 @@ async def delete(
             error="tick the box to confirm: everything read from this mailbox is forgotten",
             status=422,
         )
-    await service.delete_mailbox(ctx, user_id=user.id, mailbox_id=_id(mailbox_id))
+    await service.delete_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
     return redirect("/mailboxes", "deleted")

@@ -11,7 +11,7 @@ from app.errors import InvalidInput
 from app.services import overview
 from app.services import thread_actions as actions
 from app.services.paging import MAX_ROW_ID
-from app.web.deps import Ctx, Form, PageUser, text
+from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.render import redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -64,20 +64,14 @@ async def thread_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLRespons
 
 @router.get("/threads/{thread_id}")
 async def thread_detail(request: Request, thread_id: int, ctx: Ctx, user: PageUser) -> HTMLResponse:
-    page = await overview.thread_page(ctx, user_id=user.id, thread_id=_id(thread_id))
+    page = await overview.thread_page(ctx, user_id=user.id, thread_id=row_id(thread_id))
     return render(request, "pages/thread.html", {"page": page, "error": ""})
-
-
-def _id(value: int) -> int:
-    if not 0 < value <= MAX_ROW_ID:
-        raise InvalidInput("not an id")  # shown as an error page, never a database error
-    return value
 
 
 @router.post("/threads/{thread_id}/snooze")
 async def snooze(thread_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
     until = await overview.snooze_time(
-        ctx, user_id=user.id, thread_id=_id(thread_id), day=text(form, "until")
+        ctx, user_id=user.id, thread_id=row_id(thread_id), day=text(form, "until")
     )
     await actions.snooze(ctx, user_id=user.id, thread_id=thread_id, until=until)
     return redirect(f"/threads/{thread_id}", "snoozed")
@@ -86,18 +80,18 @@ async def snooze(thread_id: int, ctx: Ctx, form: Form, user: PageUser) -> Respon
 @router.post("/threads/{thread_id}/close")
 async def close(thread_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
     reason = text(form, "reason").strip()[:500] or None
-    await actions.close(ctx, user_id=user.id, thread_id=_id(thread_id), reason=reason)
+    await actions.close(ctx, user_id=user.id, thread_id=row_id(thread_id), reason=reason)
     return redirect(f"/threads/{thread_id}", "closed")
 
 
 @router.post("/threads/{thread_id}/reopen")
 async def reopen(thread_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
-    await actions.reopen(ctx, user_id=user.id, thread_id=_id(thread_id))
+    await actions.reopen(ctx, user_id=user.id, thread_id=row_id(thread_id))
     return redirect(f"/threads/{thread_id}", "reopened")
 
 
 @router.post("/threads/{thread_id}/answered")
 async def answered(thread_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
     note = text(form, "note").strip()[:1000] or "answered outside e-mail"
-    await actions.answered(ctx, user_id=user.id, thread_id=_id(thread_id), note=note)
+    await actions.answered(ctx, user_id=user.id, thread_id=row_id(thread_id), note=note)
     return redirect(f"/threads/{thread_id}", "answered")

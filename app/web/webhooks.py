@@ -8,9 +8,8 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.errors import Conflict, InvalidInput
 from app.services import webhooks as service
-from app.web.deps import Ctx, Form, PageUser, text
+from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.render import redirect, render
-from app.web.threads import _id
 
 router = APIRouter(include_in_schema=False)
 
@@ -62,7 +61,7 @@ async def create(request: Request, ctx: Ctx, form: Form, user: PageUser) -> Resp
 async def _detail(
     request: Request, ctx: Ctx, user_id: int, webhook_id: int, *, error: str = "", status: int = 200
 ) -> HTMLResponse:
-    hook = await service.get_webhook(ctx, user_id=user_id, webhook_id=_id(webhook_id))
+    hook = await service.get_webhook(ctx, user_id=user_id, webhook_id=row_id(webhook_id))
     deliveries = await service.list_deliveries(
         ctx, user_id=user_id, webhook_id=webhook_id, limit=50
     )
@@ -85,19 +84,19 @@ async def detail(request: Request, webhook_id: int, ctx: Ctx, user: PageUser) ->
 
 @router.post("/webhooks/{webhook_id}/test")
 async def test(webhook_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
-    await service.send_test(ctx, user_id=user.id, webhook_id=_id(webhook_id))
+    await service.send_test(ctx, user_id=user.id, webhook_id=row_id(webhook_id))
     return redirect(f"/webhooks/{webhook_id}", "tested")
 
 
 @router.post("/webhooks/{webhook_id}/delete")
 async def delete(webhook_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
-    await service.delete_webhook(ctx, user_id=user.id, webhook_id=_id(webhook_id))
+    await service.delete_webhook(ctx, user_id=user.id, webhook_id=row_id(webhook_id))
     return redirect("/webhooks", "deleted")
 
 
 @router.post("/webhooks/{webhook_id}/enable")
 async def enable(webhook_id: int, ctx: Ctx, form: Form, user: PageUser) -> Response:
-    await service.enable_webhook(ctx, user_id=user.id, webhook_id=_id(webhook_id))
+    await service.enable_webhook(ctx, user_id=user.id, webhook_id=row_id(webhook_id))
     return redirect(f"/webhooks/{webhook_id}", "saved")
 
 
@@ -106,7 +105,7 @@ async def retry(
     request: Request, webhook_id: int, delivery_id: int, ctx: Ctx, form: Form, user: PageUser
 ) -> Response:
     try:
-        await service.retry_delivery(ctx, user_id=user.id, delivery_id=_id(delivery_id))
+        await service.retry_delivery(ctx, user_id=user.id, delivery_id=row_id(delivery_id))
     except Conflict as exc:
         return await _detail(request, ctx, user.id, webhook_id, error=exc.message, status=409)
     return redirect(f"/webhooks/{webhook_id}", "retried")

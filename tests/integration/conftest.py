@@ -167,6 +167,25 @@ def populate(user: ImapUser, now: datetime) -> Scenario:
     )
 
 
+def answer_the_proposal(user: ImapUser, body: str, message_id: str = "late@buyer.example") -> None:
+    """The prospect answers the quiet thread `populate` wrote, now, into INBOX."""
+    user.server.append(
+        user.username,
+        "INBOX",
+        make_message(
+            from_=PROSPECT,
+            to=[REP],
+            subject="Re: Proposal for Buyer Inc",
+            date=now_utc(),
+            message_id=message_id,
+            in_reply_to="q1@seller.example",
+            references=["q1@seller.example"],
+            body=body,
+        ),
+        date=now_utc(),
+    )
+
+
 def now_utc() -> datetime:
     return datetime.now(UTC).replace(microsecond=0)
 

@@ -22,7 +22,15 @@ from app.services.context import Context
 from app.services.followups import create_due_drafts, create_due_drafts_everywhere
 from app.storage import drafts as draft_store
 from app.storage.tables import drafts as drafts_table
-from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
+from tests.integration.conftest import (
+    PROSPECT,
+    REP,
+    ImapUser,
+    answer_the_proposal,
+    connect,
+    now_utc,
+    populate,
+)
 from tests.support.api import api_client
 from tests.support.dovecot import make_message
 
@@ -174,19 +182,8 @@ async def test_a_reply_before_approving_is_a_409_with_the_new_state(
 ) -> None:
     api, _ = synced
     draft = await only_draft(api)
-    imap_user.server.append(
-        imap_user.username,
-        "INBOX",
-        make_message(
-            from_=PROSPECT,
-            to=[REP],
-            subject="Re: Proposal for Buyer Inc",
-            date=now_utc(),
-            message_id="late@buyer.example",
-            in_reply_to="q1@seller.example",
-            references=["q1@seller.example"],
-            body="Thanks, we are reviewing it internally and will come back to you Friday.",
-        ),
+    answer_the_proposal(
+        imap_user, "Thanks, we are reviewing it internally and will come back to you Friday."
     )
     refused = await api.post(f"/api/v1/drafts/{draft['id']}/approve")
     assert refused.status_code == 409, refused.text

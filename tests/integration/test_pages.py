@@ -18,8 +18,14 @@ from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import drafts as draft_store
 from app.storage.engine import reading
-from tests.integration.conftest import PROSPECT, REP, ImapUser, connect, now_utc, populate
-from tests.support.dovecot import make_message
+from tests.integration.conftest import (
+    REP,
+    ImapUser,
+    answer_the_proposal,
+    connect,
+    now_utc,
+    populate,
+)
 from tests.support.pages import Browser, browser, parse
 
 pytestmark = pytest.mark.integration
@@ -295,21 +301,7 @@ async def test_thread_actions_by_hand(owner: Browser, setup: Setup) -> None:
 async def test_approving_after_they_answered_says_so_and_keeps_the_draft(
     ctx: Context, owner: Browser, setup: Setup, imap_user: ImapUser
 ) -> None:
-    imap_user.server.append(
-        imap_user.username,
-        "INBOX",
-        make_message(
-            from_=PROSPECT,
-            to=[REP],
-            subject="Re: Proposal for Buyer Inc",
-            date=now_utc(),
-            message_id="late-answer@buyer.example",
-            in_reply_to="q1@seller.example",
-            references=["q1@seller.example"],
-            body="Yes, let's talk next week.",
-        ),
-        date=now_utc(),
-    )
+    answer_the_proposal(imap_user, "Yes, let's talk next week.", "late-answer@buyer.example")
     url = f"/drafts/{setup.draft_id}"
     page = await owner.submit(url, f"{url}/approve", question="Any news?")
     assert page.status == 409

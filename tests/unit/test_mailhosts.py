@@ -42,7 +42,14 @@ async def ctx(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[Context]:
     def no_connection(*args: object, **kwargs: object) -> socket.socket:
         raise AssertionError(f"a connection was attempted: {args}")
 
+    def no_connect(_sock: socket.socket, address: object) -> None:
+        raise AssertionError(f"a connection was attempted: {address}")
+
+    # The addresses above are only ever answers of the stub resolver: whatever path a
+    # connection would take, it fails the test before a packet leaves the machine.
     monkeypatch.setattr(socket, "create_connection", no_connection)
+    monkeypatch.setattr(socket.socket, "connect", no_connect)
+    monkeypatch.setattr(socket.socket, "connect_ex", no_connect)
     context = Context.create(make_settings("sqlite+aiosqlite://", imap_allow_private=False))
     context.mail_guard = UrlGuard(allow_private=False, resolver=stub_resolver, refusal=MAIL_REFUSAL)
     yield context
