@@ -24,6 +24,7 @@ from app.domain.worktime import WorkCalendar
 from app.mail.pipeline import thread_message
 from app.services.threads import thread_view
 from app.storage import mailboxes as mailbox_store
+from app.storage import messages as message_store
 from app.storage import outbox
 from app.storage import threads as store
 
@@ -200,8 +201,17 @@ async def evaluate_due(
     """Evaluate threads with new mail or whose next check has come. Returns how many ran.
     Three steps, which `bench/rules_bench.py` times one by one: find, decide, write."""
     rows = await store.threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id, limit=limit)
-    await evaluate_threads(conn, rows, now)
-    metrics.THREADS_EVALUATED.inc(len(rows))  # both the scheduler and the syncs come here
+    # A thread is never decided on a header whose body is still to be read (a bounce not yet
+    # joined, an auto-reply's return date, a decline): it waits, and the body's reading
+    # makes it due again. Counted as looked at, so that the callers' loops move on.
+    held = await message_store.threads_awaiting_body(conn, [r["id"] for r in rows])
+    if held:
+        await store.hold_for_bodies(conn, held)
+        rows_now = [r for r in rows if r["id"] not in held]
+    else:
+        rows_now = rows
+    await evaluate_threads(conn, rows_now, now)
+    metrics.THREADS_EVALUATED.inc(len(rows_now))  # both the scheduler and the syncs come here
     return len(rows)
 
 
@@ -217,3 +227,18 @@ async def evaluate_mailbox(
         if not batch:
             return evaluated
         evaluated += batch
+
+
+async def end_baseline(engine: AsyncEngine, clock: Callable[[], datetime], mailbox_id: int) -> int:
+    """A first sync that has read everything decides every thread of its mailbox and leaves
+    its baseline in one transaction: a crash before the commit leaves it a baseline to
+    resume, and no thread had a state before, so the only events are the `thread.quiet`
+    announcements of the threads quiet at its end. Returns how many threads ran."""
+    evaluated = 0
+    async with engine.begin() as conn:
+        now = clock()
+        while batch := await evaluate_due(conn, now, mailbox_id=mailbox_id):
+            evaluated += batch
+        await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False})
+    log.info("sync.baseline_done mailbox=%s threads=%s", mailbox_id, evaluated)
+    return evaluated

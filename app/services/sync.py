@@ -32,7 +32,7 @@ from app.errors import (
 )
 from app.mail import sync as mail_sync
 from app.services.context import Context
-from app.services.evaluation import evaluate_mailbox
+from app.services.evaluation import end_baseline, evaluate_mailbox
 from app.services.followups import create_due_drafts
 from app.services.mailboxes import (
     open_mailbox_session,
@@ -172,7 +172,10 @@ async def _run(
         raise
     finally:
         _count(report)  # what was committed counts, even in a pass that failed later
-    evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
+    if mailbox["baseline"]:  # the first sync (or its resumption) has read everything now
+        evaluated = await end_baseline(ctx.engine, ctx.clock, mailbox_id)
+    else:
+        evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     await create_due_drafts(ctx, mailbox_id)
     async with ctx.engine.begin() as conn:
         await store.set_status(

@@ -505,6 +505,31 @@ async def messages_needing_body(
     return out
 
 
+async def threads_awaiting_body(conn: AsyncConnection, thread_ids: Sequence[int]) -> set[int]:
+    """Those of `thread_ids` with a message whose body `messages_needing_body` would still
+    read: deciding them on its header alone could announce what the body contradicts."""
+    if not thread_ids:
+        return set()
+    rep = messages.alias("rep")
+    rep_wrote = (
+        select(rep.c.id)
+        .where(rep.c.thread_id == messages.c.thread_id, rep.c.kind == "outbound")
+        .exists()
+    )
+    query = (
+        select(messages.c.thread_id)
+        .join(message_locations, message_locations.c.message_id == messages.c.id)
+        .join(folders, _current_location)
+        .where(
+            messages.c.thread_id.in_(list(thread_ids)),
+            _UNREAD,
+            or_(messages.c.kind != "reply", rep_wrote),
+        )
+        .distinct()
+    )
+    return {int(t) for t in (await conn.execute(query)).scalars()}
+
+
 @dataclass(frozen=True, kw_only=True)
 class BodyReading:
     message_id: int

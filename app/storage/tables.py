@@ -21,6 +21,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.types import TypeDecorator
@@ -151,6 +152,9 @@ mailboxes = Table(
     Column("progress", JSON(none_as_null=True)),  # the running sync: folder, done, total
     Column("folder_include", JSON(none_as_null=True)),  # read besides the defaults
     Column("folder_exclude", JSON(none_as_null=True)),  # never read
+    # A first sync not finished yet: the scheduler leaves its threads alone; the sync decides
+    # them all in one transaction at its end (services.sync).
+    Column("baseline", Boolean, nullable=False, default=False, server_default=false()),
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("user_id", "name"),

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Collection, Iterable, Sequence
 from datetime import UTC, datetime
 from functools import lru_cache
 from typing import Any
@@ -26,7 +26,7 @@ from sqlalchemy.types import NullType
 
 from app.storage.common import utcnow
 from app.storage.drafts import waiting_for
-from app.storage.tables import drafts, folders, message_locations, messages, threads
+from app.storage.tables import drafts, folders, mailboxes, message_locations, messages, threads
 
 
 async def list_threads(
@@ -340,9 +340,12 @@ async def threads_to_evaluate(
     columns = [_raw(c) for c in _RULE_THREAD_COLUMNS]
     dirty = select(*columns).where(threads.c.dirty == true())
     due = select(*columns).where(threads.c.next_check_at <= now)
-    if mailbox_id is not None:
+    if mailbox_id is not None:  # a sync deciding its own mailbox (its baseline included)
         dirty = dirty.where(threads.c.mailbox_id == mailbox_id)
         due = due.where(threads.c.mailbox_id == mailbox_id)
+    else:  # the scheduler: never a mailbox whose first sync has not read everything yet
+        dirty = dirty.where(_settled())
+        due = due.where(_settled())
     rows = _rule_threads(
         await conn.execute(
             # (mailbox_id, id) is the partial index's order: a scan of dirty rows only.
@@ -422,12 +425,21 @@ def _rule_threads(result: Iterable[Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _settled() -> ColumnElement[bool]:
+    """The thread's mailbox is past its baseline (the few mailboxes still in one are read
+    once, not joined per thread)."""
+    return threads.c.mailbox_id.not_in(
+        select(mailboxes.c.id).where(mailboxes.c.baseline == true())
+    )
+
+
 async def earliest_check(conn: AsyncConnection) -> datetime | None:
     """When the scheduler must wake next: now if anything is dirty, else the first
-    next_check_at (both read from an index)."""
-    if (await conn.execute(select(threads.c.id).where(threads.c.dirty == true()).limit(1))).first():
+    next_check_at (both read from an index); mailboxes in their baseline do not count."""
+    dirty = select(threads.c.id).where(threads.c.dirty == true(), _settled()).limit(1)
+    if (await conn.execute(dirty)).first():
         return utcnow()
-    first = await conn.execute(select(func.min(threads.c.next_check_at)))
+    first = await conn.execute(select(func.min(threads.c.next_check_at)).where(_settled()))
     value: datetime | None = first.scalar_one_or_none()
     return value
 
@@ -455,6 +467,17 @@ async def save_decisions(
 
 def _by_id(decision: dict[str, Any]) -> int:
     return int(decision["id"])
+
+
+async def hold_for_bodies(conn: AsyncConnection, thread_ids: Collection[int]) -> None:
+    """Threads with a body still to read wait for it undecided: not dirty, no check due.
+    The sync marks them dirty again when it has read the body (mail.sync.read_bodies)."""
+    if thread_ids:
+        await conn.execute(
+            update(threads)
+            .where(threads.c.id.in_(sorted(thread_ids)))
+            .values(dirty=False, next_check_at=None)
+        )
 
 
 async def lock_thread(

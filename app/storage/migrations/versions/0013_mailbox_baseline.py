@@ -1,0 +1,31 @@
+"""mailbox baseline: a first sync's threads are decided only once it has read everything
+
+Revision ID: 0013
+Revises: 0011
+Create Date: 2026-12-04
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import sqlalchemy as sa
+from alembic import op
+
+revision: str = "0013"
+down_revision: str | None = "0011"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+
+def upgrade() -> None:
+    # Mailboxes that exist already have synced (or are syncing) the old way: not a baseline.
+    with op.batch_alter_table("mailboxes") as batch:
+        batch.add_column(
+            sa.Column("baseline", sa.Boolean(), nullable=False, server_default=sa.false())
+        )
+
+
+def downgrade() -> None:
+    with op.batch_alter_table("mailboxes") as batch:
+        batch.drop_column("baseline")
