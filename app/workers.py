@@ -25,6 +25,9 @@ log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
 SCHEDULER_MIN_SLEEP = 0.05  # a check due "now" that another worker holds: do not spin
 SYNC_CONCURRENCY = 4
+# Drafts left to compose by syncs this process did not run (an API sync, another worker) or
+# by a pass that failed are looked for this often even when nothing else happens.
+DRAFTS_RECHECK_SECONDS = 120.0
 DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
 
 
@@ -35,6 +38,7 @@ class Workers:
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()
         self._rules_wake = asyncio.Event()  # the scheduler's own: a sync or a stop ends its sleep
+        self._drafts_due = False  # quiet threads may lack drafts: compose until none is made
         self._tasks: list[asyncio.Task[None]] = []
         self._dispatcher: Dispatcher | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
@@ -103,6 +107,7 @@ class Workers:
             except RadioSilenceError as exc:  # recorded on the mailbox; it backs off by itself
                 log.info("workers.sync_failed mailbox=%s error=%s", mailbox_id, exc.message)
                 return
+        self._drafts_due = True  # its first drafts page is made; the scheduler makes the rest
         self._rules_wake.set()  # the sync may have set an earlier next check
         if outcome.idle_capable:
             self._watch(mailbox_id)
@@ -145,19 +150,26 @@ class Workers:
     async def _scheduler_loop(self) -> None:
         """Evaluate what is due, then sleep until the earliest next_check_at (at most
         SCHEDULER_MAX_SLEEP, for changes made by other processes) or until a sync wakes us."""
-        drafts_due = False
+        loop = asyncio.get_running_loop()
+        drafts_checked = loop.time()
         while not self._stop.is_set():
             delay = SCHEDULER_MAX_SLEEP
+            if loop.time() - drafts_checked >= DRAFTS_RECHECK_SECONDS:
+                drafts_checked = loop.time()
+                self._drafts_due = True
             try:
                 async with self.ctx.engine.begin() as conn:
                     count = await evaluate_due(conn, self.ctx.clock())
                 if count:
                     log.info("workers.evaluated threads=%s", count)
-                    drafts_due = True
+                    self._drafts_due = True
                     continue  # there may be more due right now
-                if drafts_due:  # once the backlog is decided: composing waits on IMAP
-                    drafts_due = False
-                    await create_due_drafts_everywhere(self.ctx)
+                if self._drafts_due:  # once the backlog is decided: composing waits on IMAP
+                    # A page per mailbox and pass, newest quiet first; passes follow one
+                    # another while they make drafts, with a decision check in between.
+                    self._drafts_due = bool(await create_due_drafts_everywhere(self.ctx))
+                    if self._drafts_due:
+                        continue
                 async with reading(self.ctx.engine) as conn:
                     earliest = await thread_store.earliest_check(conn)
                 if earliest is not None:

@@ -23,7 +23,7 @@ from app.api.schemas import (
     Problem,
 )
 from app.errors import InvalidInput
-from app.services import draft_settings
+from app.services import draft_settings, followups
 from app.services import drafts as service
 
 router = APIRouter(tags=["drafts"])
@@ -40,6 +40,7 @@ DraftState = Literal["pending", "approved", "dismissed", "snoozed"]
 async def list_drafts(
     ctx: ContextDep,
     user: UserDep,
+    response: Response,
     thread_id: int | None = Query(None, ge=1, le=MAX_ID),
     mailbox_id: int | None = Query(None, ge=1, le=MAX_ID),
     state: DraftState | None = None,
@@ -47,7 +48,15 @@ async def list_drafts(
     cursor: str | None = Query(None, max_length=200),
 ) -> dict[str, Any]:
     """Drafts, newest first; follow `next_cursor` for the next page. A snoozed draft whose
-    time has come is listed as pending again."""
+    time has come is listed as pending again. With `thread_id` of a quiet thread whose
+    follow-up draft is not composed yet, it is composed now; when that takes longer than a
+    few seconds (fetching your e-mail from the mail server), the answer says `preparing`
+    and when to ask again (`retry_after`, also the Retry-After header)."""
+    preparing = False
+    if thread_id is not None and cursor is None:
+        preparing = await followups.draft_on_demand(ctx, user_id=user.id, thread_id=thread_id)
+    if preparing:
+        response.headers["Retry-After"] = str(followups.PREPARING_RETRY_SECONDS)
     items, next_cursor = await service.list_drafts(
         ctx,
         user_id=user.id,
@@ -57,7 +66,12 @@ async def list_drafts(
         limit=limit,
         cursor=cursor,
     )
-    return {"items": items, "next_cursor": next_cursor}
+    return {
+        "items": items,
+        "next_cursor": next_cursor,
+        "preparing": preparing,
+        "retry_after": followups.PREPARING_RETRY_SECONDS if preparing else None,
+    }
 
 
 @router.get("/drafts/{draft_id}", response_model=DraftDetail, responses=ERRORS)

@@ -157,6 +157,9 @@ class MailboxOut(BaseModel):
     status: str
     status_message: str
     progress: dict[str, Any] | None
+    drafts_preparing: int = Field(
+        0, description="quiet threads whose follow-up draft is still being composed"
+    )
     last_sync_at: str | None
     created_at: str
 
@@ -288,6 +291,12 @@ class DraftDetail(DraftOut):
 class DraftPage(BaseModel):
     items: list[DraftOut]
     next_cursor: str | None
+    preparing: bool = Field(
+        False,
+        description="with thread_id: the thread is quiet and its follow-up draft is being "
+        "prepared; ask again after retry_after seconds",
+    )
+    retry_after: int | None = None
 
 
 class DraftPatch(Strict):

@@ -8,6 +8,7 @@ that cannot be reached leaves the drafts for the next pass.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -43,7 +44,7 @@ from app.drafts.render import (
     render_question,
     with_overrides,
 )
-from app.errors import MailServerError
+from app.errors import MailServerError, RateLimited
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of
 from app.services.originals import OriginalSource, open_originals
@@ -150,8 +151,9 @@ async def create_due_drafts_everywhere(ctx: Context, *, limit: int = 20) -> int:
 
 
 async def create_due_drafts(ctx: Context, mailbox_id: int, *, all_due: bool = False) -> int:
-    """Compose a draft for the quiet threads of the mailbox without one for their due step
-    (COMPOSE_BATCH of them; with `all_due`, every one), each with its `draft.created` event.
+    """Compose a draft for the quiet threads of the mailbox without one for their due step,
+    newest quiet first (COMPOSE_BATCH of them; with `all_due`, every one), each with its
+    `draft.created` event, and record how many still wait (the mailbox's `drafts_preparing`).
     Returns how many were made; never raises for a mail server that cannot be reached (the
     next pass tries again)."""
     try:
@@ -162,19 +164,85 @@ async def create_due_drafts(ctx: Context, mailbox_id: int, *, all_due: bool = Fa
         if retired:
             log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
         created = 0
-        page: int | None = 0
-        while page is not None:
+        page: tuple[datetime, int] | None = None
+        while True:
             made, page = await _create(ctx, mailbox_id, page)
             created += made
-            if not all_due:
+            if page is None or not all_due:
                 break
     except MailServerError as exc:
         log.warning("drafts.compose_failed mailbox=%s error=%s", mailbox_id, exc.message)
-        return 0
+        created = 0
+    await _record_backlog(ctx, mailbox_id)
     if created:
         metrics.DRAFTS_CREATED.inc(created)
         log.info("drafts.created mailbox=%s count=%s", mailbox_id, created)
     return created
+
+
+async def _record_backlog(ctx: Context, mailbox_id: int) -> None:
+    """How many quiet threads still wait for their draft, shown on the mailbox."""
+    async with ctx.engine.begin() as conn:
+        waiting = await store.count_quiet_without_draft(conn, mailbox_id)
+        await mailbox_store.update_mailbox(conn, mailbox_id, {"drafts_preparing": waiting})
+
+
+# Opening a quiet thread's draft composes it then if it is missing, waiting this long for it
+# (fetching the original from IMAP); past that the answer says it is being prepared and to
+# ask again after PREPARING_RETRY_SECONDS, while the composition goes on.
+ON_DEMAND_SECONDS = 8.0
+PREPARING_RETRY_SECONDS = 5
+_on_demand: dict[int, asyncio.Task[int]] = {}  # thread id -> its composition in this process
+
+
+async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> bool:
+    """Compose the user's quiet thread's draft now when it has none for its due step.
+    True when the thread still waits for it afterwards (it is being prepared: ask again),
+    False when it has its draft or needs none."""
+    async with reading(ctx.engine) as conn:
+        thread = await thread_store.get_thread(conn, thread_id, user_id=user_id)
+        if thread is None or thread["state"] != "quiet":
+            return False
+        if not await store.quiet_threads_without_draft(
+            conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
+        ):
+            return False
+    task = _on_demand.get(thread_id)
+    if task is None:
+        try:
+            ctx.mail_slots.take(user_id)  # composing reads the original over IMAP
+        except RateLimited:
+            return True  # the user's other mail work comes first; the background pass makes it
+        task = asyncio.create_task(_compose_thread(ctx, thread, user_id))
+        _on_demand[thread_id] = task
+        task.add_done_callback(lambda _t: _on_demand.pop(thread_id, None))
+    try:
+        async with asyncio.timeout(ON_DEMAND_SECONDS):
+            await asyncio.shield(task)
+    except TimeoutError:
+        return True
+    except Exception:  # logged by the composition; the background pass tries again
+        return True
+    async with reading(ctx.engine) as conn:
+        return bool(
+            await store.quiet_threads_without_draft(
+                conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
+            )
+        )
+
+
+async def _compose_thread(ctx: Context, thread: dict[str, Any], user_id: int) -> int:
+    try:
+        made, _ = await _create(ctx, thread["mailbox_id"], None, thread_id=thread["id"])
+    except MailServerError as exc:
+        log.warning("drafts.compose_failed thread=%s error=%s", thread["id"], exc.message)
+        return 0
+    finally:
+        ctx.mail_slots.release(user_id)
+    if made:
+        metrics.DRAFTS_CREATED.inc(made)
+        await _record_backlog(ctx, thread["mailbox_id"])
+    return made
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -189,9 +257,16 @@ class _MailboxFacts:
     settings: dict[str, Any]
 
 
-async def _create(ctx: Context, mailbox_id: int, after_id: int) -> tuple[int, int | None]:
-    """The drafts of one page of due threads (ids above `after_id`): how many were made, and
-    where the next page starts (None: this was the last)."""
+async def _create(
+    ctx: Context,
+    mailbox_id: int,
+    after: tuple[datetime, int] | None,
+    *,
+    thread_id: int | None = None,
+) -> tuple[int, tuple[datetime, int] | None]:
+    """The drafts of one page of due threads (newest quiet first, after `after`; or the one
+    thread `thread_id`): how many were made, and where the next page starts (None: this was
+    the last)."""
     async with reading(ctx.engine) as conn:
         mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
         if mailbox is None or mailbox["status"] == "failed":
@@ -199,14 +274,15 @@ async def _create(ctx: Context, mailbox_id: int, after_id: int) -> tuple[int, in
             # could lock the account.
             return 0, None
         due = await store.quiet_threads_without_draft(
-            conn, mailbox_id=mailbox_id, after_id=after_id, limit=COMPOSE_BATCH
+            conn, mailbox_id=mailbox_id, after=after, thread_id=thread_id, limit=COMPOSE_BATCH
         )
         if not due:
             return 0, None
         settings = settings_of(await store.get_settings(conn, mailbox_id))
         messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
         candidates = {t["id"]: _forward_candidates(messages[t["id"]]) for t in due}
-    next_page = int(due[-1]["id"]) if len(due) == COMPOSE_BATCH else None
+    last = due[-1]
+    next_page = (last["last_outbound_at"], int(last["id"])) if len(due) == COMPOSE_BATCH else None
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
         return 0, None

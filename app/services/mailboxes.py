@@ -74,6 +74,7 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
         "status": row["status"],
         "status_message": row["status_message"],
         "progress": row["progress"],
+        "drafts_preparing": row.get("drafts_preparing") or 0,
         "last_sync_at": iso(row["last_sync_at"]),
         "created_at": iso(row["created_at"]),
     }
@@ -211,7 +212,10 @@ async def create_mailbox(
             await checked_addresses(ctx, data.host, data.port, field="imap.host")
     try:
         async with ctx.engine.begin() as conn:
-            return await store.create_mailbox(conn, _row_values(ctx, user_id, data))
+            # Read over IMAP: its first sync is a baseline (evaluation.end_baseline).
+            baseline = data.auth_method != store.FILE_SOURCE
+            values = {**_row_values(ctx, user_id, data), "baseline": baseline}
+            return await store.create_mailbox(conn, values)
     except IntegrityError:
         raise Conflict(f"you have a mailbox named {data.name!r} already") from None
 

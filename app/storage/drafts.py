@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, exists, or_, select, update
+from sqlalchemy import ColumnElement, and_, exists, func, or_, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -49,22 +49,45 @@ def _waited_for_draft() -> Any:
 
 
 async def quiet_threads_without_draft(
-    conn: AsyncConnection, *, mailbox_id: int, limit: int, after_id: int = 0
+    conn: AsyncConnection,
+    *,
+    mailbox_id: int,
+    limit: int,
+    after: tuple[datetime, int] | None = None,
+    thread_id: int | None = None,
 ) -> list[dict[str, Any]]:
-    """Quiet threads of the mailbox that have no draft yet for their due step, by id from
-    `after_id` on (a page at a time)."""
-    query = (
-        select(threads)
-        .where(
-            threads.c.mailbox_id == mailbox_id,
-            threads.c.state == "quiet",
-            threads.c.id > after_id,
-            ~_waited_for_draft(),
-        )
-        .order_by(threads.c.id)
-        .limit(limit)
+    """Quiet threads of the mailbox that have no draft yet for their due step, newest quiet
+    first (the rep's last e-mail newest: the follow-ups a rep looks at first), a page at a
+    time after `after` (the last row's last_outbound_at and id). A quiet thread always has
+    the rep's last e-mail; one without could not be followed up anyway."""
+    query = select(threads).where(
+        threads.c.mailbox_id == mailbox_id,
+        threads.c.state == "quiet",
+        threads.c.last_outbound_at.is_not(None),
+        ~_waited_for_draft(),
     )
+    if thread_id is not None:
+        query = query.where(threads.c.id == thread_id)
+    if after is not None:
+        at, after_id = after
+        query = query.where(
+            or_(
+                threads.c.last_outbound_at < at,
+                and_(threads.c.last_outbound_at == at, threads.c.id < after_id),
+            )
+        )
+    query = query.order_by(threads.c.last_outbound_at.desc(), threads.c.id.desc()).limit(limit)
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def count_quiet_without_draft(conn: AsyncConnection, mailbox_id: int) -> int:
+    query = select(func.count()).where(
+        threads.c.mailbox_id == mailbox_id,
+        threads.c.state == "quiet",
+        threads.c.last_outbound_at.is_not(None),
+        ~_waited_for_draft(),
+    )
+    return int((await conn.execute(query)).scalar_one())
 
 
 async def mailboxes_needing_drafts(conn: AsyncConnection, *, limit: int) -> list[int]:

@@ -25,9 +25,6 @@ async def create_mailbox(conn: AsyncConnection, values: dict[str, Any]) -> int:
         "created_at": now,
         "updated_at": now,
         "next_sync_at": now,
-        # A mailbox read over IMAP starts with a baseline (services.sync); an import decides
-        # its threads as it goes.
-        "baseline": values.get("auth_method") != FILE_SOURCE,
         **values,
     }
     result = await conn.execute(insert(mailboxes).values(**row).returning(mailboxes.c.id))

@@ -155,6 +155,8 @@ mailboxes = Table(
     # A first sync not finished yet: the scheduler leaves its threads alone; the sync decides
     # them all in one transaction at its end (services.sync).
     Column("baseline", Boolean, nullable=False, default=False, server_default=false()),
+    # Quiet threads still waiting for their draft, as the last composition pass counted them.
+    Column("drafts_preparing", Integer, nullable=False, default=0, server_default="0"),
     _created(),
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("user_id", "name"),

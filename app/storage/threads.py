@@ -428,9 +428,7 @@ def _rule_threads(result: Iterable[Any]) -> list[dict[str, Any]]:
 def _settled() -> ColumnElement[bool]:
     """The thread's mailbox is past its baseline (the few mailboxes still in one are read
     once, not joined per thread)."""
-    return threads.c.mailbox_id.not_in(
-        select(mailboxes.c.id).where(mailboxes.c.baseline == true())
-    )
+    return threads.c.mailbox_id.not_in(select(mailboxes.c.id).where(mailboxes.c.baseline == true()))
 
 
 async def earliest_check(conn: AsyncConnection) -> datetime | None:

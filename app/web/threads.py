@@ -8,7 +8,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from app.domain.model import ThreadState
 from app.errors import InvalidInput
-from app.services import overview
+from app.services import followups, overview
 from app.services import thread_actions as actions
 from app.services.paging import MAX_ROW_ID
 from app.web.deps import Ctx, Form, PageUser, row_id, text
@@ -64,6 +64,9 @@ async def thread_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLRespons
 
 @router.get("/threads/{thread_id}")
 async def thread_detail(request: Request, thread_id: int, ctx: Ctx, user: PageUser) -> HTMLResponse:
+    # A quiet thread's missing draft is composed now (a few seconds at most), so that the
+    # page can link to it; otherwise it says the draft is being prepared.
+    await followups.draft_on_demand(ctx, user_id=user.id, thread_id=row_id(thread_id))
     page = await overview.thread_page(ctx, user_id=user.id, thread_id=row_id(thread_id))
     return render(request, "pages/thread.html", {"page": page, "error": ""})
 

@@ -1,4 +1,5 @@
-"""mailbox baseline: a first sync's threads are decided only once it has read everything
+"""mailbox baseline and drafts backlog: a first sync's threads are decided only once it has
+read everything; how many quiet threads still wait for their draft
 
 Revision ID: 0013
 Revises: 0011
@@ -24,8 +25,12 @@ def upgrade() -> None:
         batch.add_column(
             sa.Column("baseline", sa.Boolean(), nullable=False, server_default=sa.false())
         )
+        batch.add_column(
+            sa.Column("drafts_preparing", sa.Integer(), nullable=False, server_default="0")
+        )
 
 
 def downgrade() -> None:
     with op.batch_alter_table("mailboxes") as batch:
+        batch.drop_column("drafts_preparing")
         batch.drop_column("baseline")
