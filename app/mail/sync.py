@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
 from app.domain.model import Classification, Identity
+from app.mail import crashpoint
 from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import (
     body_bytes,
@@ -223,6 +224,8 @@ async def _read_slice(
                         )
                     touched.add(thread_id)
                 await message_store.mark_threads_dirty(conn, touched)
+                crashpoint.batch_stored()
+        crashpoint.batch_committed()
         report.bodies_read += len(rows)
 
 
@@ -462,8 +465,10 @@ class _FolderReader:
                 await mailbox_store.set_progress(
                     conn, self.mailbox.id, {"folder": self.name, "done": done, "total": total}
                 )
+                crashpoint.batch_stored()
             committing = time.perf_counter()
         self.report.add("commit", time.perf_counter() - committing)
+        crashpoint.batch_committed()
         self.report.new_messages += stored.new_messages
         self.report.skipped += len(errors)
         return done_of
