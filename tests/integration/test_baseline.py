@@ -1,0 +1,146 @@
+"""A mailbox's first sync is a baseline: nothing is decided from half-read mail, and it ends
+announcing `thread.quiet` for the threads quiet at its end and nothing else."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from datetime import timedelta
+
+import pytest
+
+from app.mail import sync as mail_sync
+from app.services import sync as sync_service
+from app.services.context import Context
+from app.services.evaluation import evaluate_due
+from app.services.followups import create_due_drafts_everywhere
+from app.storage.tables import messages
+from tests.integration.conftest import ImapUser, connect, now_utc
+from tests.support.history import announcements, outcome, write_history
+
+pytestmark = pytest.mark.integration
+
+
+async def test_scheduler_running_throughout_a_slow_first_sync_announces_only_quiet(
+    ctx: Context, imap_user: ImapUser
+) -> None:
+    history = write_history(imap_user.server, imap_user.username, now_utc(), quiet=6)
+    _, mailbox_id = await connect(ctx, imap_user)
+    ctx.settings = ctx.settings.model_copy(update={"sync_batch_size": 1})
+    batches = 0
+    passes = 0
+    synced = asyncio.Event()
+
+    def progress(_folder: str, _done: int, _total: int) -> None:
+        nonlocal batches
+        batches += 1
+
+    async def scheduler() -> None:
+        """The scheduler's pass (decide what is due, then compose drafts), over and over."""
+        nonlocal passes
+        while not synced.is_set():
+            async with ctx.engine.begin() as conn:
+                await evaluate_due(conn, ctx.clock())
+            await create_due_drafts_everywhere(ctx)
+            passes += 1
+            await asyncio.sleep(0.005)
+
+    running = asyncio.create_task(scheduler())
+    try:
+        await sync_service.sync_mailbox(ctx, mailbox_id, progress=progress)
+    finally:
+        synced.set()
+        await running
+    assert batches >= 20 and passes >= batches // 2  # it ran between the batches
+
+    after = await outcome(ctx.engine, mailbox_id)
+    assert after.states == history.expected
+    assert not after.baseline
+    thread_events = Counter({k: n for k, n in after.events.items() if k[0].startswith("thread.")})
+    assert thread_events == announcements(history)
+
+
+async def test_a_thread_waits_for_a_body_still_to_read(
+    ctx: Context, imap_user: ImapUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """After the first sync, a prospect's answer that lost its threading headers joins its
+    thread by subject and its body is read after the headers: until then the scheduler does
+    not decide the thread on the header alone."""
+    from sqlalchemy import select
+
+    from tests.support.dovecot import make_message
+    from tests.support.history import REP, prospect
+
+    now = now_utc()
+    history = write_history(imap_user.server, imap_user.username, now, quiet=2)
+    _, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    root = history.quiet[0]
+    imap_user.server.append(
+        imap_user.username,
+        "INBOX",
+        make_message(
+            from_=prospect(0),
+            to=[REP],
+            subject="Re: Proposal 0",
+            date=now - timedelta(minutes=5),
+            message_id="lost-headers@client0.example",
+            body="Thanks, but we are not interested at this time.\n",
+        ),
+        date=now,
+    )
+
+    async def later(*_args: object, **_kw: object) -> None:
+        return None
+
+    with monkeypatch.context() as patch:  # a pass that stops after the headers (a crash)
+        patch.setattr(mail_sync, "read_bodies", later)
+        session_pass = sync_service._one_pass
+        mailbox = await _mailbox(ctx, mailbox_id)
+        ref, options = _ref_and_options(ctx, mailbox)
+        await session_pass(ctx, mailbox, ref, options, None, mail_sync.SyncReport())
+    async with ctx.engine.connect() as conn:
+        joined = (
+            await conn.execute(
+                select(messages.c.details).where(
+                    messages.c.message_key == "<lost-headers@client0.example>"
+                )
+            )
+        ).one()
+    assert joined.details is None  # in its thread, body not read
+    async with ctx.engine.begin() as conn:
+        await evaluate_due(conn, ctx.clock())  # the scheduler
+    held = await outcome(ctx.engine, mailbox_id)
+    assert held.states[root] == "quiet"  # not decided on its header alone ("replied")
+    assert ("thread.replied", root) not in held.events
+
+    await sync_service.sync_mailbox(ctx, mailbox_id)  # the next sync reads the body
+    after = await outcome(ctx.engine, mailbox_id)
+    assert after.states[root] == "closed"  # a decline, which only its body says
+    assert after.events[("thread.closed", root)] == 1
+    assert ("thread.replied", root) not in after.events
+
+
+async def _mailbox(ctx: Context, mailbox_id: int) -> dict[str, object]:
+    from app.storage import mailboxes as store
+    from app.storage.engine import reading
+
+    async with reading(ctx.engine) as conn:
+        row = await store.get_mailbox(conn, mailbox_id)
+    assert row is not None
+    return row
+
+
+def _ref_and_options(
+    ctx: Context, mailbox: dict[str, object]
+) -> tuple[mail_sync.MailboxRef, mail_sync.SyncOptions]:
+    from app.domain.model import Identity
+
+    now = ctx.clock()
+    ref = mail_sync.MailboxRef(
+        id=int(mailbox["id"]),  # type: ignore[call-overload]
+        user_id=int(mailbox["user_id"]),  # type: ignore[call-overload]
+        identity=Identity.from_addresses(mailbox["addresses"]),  # type: ignore[arg-type]
+    )
+    options = mail_sync.SyncOptions(since=(now - timedelta(days=90)).date(), now=now)
+    return ref, options
