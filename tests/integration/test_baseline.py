@@ -144,3 +144,55 @@ def _ref_and_options(
     )
     options = mail_sync.SyncOptions(since=(now - timedelta(days=90)).date(), now=now)
     return ref, options
+
+
+async def test_every_quiet_thread_has_its_draft_or_is_being_prepared_right_after_a_sync(
+    ctx: Context, imap_user: ImapUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services import followups
+    from tests.support.api import api_client
+
+    monkeypatch.setattr(followups, "COMPOSE_BATCH", 2)  # a sync composes fewer than are quiet
+    history = write_history(imap_user.server, imap_user.username, now_utc(), quiet=6)
+    async with await api_client(ctx, "owner@seller.example") as api:
+        created = await api.post("/api/v1/mailboxes", json=imap_user.mailbox_body())
+        mailbox_id = created.json()["id"]
+        synced = await api.post(f"/api/v1/mailboxes/{mailbox_id}/sync", params={"wait": "true"})
+        assert synced.status_code == 200, synced.text
+
+        # The newest quiet threads got theirs first; the mailbox says how many are still due.
+        mailbox = (await api.get(f"/api/v1/mailboxes/{mailbox_id}")).json()
+        assert mailbox["drafts_preparing"] == 4
+        quiet = (await api.get("/api/v1/threads", params={"state": "quiet"})).json()["items"]
+        by_root = {t["message_ids"][0]: t["id"] for t in quiet}
+        assert set(by_root) == set(history.quiet)
+        drafted = {d["thread_id"] for d in (await api.get("/api/v1/drafts")).json()["items"]}
+        assert drafted == {by_root[root] for root in history.quiet[:2]}
+
+        # Asked for one that takes longer than the answer waits: it says it is being prepared.
+        slow = by_root[history.quiet[-1]]
+        monkeypatch.setattr(followups, "ON_DEMAND_SECONDS", 0.0)
+        answer = await api.get("/api/v1/drafts", params={"thread_id": slow})
+        assert answer.status_code == 200
+        assert answer.json()["preparing"] is True
+        assert answer.json()["retry_after"] == followups.PREPARING_RETRY_SECONDS
+        assert answer.headers["Retry-After"] == str(followups.PREPARING_RETRY_SECONDS)
+        monkeypatch.setattr(followups, "ON_DEMAND_SECONDS", 8.0)
+
+        # Every quiet thread: its draft (composed on demand where missing), never a bare [].
+        for root in history.quiet:
+            answer = await api.get("/api/v1/drafts", params={"thread_id": by_root[root]})
+            page = answer.json()
+            assert page["preparing"] is False, root
+            assert [(d["thread_id"], d["step"], d["state"]) for d in page["items"]] == [
+                (by_root[root], 1, "pending")
+            ]
+            assert "Retry-After" not in answer.headers
+        mailbox = (await api.get(f"/api/v1/mailboxes/{mailbox_id}")).json()
+        assert mailbox["drafts_preparing"] == 0
+        # A thread that is not quiet has no draft and none in preparation.
+        replied = (await api.get("/api/v1/threads", params={"state": "replied"})).json()
+        page = (
+            await api.get("/api/v1/drafts", params={"thread_id": replied["items"][0]["id"]})
+        ).json()
+        assert page == {"items": [], "next_cursor": None, "preparing": False, "retry_after": None}
