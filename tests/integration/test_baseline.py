@@ -4,6 +4,7 @@ announcing `thread.quiet` for the threads quiet at its end and nothing else."""
 from __future__ import annotations
 
 import asyncio
+import re
 from collections import Counter
 from datetime import timedelta
 
@@ -196,3 +197,39 @@ async def test_every_quiet_thread_has_its_draft_or_is_being_prepared_right_after
             await api.get("/api/v1/drafts", params={"thread_id": replied["items"][0]["id"]})
         ).json()
         assert page == {"items": [], "next_cursor": None, "preparing": False, "retry_after": None}
+
+
+async def test_opening_a_quiet_thread_composes_its_missing_draft(
+    ctx: Context, imap_user: ImapUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from app.services import followups
+    from tests.support.pages import browser
+
+    monkeypatch.setattr(followups, "COMPOSE_BATCH", 2)
+    history = write_history(imap_user.server, imap_user.username, now_utc(), quiet=4)
+    _, mailbox_id = await connect(ctx, imap_user)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    b = browser(ctx)
+    try:
+        await b.sign_in("owner@seller.example", "pw-123456789")
+        page = await b.get(f"/mailboxes/{mailbox_id}")
+        assert "2 follow-up drafts being prepared" in page.text
+        quiet = await b.get("/threads?state=quiet")
+        links = dict(re.findall(r'href="/threads/(\d+)">([^<]+)<', quiet.html))
+        by_subject = {subject.strip(): int(tid) for tid, subject in links.items()}
+        oldest, next_oldest = by_subject["Proposal 3"], by_subject["Proposal 2"]
+        # The newest quiet threads were composed first; the two oldest wait.
+        assert quiet.text.count("The draft is being prepared.") == 2
+
+        monkeypatch.setattr(followups, "ON_DEMAND_SECONDS", 0.0)  # the mail server is slow
+        page = await b.get(f"/threads/{oldest}")
+        assert "The follow-up draft is being prepared; reload in a moment." in page.text
+        monkeypatch.setattr(followups, "ON_DEMAND_SECONDS", 8.0)
+        for thread_id in (oldest, next_oldest):
+            page = await b.get(f"/threads/{thread_id}")
+            assert "Review the follow-up draft" in page.text, thread_id
+        page = await b.get(f"/mailboxes/{mailbox_id}")
+        assert "being prepared" not in page.text
+    finally:
+        await b.aclose()
+    assert history.quiet[2:] == ["<quiet2@seller.example>", "<quiet3@seller.example>"]
