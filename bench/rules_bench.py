@@ -5,7 +5,8 @@ follows what is due, not what is stored). Each run is the real path of the sched
 (`evaluate_due`), timed step by step in one transaction that is rolled back, so that every
 run sees the same database:
 
-- find: the two indexed lookups (`threads_to_evaluate`);
+- find: the two indexed lookups (`threads_to_evaluate`), and which of those threads wait for
+  a body still to read (`threads_awaiting_body`);
 - evaluate: the mailbox and the messages of the due threads in one query, and `decide` for
   each (`decide_threads`);
 - write: one executemany for the decisions and one INSERT for their events
@@ -36,6 +37,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 from app.crypto import SecretBox
 from app.services.evaluation import decide_threads, evaluate_due, write_decisions
 from app.storage.engine import make_engine
+from app.storage.messages import threads_awaiting_body
 from app.storage.migrate import upgrade
 from app.storage.threads import threads_to_evaluate
 
@@ -135,6 +137,8 @@ async def measure(path: Path, runs: int) -> dict[str, float]:
                 transaction = await conn.begin()
                 t0 = time.perf_counter()
                 rows = await threads_to_evaluate(conn, now=NOW, limit=DUE)
+                # and which of them wait for a body still to read (none here; the query runs)
+                assert not await threads_awaiting_body(conn, [r["id"] for r in rows])
                 t1 = time.perf_counter()
                 batch = await decide_threads(conn, rows, NOW)
                 t2 = time.perf_counter()

@@ -184,7 +184,7 @@ async def _record_backlog(ctx: Context, mailbox_id: int) -> None:
     """How many quiet threads still wait for their draft, shown on the mailbox."""
     async with ctx.engine.begin() as conn:
         waiting = await store.count_quiet_without_draft(conn, mailbox_id)
-        await mailbox_store.update_mailbox(conn, mailbox_id, {"drafts_preparing": waiting})
+        await mailbox_store.set_drafts_preparing(conn, mailbox_id, waiting)
 
 
 # Opening a quiet thread's draft composes it then if it is missing, waiting this long for it

@@ -69,6 +69,15 @@ async def update_mailbox(conn: AsyncConnection, mailbox_id: int, values: dict[st
     )
 
 
+async def set_drafts_preparing(conn: AsyncConnection, mailbox_id: int, count: int) -> None:
+    """Written only when it changed: most passes find the same count (usually 0)."""
+    await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.id == mailbox_id, mailboxes.c.drafts_preparing != count)
+        .values(drafts_preparing=count)
+    )
+
+
 async def delete_mailbox(conn: AsyncConnection, mailbox_id: int) -> None:
     await conn.execute(delete(mailboxes).where(mailboxes.c.id == mailbox_id))
 

@@ -437,9 +437,15 @@ async def earliest_check(conn: AsyncConnection) -> datetime | None:
     dirty = select(threads.c.id).where(threads.c.dirty == true(), _settled()).limit(1)
     if (await conn.execute(dirty)).first():
         return utcnow()
-    first = await conn.execute(select(func.min(threads.c.next_check_at)).where(_settled()))
+    # In index order, stopping at the first row (a MIN() with a WHERE would read them all).
+    first = await conn.execute(
+        select(threads.c.next_check_at)
+        .where(threads.c.next_check_at.is_not(None), _settled())
+        .order_by(threads.c.next_check_at)
+        .limit(1)
+    )
     value: datetime | None = first.scalar_one_or_none()
-    return value
+    return _utc(value) if value is not None else None
 
 
 async def save_decisions(

@@ -72,8 +72,10 @@ async def test_chaos_during_a_first_sync_ends_like_a_calm_run(
             await _until(lambda: _leased(ctx, chaos_id), "the first worker holds the mailbox")
             with _running(kind, env, tmp_path / "second.log") as second:
                 await _killed(first)
-                await _expire_lease(ctx, chaos_id)  # a dead worker's lease runs out
+                # Prospects answer before the survivor may take over (the dead worker's
+                # lease runs out): the baseline it completes has read their answers.
                 answer(dovecot, chaos_user.username, chaos, ANSWERED_MEANWHILE, now)
+                await _expire_lease(ctx, chaos_id)
                 await _restart_imap_mid_sync(ctx, dovecot, chaos_id)
                 final = await _until(
                     lambda: _settled(ctx, chaos_id, chaos), "the second worker finished"
