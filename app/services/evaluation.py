@@ -198,8 +198,9 @@ async def evaluate_threads(
 async def evaluate_due(
     conn: AsyncConnection, now: datetime, *, mailbox_id: int | None = None, limit: int = 1000
 ) -> int:
-    """Evaluate threads with new mail or whose next check has come. Returns how many ran.
-    Three steps, which `bench/rules_bench.py` times one by one: find, decide, write."""
+    """Evaluate threads with new mail or whose next check has come. Returns how many were
+    looked at (those waiting for a body included). Three steps, which `bench/rules_bench.py`
+    times one by one: find, decide, write."""
     rows = await store.threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id, limit=limit)
     # A thread is never decided on a header whose body is still to be read (a bounce not yet
     # joined, an auto-reply's return date, a decline): it waits, and the body's reading

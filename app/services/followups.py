@@ -9,6 +9,7 @@ that cannot be reached leaves the drafts for the next pass.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 from dataclasses import dataclass
 from datetime import datetime
@@ -215,7 +216,7 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> bool
             return True  # the user's other mail work comes first; the background pass makes it
         task = asyncio.create_task(_compose_thread(ctx, thread, user_id))
         _on_demand[thread_id] = task
-        task.add_done_callback(lambda _t: _on_demand.pop(thread_id, None))
+        task.add_done_callback(functools.partial(_composed, thread_id))
     try:
         async with asyncio.timeout(ON_DEMAND_SECONDS):
             await asyncio.shield(task)
@@ -229,6 +230,13 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> bool
                 conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
             )
         )
+
+
+def _composed(thread_id: int, task: asyncio.Task[int]) -> None:
+    _on_demand.pop(thread_id, None)
+    if not task.cancelled() and (error := task.exception()) is not None:
+        # Nobody may be waiting for it any more (the answer said "preparing"): log it here.
+        log.error("drafts.compose_error thread=%s", thread_id, exc_info=error)
 
 
 async def _compose_thread(ctx: Context, thread: dict[str, Any], user_id: int) -> int:
