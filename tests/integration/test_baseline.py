@@ -9,6 +9,7 @@ from collections import Counter
 from datetime import timedelta
 
 import pytest
+from sqlalchemy import select
 
 from app.mail import sync as mail_sync
 from app.services import sync as sync_service
@@ -17,7 +18,8 @@ from app.services.evaluation import evaluate_due
 from app.services.followups import create_due_drafts_everywhere
 from app.storage.tables import messages
 from tests.integration.conftest import ImapUser, connect, now_utc
-from tests.support.history import announcements, outcome, write_history
+from tests.support.dovecot import make_message
+from tests.support.history import REP, announcements, outcome, prospect, write_history
 
 pytestmark = pytest.mark.integration
 
@@ -67,11 +69,6 @@ async def test_a_thread_waits_for_a_body_still_to_read(
     """After the first sync, a prospect's answer that lost its threading headers joins its
     thread by subject and its body is read after the headers: until then the scheduler does
     not decide the thread on the header alone."""
-    from sqlalchemy import select
-
-    from tests.support.dovecot import make_message
-    from tests.support.history import REP, prospect
-
     now = now_utc()
     history = write_history(imap_user.server, imap_user.username, now, quiet=2)
     _, mailbox_id = await connect(ctx, imap_user)
@@ -94,12 +91,12 @@ async def test_a_thread_waits_for_a_body_still_to_read(
     async def later(*_args: object, **_kw: object) -> None:
         return None
 
-    with monkeypatch.context() as patch:  # a pass that stops after the headers (a crash)
+    # A pass whose body reading does not happen (as if killed after the headers): the
+    # answer joins its thread by subject, its body unread; the sync's own decisions and the
+    # scheduler's must both leave the thread alone.
+    with monkeypatch.context() as patch:
         patch.setattr(mail_sync, "read_bodies", later)
-        session_pass = sync_service._one_pass
-        mailbox = await _mailbox(ctx, mailbox_id)
-        ref, options = _ref_and_options(ctx, mailbox)
-        await session_pass(ctx, mailbox, ref, options, None, mail_sync.SyncReport())
+        await sync_service.sync_mailbox(ctx, mailbox_id)
     async with ctx.engine.connect() as conn:
         joined = (
             await conn.execute(
@@ -108,10 +105,11 @@ async def test_a_thread_waits_for_a_body_still_to_read(
                 )
             )
         ).one()
-    assert joined.details is None  # in its thread, body not read
+    assert joined.details is None  # body not read
     async with ctx.engine.begin() as conn:
         await evaluate_due(conn, ctx.clock())  # the scheduler
     held = await outcome(ctx.engine, mailbox_id)
+    assert "<lost-headers@client0.example>" not in held.states  # it joined the quiet thread
     assert held.states[root] == "quiet"  # not decided on its header alone ("replied")
     assert ("thread.replied", root) not in held.events
 
@@ -120,31 +118,6 @@ async def test_a_thread_waits_for_a_body_still_to_read(
     assert after.states[root] == "closed"  # a decline, which only its body says
     assert after.events[("thread.closed", root)] == 1
     assert ("thread.replied", root) not in after.events
-
-
-async def _mailbox(ctx: Context, mailbox_id: int) -> dict[str, object]:
-    from app.storage import mailboxes as store
-    from app.storage.engine import reading
-
-    async with reading(ctx.engine) as conn:
-        row = await store.get_mailbox(conn, mailbox_id)
-    assert row is not None
-    return row
-
-
-def _ref_and_options(
-    ctx: Context, mailbox: dict[str, object]
-) -> tuple[mail_sync.MailboxRef, mail_sync.SyncOptions]:
-    from app.domain.model import Identity
-
-    now = ctx.clock()
-    ref = mail_sync.MailboxRef(
-        id=int(mailbox["id"]),  # type: ignore[call-overload]
-        user_id=int(mailbox["user_id"]),  # type: ignore[call-overload]
-        identity=Identity.from_addresses(mailbox["addresses"]),  # type: ignore[arg-type]
-    )
-    options = mail_sync.SyncOptions(since=(now - timedelta(days=90)).date(), now=now)
-    return ref, options
 
 
 async def test_every_quiet_thread_has_its_draft_or_is_being_prepared_right_after_a_sync(
