@@ -10,6 +10,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from email.utils import format_datetime
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -167,30 +168,38 @@ class Outcome:
 
 
 async def outcome(engine: AsyncEngine, mailbox_id: int) -> Outcome:
-    async with engine.connect() as conn:
-        first: dict[int, str] = {}
-        rows = await conn.execute(
-            select(messages.c.thread_id, messages.c.message_key)
-            .where(messages.c.mailbox_id == mailbox_id)
-            .order_by(messages.c.thread_id, messages.c.date, messages.c.id)
+    """Each part in one statement, so that a sync committing meanwhile cannot show a thread
+    without its messages (a statement reads one snapshot; two in a row may not)."""
+
+    def root(thread_id: Any) -> Any:
+        return (
+            select(messages.c.message_key)
+            .where(messages.c.thread_id == thread_id)
+            .order_by(messages.c.date, messages.c.id)
+            .limit(1)
+            .scalar_subquery()
         )
-        for thread_id, key in rows:
-            first.setdefault(int(thread_id), key)
+
+    async with engine.connect() as conn:
         states = {
-            first[int(t)]: s
-            for t, s in await conn.execute(
-                select(threads.c.id, threads.c.state).where(threads.c.mailbox_id == mailbox_id)
+            key or f"(thread {thread_id} without messages)": state
+            for thread_id, state, key in await conn.execute(
+                select(threads.c.id, threads.c.state, root(threads.c.id)).where(
+                    threads.c.mailbox_id == mailbox_id
+                )
             )
         }
         logged: Counter[tuple[str, str]] = Counter(
-            (kind, first.get(int(t), "?") if t is not None else "")
-            for kind, t in await conn.execute(
-                select(events.c.type, events.c.thread_id).where(events.c.mailbox_id == mailbox_id)
+            (kind, key or "")
+            for kind, key in await conn.execute(
+                select(events.c.type, root(events.c.thread_id)).where(
+                    events.c.mailbox_id == mailbox_id
+                )
             )
         )
-        baseline = (
-            await conn.execute(select(mailboxes.c.baseline).where(mailboxes.c.id == mailbox_id))
-        ).scalar_one()
+        baseline = await conn.scalar(
+            select(mailboxes.c.baseline).where(mailboxes.c.id == mailbox_id)
+        )
     return Outcome(states=states, events=logged, baseline=bool(baseline))
 
 
