@@ -134,6 +134,20 @@ def write_history(server: DovecotServer, user: str, now: datetime, *, quiet: int
             body="Thanks, but we are not interested at this time.\n",
         )
         history.expected[f"<{key}>"] = "closed"
+    # A no that lost its threading headers: it finds its thread by subject once every folder
+    # is read, and only its body (read after that) says it declines.
+    i = base + 40
+    sent("orphaned@seller.example", i, old, "Integration plan for Client40")
+    no = make_message(
+        from_=prospect(i),
+        to=[REP],
+        subject="Re: Integration plan for Client40",
+        date=now - timedelta(hours=2),  # recent: old mail without headers stops being matched
+        message_id="no-headers@client.example",
+        body="Thanks, but we are not interested at this time.\n",
+    )
+    server.append(user, "INBOX", no, date=now - timedelta(hours=2))
+    history.expected["<orphaned@seller.example>"] = "closed"
     return history
 
 
