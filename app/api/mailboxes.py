@@ -104,7 +104,8 @@ async def delete_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> R
 async def test_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> ConnectionTest:
     """Log in with the stored credentials and list the folders."""
     row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
-    folders = await service.test_connection(ctx, service.account_of(ctx, row), user_id=user.id)
+    account = await service.stored_account(ctx, row)
+    folders = await service.test_connection(ctx, account, user_id=user.id)
     return ConnectionTest(ok=True, folders=folders)
 
 
