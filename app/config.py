@@ -127,7 +127,8 @@ class Settings(BaseSettings):
         120.0,
         ge=0,
         le=3000,
-        description="An access token expiring within this many seconds is refreshed before a login.",
+        description="An access token expiring within this many seconds is refreshed before "
+        "a login.",
     )
     sync_interval_seconds: float = Field(
         60.0, ge=5, description="How often background workers poll each mailbox."

@@ -101,7 +101,9 @@ def _secret(name: str, value: SecretStr | None, path: Path | None) -> str:
     try:
         return path.read_text().strip()
     except OSError as exc:
-        raise ConfigError(f"cannot read RADIOSILENCE_OAUTH2_{name}_CLIENT_SECRET_FILE: {exc}")
+        raise ConfigError(
+            f"cannot read RADIOSILENCE_OAUTH2_{name}_CLIENT_SECRET_FILE: {exc}"
+        ) from None
 
 
 def configured(settings: Settings) -> list[Provider]:

@@ -1,0 +1,360 @@
+"""Signing a mailbox in with a provider, end to end on loopback: a real authorization server
+(Authlib's server components, tests/support/oauth_server.py) with short-lived access tokens,
+and Dovecot whose oauth2 passdb asks that server's introspection endpoint about every token,
+so Dovecot itself accepts or refuses each login. The pages are driven in process here; the
+same flow runs in Chromium in tests/e2e."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import tempfile
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from urllib.parse import parse_qs, urlsplit
+
+import httpx
+import pytest
+
+from app.errors import MailAuthError
+from app.services import accounts, events, mailboxes, overview
+from app.services import sync as sync_service
+from app.services.context import Context
+from app.storage import mailboxes as mailbox_store
+from app.storage.engine import reading
+from tests.conftest import make_settings
+from tests.support.dovecot import DovecotServer, make_message, start_dovecot
+from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, running_oauth_server
+from tests.support.pages import Browser, Page, browser
+
+pytestmark = pytest.mark.integration
+BASE = "http://test"  # the in-process app's address, and so RADIOSILENCE_PUBLIC_URL
+PASSWORD = "pw-123456789"
+
+
+@pytest.fixture(scope="module")
+def idp() -> Iterator[OAuthServer]:
+    with running_oauth_server(access_token_seconds=3) as server:
+        server.register(f"{BASE}/oauth2/callback")
+        yield server
+
+
+@pytest.fixture(scope="module")
+def idp_dovecot(idp: OAuthServer) -> Iterator[DovecotServer]:
+    root = Path(tempfile.mkdtemp(prefix="radiosilence-idp-"))
+    os.chmod(root, 0o755)
+    server = start_dovecot(root / "dovecot", oauth2_introspection_url=idp.introspection_url)
+    try:
+        yield server
+    finally:
+        server.close()
+
+
+def idp_settings(database_url: str, idp: OAuthServer, dovecot: DovecotServer, **more: object):  # type: ignore[no-untyped-def]
+    return make_settings(
+        database_url,
+        public_url=BASE,
+        oauth2_oidc_discovery_url=idp.discovery_url,
+        oauth2_oidc_name="Test IdP",
+        oauth2_oidc_client_id=CLIENT_ID,
+        oauth2_oidc_client_secret=CLIENT_SECRET,
+        oauth2_oidc_scope="openid email offline_access imap",
+        oauth2_oidc_imap_host=dovecot.host,
+        oauth2_oidc_imap_port=dovecot.port,
+        oauth2_oidc_imap_security="plain",
+        **more,
+    )
+
+
+@dataclass
+class Rep:
+    ctx: Context
+    page: Browser
+    user_id: int
+    address: str
+    idp: OAuthServer
+    dovecot: DovecotServer
+
+
+@pytest.fixture
+async def rep(
+    database_url: str, idp: OAuthServer, idp_dovecot: DovecotServer
+) -> AsyncIterator[Rep]:
+    """A signed-in rep whose mail lives on the token-checking Dovecot, with one sent
+    proposal; the provider signs them in as that address."""
+    address = f"rep-{uuid.uuid4().hex[:8]}@seller.example"
+    idp_dovecot.add_user(address, "unused-" + uuid.uuid4().hex)  # the mail home only
+    idp_dovecot.append(
+        address,
+        "Sent",
+        make_message(
+            from_=address,
+            to=["buyer@customer.example"],
+            subject="Proposal",
+            date=datetime(2026, 11, 2, 9, 0, tzinfo=UTC),
+            message_id=f"p-{uuid.uuid4().hex[:8]}@seller.example",
+        ),
+    )
+    idp.signed_in_as = address
+    ctx = Context.create(
+        idp_settings(database_url, idp, idp_dovecot, oauth2_refresh_margin_seconds=1)
+    )
+    user_id = await accounts.create_user(ctx, email=address, password=PASSWORD)
+    page = browser(ctx, base_url=BASE)
+    await page.sign_in(address, PASSWORD)
+    try:
+        yield Rep(ctx, page, user_id, address, idp, idp_dovecot)
+    finally:
+        await page.aclose()
+        await ctx.close()
+
+
+async def at_provider(authorize_url: str, *, decision: str = "allow") -> str:
+    """The rep at the provider: the consent page, then "Allow"; returns where the provider
+    sends the browser back (our callback, with code and state)."""
+    async with httpx.AsyncClient(timeout=10) as http:
+        consent = await http.get(authorize_url)
+        assert consent.status_code == 200, consent.text
+        answer = await http.post(authorize_url, data={"decision": decision})
+    assert answer.status_code == 302, answer.text
+    location = answer.headers["location"]
+    assert location.startswith(f"{BASE}/oauth2/callback?")
+    return location
+
+
+async def sign_in_with_provider(page: Browser, start_page: str, action: str) -> Page:
+    """Press the provider's button on `start_page`, allow at the provider, come back."""
+    started = await page.submit(start_page, action)
+    assert started.status == 303, started.text[:300]
+    assert started.location is not None
+    back = await at_provider(started.location)
+    return await page.get(back.removeprefix(BASE))
+
+
+async def stored(ctx: Context, mailbox_id: int) -> dict[str, object]:
+    async with reading(ctx.engine) as conn:
+        row = await mailbox_store.get_mailbox(conn, mailbox_id)
+    assert row is not None
+    return row
+
+
+async def connect_with_provider(rep: Rep) -> int:
+    back = await sign_in_with_provider(rep.page, "/mailboxes/new", "/mailboxes/oauth2/oidc/start")
+    assert back.status == 303, back.text[:400]
+    assert back.location is not None and back.location.endswith("/first-sync")
+    mailbox_id = int(back.location.split("/")[2])
+    await asyncio.gather(*rep.page.tasks)  # the first sync the callback started
+    rep.page.tasks.clear()
+    return mailbox_id
+
+
+async def test_connect_with_the_provider_creates_a_mailbox_that_syncs(rep: Rep) -> None:
+    connect_page = await rep.page.get("/mailboxes/new")
+    assert "Connect with Test IdP" in connect_page.text
+    # The button's form leads on to the provider: the page's policy allows that origin.
+    policy = (await rep.page.client.get("/mailboxes/new")).headers["content-security-policy"]
+    assert f"form-action 'self' {rep.idp.base_url}" in policy
+
+    mailbox_id = await connect_with_provider(rep)
+
+    row = await stored(rep.ctx, mailbox_id)
+    assert row["status"] == "ok", row["status_message"]
+    assert row["imap_username"] == rep.address
+    assert row["addresses"] == [rep.address]
+    assert row["oauth2_provider"] == "oidc"
+    threads = await overview.thread_list(rep.ctx, user_id=rep.user_id)
+    assert [line.subject for line in threads.lines] == ["Proposal"]
+    shown = await rep.page.get(f"/mailboxes/{mailbox_id}")
+    assert "signed in with Test IdP" in shown.text
+
+
+async def test_a_replayed_or_forged_state_is_refused(rep: Rep) -> None:
+    started = await rep.page.submit("/mailboxes/new", "/mailboxes/oauth2/oidc/start")
+    assert started.location is not None
+    back = (await at_provider(started.location)).removeprefix(BASE)
+    state = parse_qs(urlsplit(back).query)["state"][0]
+
+    # Another signed-in user cannot finish this rep's sign-in (and it is used up by trying).
+    other = await accounts.create_user(rep.ctx, email="other@seller.example", password=PASSWORD)
+    assert other
+    intruder = browser(rep.ctx, base_url=BASE)
+    try:
+        await intruder.sign_in("other@seller.example", PASSWORD)
+        refused = await intruder.get(back)
+    finally:
+        await intruder.aclose()
+    assert refused.status == 422
+    assert "cannot be finished" in refused.text
+
+    forged = await rep.page.get(back.replace(state, "forged-" + state[7:]))
+    assert forged.status == 422 and "cannot be finished" in forged.text
+
+    # A sign-in of the rep's own, finished once, cannot be finished again.
+    started = await rep.page.submit("/mailboxes/new", "/mailboxes/oauth2/oidc/start")
+    assert started.location is not None
+    back = (await at_provider(started.location)).removeprefix(BASE)
+    first = await rep.page.get(back)
+    assert first.status == 303
+    await asyncio.gather(*rep.page.tasks)
+    replayed = await rep.page.get(back)
+    assert replayed.status == 422 and "cannot be finished" in replayed.text
+    assert len(await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id)) == 1
+    assert await mailboxes.list_mailboxes(rep.ctx, user_id=other) == []
+
+
+async def test_denied_at_the_provider_connects_nothing(rep: Rep) -> None:
+    started = await rep.page.submit("/mailboxes/new", "/mailboxes/oauth2/oidc/start")
+    assert started.location is not None
+    back = await at_provider(started.location, decision="deny")
+    answer = await rep.page.get(back.removeprefix(BASE))
+    assert answer.status == 422
+    assert "did not give access (access_denied)" in answer.text
+    assert await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id) == []
+
+
+async def test_expired_access_tokens_are_refreshed_without_the_rep(
+    rep: Rep, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mailbox_id = await connect_with_provider(rep)
+    first_token = rep.ctx.box.decrypt((await stored(rep.ctx, mailbox_id))["secret_enc"])  # type: ignore[arg-type]
+    refreshes = rep.idp.refreshes
+
+    # The token's lifetime (3 s) runs out: the next sync refreshes it before logging in.
+    await asyncio.sleep(3.2)
+    assert first_token not in rep.idp.active_access_tokens()
+    outcome = await sync_service.sync_mailbox(rep.ctx, mailbox_id)
+    assert outcome.folders >= 1
+    assert rep.idp.refreshes == refreshes + 1
+    second = await stored(rep.ctx, mailbox_id)
+    assert second["status"] == "ok"
+    second_token = rep.ctx.box.decrypt(second["secret_enc"])  # type: ignore[arg-type]
+    assert second_token != first_token
+
+    # The provider ends the token early (its expiry here says it is still good): Dovecot
+    # refuses it, and the product refreshes and logs in again within the same sync.
+    rep.idp.expire_access_tokens()
+    await sync_service.sync_mailbox(rep.ctx, mailbox_id)
+    assert rep.idp.refreshes == refreshes + 2
+    assert (await stored(rep.ctx, mailbox_id))["status"] == "ok"
+    assert "oauth2.token_refreshed" in caplog.text
+
+
+async def test_a_revoked_grant_fails_once_and_reconnect_keeps_the_threads(rep: Rep) -> None:
+    mailbox_id = await connect_with_provider(rep)
+    before = await overview.thread_list(rep.ctx, user_id=rep.user_id)
+    rep.idp.revoke_grants_of(rep.address)
+
+    for _ in range(2):  # the worker's retries: still failed, one event
+        with pytest.raises(MailAuthError, match="sign in again"):
+            await sync_service.sync_mailbox(rep.ctx, mailbox_id)
+    row = await stored(rep.ctx, mailbox_id)
+    assert row["status"] == "failed"
+    assert "sign in again with “Reconnect with Test IdP”" in str(row["status_message"])
+    assert row["refresh_token_enc"] is None  # refused: deleted, not asked again
+    log = await events.list_events(rep.ctx, user_id=rep.user_id, after=None, limit=50)
+    assert [e["type"] for e in log].count("mailbox.failed") == 1
+
+    page = await rep.page.get(f"/mailboxes/{mailbox_id}")
+    assert "Reconnect with Test IdP" in page.text
+    back = await sign_in_with_provider(
+        rep.page, f"/mailboxes/{mailbox_id}", "/mailboxes/oauth2/oidc/start"
+    )
+    assert back.status == 303 and back.location == f"/mailboxes/{mailbox_id}?notice=reconnected"
+    await asyncio.gather(*rep.page.tasks)
+    row = await stored(rep.ctx, mailbox_id)
+    assert row["status"] == "ok", row["status_message"]
+    after = await overview.thread_list(rep.ctx, user_id=rep.user_id)
+    assert [t.id for t in after.lines] == [t.id for t in before.lines]
+    assert len(await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id)) == 1
+
+
+async def test_reconnect_as_another_account_is_refused(rep: Rep) -> None:
+    mailbox_id = await connect_with_provider(rep)
+    rep.idp.revoke_grants_of(rep.address)
+    with pytest.raises(MailAuthError):
+        await sync_service.sync_mailbox(rep.ctx, mailbox_id)
+    rep.idp.signed_in_as = "someone-else@seller.example"
+    back = await sign_in_with_provider(
+        rep.page, f"/mailboxes/{mailbox_id}", "/mailboxes/oauth2/oidc/start"
+    )
+    assert back.status == 422
+    assert f"this mailbox is {rep.address}" in back.text
+    assert (await stored(rep.ctx, mailbox_id))["status"] == "failed"
+
+
+async def test_tokens_are_not_readable_in_the_database_logs_or_api(
+    rep: Rep, database_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    mailbox_id = await connect_with_provider(rep)
+    await asyncio.sleep(3.2)
+    await sync_service.sync_mailbox(rep.ctx, mailbox_id)  # a refresh: a second pair of tokens
+    issued = [t for t in rep.idp.tokens if t.user == rep.address]
+    secrets_issued = {t.refresh_token for t in issued} | {t.access_token for t in issued}
+    secrets_issued.discard(None)
+    assert len(secrets_issued) == 4
+
+    token = await accounts.create_token_for(rep.ctx, user_id=rep.user_id, name="t")
+    api = await rep.page.client.get(
+        f"/api/v1/mailboxes/{mailbox_id}", headers={"Authorization": f"Bearer {token}"}
+    )
+    assert api.status_code == 200
+    assert api.json()["imap"]["oauth2_provider"] == "oidc"
+    page = await rep.page.client.get(f"/mailboxes/{mailbox_id}")
+    for secret in secrets_issued:
+        assert secret is not None
+        assert secret not in caplog.text
+        assert secret not in api.text
+        assert secret not in page.text
+    if database_url.startswith("sqlite"):
+        raw = Path(database_url.split("///", 1)[1]).read_bytes()
+        for secret in secrets_issued:
+            assert secret is not None and secret.encode() not in raw
+
+
+async def test_removing_the_mailbox_revokes_the_grant_at_the_provider(rep: Rep) -> None:
+    mailbox_id = await connect_with_provider(rep)
+    row = await stored(rep.ctx, mailbox_id)
+    refresh = rep.ctx.box.decrypt(row["refresh_token_enc"])  # type: ignore[arg-type]
+    revocations = rep.idp.revocations
+    removed = await rep.page.submit(
+        f"/mailboxes/{mailbox_id}", f"/mailboxes/{mailbox_id}/delete", confirm="yes"
+    )
+    assert removed.status == 303
+    assert rep.idp.revocations == revocations + 1
+    assert all(t.refresh_revoked for t in rep.idp.tokens if t.refresh_token == refresh)
+    assert await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id) == []
+
+
+async def test_the_api_answers_the_url_to_open_and_the_browser_finishes(rep: Rep) -> None:
+    token = await accounts.create_token_for(rep.ctx, user_id=rep.user_id, name="t")
+    auth = {"Authorization": f"Bearer {token}"}
+    listed = await rep.page.client.get("/api/v1/mailboxes/oauth2/providers", headers=auth)
+    assert listed.json() == {"items": [{"key": "oidc", "label": "Test IdP"}]}
+    unknown = await rep.page.client.post(
+        "/api/v1/mailboxes/oauth2/start", json={"provider": "google"}, headers=auth
+    )
+    assert unknown.status_code == 422
+    assert "known: oidc" in unknown.json()["detail"]
+
+    started = await rep.page.client.post(
+        "/api/v1/mailboxes/oauth2/start", json={"provider": "oidc"}, headers=auth
+    )
+    assert started.status_code == 200, started.text
+    body = started.json()
+    assert body["redirect_uri"] == f"{BASE}/oauth2/callback"
+    assert body["url"].startswith(f"{rep.idp.base_url}/authorize?")
+    query = parse_qs(urlsplit(body["url"]).query)
+    assert query["code_challenge_method"] == ["S256"]
+    assert "code_verifier" not in query
+    back = await at_provider(body["url"])
+    done = await rep.page.get(back.removeprefix(BASE))  # the rep's browser, signed in
+    assert done.status == 303, done.text[:300]
+    await asyncio.gather(*rep.page.tasks)
+    (mailbox,) = await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id)
+    assert mailbox["status"] == "ok"
