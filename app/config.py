@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -209,6 +209,21 @@ class Settings(BaseSettings):
         description="Failed sign-ins per client address and minute; the next one is refused.",
     )
 
+    @model_validator(mode="after")
+    def _client_secrets(self) -> Settings:
+        """A provider's client id needs its secret (or the secret's file): refused at start-up,
+        not when a rep presses the button."""
+        for name in ("google", "microsoft", "oidc"):
+            has_id = getattr(self, f"oauth2_{name}_client_id")
+            has_secret = getattr(self, f"oauth2_{name}_client_secret") or getattr(
+                self, f"oauth2_{name}_client_secret_file"
+            )
+            if has_id and not has_secret:
+                raise ValueError(
+                    f"RADIOSILENCE_OAUTH2_{name.upper()}_CLIENT_SECRET (or …_FILE) is missing"
+                )
+        return self
+
     @field_validator("oauth2_oidc_discovery_url")
     @classmethod
     def _discovery_url(cls, value: str | None) -> str | None:
@@ -268,6 +283,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if not error["loc"]:  # a check of several settings at once names them itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             name = "RADIOSILENCE_" + "_".join(str(p) for p in error["loc"]).upper()
             what = "is missing" if error["type"] == "missing" else error["msg"]
             problems.append(f"{name} {what}")
