@@ -34,6 +34,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem},
     422: {"model": Problem},
 }
+START_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 429: {"model": Problem}}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Created, responses=ERRORS)
@@ -73,7 +74,9 @@ async def oauth2_providers(ctx: ContextDep, user: UserDep) -> OAuth2Providers:
     return OAuth2Providers(items=[OAuth2Provider(key=c.key, label=c.label) for c in found])
 
 
-@router.post("/oauth2/start", response_model=OAuth2Start, responses={**ERRORS, 429: {"model": Problem}})
+@router.post(
+    "/oauth2/start", response_model=OAuth2Start, responses={**ERRORS, 429: {"model": Problem}}
+)
 async def oauth2_start(body: OAuth2StartIn, ctx: ContextDep, user: UserDep) -> OAuth2Start:
     """Begin connecting a mailbox by signing in with a provider: open the `url` answered in
     the rep's browser, where they are signed in to Radio Silence as this token's user. The

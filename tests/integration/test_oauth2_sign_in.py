@@ -8,8 +8,6 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
-import tempfile
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -27,8 +25,13 @@ from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
 from app.storage.engine import reading
 from tests.conftest import make_settings
-from tests.support.dovecot import DovecotServer, make_message, start_dovecot
-from tests.support.oauth_server import CLIENT_ID, CLIENT_SECRET, OAuthServer, running_oauth_server
+from tests.support.dovecot import DovecotServer, make_message
+from tests.support.oauth_server import (
+    OAuthServer,
+    dovecot_asking,
+    provider_settings,
+    running_oauth_server,
+)
 from tests.support.pages import Browser, Page, browser
 
 pytestmark = pytest.mark.integration
@@ -45,29 +48,8 @@ def idp() -> Iterator[OAuthServer]:
 
 @pytest.fixture(scope="module")
 def idp_dovecot(idp: OAuthServer) -> Iterator[DovecotServer]:
-    root = Path(tempfile.mkdtemp(prefix="radiosilence-idp-"))
-    os.chmod(root, 0o755)
-    server = start_dovecot(root / "dovecot", oauth2_introspection_url=idp.introspection_url)
-    try:
-        yield server
-    finally:
-        server.close()
-
-
-def idp_settings(database_url: str, idp: OAuthServer, dovecot: DovecotServer, **more: object):  # type: ignore[no-untyped-def]
-    return make_settings(
-        database_url,
-        public_url=BASE,
-        oauth2_oidc_discovery_url=idp.discovery_url,
-        oauth2_oidc_name="Test IdP",
-        oauth2_oidc_client_id=CLIENT_ID,
-        oauth2_oidc_client_secret=CLIENT_SECRET,
-        oauth2_oidc_scope="openid email offline_access imap",
-        oauth2_oidc_imap_host=dovecot.host,
-        oauth2_oidc_imap_port=dovecot.port,
-        oauth2_oidc_imap_security="plain",
-        **more,
-    )
+    with dovecot_asking(idp) as dovecot:
+        yield dovecot
 
 
 @dataclass
@@ -101,7 +83,12 @@ async def rep(
     )
     idp.signed_in_as = address
     ctx = Context.create(
-        idp_settings(database_url, idp, idp_dovecot, oauth2_refresh_margin_seconds=1)
+        make_settings(
+            database_url,
+            public_url=BASE,
+            oauth2_refresh_margin_seconds=1,
+            **provider_settings(idp, idp_dovecot),
+        )
     )
     user_id = await accounts.create_user(ctx, email=address, password=PASSWORD)
     page = browser(ctx, base_url=BASE)

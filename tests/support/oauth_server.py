@@ -10,12 +10,15 @@ The account that "signs in" at the consent page is `signed_in_as` (a test sets i
 from __future__ import annotations
 
 import html
+import os
 import secrets
+import tempfile
 import threading
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
@@ -30,10 +33,13 @@ from flask import Flask, Response, jsonify, request
 from joserfc.jwk import RSAKey
 from werkzeug.serving import make_server
 
+from tests.support.dovecot import DovecotServer, start_dovecot
+
 CLIENT_ID = "radiosilence-test"
 CLIENT_SECRET = "client-secret-" + "x" * 20
 DOVECOT_ID = "dovecot"  # the resource server: it may introspect tokens
 DOVECOT_SECRET = "dovecot-secret-" + "y" * 20
+AUTH_METHODS = ("client_secret_basic", "client_secret_post")
 
 
 @dataclass
@@ -207,7 +213,7 @@ class OAuthServer:
         server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
 
         class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
             def save_authorization_code(self, code: str, req: Any) -> None:
                 with server_state.lock:
@@ -234,7 +240,7 @@ class OAuthServer:
                 return authorization_code.user
 
         class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
-            TOKEN_ENDPOINT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
             INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: the old one dies with its use
 
             def authenticate_refresh_token(self, refresh_token: str) -> Token | None:
@@ -276,7 +282,7 @@ class OAuthServer:
                 return UserInfo(sub=user, email=user, email_verified=True)
 
         class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
-            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            CLIENT_AUTH_METHODS = AUTH_METHODS
 
             def query_token(self, token: str, token_type_hint: str | None) -> Token | None:
                 with server_state.lock:
@@ -300,7 +306,7 @@ class OAuthServer:
                 return client.client_id in (DOVECOT_ID, token.client_id)
 
         class Revocation(RevocationEndpoint):  # type: ignore[misc]
-            CLIENT_AUTH_METHODS = ["client_secret_basic", "client_secret_post"]
+            CLIENT_AUTH_METHODS = AUTH_METHODS
 
             def query_token(self, token: str, token_type_hint: str | None) -> Token | None:
                 with server_state.lock:
@@ -390,3 +396,29 @@ def running_oauth_server(*, access_token_seconds: int = 3) -> Iterator[OAuthServ
     finally:
         http.shutdown()
         thread.join(timeout=5)
+
+
+@contextmanager
+def dovecot_asking(server: OAuthServer) -> Iterator[DovecotServer]:
+    """A Dovecot of its own whose oauth2 passdb asks `server` about every token."""
+    root = Path(tempfile.mkdtemp(prefix="radiosilence-idp-"))
+    os.chmod(root, 0o755)  # Dovecot's own users must reach the mail homes in it
+    dovecot = start_dovecot(root / "dovecot", oauth2_introspection_url=server.introspection_url)
+    try:
+        yield dovecot
+    finally:
+        dovecot.close()
+
+
+def provider_settings(server: OAuthServer, dovecot: DovecotServer) -> dict[str, str]:
+    """The RADIOSILENCE_OAUTH2_OIDC_* settings (lower-case names) for this provider."""
+    return {
+        "oauth2_oidc_discovery_url": server.discovery_url,
+        "oauth2_oidc_name": "Test IdP",
+        "oauth2_oidc_client_id": CLIENT_ID,
+        "oauth2_oidc_client_secret": CLIENT_SECRET,
+        "oauth2_oidc_scope": "openid email offline_access imap",
+        "oauth2_oidc_imap_host": dovecot.host,
+        "oauth2_oidc_imap_port": str(dovecot.port),
+        "oauth2_oidc_imap_security": "plain",
+    }

@@ -122,7 +122,10 @@ async def test_the_authorization_url_carries_state_and_a_pkce_challenge() -> Non
     google = oauth2_providers.google("g-id", "g-secret")
     verifier = "v" * 64
     url = await oauth2_client.authorization_url(
-        google, redirect_uri="https://rs.example.com/oauth2/callback", state="st", code_verifier=verifier
+        google,
+        redirect_uri="https://rs.example.com/oauth2/callback",
+        state="st",
+        code_verifier=verifier,
     )
     parts = urlsplit(url)
     assert f"{parts.scheme}://{parts.netloc}{parts.path}" == google.endpoints.authorize  # type: ignore[union-attr]
