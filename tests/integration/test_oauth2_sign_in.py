@@ -7,7 +7,9 @@ same flow runs in Chromium in tests/e2e."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import logging
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,9 +19,12 @@ from urllib.parse import parse_qs, urlsplit
 
 import httpx
 import pytest
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 
 from app.errors import MailAuthError
-from app.services import accounts, events, mailboxes, overview
+from app.services import accounts, draft_settings, events, mailboxes, overview
+from app.services import drafts as drafts_service
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
@@ -352,3 +357,61 @@ async def test_the_api_answers_the_url_to_open_and_the_browser_finishes(rep: Rep
     await asyncio.gather(*rep.page.tasks)
     (mailbox,) = await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id)
     assert mailbox["status"] == "ok"
+
+
+class XOAuth2Sink:
+    """An SMTP server taking AUTH XOAUTH2 with the provider's live access tokens; it refuses
+    the first login whatever the token (as a server that has just seen it expire)."""
+
+    def __init__(self, idp: OAuthServer) -> None:
+        self.idp = idp
+        self.logins: list[tuple[str, bool]] = []
+        self.envelopes: list[Envelope] = []
+
+    async def auth_XOAUTH2(self, server: SMTP, args: list[str]) -> AuthResult:
+        fields = base64.b64decode(args[1]).decode().split("\x01")
+        user = fields[0].removeprefix("user=")
+        token = fields[1].removeprefix("auth=Bearer ")
+        ok = bool(self.logins) and token in self.idp.active_access_tokens()
+        self.logins.append((user, ok))
+        return AuthResult(success=ok, handled=False)
+
+    async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        self.envelopes.append(envelope)
+        return "250 OK"
+
+
+async def test_smtp_delivery_logs_in_with_the_same_grant(rep: Rep) -> None:
+    mailbox_id = await connect_with_provider(rep)
+    listed, _ = await drafts_service.list_drafts(rep.ctx, user_id=rep.user_id, state="pending")
+    (draft,) = listed
+    sink = XOAuth2Sink(rep.idp)
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    controller = Controller(sink, hostname="127.0.0.1", port=port, auth_require_tls=False)
+    controller.start()
+    try:
+        # No SMTP password: the mailbox's sign-in is the SMTP login too.
+        await draft_settings.put_delivery_settings(
+            rep.ctx,
+            user_id=rep.user_id,
+            mailbox_id=mailbox_id,
+            attach_originals=False,
+            attachment_max_bytes=0,
+            smtp=draft_settings.SmtpInput(
+                host="127.0.0.1", port=port, security="plain", username=None, password=None
+            ),
+        )
+        refreshes = rep.idp.refreshes
+        sent = await drafts_service.approve_draft(
+            rep.ctx, user_id=rep.user_id, draft_id=draft["id"], delivery="smtp"
+        )
+    finally:
+        controller.stop()
+    assert sent["delivery"] == "smtp" and sent["sent_at"] is not None
+    # Refused once, refreshed, then taken: one message, sent as the rep.
+    assert sink.logins == [(rep.address, False), (rep.address, True)]
+    assert rep.idp.refreshes == refreshes + 1
+    (envelope,) = sink.envelopes
+    assert envelope.mail_from == rep.address
