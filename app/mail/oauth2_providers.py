@@ -43,7 +43,11 @@ class Provider:
 
 
 GOOGLE_SCOPE = "openid email https://mail.google.com/"
-MICROSOFT_SCOPE = "openid email offline_access https://outlook.office.com/IMAP.AccessAsUser.All"
+# SMTP.Send too: SMTP delivery of approved drafts logs in with the same grant.
+MICROSOFT_SCOPE = (
+    "openid email offline_access https://outlook.office.com/IMAP.AccessAsUser.All "
+    "https://outlook.office.com/SMTP.Send"
+)
 
 
 def google(client_id: str, client_secret: str) -> Provider:

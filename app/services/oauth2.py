@@ -5,12 +5,13 @@ token, a live XOAUTH2 login), then a new mailbox, or the same mailbox reconnecte
 
 from __future__ import annotations
 
+import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
 
 from app.crypto import hash_api_token
-from app.errors import InvalidInput, RateLimited
+from app.errors import ConfigError, InvalidInput, RateLimited
 from app.mail import oauth2_client as client
 from app.mail import oauth2_providers as providers
 from app.services import mailboxes
@@ -19,6 +20,7 @@ from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
 from app.storage import oauth2_starts as store
 
+log = logging.getLogger(__name__)
 START_TTL = timedelta(minutes=15)  # time to sign in at the provider
 MAX_STARTS_PER_USER = 20  # sign-ins under way at once (each is a row until used or expired)
 CALLBACK_PATH = "/oauth2/callback"
@@ -38,8 +40,14 @@ class Finished:
 
 
 def choices(ctx: Context) -> list[Choice]:
-    """The buttons to show: only providers the operator set up."""
-    return [Choice(key=p.key, label=p.label) for p in providers.configured(ctx.settings)]
+    """The buttons to show: only providers the operator set up (none while a client secret's
+    file cannot be read: logged, and the pages still work)."""
+    try:
+        found = providers.configured(ctx.settings)
+    except ConfigError as exc:
+        log.error("oauth2.misconfigured error=%s", exc.message)
+        return []
+    return [Choice(key=p.key, label=p.label) for p in found]
 
 
 def redirect_uri(ctx: Context) -> str:
@@ -69,7 +77,7 @@ async def start(
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)  # 86 characters: RFC 7636 asks for 43 to 128
     async with ctx.engine.begin() as conn:
-        if await store.count_for_user(conn, user_id) >= MAX_STARTS_PER_USER:
+        if await store.count_for_user(conn, user_id, ctx.clock()) >= MAX_STARTS_PER_USER:
             raise RateLimited("too many sign-ins under way: finish one or wait a few minutes")
         await store.save(
             conn,

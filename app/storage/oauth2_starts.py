@@ -6,7 +6,7 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import utcnow
@@ -33,6 +33,9 @@ async def take(conn: AsyncConnection, state_hash: str, now: datetime) -> dict[st
     return dict(row) if gone.rowcount == 1 else None
 
 
-async def count_for_user(conn: AsyncConnection, user_id: int) -> int:
-    rows = await conn.execute(select(oauth2_starts.c.id).where(oauth2_starts.c.user_id == user_id))
-    return len(rows.all())
+async def count_for_user(conn: AsyncConnection, user_id: int, now: datetime) -> int:
+    """The user's sign-ins under way that have not expired."""
+    query = select(func.count()).where(
+        oauth2_starts.c.user_id == user_id, oauth2_starts.c.expires_at >= now
+    )
+    return int((await conn.execute(query)).scalar_one())

@@ -25,6 +25,7 @@ from aiosmtpd.smtp import SMTP, AuthResult, Envelope, Session
 from app.errors import MailAuthError
 from app.services import accounts, draft_settings, events, mailboxes, overview
 from app.services import drafts as drafts_service
+from app.services import oauth2 as oauth2_service
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
@@ -415,3 +416,17 @@ async def test_smtp_delivery_logs_in_with_the_same_grant(rep: Rep) -> None:
     assert rep.idp.refreshes == refreshes + 1
     (envelope,) = sink.envelopes
     assert envelope.mail_from == rep.address
+
+
+async def test_sign_ins_under_way_are_bounded_per_user(rep: Rep) -> None:
+    token = await accounts.create_token_for(rep.ctx, user_id=rep.user_id, name="t")
+    auth = {"Authorization": f"Bearer {token}"}
+    answers = [
+        (
+            await rep.page.client.post(
+                "/api/v1/mailboxes/oauth2/start", json={"provider": "oidc"}, headers=auth
+            )
+        ).status_code
+        for _ in range(oauth2_service.MAX_STARTS_PER_USER + 1)
+    ]
+    assert answers == [200] * oauth2_service.MAX_STARTS_PER_USER + [429]

@@ -71,6 +71,7 @@ def test_microsoft_preset_follows_the_tenant() -> None:
     )
     assert set(ms.scope.split()) == {
         "https://outlook.office.com/IMAP.AccessAsUser.All",
+        "https://outlook.office.com/SMTP.Send",
         "offline_access",
         "openid",
         "email",
