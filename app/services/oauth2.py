@@ -9,9 +9,11 @@ import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
+from typing import Any
+from urllib.parse import urlsplit
 
 from app.crypto import hash_api_token
-from app.errors import ConfigError, InvalidInput, RateLimited
+from app.errors import ConfigError, InvalidInput, MailServerError, RateLimited
 from app.mail import oauth2_client as client
 from app.mail import oauth2_providers as providers
 from app.services import mailboxes
@@ -48,6 +50,24 @@ def choices(ctx: Context) -> list[Choice]:
         log.error("oauth2.misconfigured error=%s", exc.message)
         return []
     return [Choice(key=p.key, label=p.label) for p in found]
+
+
+async def form_targets(ctx: Context) -> list[str]:
+    """The origins of the configured providers' sign-in pages, where the buttons' forms lead
+    on to (a provider whose discovery fails is left out: its button answers with the error)."""
+    origins = []
+    try:
+        found = providers.configured(ctx.settings)
+    except ConfigError:
+        return []
+    for provider in found:
+        try:
+            where = await client.endpoints(provider)
+        except MailServerError:
+            continue
+        parts = urlsplit(where.authorize)
+        origins.append(f"{parts.scheme}://{parts.netloc}")
+    return origins
 
 
 def redirect_uri(ctx: Context) -> str:
@@ -170,7 +190,7 @@ async def _reconnect(
     mailbox_id: int,
     address: str,
     got: client.Tokens,
-    grant: dict[str, object],
+    grant: dict[str, Any],
 ) -> Finished:
     """The same mailbox (its id, threads and history) with the new grant, once it logs in."""
     row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)

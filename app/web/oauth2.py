@@ -3,14 +3,9 @@ buttons start it (POST, CSRF-checked), the provider sends the browser back to th
 
 from __future__ import annotations
 
-import logging
-from urllib.parse import urlsplit
-
 from fastapi import APIRouter, Request
 from fastapi.responses import RedirectResponse, Response
 
-from app.errors import ConfigError, MailServerError
-from app.mail import oauth2_client, oauth2_providers
 from app.services import oauth2 as service
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -19,26 +14,13 @@ from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.headers import csp_with_form_targets
 from app.web.render import redirect
 
-log = logging.getLogger(__name__)
 router = APIRouter(include_in_schema=False)
 
 
 async def form_headers(ctx: Context) -> dict[str, str]:
     """The security policy of a page with sign-in buttons: its forms may lead on to the
-    configured providers' sign-in pages."""
-    origins = []
-    try:
-        configured = oauth2_providers.configured(ctx.settings)
-    except ConfigError as exc:
-        log.error("oauth2.misconfigured error=%s", exc.message)
-        return {}
-    for provider in configured:
-        try:
-            where = await oauth2_client.endpoints(provider)
-        except MailServerError:
-            continue  # its button answers with the error when pressed
-        parts = urlsplit(where.authorize)
-        origins.append(f"{parts.scheme}://{parts.netloc}")
+    configured providers' sign-in pages (browsers check form-action on redirects too)."""
+    origins = await service.form_targets(ctx)
     return {"content-security-policy": csp_with_form_targets(origins)} if origins else {}
 
 

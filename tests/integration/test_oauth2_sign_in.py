@@ -15,6 +15,7 @@ from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
 import httpx
@@ -128,7 +129,7 @@ async def sign_in_with_provider(page: Browser, start_page: str, action: str) -> 
     return await page.get(back.removeprefix(BASE))
 
 
-async def stored(ctx: Context, mailbox_id: int) -> dict[str, object]:
+async def stored(ctx: Context, mailbox_id: int) -> dict[str, Any]:
     async with reading(ctx.engine) as conn:
         row = await mailbox_store.get_mailbox(conn, mailbox_id)
     assert row is not None
@@ -214,7 +215,7 @@ async def test_expired_access_tokens_are_refreshed_without_the_rep(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     mailbox_id = await connect_with_provider(rep)
-    first_token = rep.ctx.box.decrypt((await stored(rep.ctx, mailbox_id))["secret_enc"])  # type: ignore[arg-type]
+    first_token = rep.ctx.box.decrypt((await stored(rep.ctx, mailbox_id))["secret_enc"])
     refreshes = rep.idp.refreshes
 
     # The token's lifetime (3 s) runs out: the next sync refreshes it before logging in.
@@ -225,7 +226,7 @@ async def test_expired_access_tokens_are_refreshed_without_the_rep(
     assert rep.idp.refreshes == refreshes + 1
     second = await stored(rep.ctx, mailbox_id)
     assert second["status"] == "ok"
-    second_token = rep.ctx.box.decrypt(second["secret_enc"])  # type: ignore[arg-type]
+    second_token = rep.ctx.box.decrypt(second["secret_enc"])
     assert second_token != first_token
 
     # The provider ends the token early (its expiry here says it is still good): Dovecot
@@ -320,7 +321,7 @@ async def test_tokens_are_not_readable_in_the_database_logs_or_api(
 async def test_removing_the_mailbox_revokes_the_grant_at_the_provider(rep: Rep) -> None:
     mailbox_id = await connect_with_provider(rep)
     row = await stored(rep.ctx, mailbox_id)
-    refresh = rep.ctx.box.decrypt(row["refresh_token_enc"])  # type: ignore[arg-type]
+    refresh = rep.ctx.box.decrypt(row["refresh_token_enc"])
     revocations = rep.idp.revocations
     removed = await rep.page.submit(
         f"/mailboxes/{mailbox_id}", f"/mailboxes/{mailbox_id}/delete", confirm="yes"

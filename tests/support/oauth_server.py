@@ -212,7 +212,7 @@ class OAuthServer:
         }
         server = AuthorizationServer(app, query_client=query_client, save_token=save_token)
 
-        class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):  # type: ignore[misc]
+        class AuthorizationCodeGrant(grants.AuthorizationCodeGrant):
             TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
 
             def save_authorization_code(self, code: str, req: Any) -> None:
@@ -239,7 +239,7 @@ class OAuthServer:
             def authenticate_user(self, authorization_code: Code) -> str:
                 return authorization_code.user
 
-        class RefreshTokenGrant(grants.RefreshTokenGrant):  # type: ignore[misc]
+        class RefreshTokenGrant(grants.RefreshTokenGrant):
             TOKEN_ENDPOINT_AUTH_METHODS = AUTH_METHODS
             INCLUDE_NEW_REFRESH_TOKEN = True  # rotation: the old one dies with its use
 
@@ -258,7 +258,7 @@ class OAuthServer:
                     credential.refresh_revoked = True
                     server_state.refreshes += 1
 
-        class IdToken(OpenIDCode):  # type: ignore[misc]
+        class IdToken(OpenIDCode):
             def exists_nonce(self, nonce: str, req: Any) -> bool:
                 return False
 
@@ -281,7 +281,7 @@ class OAuthServer:
             def generate_user_info(self, user: str, scope: str) -> UserInfo:
                 return UserInfo(sub=user, email=user, email_verified=True)
 
-        class Introspection(IntrospectionEndpoint):  # type: ignore[misc]
+        class Introspection(IntrospectionEndpoint):
             CLIENT_AUTH_METHODS = AUTH_METHODS
 
             def query_token(self, token: str, token_type_hint: str | None) -> Token | None:
@@ -305,7 +305,7 @@ class OAuthServer:
             def check_permission(self, token: Token, client: Client, req: Any) -> bool:
                 return client.client_id in (DOVECOT_ID, token.client_id)
 
-        class Revocation(RevocationEndpoint):  # type: ignore[misc]
+        class Revocation(RevocationEndpoint):
             CLIENT_AUTH_METHODS = AUTH_METHODS
 
             def query_token(self, token: str, token_type_hint: str | None) -> Token | None:
