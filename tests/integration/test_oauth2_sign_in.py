@@ -286,7 +286,7 @@ async def test_tokens_are_not_readable_in_the_database_logs_or_api(
 ) -> None:
     caplog.set_level(logging.DEBUG)
     mailbox_id = await connect_with_provider(rep)
-    await asyncio.sleep(3.2)
+    rep.idp.expire_access_tokens()
     await sync_service.sync_mailbox(rep.ctx, mailbox_id)  # a refresh: a second pair of tokens
     issued = [t for t in rep.idp.tokens if t.user == rep.address]
     secrets_issued = {t.refresh_token for t in issued} | {t.access_token for t in issued}
