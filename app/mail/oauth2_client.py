@@ -32,7 +32,9 @@ with warnings.catch_warnings():
 log = logging.getLogger(__name__)
 HTTP_TIMEOUT = httpx.Timeout(15.0)
 DISCOVERY_TTL = 3600.0  # seconds a discovery document is trusted before it is read again
+DISCOVERY_RETRY = 60.0  # seconds a failed read is remembered: pages with buttons never wait on it
 _discovered: dict[str, tuple[float, Endpoints, str]] = {}
+_discovery_failed: dict[str, float] = {}
 
 
 class ProviderError(MailConnectionError):
@@ -72,11 +74,20 @@ async def endpoints(provider: Provider) -> Endpoints:
     return found
 
 
+_DISCOVERY_FAILED = (
+    "the sign-in provider's discovery document could not be read: ask your operator to check "
+    "RADIOSILENCE_OAUTH2_OIDC_DISCOVERY_URL"
+)
+
+
 async def discover(url: str) -> tuple[Endpoints, str]:
     """(endpoints, issuer) from an OpenID Connect discovery document."""
     cached = _discovered.get(url)
     if cached is not None and time.monotonic() - cached[0] < DISCOVERY_TTL:
         return cached[1], cached[2]
+    failed = _discovery_failed.get(url)
+    if failed is not None and time.monotonic() - failed < DISCOVERY_RETRY:
+        raise ProviderError(_DISCOVERY_FAILED)
     try:
         async with httpx.AsyncClient(timeout=HTTP_TIMEOUT) as http:
             answer = await http.get(url, headers={"Accept": "application/json"})
@@ -90,10 +101,9 @@ async def discover(url: str) -> tuple[Endpoints, str]:
         issuer = str(doc.get("issuer", ""))
     except (httpx.HTTPError, ValueError, KeyError, TypeError) as exc:
         log.warning("oauth2.discovery_failed url=%s error=%s", url, exc)
-        raise ProviderError(
-            "the sign-in provider's discovery document could not be read: ask your operator "
-            "to check RADIOSILENCE_OAUTH2_OIDC_DISCOVERY_URL"
-        ) from None
+        _discovery_failed[url] = time.monotonic()
+        raise ProviderError(_DISCOVERY_FAILED) from None
+    _discovery_failed.pop(url, None)
     _discovered[url] = (time.monotonic(), found, issuer)
     return found, issuer
 

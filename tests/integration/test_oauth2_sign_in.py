@@ -431,3 +431,28 @@ async def test_sign_ins_under_way_are_bounded_per_user(rep: Rep) -> None:
         for _ in range(oauth2_service.MAX_STARTS_PER_USER + 1)
     ]
     assert answers == [200] * oauth2_service.MAX_STARTS_PER_USER + [429]
+
+
+async def test_a_provider_that_cannot_be_reached_leaves_the_pages_working(
+    database_url: str, idp_dovecot: DovecotServer
+) -> None:
+    with socket.socket() as sock:  # a loopback port nobody listens on
+        sock.bind(("127.0.0.1", 0))
+        port = int(sock.getsockname()[1])
+    down = OAuthServer()
+    down.base_url = f"http://127.0.0.1:{port}"
+    ctx = Context.create(
+        make_settings(database_url, public_url=BASE, **provider_settings(down, idp_dovecot))
+    )
+    await accounts.create_user(ctx, email="rep@seller.example", password=PASSWORD)
+    page = browser(ctx, base_url=BASE)
+    try:
+        await page.sign_in("rep@seller.example", PASSWORD)
+        shown = await page.get("/mailboxes/new")
+        assert shown.status == 200 and "Connect with Test IdP" in shown.text
+        pressed = await page.submit("/mailboxes/new", "/mailboxes/oauth2/oidc/start")
+        assert pressed.status == 422
+        assert "discovery document could not be read" in pressed.text
+    finally:
+        await page.aclose()
+        await ctx.close()
