@@ -126,7 +126,11 @@ def send_message(
         raise MailAuthError(
             f"the SMTP server {where} refused the login for {account.username}: "
             f"{_words(exc)} — "
-            + ("the sign-in's token" if account.oauth2_token else "check the SMTP password")
+            + (
+                "it did not take the mailbox's sign-in: reconnect the mailbox"
+                if account.oauth2_token
+                else "check the SMTP password"
+            )
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
         raise MailServerError(f"the SMTP server {where} does not support it: {exc}") from None
