@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Literal
 from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from app.errors import ConfigError
@@ -79,6 +79,56 @@ class Settings(BaseSettings):
         None,
         description="Command printing a fresh OAuth2 access token for the IMAP username given "
         "as its last argument; run when the server refuses a mailbox's stored token.",
+    )
+    oauth2_google_client_id: str | None = Field(
+        None, description="OAuth2 client id of your Google Cloud app: shows “Connect with Google”."
+    )
+    oauth2_google_client_secret: SecretStr | None = Field(
+        None, description="Its client secret (or RADIOSILENCE_OAUTH2_GOOGLE_CLIENT_SECRET_FILE)."
+    )
+    oauth2_google_client_secret_file: Path | None = Field(
+        None, description="A file holding the Google client secret (e.g. a Docker secret)."
+    )
+    oauth2_microsoft_client_id: str | None = Field(
+        None,
+        description="Application (client) id of your Microsoft Entra app registration: shows "
+        "“Connect with Microsoft”.",
+    )
+    oauth2_microsoft_client_secret: SecretStr | None = Field(
+        None, description="Its client secret value (or …_CLIENT_SECRET_FILE)."
+    )
+    oauth2_microsoft_client_secret_file: Path | None = Field(
+        None, description="A file holding the Microsoft client secret."
+    )
+    oauth2_microsoft_tenant: str = Field(
+        "organizations",
+        pattern=r"^[A-Za-z0-9.-]{1,100}$",
+        description="Which accounts may sign in: organizations (any work account), common, "
+        "or your tenant's id or domain.",
+    )
+    oauth2_oidc_discovery_url: str | None = Field(
+        None,
+        description="An OpenID Connect provider for self-hosted mail: its discovery URL "
+        "(…/.well-known/openid-configuration). Shows “Connect with RADIOSILENCE_OAUTH2_OIDC_NAME”.",
+    )
+    oauth2_oidc_name: str = Field("your company", min_length=1, max_length=60)
+    oauth2_oidc_client_id: str | None = None
+    oauth2_oidc_client_secret: SecretStr | None = None
+    oauth2_oidc_client_secret_file: Path | None = None
+    oauth2_oidc_scope: str = Field(
+        "openid email offline_access", description="Scopes asked of the OpenID Connect provider."
+    )
+    oauth2_oidc_imap_host: str | None = Field(
+        None, description="IMAP server whose logins that provider's tokens open (XOAUTH2)."
+    )
+    oauth2_oidc_imap_port: int = Field(993, ge=1, le=65535)
+    oauth2_oidc_imap_security: Literal["tls", "starttls", "plain"] = "tls"
+    oauth2_refresh_margin_seconds: float = Field(
+        120.0,
+        ge=0,
+        le=3000,
+        description="An access token expiring within this many seconds is refreshed before "
+        "a login.",
     )
     sync_interval_seconds: float = Field(
         60.0, ge=5, description="How often background workers poll each mailbox."
@@ -159,6 +209,30 @@ class Settings(BaseSettings):
         description="Failed sign-ins per client address and minute; the next one is refused.",
     )
 
+    @model_validator(mode="after")
+    def _client_secrets(self) -> Settings:
+        """A provider's client id needs its secret (or the secret's file): refused at start-up,
+        not when a rep presses the button."""
+        for name in ("google", "microsoft", "oidc"):
+            has_id = getattr(self, f"oauth2_{name}_client_id")
+            has_secret = getattr(self, f"oauth2_{name}_client_secret") or getattr(
+                self, f"oauth2_{name}_client_secret_file"
+            )
+            if has_id and not has_secret:
+                raise ValueError(
+                    f"RADIOSILENCE_OAUTH2_{name.upper()}_CLIENT_SECRET (or …_FILE) is missing"
+                )
+        return self
+
+    @field_validator("oauth2_oidc_discovery_url")
+    @classmethod
+    def _discovery_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        if urlsplit(value).scheme not in ("http", "https") or not urlsplit(value).netloc:
+            raise ValueError("must be an absolute http:// or https:// URL")
+        return value.strip()
+
     @field_validator("public_url")
     @classmethod
     def _absolute_url(cls, value: str | None) -> str | None:
@@ -209,6 +283,9 @@ def load_settings(**overrides: object) -> Settings:
     except ValidationError as exc:
         problems = []
         for error in exc.errors():
+            if not error["loc"]:  # a check of several settings at once names them itself
+                problems.append(str(error["msg"]).removeprefix("Value error, "))
+                continue
             name = "RADIOSILENCE_" + "_".join(str(p) for p in error["loc"]).upper()
             what = "is missing" if error["type"] == "missing" else error["msg"]
             problems.append(f"{name} {what}")

@@ -15,10 +15,15 @@ from app.api.schemas import (
     MailboxList,
     MailboxOut,
     MailboxPatch,
+    OAuth2Provider,
+    OAuth2Providers,
+    OAuth2Start,
+    OAuth2StartIn,
     Problem,
     SyncResult,
 )
 from app.services import mailboxes as service
+from app.services import oauth2 as oauth2_service
 from app.services import sync as sync_service
 
 log = logging.getLogger(__name__)
@@ -29,6 +34,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
     409: {"model": Problem},
     422: {"model": Problem},
 }
+START_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 429: {"model": Problem}}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Created, responses=ERRORS)
@@ -59,6 +65,36 @@ async def create_mailbox(
     )
     mailbox_id = await service.create_mailbox(ctx, user_id=user.id, data=data, verify=verify)
     return Created(id=mailbox_id)
+
+
+@router.get("/oauth2/providers", response_model=OAuth2Providers, responses=ERRORS)
+async def oauth2_providers(ctx: ContextDep, user: UserDep) -> OAuth2Providers:
+    """The providers a rep can sign in with on this server (those the operator set up)."""
+    found = oauth2_service.choices(ctx)
+    return OAuth2Providers(items=[OAuth2Provider(key=c.key, label=c.label) for c in found])
+
+
+@router.post(
+    "/oauth2/start", response_model=OAuth2Start, responses={**ERRORS, 429: {"model": Problem}}
+)
+async def oauth2_start(body: OAuth2StartIn, ctx: ContextDep, user: UserDep) -> OAuth2Start:
+    """Begin connecting a mailbox by signing in with a provider: open the `url` answered in
+    the rep's browser, where they are signed in to Radio Silence as this token's user. The
+    provider sends them back to `redirect_uri`; the mailbox is then created (named by its
+    address), tested and its first sync starts; with `mailbox_id`, that mailbox is
+    reconnected instead, keeping its threads. The sign-in can be finished once."""
+    url = await oauth2_service.start(
+        ctx,
+        user_id=user.id,
+        provider_key=body.provider,
+        session_token=None,
+        mailbox_id=body.mailbox_id,
+    )
+    return OAuth2Start(
+        url=url,
+        redirect_uri=oauth2_service.redirect_uri(ctx),
+        expires_in=int(oauth2_service.START_TTL.total_seconds()),
+    )
 
 
 @router.get("", response_model=MailboxList, responses=ERRORS)
@@ -104,7 +140,8 @@ async def delete_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> R
 async def test_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> ConnectionTest:
     """Log in with the stored credentials and list the folders."""
     row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
-    folders = await service.test_connection(ctx, service.account_of(ctx, row), user_id=user.id)
+    account = await service.stored_account(ctx, row)
+    folders = await service.test_connection(ctx, account, user_id=user.id)
     return ConnectionTest(ok=True, folders=folders)
 
 

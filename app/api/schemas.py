@@ -143,6 +143,33 @@ class ImapOut(BaseModel):
         description="`none`: imported from a file (`radiosilence import`), no IMAP server "
         "behind it (host and username empty, port 0)"
     )
+    oauth2_provider: str | None = Field(
+        None,
+        description="Signed in with this provider (google, microsoft, oidc): the product "
+        "refreshes its tokens. None: a password, or a token given in `oauth2_token`.",
+    )
+
+
+class OAuth2StartIn(Strict):
+    provider: str = Field(min_length=1, max_length=40, description="google, microsoft or oidc")
+    mailbox_id: int | None = Field(
+        None, ge=1, le=2**63 - 1, description="Reconnect this mailbox instead of adding one"
+    )
+
+
+class OAuth2Start(BaseModel):
+    url: str = Field(description="Open this in the rep's browser, signed in to Radio Silence")
+    redirect_uri: str = Field(description="Where the provider sends the browser back")
+    expires_in: int = Field(description="Seconds within which the sign-in must be finished")
+
+
+class OAuth2Provider(BaseModel):
+    key: str
+    label: str
+
+
+class OAuth2Providers(BaseModel):
+    items: list[OAuth2Provider]
 
 
 class MailboxOut(BaseModel):

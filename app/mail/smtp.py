@@ -1,5 +1,6 @@
 """Sending a follow-up over SMTP (a per-mailbox option): TLS or STARTTLS, verified
-certificates, AUTH when a username is set. Blocking: run it on the mail thread pool
+certificates, AUTH when a username is set, or AUTH XOAUTH2 with the access token of a
+mailbox signed in with a provider. Blocking: run it on the mail thread pool
 (`mail.blocking`)."""
 
 from __future__ import annotations
@@ -9,7 +10,7 @@ import smtplib
 import socket
 import ssl
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from app.errors import MailAuthError, MailConnectionError, MailServerError, MailTLSError
@@ -25,6 +26,8 @@ class SmtpAccount:
     security: Security
     username: str | None
     password: str | None
+    # A provider's access token: AUTH XOAUTH2 as `username` instead of a password.
+    oauth2_token: str | None = field(default=None, repr=False)
 
     def __repr__(self) -> str:  # never let the password reach a log line
         return f"SmtpAccount({self.username or '-'}@{self.host}:{self.port}, {self.security})"
@@ -109,7 +112,9 @@ def send_message(
             if account.security == "starttls":
                 client.starttls(context=context)
                 client.ehlo()
-            if account.username:
+            if account.oauth2_token is not None:
+                _xoauth2(client, account.username or sender, account.oauth2_token)
+            elif account.username:
                 client.login(account.username, account.password or "")
             refused = client.sendmail(sender, list(recipients), message)
     except ssl.SSLCertVerificationError as exc:
@@ -120,7 +125,12 @@ def send_message(
     except smtplib.SMTPAuthenticationError as exc:
         raise MailAuthError(
             f"the SMTP server {where} refused the login for {account.username}: "
-            f"{_words(exc)} — check the SMTP password"
+            f"{_words(exc)} — "
+            + (
+                "it did not take the mailbox's sign-in: reconnect the mailbox"
+                if account.oauth2_token
+                else "check the SMTP password"
+            )
         ) from None
     except smtplib.SMTPNotSupportedError as exc:
         raise MailServerError(f"the SMTP server {where} does not support it: {exc}") from None
@@ -142,6 +152,21 @@ def send_message(
     if refused:
         who = ", ".join(sorted(refused))
         raise MailServerError(f"the SMTP server {where} refused {who}; the others got it")
+
+
+def _xoauth2(client: smtplib.SMTP, user: str, token: str) -> None:
+    """AUTH XOAUTH2 (Google's and Microsoft's SASL for bearer tokens), when the server
+    offers AUTH at all: a relay that takes mail without it is used as it is."""
+    if not client.has_extn("auth"):
+        return
+    initial = f"user={user}\x01auth=Bearer {token}\x01\x01"
+
+    def answer(challenge: bytes | None = None) -> str:
+        # The first call gives the initial response; a 334 challenge after it carries the
+        # server's error, answered empty so that it sends its final refusal.
+        return initial if challenge is None else ""
+
+    client.auth("XOAUTH2", answer, initial_response_ok=True)
 
 
 def _words(exc: smtplib.SMTPException) -> str:

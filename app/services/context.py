@@ -4,6 +4,7 @@ mail host guard."""
 
 from __future__ import annotations
 
+import asyncio
 import math
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -32,6 +33,8 @@ class Context:
     mail_io: MailThreads = field(init=False, repr=False)
     mail_slots: UserSlots = field(init=False, repr=False)
     mail_guard: UrlGuard | None = field(default=None, repr=False)  # see services.mailhosts
+    # One token refresh at a time per mailbox (see services.oauth2_tokens)
+    oauth2_locks: dict[int, asyncio.Lock] = field(default_factory=dict, repr=False)
 
     def __post_init__(self) -> None:
         self.mail_io = MailThreads(self.settings.mail_threads)

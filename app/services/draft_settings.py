@@ -117,7 +117,7 @@ async def put_delivery_settings(
         secret = settings["smtp_secret_enc"]
         if smtp.password is not None:
             secret = ctx.box.encrypt(smtp.password)
-        if smtp.username and secret is None:
+        if smtp.username and secret is None and not await _signed_in(ctx, mailbox_id):
             raise InvalidInput("smtp.password is needed with smtp.username")
         values.update(
             smtp_enabled=True,
@@ -130,6 +130,13 @@ async def put_delivery_settings(
     async with ctx.engine.begin() as conn:
         await store.save_settings(conn, mailbox_id, values)
     return _settings_view(values)
+
+
+async def _signed_in(ctx: Context, mailbox_id: int) -> bool:
+    """Signed in with a provider: SMTP may log in with the same grant (XOAUTH2)."""
+    async with reading(ctx.engine) as conn:
+        row = await mailbox_store.get_mailbox(conn, mailbox_id)
+    return bool(row and row["oauth2_provider"])
 
 
 async def _settings(ctx: Context, user_id: int, mailbox_id: int) -> dict[str, Any]:

@@ -10,15 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from dataclasses import replace
 from datetime import datetime, timedelta
 from typing import Any, Literal
 
 from app.domain.events import EventType
 from app.domain.folders import pick_folder
 from app.drafts.message import draft_text, recompose, to_bytes, with_date
-from app.errors import Conflict, InvalidInput, NotFound
+from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
 from app.mail.imap import ImapSession
 from app.mail.smtp import SmtpAccount, send_message
+from app.services import oauth2_tokens
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.followups import (
@@ -26,7 +28,7 @@ from app.services.followups import (
     draft_view,
     settings_of,
 )
-from app.services.mailboxes import open_mailbox_session
+from app.services.mailboxes import account_of, open_mailbox_session, stored_account
 from app.services.mailhosts import checked_addresses
 from app.services.paging import decode_cursor, encode_cursor, split_page
 from app.services.text import plain_text
@@ -327,29 +329,44 @@ async def _put_in_drafts(
 async def _send(
     ctx: Context, mailbox: dict[str, Any], settings: dict[str, Any], row: dict[str, Any]
 ) -> dict[str, Any]:
+    # A mailbox signed in with a provider logs in to SMTP with the same grant (XOAUTH2),
+    # unless the rep gave an SMTP password.
+    use_grant = bool(mailbox.get("oauth2_provider")) and not settings["smtp_secret_enc"]
     account = SmtpAccount(
         host=settings["smtp_host"],
         port=settings["smtp_port"],
         security=settings["smtp_security"],
-        username=settings["smtp_username"],
+        username=settings["smtp_username"] or (mailbox["imap_username"] if use_grant else None),
         password=ctx.box.decrypt(settings["smtp_secret_enc"])
         if settings["smtp_secret_enc"]
         else None,
+        oauth2_token=(await stored_account(ctx, mailbox)).secret if use_grant else None,
     )
     row = _dated_now(ctx, row)
     recipients = list(dict.fromkeys([*row["to_addrs"], *row["cc_addrs"]]))
     addresses = await checked_addresses(ctx, account.host, account.port, field="smtp.host")
-    await ctx.mail_io.run(
-        send_message,
-        account,
-        row["raw"],
-        sender=row["from_addr"],
-        recipients=recipients,
-        ca_file=ctx.settings.imap_ca_file,
-        timeout=ctx.settings.imap_timeout_seconds,
-        allow_plaintext=ctx.settings.imap_allow_plaintext,
-        addresses=addresses,
-    )
+
+    async def send(account: SmtpAccount) -> None:
+        await ctx.mail_io.run(
+            send_message,
+            account,
+            row["raw"],
+            sender=row["from_addr"],
+            recipients=recipients,
+            ca_file=ctx.settings.imap_ca_file,
+            timeout=ctx.settings.imap_timeout_seconds,
+            allow_plaintext=ctx.settings.imap_allow_plaintext,
+            addresses=addresses,
+        )
+
+    try:
+        await send(account)
+    except MailAuthError:  # refused at AUTH, before anything was sent
+        if account.oauth2_token is None:
+            raise
+        refused = replace(account_of(ctx, mailbox), secret=account.oauth2_token)
+        fresh = await oauth2_tokens.fresh_account(ctx, mailbox, refused, refused=True)
+        await send(replace(account, oauth2_token=fresh.secret))
     sent_at = ctx.clock()
 
     def file_copy(session: ImapSession) -> tuple[str | None, int | None, int | None]:

@@ -16,6 +16,7 @@ from app.calendars import validate_country
 from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
 from app.mail.imap import ImapAccount, ImapSession, Security, check_host, check_security
 from app.mail.oauth2 import run_refresh_command
+from app.services import oauth2_tokens
 from app.services.accounts import normalize_email
 from app.services.context import Context
 from app.services.mailhosts import checked_addresses
@@ -65,6 +66,7 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
             "security": row["imap_security"],
             "username": row["imap_username"],
             "auth_method": row["auth_method"],
+            "oauth2_provider": row.get("oauth2_provider"),
         },
         "addresses": row["addresses"],
         "timezone": row["timezone"],
@@ -78,6 +80,11 @@ def public_view(row: dict[str, Any]) -> dict[str, Any]:
         "last_sync_at": iso(row["last_sync_at"]),
         "created_at": iso(row["created_at"]),
     }
+
+
+async def stored_account(ctx: Context, row: dict[str, Any]) -> ImapAccount:
+    """How to log in to a stored mailbox, its provider's access token refreshed if due."""
+    return await oauth2_tokens.fresh_account(ctx, row, account_of(ctx, row))
 
 
 def account_of(ctx: Context, row: dict[str, Any]) -> ImapAccount:
@@ -138,16 +145,18 @@ def open_session(
     addresses: Sequence[str],
     *,
     connect_timeout: float | None = None,
+    refresh_command: bool = True,
 ) -> ImapSession:
     """Log in to one of `addresses` (the host's, as checked by `checked_addresses`); blocking:
     run it on a mail thread. When the server refuses an OAuth2 mailbox's token and the
     operator set a refresh command, run it once and log in with the token it prints; the
-    session then carries it as `renewed_secret`, for the caller to store."""
+    session then carries it as `renewed_secret`, for the caller to store. (Mailboxes signed
+    in with a provider pass refresh_command=False: the product refreshes their tokens.)"""
     try:
         return _open(ctx, account, addresses, connect_timeout)
     except MailAuthError:
         command = ctx.settings.oauth2_refresh_command
-        if account.auth_method != "oauth2" or not command:
+        if account.auth_method != "oauth2" or not command or not refresh_command:
             raise
     token = run_refresh_command(
         command, account.username, timeout=ctx.settings.imap_timeout_seconds
@@ -170,14 +179,26 @@ async def keep_renewed_secret(ctx: Context, mailbox_id: int, session: ImapSessio
 async def open_mailbox_session(
     ctx: Context, mailbox: dict[str, Any], *, executor: Executor | None = None
 ) -> ImapSession:
-    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be. Its
-    host passes the guard first. The blocking login runs on `executor` (the IDLE watchers
-    have their own), else on a mail thread."""
-    account = account_of(ctx, mailbox)
+    """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be (by its
+    provider's refresh token before it expires and when the server refuses it, else by the
+    refresh command). Its host passes the guard first. The blocking login runs on `executor`
+    (the IDLE watchers have their own), else on a mail thread."""
+    account = await stored_account(ctx, mailbox)
     addresses = await checked_addresses(ctx, account.host, account.port, field="imap.host")
     loop = asyncio.get_running_loop()
     executor = executor or ctx.mail_io.executor
-    session = await loop.run_in_executor(executor, open_session, ctx, account, addresses)
+    granted = bool(mailbox.get("oauth2_provider"))
+
+    def login(account: ImapAccount) -> ImapSession:
+        return open_session(ctx, account, addresses, refresh_command=not granted)
+
+    try:
+        session = await loop.run_in_executor(executor, login, account)
+    except MailAuthError:
+        if not granted:
+            raise
+        account = await oauth2_tokens.fresh_account(ctx, mailbox, account, refused=True)
+        session = await loop.run_in_executor(executor, login, account)
     try:
         await keep_renewed_secret(ctx, int(mailbox["id"]), session)
     except BaseException:
@@ -201,8 +222,15 @@ def _open(
 
 
 async def create_mailbox(
-    ctx: Context, *, user_id: int, data: MailboxInput, verify: bool = True
+    ctx: Context,
+    *,
+    user_id: int,
+    data: MailboxInput,
+    verify: bool = True,
+    grant: dict[str, Any] | None = None,
 ) -> int:
+    """Save a mailbox after a live login (unless `verify` is off). `grant`: the columns of a
+    provider's sign-in (`oauth2_tokens.grant_values`)."""
     data = validate(ctx, data)
     account = data.account()
     if verify:
@@ -214,7 +242,7 @@ async def create_mailbox(
         async with ctx.engine.begin() as conn:
             # Read over IMAP: its first sync is a baseline (evaluation.end_baseline).
             baseline = data.auth_method != store.FILE_SOURCE
-            values = {**_row_values(ctx, user_id, data), "baseline": baseline}
+            values = {**_row_values(ctx, user_id, data), "baseline": baseline, **(grant or {})}
             return await store.create_mailbox(conn, values)
     except IntegrityError:
         raise Conflict(f"you have a mailbox named {data.name!r} already") from None
@@ -281,6 +309,8 @@ async def update_mailbox(
     values.pop("rules")
     if connection_fields & changes.keys():
         values.update(status="new", status_message="")
+    if {"secret", "auth_method"} & changes.keys():
+        values.update(oauth2_tokens.NO_GRANT)  # a password or pasted token replaces a sign-in
     try:
         async with ctx.engine.begin() as conn:
             await store.update_mailbox(conn, mailbox_id, values)
@@ -292,7 +322,9 @@ async def update_mailbox(
 
 
 async def delete_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> None:
-    await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    """Forget the mailbox; a provider's grant is revoked there first where it offers that."""
+    row = await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    await oauth2_tokens.revoke(ctx, row)
     async with ctx.engine.begin() as conn:
         await store.delete_mailbox(conn, mailbox_id)
 

@@ -152,6 +152,11 @@ mailboxes = Table(
     Column("progress", JSON(none_as_null=True)),  # the running sync: folder, done, total
     Column("folder_include", JSON(none_as_null=True)),  # read besides the defaults
     Column("folder_exclude", JSON(none_as_null=True)),  # never read
+    # Signed in with a provider (google | microsoft | oidc): secret_enc holds its access
+    # token, refresh_token_enc (encrypted too) renews it before token_expires_at.
+    Column("oauth2_provider", String(32)),
+    Column("refresh_token_enc", LargeBinary),
+    Column("token_expires_at", UTCDateTime()),
     # A first sync not finished yet: the scheduler leaves its threads alone; the sync decides
     # them all in one transaction at its end (services.sync).
     Column("baseline", Boolean, nullable=False, default=False, server_default=false()),
@@ -161,6 +166,24 @@ mailboxes = Table(
     Column("updated_at", UTCDateTime(), nullable=False),
     UniqueConstraint("user_id", "name"),
     Index(None, "next_sync_at"),
+)
+
+# A sign-in under way: the provider sends the browser back with `state`, whose hash finds the
+# row, once (the row is deleted as it is used). The PKCE verifier waits here, encrypted,
+# bound to the user and to the browser session that started it (None: started by the API).
+oauth2_starts = Table(
+    "oauth2_starts",
+    metadata,
+    _id(),
+    _fk("user_id", "users.id"),
+    Column("state_hash", String(64), nullable=False, unique=True),
+    Column("session_hash", String(64)),
+    Column("provider", String(32), nullable=False),
+    Column("verifier_enc", LargeBinary, nullable=False),
+    _fk("mailbox_id", "mailboxes.id", nullable=True),  # set: reconnect this mailbox
+    Column("expires_at", UTCDateTime(), nullable=False),
+    _created(),
+    Index(None, "expires_at"),
 )
 
 folders = Table(

@@ -3,6 +3,8 @@ streamed bodies and error answers get them too)."""
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 # No inline script anywhere; the pages use none. Swagger UI sets inline styles, so /docs
@@ -12,6 +14,15 @@ _CSP = (
     "form-action 'self'; frame-ancestors 'none'; base-uri 'none'; object-src 'none'"
 )
 _CSP_DOCS = _CSP.replace("style-src 'self'", "style-src 'self' 'unsafe-inline'")
+
+
+def csp_with_form_targets(origins: Iterable[str]) -> str:
+    """The policy for a page whose forms lead on to other sites (a sign-in provider's page,
+    after our redirect: browsers check form-action on the redirect's target too)."""
+    extra = "".join(f" {o}" for o in sorted(set(origins)))
+    return _CSP.replace("form-action 'self'", f"form-action 'self'{extra}")
+
+
 _COMMON = [
     (b"x-frame-options", b"DENY"),
     (b"x-content-type-options", b"nosniff"),

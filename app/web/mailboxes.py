@@ -16,9 +16,11 @@ from app.api.schemas import RulesBody
 from app.errors import Conflict, InvalidInput, MailServerError
 from app.services import backtest as backtest_service
 from app.services import mailboxes as service
+from app.services import oauth2 as oauth2_service
 from app.services import rules as rules_service
 from app.services import sync as sync_service
 from app.web.deps import Ctx, Form, PageUser, row_id, text
+from app.web.oauth2 import form_headers
 from app.web.render import redirect, render
 
 router = APIRouter(include_in_schema=False)
@@ -143,8 +145,9 @@ def _input(form: FormData) -> service.MailboxInput:
     )
 
 
-def _connect_page(
+async def _connect_page(
     request: Request,
+    ctx: Ctx,
     preset: Preset,
     values: dict[str, Any],
     *,
@@ -162,8 +165,10 @@ def _connect_page(
             "result": result,
             "error": error,
             "timezones": _TIMEZONES,
+            "sign_ins": oauth2_service.choices(ctx),
         },
         status_code=status,
+        headers=await form_headers(ctx),
     )
 
 
@@ -174,9 +179,9 @@ async def mailbox_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLRespon
 
 
 @router.get("/mailboxes/new")
-async def connect_page(request: Request, user: PageUser) -> HTMLResponse:
+async def connect_page(request: Request, ctx: Ctx, user: PageUser) -> HTMLResponse:
     preset = _PRESETS.get(request.query_params.get("preset", ""), _PRESETS["other"])
-    return _connect_page(request, preset, _form_values(None, preset))
+    return await _connect_page(request, ctx, preset, _form_values(None, preset))
 
 
 @router.post("/mailboxes/new")
@@ -188,8 +193,9 @@ async def connect(request: Request, ctx: Ctx, form: Form, user: PageUser) -> Res
         if text(form, "action") == "test":
             folders = await service.check_connection(ctx, data, user_id=user.id)
             shown = ", ".join(folders[:8]) + (" …" if len(folders) > 8 else "")
-            return _connect_page(
+            return await _connect_page(
                 request,
+                ctx,
                 preset,
                 values,
                 result=f"Signed in to {data.host}: {len(folders)} folders found ({shown}). "
@@ -197,9 +203,9 @@ async def connect(request: Request, ctx: Ctx, form: Form, user: PageUser) -> Res
             )
         mailbox_id = await service.create_mailbox(ctx, user_id=user.id, data=data)
     except MailServerError as exc:
-        return _connect_page(request, preset, values, error=exc.message, status=422)
+        return await _connect_page(request, ctx, preset, values, error=exc.message, status=422)
     except (InvalidInput, Conflict) as exc:
-        return _connect_page(request, preset, values, error=exc.message, status=422)
+        return await _connect_page(request, ctx, preset, values, error=exc.message, status=422)
     sync_service.start_sync(ctx, request.app.state.background_tasks, mailbox_id, user_id=user.id)
     return redirect(f"/mailboxes/{mailbox_id}/first-sync")
 
@@ -231,6 +237,9 @@ async def _detail(
     row = await service.get_mailbox(ctx, user_id=user_id, mailbox_id=row_id(mailbox_id))
     folders = await service.folders_read(ctx, user_id=user_id, mailbox_id=mailbox_id)
     saved = await rules_service.get_rules(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    sign_in = next(
+        (c for c in oauth2_service.choices(ctx) if c.key == row["oauth2_provider"]), None
+    )
     return render(
         request,
         "pages/mailbox.html",
@@ -242,8 +251,10 @@ async def _detail(
             "backtest": backtest,
             "error": error,
             "timezones": _TIMEZONES,
+            "sign_in": sign_in,
         },
         status_code=status,
+        headers=await form_headers(ctx) if sign_in else None,
     )
 
 

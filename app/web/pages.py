@@ -18,6 +18,7 @@ from app.web import (
     drafts,
     errors,
     mailboxes,
+    oauth2,
     threads,
     webhooks,
 )
@@ -34,7 +35,7 @@ def install(app: FastAPI, settings: Settings) -> None:
     app.state.setup_token = None
     app.add_middleware(SecurityHeaders)
     app.mount("/static", StaticFiles(directory=STATIC), name="static")
-    for module in (auth, dashboard, threads, drafts, mailboxes, webhooks, account, docs):
+    for module in (auth, dashboard, threads, drafts, mailboxes, oauth2, webhooks, account, docs):
         app.include_router(module.router)
 
     async def on_page_error(request: Request, exc: Exception) -> Response:

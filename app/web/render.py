@@ -30,6 +30,7 @@ NOTICES = {
     "revoked": "Revoked: the token no longer works.",
     "signed_out": "You are signed out.",
     "sync_started": "Reading new mail now.",
+    "reconnected": "Reconnected: reading new mail now.",
     "deleted": "Deleted.",
     "retried": "The delivery is queued again.",
     "tested": "A test event is on its way.",
