@@ -24,23 +24,32 @@ from typing import Any, Literal, Self, TypeVar
 
 import imapclient
 from imapclient import imap4, tls
+from imapclient.datetime_util import format_criteria_date
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from app.domain.folders import FolderInfo
 from app.domain.headers import FETCH_HEADER_FIELDS
 from app.errors import (
     InvalidInput,
+    MailAnswerTooLarge,
     MailAuthError,
     MailConnectionError,
     MailServerError,
     MailTLSError,
 )
-from app.mail import wire
+from app.mail import answers, wire
 
 log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
 T = TypeVar("T")
 FETCH_BATCH = 1000  # UIDs per FETCH command; servers cap command length (and Yahoo at 5,000)
+# Without ESEARCH a `* SEARCH` answer lists every UID: the window is searched in UID ranges of
+# this span from UIDNEXT down, so that each answer stays small (at most ~1.1 MB of 10-digit
+# UIDs). With ESEARCH (RFC 4731) one command answers in compact ranges, read as it comes.
+SEARCH_SPAN = 100_000
+# The most UIDs one folder's search may return: the sync keeps them in memory (~40 bytes each
+# as Python ints), and the product's memory bound holds far beyond any real mailbox.
+SEARCH_UID_LIMIT = 3_000_000
 TEXT_PREFIX_BYTES = 8192  # enough for an auto-reply's wording or a DSN's status part
 _HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + " ".join(FETCH_HEADER_FIELDS).encode() + b")]"
 # No INTERNALDATE in the header pass: it is only the fallback for a message whose Date header
@@ -307,6 +316,10 @@ class ImapSession:
         return "CONDSTORE" in self.capabilities
 
     @property
+    def has_esearch(self) -> bool:
+        return "ESEARCH" in self.capabilities
+
+    @property
     def has_idle(self) -> bool:
         return "IDLE" in self.capabilities
 
@@ -345,8 +358,14 @@ class ImapSession:
         )
 
     def list_folders(self) -> list[FolderInfo]:
+        """Every folder, through imapclient's parser but read within our bounds (a line, and
+        the number of folders: `answers.read_list`)."""
+        command = b'LIST "" "*"'
+        data = self._command(
+            command, "LIST", lambda tag: answers.read_list(self._file, tag, "LIST")
+        )
         with _errors("LIST"):
-            listed = self._client.list_folders()
+            listed = self._client._proc_folder_list(data)
         return [
             FolderInfo(
                 name=name,
@@ -366,15 +385,80 @@ class ImapSession:
             exists=int(info.get(b"EXISTS", 0)),
         )
 
-    def search_uids(self, *, min_uid: int, since: date | None) -> list[int]:
-        """UIDs >= min_uid (and on or after `since`), ascending. Filtered here too, because
-        `UID n:*` always includes the highest message even when its UID is below n."""
-        criteria: list[Any] = ["UID", f"{min_uid}:*"]
-        if since is not None:
-            criteria += ["SINCE", since]
-        with _errors("UID SEARCH"):
-            uids = self._client.search(criteria)
-        return sorted(int(u) for u in uids if int(u) >= min_uid)
+    def search_uids(
+        self, *, min_uid: int, since: date | None, uidnext: int | None = None
+    ) -> list[int]:
+        """UIDs >= min_uid (and on or after `since`) in the selected folder, ascending.
+
+        With ESEARCH, one command whose answer comes in compact ranges; without it, UID ranges
+        of SEARCH_SPAN from `uidnext` (the folder's UIDNEXT) down, the newest first as the first
+        sync reads them, so that no answer is one huge line. The topmost range is open (`n:*`)
+        to take what arrived since UIDNEXT was read. Filtered here too, because `UID n:*`
+        always includes the highest message even when its UID is below n."""
+        window = b" SINCE " + format_criteria_date(since) if since is not None else b""
+        found: list[int] = []
+        if self.has_esearch or uidnext is None:
+            spans: list[tuple[int, int | None]] = [(min_uid, None)]
+        else:
+            spans = []
+            high: int | None = None
+            top = max(uidnext - 1, min_uid)
+            while top >= min_uid:
+                low = max(min_uid, top - SEARCH_SPAN + 1)
+                spans.append((low, high))
+                high = top = low - 1
+        for low, high in spans:
+            limit = SEARCH_UID_LIMIT - len(found)
+            found += [
+                u
+                for u in self._search(
+                    b"UID %d:%s%s" % (low, b"*" if high is None else b"%d" % high, window), limit
+                )
+                if u >= low
+            ]
+        return sorted(found)
+
+    def _search(self, criteria: bytes, limit: int) -> list[int]:
+        """One UID SEARCH (RETURN (ALL) with ESEARCH), read by `answers.read_search`."""
+        returning = b"RETURN (ALL) " if self.has_esearch else b""
+        command = b"UID SEARCH " + returning + criteria
+        return self._command(
+            command,
+            "UID SEARCH",
+            lambda tag: answers.read_search(self._file, tag, "UID SEARCH", max_uids=limit),
+        )
+
+    @property
+    def _file(self) -> answers.LineSource:
+        source: answers.LineSource = self._client._imap.file
+        return source
+
+    def _command(self, command: bytes, name: str, read: Callable[[bytes], T]) -> T:
+        """Send one command and read its answer here, not by imaplib (see `answers`): the tag
+        comes from imaplib, so round trips are counted and its tag sequence goes on."""
+        raw = self._client._imap
+        tag: bytes = raw._new_tag()
+        finished = False
+        try:
+            with _errors(name):
+                raw.send(b"%s %s\r\n" % (tag, command))
+            result = read(tag)
+            finished = True
+            return result
+        except MailServerError as exc:
+            # A refusal read to its end leaves the session usable; anything else (a bound hit
+            # mid-answer, the server leaving) leaves bytes no later command may read.
+            if not isinstance(exc, answers.Refused):
+                with contextlib.suppress(Exception):
+                    raw.shutdown()
+            raise
+        except BaseException:
+            if not finished:
+                with contextlib.suppress(Exception):
+                    raw.shutdown()
+            raise
+        finally:
+            raw.tagged_commands.pop(tag, None)
 
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         """The header fields the decisions need, with BODY.PEEK so nothing is marked read.
@@ -541,6 +625,14 @@ class _errors:
         if isinstance(exc, (imaplib.IMAP4.abort, OSError, socket.timeout)):
             raise MailConnectionError(
                 f"the connection dropped during {self.command}: {_words(exc)}"
+            ) from exc
+        if isinstance(exc, imaplib.IMAP4.error) and (
+            limit := re.fullmatch(r"got more than (\d+) bytes", str(exc))
+        ):  # imaplib's own line limit, not the server's words
+            raise MailAnswerTooLarge(
+                f"a line of the answer to {self.command} was larger than "
+                f"{int(limit.group(1)):,} bytes, the most this client reads in one line: "
+                "the server did not refuse anything"
             ) from exc
         if isinstance(exc, (IMAPClientError, imaplib.IMAP4.error)):
             raise MailServerError(f"the server refused {self.command}: {_words(exc)}") from exc
