@@ -148,6 +148,7 @@ def ours(server_info: dict[str, Any], db_dir: str, queue: Any) -> None:
         database_url=url,
         secret_key=SECRET,  # type: ignore[call-arg]
         workers_enabled=False,
+        imap_allow_private=True,  # the bench's Dovecot listens on loopback
     )
 
     async def run() -> dict[str, Any]:

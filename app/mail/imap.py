@@ -43,10 +43,10 @@ log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
 T = TypeVar("T")
 FETCH_BATCH = 1000  # UIDs per FETCH command; servers cap command length (and Yahoo at 5,000)
-# Without ESEARCH a `* SEARCH` answer lists every UID: the window is searched in UID ranges of
-# this span from UIDNEXT down, so that each answer stays small (at most ~1.1 MB of 10-digit
+# Without ESEARCH a `* SEARCH` answer lists every UID: a large folder is searched in slices of
+# this many messages, newest first, so that each answer stays small (at most ~550 kB of 10-digit
 # UIDs). With ESEARCH (RFC 4731) one command answers in compact ranges, read as it comes.
-SEARCH_SPAN = 100_000
+SEARCH_SPAN = 50_000
 # The most UIDs one folder's search may return: the sync keeps them in memory (~40 bytes each
 # as Python ints), and the product's memory bound holds far beyond any real mailbox.
 SEARCH_UID_LIMIT = 3_000_000
@@ -386,37 +386,34 @@ class ImapSession:
         )
 
     def search_uids(
-        self, *, min_uid: int, since: date | None, uidnext: int | None = None
+        self, *, min_uid: int, since: date | None, exists: int | None = None
     ) -> list[int]:
         """UIDs >= min_uid (and on or after `since`) in the selected folder, ascending.
 
-        With ESEARCH, one command whose answer comes in compact ranges; without it, UID ranges
-        of SEARCH_SPAN from `uidnext` (the folder's UIDNEXT) down, the newest first as the first
-        sync reads them, so that no answer is one huge line. The topmost range is open (`n:*`)
-        to take what arrived since UIDNEXT was read. Filtered here too, because `UID n:*`
-        always includes the highest message even when its UID is below n."""
-        window = b" SINCE " + format_criteria_date(since) if since is not None else b""
+        With ESEARCH, one command whose answer comes in compact ranges. Without it, the folder's
+        `exists` messages are searched in slices of SEARCH_SPAN message numbers from the top
+        down (newest first, as the first sync reads), so that no answer is one huge line. Slices
+        of message numbers, not of UIDs: UIDs may be sparse (years of deletions, Gmail), message
+        numbers are dense, so every slice holds at most SEARCH_SPAN. An expunge meanwhile only
+        shifts messages down into a slice still to come: seen twice, never missed. The top slice
+        is open (`n:*`) to take what arrived since `exists` was read. Filtered here too, because
+        `UID n:*` always includes the highest message even when its UID is below n."""
+        window = b"UID %d:*" % min_uid
+        if since is not None:
+            window += b" SINCE " + format_criteria_date(since)
+        if self.has_esearch or exists is None or exists <= SEARCH_SPAN:
+            return _ascending([u for u in self._search(window, SEARCH_UID_LIMIT) if u >= min_uid])
         found: list[int] = []
-        if self.has_esearch or uidnext is None:
-            spans: list[tuple[int, int | None]] = [(min_uid, None)]
-        else:
-            spans = []
-            high: int | None = None
-            top = max(uidnext - 1, min_uid)
-            while top >= min_uid:
-                low = max(min_uid, top - SEARCH_SPAN + 1)
-                spans.append((low, high))
-                high = top = low - 1
-        for low, high in spans:
-            limit = SEARCH_UID_LIMIT - len(found)
-            found += [
-                u
-                for u in self._search(
-                    b"UID %d:%s%s" % (low, b"*" if high is None else b"%d" % high, window), limit
-                )
-                if u >= low
-            ]
-        return sorted(found)
+        top, upper = exists, b"*"
+        while top >= 1:
+            low = max(1, top - SEARCH_SPAN + 1)
+            answer = self._search(b"%d:%s %s" % (low, upper, window), SEARCH_UID_LIMIT - len(found))
+            kept = [u for u in answer if u >= min_uid]
+            found += kept
+            if since is None and min_uid > 1 and len(kept) < top - low + 1:
+                break  # this slice reaches below min_uid already: those beneath are older
+            top, upper = low - 1, b"%d" % (low - 1)
+        return _ascending(found)
 
     def _search(self, criteria: bytes, limit: int) -> list[int]:
         """One UID SEARCH (RETURN (ALL) with ESEARCH), read by `answers.read_search`."""
@@ -646,6 +643,15 @@ def _shut(client: Any) -> None:
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _ascending(uids: list[int]) -> list[int]:
+    """`uids` sorted, each once (a slice may repeat one after an expunge). In place, without
+    a set: a large folder's UIDs are the largest thing a sync holds."""
+    uids.sort()
+    if any(uids[i] == uids[i - 1] for i in range(1, len(uids))):
+        return list(dict.fromkeys(uids))
+    return uids
 
 
 def _uid_set(uids: Sequence[int]) -> str:

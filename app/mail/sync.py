@@ -317,7 +317,7 @@ class _FolderReader:
             self.session.search_uids,
             min_uid=1,
             since=self.options.since,
-            uidnext=status.uidnext,
+            exists=status.exists,
         )
         top = row["backfill_top_uid"]
         if top is None:
@@ -359,7 +359,7 @@ class _FolderReader:
             self.session.search_uids,
             min_uid=highest + 1,
             since=None,
-            uidnext=status.uidnext,
+            exists=status.exists,
         )
         size = self.options.batch_size
         chunks = [uids[start : start + size] for start in range(0, len(uids), size)]
