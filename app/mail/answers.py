@@ -68,12 +68,14 @@ def read_list(
     tag: bytes,
     command: str,
     *,
-    line_limit: int = LIST_LINE_LIMIT,
-    max_folders: int = LIST_FOLDER_LIMIT,
+    line_limit: int | None = None,
+    max_folders: int | None = None,
 ) -> list[bytes | tuple[bytes, bytes]]:
     """The untagged `* LIST` answers to the command tagged `tag`, in imaplib's shape (the text
     after `* LIST `; a line ending in a literal as (line, literal), then the rest of the line),
-    ready for imapclient's parser."""
+    ready for imapclient's parser. Bounds: LIST_LINE_LIMIT and LIST_FOLDER_LIMIT unless given."""
+    line_limit = LIST_LINE_LIMIT if line_limit is None else line_limit
+    max_folders = LIST_FOLDER_LIMIT if max_folders is None else max_folders
     out: list[bytes | tuple[bytes, bytes]] = []
     folders = 0
     tagged = tag + b" "
