@@ -1,4 +1,5 @@
-"""First sync of a 100,000-message mailbox from a local Dovecot, against a bare imaplib FETCH.
+"""First sync of a large mailbox (100,000 messages unless --messages says otherwise; the README
+also has 1,000,000) from a local Dovecot, against a bare imaplib FETCH.
 
 In one run: (a) a bare `imaplib` UID FETCH of the same header fields, (b) our first sync into
 SQLite (fetch, parse, classify, thread, store — in a fresh process, so its peak RSS is its own),
