@@ -435,22 +435,14 @@ class ImapSession:
         comes from imaplib, so round trips are counted and its tag sequence goes on."""
         raw = self._client._imap
         tag: bytes = raw._new_tag()
-        finished = False
         try:
             with _errors(name):
                 raw.send(b"%s %s\r\n" % (tag, command))
-            result = read(tag)
-            finished = True
-            return result
-        except MailServerError as exc:
+            return read(tag)
+        except BaseException as exc:
             # A refusal read to its end leaves the session usable; anything else (a bound hit
             # mid-answer, the server leaving) leaves bytes no later command may read.
             if not isinstance(exc, answers.Refused):
-                with contextlib.suppress(Exception):
-                    raw.shutdown()
-            raise
-        except BaseException:
-            if not finished:
                 with contextlib.suppress(Exception):
                     raw.shutdown()
             raise
