@@ -47,8 +47,8 @@ FETCH_BATCH = 1000  # UIDs per FETCH command; servers cap command length (and Ya
 # this many messages, newest first, so that each answer stays small (at most ~550 kB of 10-digit
 # UIDs). With ESEARCH (RFC 4731) one command answers in compact ranges, read as it comes.
 SEARCH_SPAN = 50_000
-# The most UIDs one folder's search may return: the sync keeps them in memory (~40 bytes each
-# as Python ints), and the product's memory bound holds far beyond any real mailbox.
+# The most UIDs one folder's search may return, a bound on memory: the sync holds a folder's
+# window as Python ints, ~40 bytes each plus ~16 for its batches (600,000 of them: ~35 MB).
 SEARCH_UID_LIMIT = 3_000_000
 TEXT_PREFIX_BYTES = 8192  # enough for an auto-reply's wording or a DSN's status part
 _HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + " ".join(FETCH_HEADER_FIELDS).encode() + b")]"
