@@ -122,8 +122,9 @@ def _uids(
     carry = b""
     while True:
         done = piece.endswith(b"\n")
-        data = carry + (piece.rstrip(b"\r\n") if done else piece)
-        if done:
+        data = carry + piece
+        if done:  # the CR may have ended the previous piece
+            data = data.rstrip(b"\r\n")
             whole, carry = data, b""
         else:  # the last token may go on in the next piece
             cut = max(data.rfind(b" "), data.rfind(b","))

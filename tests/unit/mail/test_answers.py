@@ -35,6 +35,23 @@ def test_a_search_answer_longer_than_imaplib_s_line_limit_is_read_whole() -> Non
     assert source.read() == b"NEXT"  # nothing after the tagged completion was taken
 
 
+@pytest.mark.parametrize("cut", [-2, -1, 0, 1, 2])
+def test_a_uid_or_the_line_end_split_between_two_reads(cut: int) -> None:
+    """The line's CR lands `cut` bytes from the end of the first read: no UID lost."""
+    head = b"* SEARCH"
+    before_cr = answers.PIECE - 1 + cut  # the CR's index in the line
+    full, rest = divmod(before_cr - len(head), 11)
+    uids = list(range(1_000_000_000, 1_000_000_000 + full))
+    line = head + b"".join(b" %d" % u for u in uids)
+    if rest > 1:  # one shorter UID fills the line up to the CR
+        uids.append(int(b"7" * (rest - 1)))
+    line += b" " + b"7" * (rest - 1) if rest else b""
+    line += b"\r\n"
+    assert line.index(b"\r") == before_cr
+    found = read_search(reader(line + b"T1 OK\r\n"), TAG, "UID SEARCH", max_uids=10_000)
+    assert found == uids
+
+
 def test_esearch_ranges_are_expanded_and_other_items_ignored() -> None:
     answer = b'* ESEARCH (TAG "T1") UID COUNT 9 MIN 1 ALL 1:3,7,12:10,4294967295\r\nT1 OK done\r\n'
     found = read_search(reader(answer), TAG, "UID SEARCH", max_uids=100)
