@@ -11,6 +11,7 @@ RadioSilenceError
     ├── MailAuthError        the server refused the login
     ├── MailConnectionError  could not connect, or the connection dropped
     ├── MailTLSError         the server's certificate could not be verified
+    ├── MailAnswerTooLarge   an answer exceeded one of this client's own bounds
     └── MailHostRefused      the host is not an address mail may go to (private, loopback …)
 """
 
@@ -75,6 +76,12 @@ class MailTLSError(MailServerError):
         "the mail server's TLS certificate could not be verified: "
         "fix the certificate or configure RADIOSILENCE_IMAP_CA_FILE"
     )
+
+
+class MailAnswerTooLarge(MailServerError):
+    """Our limit, not the server's refusal: the message names the bound that was hit."""
+
+    default_message = "the mail server's answer was larger than this client reads"
 
 
 class MailHostRefused(MailServerError):

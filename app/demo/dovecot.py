@@ -138,7 +138,7 @@ service anvil {{
 protocol imap {{
   # Sync code and load tests open many sessions from one IP; the default is 10.
   mail_max_userip_connections = 1000
-}}
+{imap_capability}}}
 
 service imap-login {{
   inet_listener imap {{
@@ -192,7 +192,11 @@ force_introspection = yes
 
 
 def _render_config(
-    root: Path, port: int, tls_port: int, oauth2_introspection_url: str | None = None
+    root: Path,
+    port: int,
+    tls_port: int,
+    oauth2_introspection_url: str | None = None,
+    imap_capability: str | None = None,
 ) -> str:
     if os.geteuid() == 0:
         privileges, chroot_off = _ROOT_PRIVILEGES, ""
@@ -211,6 +215,7 @@ def _render_config(
         chroot_off=chroot_off,
         oauth2_mechanisms=" xoauth2 oauthbearer" if oauth2_introspection_url else "",
         oauth2_passdb=_OAUTH2_PASSDB.format(root=root) if oauth2_introspection_url else "",
+        imap_capability=f"  imap_capability = {imap_capability}\n" if imap_capability else "",
     )
 
 
@@ -705,12 +710,16 @@ def _group_pids(pgid: int) -> list[int]:
 
 
 def start_dovecot(
-    root: Path | None = None, *, oauth2_introspection_url: str | None = None
+    root: Path | None = None,
+    *,
+    oauth2_introspection_url: str | None = None,
+    imap_capability: str | None = None,
 ) -> DovecotServer:
     """Create config, certs and folders under ``root`` (default: a new temp dir) and
     start Dovecot on free loopback ports. Raises RuntimeError with the log tail if it
     is not answering within ~10 s. With ``oauth2_introspection_url``, XOAUTH2 logins are
-    checked against that RFC 7662 token introspection endpoint."""
+    checked against that RFC 7662 token introspection endpoint. ``imap_capability``
+    replaces what Dovecot announces after login (e.g. without ESEARCH, as some servers)."""
     if not dovecot_available():
         raise RuntimeError("dovecot is not installed; run scripts/install-test-deps.sh")
     owns_root = root is None
@@ -739,7 +748,9 @@ def start_dovecot(
     attempts = 3
     for attempt in range(attempts):
         port, tls_port = _free_ports(2)
-        config_path.write_text(_render_config(root, port, tls_port, oauth2_introspection_url))
+        config_path.write_text(
+            _render_config(root, port, tls_port, oauth2_introspection_url, imap_capability)
+        )
         server = DovecotServer(
             host=HOST,
             port=port,

@@ -24,23 +24,32 @@ from typing import Any, Literal, Self, TypeVar
 
 import imapclient
 from imapclient import imap4, tls
+from imapclient.datetime_util import format_criteria_date
 from imapclient.exceptions import IMAPClientError, LoginError
 
 from app.domain.folders import FolderInfo
 from app.domain.headers import FETCH_HEADER_FIELDS
 from app.errors import (
     InvalidInput,
+    MailAnswerTooLarge,
     MailAuthError,
     MailConnectionError,
     MailServerError,
     MailTLSError,
 )
-from app.mail import wire
+from app.mail import answers, wire
 
 log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
 T = TypeVar("T")
 FETCH_BATCH = 1000  # UIDs per FETCH command; servers cap command length (and Yahoo at 5,000)
+# Without ESEARCH a `* SEARCH` answer lists every UID: a large folder is searched in slices of
+# this many messages, newest first, so that each answer stays small (at most ~550 kB of 10-digit
+# UIDs). With ESEARCH (RFC 4731) one command answers in compact ranges, read as it comes.
+SEARCH_SPAN = 50_000
+# The most UIDs one folder's search may return, a bound on memory: the sync holds a folder's
+# window as Python ints, ~40 bytes each plus ~16 for its batches (600,000 of them: ~35 MB).
+SEARCH_UID_LIMIT = 3_000_000
 TEXT_PREFIX_BYTES = 8192  # enough for an auto-reply's wording or a DSN's status part
 _HEADER_ITEM = b"BODY.PEEK[HEADER.FIELDS (" + " ".join(FETCH_HEADER_FIELDS).encode() + b")]"
 # No INTERNALDATE in the header pass: it is only the fallback for a message whose Date header
@@ -307,6 +316,10 @@ class ImapSession:
         return "CONDSTORE" in self.capabilities
 
     @property
+    def has_esearch(self) -> bool:
+        return "ESEARCH" in self.capabilities
+
+    @property
     def has_idle(self) -> bool:
         return "IDLE" in self.capabilities
 
@@ -345,8 +358,14 @@ class ImapSession:
         )
 
     def list_folders(self) -> list[FolderInfo]:
+        """Every folder, through imapclient's parser but read within our bounds (a line, and
+        the number of folders: `answers.read_list`)."""
+        command = b'LIST "" "*"'
+        data = self._command(
+            command, "LIST", lambda tag: answers.read_list(self._file, tag, "LIST")
+        )
         with _errors("LIST"):
-            listed = self._client.list_folders()
+            listed = self._client._proc_folder_list(data)
         return [
             FolderInfo(
                 name=name,
@@ -366,15 +385,69 @@ class ImapSession:
             exists=int(info.get(b"EXISTS", 0)),
         )
 
-    def search_uids(self, *, min_uid: int, since: date | None) -> list[int]:
-        """UIDs >= min_uid (and on or after `since`), ascending. Filtered here too, because
+    def search_uids(
+        self, *, min_uid: int, since: date | None, exists: int | None = None
+    ) -> list[int]:
+        """UIDs >= min_uid (and on or after `since`) in the selected folder, ascending.
+
+        With ESEARCH, one command whose answer comes in compact ranges. Without it, the folder's
+        `exists` messages are searched in slices of SEARCH_SPAN message numbers from the top
+        down (newest first, as the first sync reads), so that no answer is one huge line. Slices
+        of message numbers, not of UIDs: UIDs may be sparse (years of deletions, Gmail), message
+        numbers are dense, so every slice holds at most SEARCH_SPAN. An expunge meanwhile only
+        shifts messages down into a slice still to come: seen twice, never missed. The top slice
+        is open (`n:*`) to take what arrived since `exists` was read. Filtered here too, because
         `UID n:*` always includes the highest message even when its UID is below n."""
-        criteria: list[Any] = ["UID", f"{min_uid}:*"]
+        window = b"UID %d:*" % min_uid
         if since is not None:
-            criteria += ["SINCE", since]
-        with _errors("UID SEARCH"):
-            uids = self._client.search(criteria)
-        return sorted(int(u) for u in uids if int(u) >= min_uid)
+            window += b" SINCE " + format_criteria_date(since)
+        if self.has_esearch or exists is None or exists <= SEARCH_SPAN:
+            return _ascending([u for u in self._search(window, SEARCH_UID_LIMIT) if u >= min_uid])
+        found: list[int] = []
+        top, upper = exists, b"*"
+        while top >= 1:
+            low = max(1, top - SEARCH_SPAN + 1)
+            answer = self._search(b"%d:%s %s" % (low, upper, window), SEARCH_UID_LIMIT - len(found))
+            kept = [u for u in answer if u >= min_uid]
+            found += kept
+            if since is None and min_uid > 1 and len(kept) < top - low + 1:
+                break  # this slice reaches below min_uid already: those beneath are older
+            top, upper = low - 1, b"%d" % (low - 1)
+        return _ascending(found)
+
+    def _search(self, criteria: bytes, limit: int) -> list[int]:
+        """One UID SEARCH (RETURN (ALL) with ESEARCH), read by `answers.read_search`."""
+        returning = b"RETURN (ALL) " if self.has_esearch else b""
+        command = b"UID SEARCH " + returning + criteria
+        return self._command(
+            command,
+            "UID SEARCH",
+            lambda tag: answers.read_search(self._file, tag, "UID SEARCH", max_uids=limit),
+        )
+
+    @property
+    def _file(self) -> answers.LineSource:
+        source: answers.LineSource = self._client._imap.file
+        return source
+
+    def _command(self, command: bytes, name: str, read: Callable[[bytes], T]) -> T:
+        """Send one command and read its answer here, not by imaplib (see `answers`): the tag
+        comes from imaplib, so round trips are counted and its tag sequence goes on."""
+        raw = self._client._imap
+        tag: bytes = raw._new_tag()
+        try:
+            with _errors(name):
+                raw.send(b"%s %s\r\n" % (tag, command))
+            return read(tag)
+        except BaseException as exc:
+            # A refusal read to its end leaves the session usable; anything else (a bound hit
+            # mid-answer, the server leaving) leaves bytes no later command may read.
+            if not isinstance(exc, answers.Refused):
+                with contextlib.suppress(Exception):
+                    raw.shutdown()
+            raise
+        finally:
+            raw.tagged_commands.pop(tag, None)
 
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         """The header fields the decisions need, with BODY.PEEK so nothing is marked read.
@@ -542,6 +615,14 @@ class _errors:
             raise MailConnectionError(
                 f"the connection dropped during {self.command}: {_words(exc)}"
             ) from exc
+        if isinstance(exc, imaplib.IMAP4.error) and (
+            limit := re.fullmatch(r"got more than (\d+) bytes", str(exc))
+        ):  # imaplib's own line limit, not the server's words
+            raise MailAnswerTooLarge(
+                f"a line of the answer to {self.command} was larger than "
+                f"{int(limit.group(1)):,} bytes, the most this client reads in one line: "
+                "the server did not refuse anything"
+            ) from exc
         if isinstance(exc, (IMAPClientError, imaplib.IMAP4.error)):
             raise MailServerError(f"the server refused {self.command}: {_words(exc)}") from exc
 
@@ -554,6 +635,15 @@ def _shut(client: Any) -> None:
 def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
     for start in range(0, len(items), size):
         yield items[start : start + size]
+
+
+def _ascending(uids: list[int]) -> list[int]:
+    """`uids` sorted, each once (a slice may repeat one after an expunge). In place, without
+    a set: a large folder's UIDs are the largest thing a sync holds."""
+    uids.sort()
+    if any(uids[i] == uids[i - 1] for i in range(1, len(uids))):
+        return list(dict.fromkeys(uids))
+    return uids
 
 
 def _uid_set(uids: Sequence[int]) -> str:

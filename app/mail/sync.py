@@ -316,7 +316,11 @@ class _FolderReader:
     ) -> int:
         """The first read: the look-back window, newest first, resumable from its low-water."""
         uids = await _blocking(
-            self.options, self.session.search_uids, min_uid=1, since=self.options.since
+            self.options,
+            self.session.search_uids,
+            min_uid=1,
+            since=self.options.since,
+            exists=status.exists,
         )
         top = row["backfill_top_uid"]
         if top is None:
@@ -354,7 +358,11 @@ class _FolderReader:
         self, highest: int, status: FolderStatus, progress: Progress | None
     ) -> None:
         uids = await _blocking(
-            self.options, self.session.search_uids, min_uid=highest + 1, since=None
+            self.options,
+            self.session.search_uids,
+            min_uid=highest + 1,
+            since=None,
+            exists=status.exists,
         )
         size = self.options.batch_size
         chunks = [uids[start : start + size] for start in range(0, len(uids), size)]

@@ -18,7 +18,7 @@ import re
 from collections.abc import Callable
 from typing import Generic, NamedTuple, Protocol, TypeVar
 
-from app.errors import MailConnectionError, MailServerError
+from app.errors import MailAnswerTooLarge, MailConnectionError, MailServerError
 
 _NUMBER = re.compile(rb"\d+")
 # The usual shape of a response, read in one match: plain items (any order), then the one
@@ -31,6 +31,10 @@ _USUAL = re.compile(
 )
 _ESCAPED = re.compile(rb"\\(.)", re.DOTALL)
 _CHUNK = 1 << 16
+# The most one FETCH response may hold: a message's header fields (a long References header
+# is tens of kB) or the body prefix we ask for. A response is kept whole until it is parsed,
+# so a server announcing a huge literal must not make us buffer it.
+RESPONSE_LIMIT = 4 * 1024 * 1024
 T = TypeVar("T")
 
 
@@ -62,8 +66,11 @@ class FetchParser(Generic[T]):
     """Incremental parser of the responses to one tagged UID FETCH command: `records` holds
     what `make` built of each FETCH response with a UID (`FetchRecord` builds a FetchRecord)."""
 
-    def __init__(self, tag: bytes, make: Make[T], command: str = "UID FETCH") -> None:
+    def __init__(
+        self, tag: bytes, make: Make[T], command: str = "UID FETCH", limit: int = RESPONSE_LIMIT
+    ) -> None:
         self._tagged = tag + b" "
+        self.limit = limit  # the most bytes of one response (see RESPONSE_LIMIT)
         self._make = make
         self.command = command  # for messages: "the server refused UID FETCH: …"
         self._pending: list[bytes] = []
@@ -91,6 +98,11 @@ class FetchParser(Generic[T]):
             self._pending, self._pending_size = [], 0
             return pos - held
         rest = buf[pos:]
+        if max(len(rest), self._need) > self.limit:
+            raise MailAnswerTooLarge(
+                f"a response to {self.command} was larger than {self.limit:,} bytes, the most "
+                "this client reads of one message: the server did not refuse anything"
+            )
         self._pending = [rest] if rest else []
         self._pending_size = len(rest)
         return len(data)

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 import pytest
 
 from app.errors import MailConnectionError, MailServerError
-from app.mail.imap import ImapAccount, ImapSession
 from app.mail.wire import FetchParser, FetchRecord, read_fetch
+from tests.support.scripted_imap import session_over
 
 TAG = b"KOGC7"
 SECTION = b"BODY[HEADER.FIELDS (MESSAGE-ID SUBJECT FROM DATE)]"
@@ -237,39 +237,6 @@ def test_a_socket_error_or_timeout_is_a_connection_error() -> None:
 
 
 # The header pass through ImapSession, over a scripted socket: commands, tags, INTERNALDATE.
-
-
-class ScriptedImap:
-    """What ImapSession reads of imaplib's IMAP4: tags, send, the buffered reader."""
-
-    def __init__(self, replies: bytes) -> None:
-        self.tagnum = 0
-        self.tagged_commands: dict[bytes, object] = {}
-        self.sent: list[bytes] = []
-        self.file = io.BufferedReader(io.BytesIO(replies))
-
-    def _new_tag(self) -> bytes:
-        self.tagnum += 1
-        tag = b"T%d" % self.tagnum
-        self.tagged_commands[tag] = None
-        return tag
-
-    def send(self, data: bytes) -> None:
-        self.sent.append(data)
-
-    def shutdown(self) -> None:
-        self.file.close()
-
-
-class ScriptedClient:
-    def __init__(self, replies: bytes) -> None:
-        self._imap = ScriptedImap(replies)
-
-
-def session_over(replies: bytes) -> tuple[ImapSession, ScriptedImap]:
-    client = ScriptedClient(replies)
-    account = ImapAccount(host="127.0.0.1", port=143, security="plain", username="u", secret="s")
-    return ImapSession(client, account), client._imap
 
 
 DATED = b"From: a@example.com\r\nDate: Mon, 16 Nov 2026 10:15:00 +0100\r\n\r\n"
