@@ -157,6 +157,16 @@ mailboxes = Table(
     Index(None, "next_sync_at"),
 )
 
+# Worker processes alive now (each renews its row every few seconds): the IDLE watches are
+# shared out among them, so that no worker holds them all while another sits idle.
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+)
+
 folders = Table(
     "folders",
     metadata,
