@@ -12,7 +12,7 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from app import __version__
+from app import __version__, logformat
 from app.config import Settings, load_settings
 from app.domain.backtest import weekly_table
 from app.errors import ConfigError, RadioSilenceError
@@ -164,11 +164,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logformat.configure(settings.log_level, settings.log_format)
     # Alembic narrates every check at INFO; only `migrate` should talk about the schema.
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -210,6 +206,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # JSON: uvicorn's own lines go through the root logger's formatter as well.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         proxy_headers=False,
     )
     return 0

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `radiosilence serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `radiosilence serve` listens on.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one readable line per event; json: one JSON object per line "
+        "(time, level, logger, message, event) for log shippers.",
+    )
     imap_allow_plaintext: bool = Field(
         False, description="Allow security=plain to non-loopback IMAP hosts (never in production)."
     )

@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import gc
+import os
+import socket
 
 # Young objects are collected every 50,000 allocations instead of every 700: a first sync
 # allocates millions of short-lived objects (header fields, rows) and almost none form cycles.
@@ -22,3 +24,8 @@ def settle_heap() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(*_GC_THRESHOLDS)
+
+
+def worker_id() -> str:
+    """This process, as leases, the workers table and IMAP ID name it: host:pid."""
+    return f"{socket.gethostname()}:{os.getpid()}"

@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from datetime import timedelta
 
 from app.errors import Conflict, RadioSilenceError
+from app.runtime import worker_id
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.evaluation import evaluate_due
@@ -31,13 +32,15 @@ log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
 SCHEDULER_MIN_SLEEP = 0.05  # a check due "now" that another worker holds: do not spin
 SYNC_CONCURRENCY = 4
-SYNC_POLL_SECONDS = 5.0  # due mailboxes are looked for at least this often
+SYNC_POLL_SECONDS = 2.0  # due mailboxes (a dead worker's among them) are looked for this often
 DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
 # The watch keeper looks for unwatched mailboxes this often (a first sync by any process, the
 # API's included, is watched within it) and renews this worker's presence row.
 WATCH_SCAN_SECONDS = 2.0
 WATCH_CLAIM_BATCH = 50  # watches taken per scan: workers starting together share them out
-ALIVE_WITHIN = timedelta(seconds=15)  # a worker not seen for this long no longer counts
+# A worker not seen for this long no longer counts (at most half a lease, so that a dead
+# worker's watches, free once their leases run out, fall within the others' shares by then).
+ALIVE_WITHIN_SECONDS = 15.0
 WATCH_RETRY_SECONDS = 60.0  # a watch that ended by itself (no IDLE, refused) is retried after
 STOP_SYNC_GRACE = 30.0  # a stopping worker finishes its syncs within this, else cancels them
 STOP_WATCH_GRACE = 10.0  # IDLE threads notice a stop within IDLE's tick (2 s) and log out
@@ -52,7 +55,7 @@ class _Watch:
 class Workers:
     def __init__(self, ctx: Context, *, owner: str | None = None) -> None:
         self.ctx = ctx
-        self.owner = owner or sync_service.worker_id()
+        self.owner = owner or worker_id()
         self._stop = asyncio.Event()
         self._wake = asyncio.Event()  # the sync runner's: new mail, a finished sync, a stop
         self._scan_wake = asyncio.Event()  # the watch keeper's: a sync ended, a stop
@@ -66,6 +69,9 @@ class Workers:
         self._watchers: dict[int, _Watch] = {}
         self._watch_retry_at: dict[int, float] = {}
         self._idle_executor: ThreadPoolExecutor | None = None
+        self._alive_within = timedelta(
+            seconds=min(ALIVE_WITHIN_SECONDS, ctx.settings.lease_seconds / 2)
+        )
 
     @property
     def watched(self) -> list[int]:
@@ -206,7 +212,7 @@ class Workers:
         async with self.ctx.engine.begin() as conn:
             await worker_store.heartbeat(conn, self.owner, now)
         async with reading(self.ctx.engine) as conn:
-            alive = await worker_store.count_alive(conn, now, ALIVE_WITHIN)
+            alive = await worker_store.count_alive(conn, now, self._alive_within)
             watchable = await mailbox_store.count_watchable(conn)
         share = min(limit, math.ceil(watchable / max(1, alive)))
         held = self.watched

@@ -330,6 +330,17 @@ class ImapSession:
             finally:
                 self._client.idle_done()
 
+    def identify(self, fields: dict[str, str]) -> None:
+        """Say who connects (RFC 2971 ID) when the server supports it, so that its log names
+        the worker process and what the connection is for. Never fails the session: a server
+        that answers badly is simply not told."""
+        if "ID" not in self.capabilities:
+            return
+        try:
+            self._client.id_(fields)
+        except (IMAPClientError, imaplib.IMAP4.error) as exc:
+            log.info("imap.id_refused cause=%s", _words(exc))
+
     def status(self, folder: str) -> FolderStatus:
         """One round trip: enough to tell whether a folder has anything new."""
         what = ["UIDNEXT", "UIDVALIDITY", "MESSAGES"]

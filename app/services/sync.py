@@ -7,9 +7,7 @@ import contextlib
 import functools
 import logging
 import math
-import os
 import random
-import socket
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
@@ -31,6 +29,7 @@ from app.errors import (
     RadioSilenceError,
 )
 from app.mail import sync as mail_sync
+from app.runtime import worker_id
 from app.services.context import Context
 from app.services.evaluation import evaluate_mailbox
 from app.services.followups import create_due_drafts
@@ -51,10 +50,6 @@ RECONNECT_MAX_DELAY = 30.0
 # imapclient's advice: renew IDLE every 10 minutes (RFC 2177 allows up to 29), because NAT
 # boxes and proxies drop connections that look idle for longer.
 IDLE_RENEW_SECONDS = 600.0
-
-
-def worker_id() -> str:
-    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -243,7 +238,7 @@ async def _one_pass(
     progress: mail_sync.Progress | None,
     report: mail_sync.SyncReport,
 ) -> mail_sync.SyncReport:
-    session = await open_mailbox_session(ctx, mailbox)
+    session = await open_mailbox_session(ctx, mailbox, purpose="sync")
     try:
         return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress, report)
     finally:
@@ -342,7 +337,7 @@ async def _idle_loop(
         if mailbox is None or mailbox["status"] == "failed":
             return
         try:
-            session = await open_mailbox_session(ctx, mailbox, executor=executor)
+            session = await open_mailbox_session(ctx, mailbox, executor=executor, purpose="watch")
             try:
                 if not session.has_idle:
                     return
