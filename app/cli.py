@@ -16,7 +16,7 @@ from app import __version__, logformat
 from app.config import Settings, load_settings
 from app.domain.backtest import weekly_table
 from app.errors import ConfigError, RadioSilenceError
-from app.runtime import settle_heap
+from app.runtime import raise_open_files_limit, settle_heap
 from app.services import accounts, backtest, imports
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -241,6 +241,8 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
                     f"{settings.host} ({exc.strerror or exc})"
                 ) from None
             log.info("metrics.serving at=%s:%s", settings.host, settings.metrics_port)
+        open_files = raise_open_files_limit()
+        log.info("worker.open_files_limit=%s", open_files)
         workers = Workers(ctx)
         workers.start()
         await stop.wait()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gc
 import os
+import resource
 import socket
 
 # Young objects are collected every 50,000 allocations instead of every 700: a first sync
@@ -29,3 +30,14 @@ def settle_heap() -> None:
 def worker_id() -> str:
     """This process, as leases, the workers table and IMAP ID name it: host:pid."""
     return f"{socket.gethostname()}:{os.getpid()}"
+
+
+def raise_open_files_limit(wanted: int = 65536) -> int:
+    """A worker holds an IMAP connection per watched mailbox besides its database pool: lift
+    the soft limit on open files (often 1024) towards the hard one. Returns the limit now."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    target = wanted if hard == resource.RLIM_INFINITY else min(wanted, hard)
+    if soft != resource.RLIM_INFINITY and soft < target:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (target, hard))
+        return target
+    return soft
