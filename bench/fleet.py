@@ -67,7 +67,8 @@ def _message(headers: list[tuple[str, str]], body: str) -> bytes:
 
 def write_mailbox(server: DovecotServer, n: int, messages: int) -> list[int]:
     """`messages` messages over the last 60 days: a third the rep's proposals (Sent), half of
-    those answered in INBOX, the rest newsletters. Returns the unanswered proposals' numbers."""
+    those answered in INBOX and half sent within the last day (awaiting a reply, not quiet
+    yet: no follow-up drafts), the rest newsletters. Returns the unanswered proposals."""
     user = username(n)
     maildir = server.maildir_path(user)
     folders = {"INBOX": maildir, "Sent": maildir / ".Sent"}
@@ -82,6 +83,8 @@ def write_mailbox(server: DovecotServer, n: int, messages: int) -> list[int]:
         buyer = f"buyer{i}@customer{n}-{i % 7}.example"
         if i % 3 == 0:
             folder = "Sent"
+            if i % 2:  # unanswered: sent within the last day, awaiting a reply (not quiet yet)
+                date = now - timedelta(hours=rng.uniform(1, 20))
             raw = _message(
                 [("From", REP), ("To", buyer), ("Subject", f"Proposal {i}"),
                  ("Date", format_datetime(date)), ("Message-ID", proposal_id(n, i))],

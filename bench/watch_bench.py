@@ -24,7 +24,7 @@ import sys
 import tempfile
 import threading
 import time
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, datetime
 from email.utils import format_datetime
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
@@ -32,11 +32,11 @@ from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
-import fleet  # noqa: E402
+import fleet
 
-from app.services import webhooks  # noqa: E402
-from app.services.context import Context  # noqa: E402
-from tests.support.dovecot_log import sessions  # noqa: E402
+from app.services import webhooks
+from app.services.context import Context
+from tests.support.dovecot_log import sessions
 
 
 class Consumer:
@@ -47,7 +47,7 @@ class Consumer:
         received = self.received
 
         class Handler(BaseHTTPRequestHandler):
-            def do_POST(self) -> None:  # noqa: N802 - http.server's name
+            def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers.get("Content-Length", 0)))
                 now = time.time()
                 event = json.loads(body)
@@ -113,7 +113,7 @@ def open_watches(log: Path) -> dict[str, set[str]]:
 
 def percentile(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q * (len(ordered) - 1))))]
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
 def main() -> None:
@@ -189,8 +189,10 @@ def main() -> None:
             rss, peak = fleet.rss_mb(pid), fleet.rss_mb(pid, "VmHWM")
             threads = len(list(Path(f"/proc/{pid}/task").iterdir()))
             fds = len(list(Path(f"/proc/{pid}/fd").iterdir()))
-            print(f"idle {args.idle_seconds:.0f} s: cpu={idle_cpu:.1f}% of one core, "
-                  f"rss={rss:.0f} MB (peak {peak:.0f} MB), threads={threads}, fds={fds}")  # fmt: skip
+            print(
+                f"idle {args.idle_seconds:.0f} s: cpu={idle_cpu:.1f}% of one core, "
+                f"rss={rss:.0f} MB (peak {peak:.0f} MB), threads={threads}, fds={fds}"
+            )
 
             two = fleet.start_worker(url, folder / "worker-second.log", **extra)
             try:
@@ -223,8 +225,11 @@ def main() -> None:
             finally:
                 if two.proc.poll() is None:
                     two.proc.kill()
-            left = fleet.query(url, "SELECT count(*) AS n FROM mailboxes WHERE "
-                               "lease_owner IS NOT NULL OR watch_owner IS NOT NULL")[0]["n"]  # fmt: skip
+            left = fleet.query(
+                url,
+                "SELECT count(*) AS n FROM mailboxes "
+                "WHERE lease_owner IS NOT NULL OR watch_owner IS NOT NULL",
+            )[0]["n"]
             print(f"leases left after stop: {left}")
     finally:
         server.close()
