@@ -78,6 +78,7 @@ def write_mailbox(server: DovecotServer, n: int, messages: int) -> list[int]:
     rng = random.Random(n)
     now = datetime.now(UTC)
     unanswered = []
+    sent_at: dict[int, datetime] = {}
     for i in range(messages):
         date = now - timedelta(days=rng.uniform(2, 60))
         buyer = f"buyer{i}@customer{n}-{i % 7}.example"
@@ -85,6 +86,7 @@ def write_mailbox(server: DovecotServer, n: int, messages: int) -> list[int]:
             folder = "Sent"
             if i % 2:  # unanswered: sent within the last day, awaiting a reply (not quiet yet)
                 date = now - timedelta(hours=rng.uniform(1, 20))
+            sent_at[i] = date
             raw = _message(
                 [("From", REP), ("To", buyer), ("Subject", f"Proposal {i}"),
                  ("Date", format_datetime(date)), ("Message-ID", proposal_id(n, i))],
@@ -97,7 +99,7 @@ def write_mailbox(server: DovecotServer, n: int, messages: int) -> list[int]:
             raw = _message(
                 [("From", f"buyer{i - 1}@customer{n}-{(i - 1) % 7}.example"), ("To", REP),
                  ("Subject", f"Re: Proposal {i - 1}"),
-                 ("Date", format_datetime(date + timedelta(hours=3))),
+                 ("Date", format_datetime(sent_at[i - 1] + timedelta(hours=3))),
                  ("Message-ID", f"<in{n}-{i}@customer.example>"),
                  ("In-Reply-To", proposal_id(n, i - 1)), ("References", proposal_id(n, i - 1))],
                 "Sounds good, let us talk.\r\n",

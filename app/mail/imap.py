@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import imaplib
 import ipaddress
 import logging
@@ -183,8 +184,11 @@ class _PinnedClient(imapclient.IMAPClient):  # type: ignore[misc]
         return _PinnedPlain(self.host, self.port, connect_timeout, self._addresses)
 
 
+@functools.lru_cache(maxsize=8)
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verification on, always: system CAs plus the operator's extra CA, if any."""
+    """Verification on, always: system CAs plus the operator's extra CA, if any. One per CA
+    file for the whole process, shared by every connection (an SSLContext is thread-safe and
+    each holds its own copy of the CA store: about 0.8 MB, 400 MB for 500 IDLE sessions)."""
     context = ssl.create_default_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=str(ca_file))
