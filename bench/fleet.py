@@ -34,12 +34,11 @@ PASSWORD = "bench-password-1"
 SECRET = "bench-secret-key-0123456789abcdefghijklmnop"
 PG_ADMIN = os.environ.get("RADIOSILENCE_TEST_PG_DSN", "postgresql://postgres@127.0.0.1:5432/test")
 CLI = str(Path(sys.executable).with_name("radiosilence"))
-# Dovecot for hundreds of IDLE connections from one address: an imap process serves several
-# connections (all run as one user here), and login processes are reused.
+# Dovecot for hundreds of IDLE connections from one address: an imap process per connection
+# (its default limit is 100 here), and login processes reused.
 DOVECOT_TUNING = """
 service imap {
-  client_limit = 50
-  process_limit = 100
+  process_limit = 2000
 }
 service imap-login {
   service_count = 0

@@ -151,7 +151,7 @@ def main() -> None:
             )  # fmt: skip
             watched = time.monotonic() - started
             print(f"all {count} watched {watched:.0f} s after the worker started")
-            time.sleep(3)  # each watcher has sent IDLE
+            time.sleep(5)  # each watcher has sent IDLE
 
             rng = random.Random(7)
             targets = [(n, i) for n, props in unanswered.items() for i in props]

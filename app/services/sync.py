@@ -170,13 +170,14 @@ async def _run(
     evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     await create_due_drafts(ctx, mailbox_id)
     async with ctx.engine.begin() as conn:
-        await store.set_status(
+        await store.set_status(conn, mailbox_id, "ok", "", synced=True)
+        # Not when an IDLE watcher made the mailbox due during this pass: that mail may have
+        # come after INBOX was read, and must not wait for the next poll.
+        await store.schedule_next_sync(
             conn,
             mailbox_id,
-            "ok",
-            "",
-            next_sync_at=ctx.clock() + timedelta(seconds=ctx.settings.sync_interval_seconds),
-            synced=True,
+            unless_moved_from=mailbox["next_sync_at"],
+            at=ctx.clock() + timedelta(seconds=ctx.settings.sync_interval_seconds),
         )
     metrics.SYNC_PASSES.labels(outcome="ok").inc()
     metrics.SYNC_SECONDS.observe(asyncio.get_running_loop().time() - started)

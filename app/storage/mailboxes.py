@@ -90,6 +90,28 @@ async def set_status(
     await update_mailbox(conn, mailbox_id, values)
 
 
+async def schedule_next_sync(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    *,
+    unless_moved_from: datetime | None,
+    at: datetime,
+) -> bool:
+    """Set the next poll to `at`, unless next_sync_at is no longer `unless_moved_from` (the
+    value the finishing pass started with: someone made the mailbox due meanwhile). One
+    statement, so a concurrent change is never overwritten. True when it was set."""
+    column = mailboxes.c.next_sync_at
+    result = await conn.execute(
+        update(mailboxes)
+        .where(
+            mailboxes.c.id == mailbox_id,
+            column.is_(None) if unless_moved_from is None else column == unless_moved_from,
+        )
+        .values(next_sync_at=at)
+    )
+    return bool(result.rowcount)
+
+
 async def claim_lease(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
     """Take the mailbox's sync for `owner` unless someone else holds a live lease."""
     return await _claim(conn, mailbox_id, owner, lease, _SYNC)
