@@ -101,5 +101,3 @@ async def test_news_during_a_pass_keeps_the_mailbox_due(ctx: Context) -> None:
         )
         row = await mailbox_store.get_mailbox(conn, mailbox_id)
     assert row is not None and row["next_sync_at"] == news_at
-
-
