@@ -88,6 +88,12 @@ class Settings(BaseSettings):
     sync_interval_seconds: float = Field(
         60.0, ge=5, description="How often background workers poll each mailbox."
     )
+    sync_interval_watched_seconds: float = Field(
+        300.0,
+        ge=5,
+        description="How often a mailbox with an IDLE watch is polled (its INBOX is pushed; "
+        "the poll reads the other folders, such as Sent).",
+    )
     sync_lookback_days: int = Field(
         90, ge=1, le=3650, description="How far back the first sync of a mailbox reads."
     )

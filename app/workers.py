@@ -31,7 +31,8 @@ from app.webhooks.deliver import TOTAL_TIMEOUT, Dispatcher, wake_on_commit
 log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
 SCHEDULER_MIN_SLEEP = 0.05  # a check due "now" that another worker holds: do not spin
-SYNC_CONCURRENCY = 4
+SYNC_CONCURRENCY = 4  # polls at once
+PUSHED_CONCURRENCY = 4  # syncs of mail an IDLE watch announced, at once, besides the polls
 SYNC_POLL_SECONDS = 2.0  # due mailboxes (a dead worker's among them) are looked for this often
 DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
 # The watch keeper looks for unwatched mailboxes this often (a first sync by any process, the
@@ -68,6 +69,8 @@ class Workers:
         self._stop_listening: list[Callable[[], None]] = []
         self._watchers: dict[int, _Watch] = {}
         self._watch_retry_at: dict[int, float] = {}
+        self._news: set[int] = set()  # mailboxes whose IDLE watch saw new mail, to sync first
+        self._syncing: set[int] = set()  # mailboxes this worker is syncing now
         self._idle_executor: ThreadPoolExecutor | None = None
         self._alive_within = timedelta(
             seconds=min(ALIVE_WITHIN_SECONDS, ctx.settings.lease_seconds / 2)
@@ -144,31 +147,49 @@ class Workers:
     # --- sync ---------------------------------------------------------------------------
 
     async def _sync_loop(self) -> None:
-        """Keep up to SYNC_CONCURRENCY syncs running, each on a mailbox claimed with its
-        lease: claiming only what it can start now leaves the rest to the other workers."""
-        running: set[asyncio.Task[None]] = set()
+        """Keep up to SYNC_CONCURRENCY polls running, each on a mailbox claimed with its
+        lease: claiming only what it can start now leaves the rest to the other workers. New
+        mail announced by this worker's IDLE watches is synced first, on slots of its own, so
+        a reply never queues behind a backlog of polls."""
+        polls: set[asyncio.Task[None]] = set()
+        pushed: set[asyncio.Task[None]] = set()
         lease = timedelta(seconds=self.ctx.settings.lease_seconds)
         poll = min(SYNC_POLL_SECONDS, self.ctx.settings.sync_interval_seconds)
         while not self._stop.is_set():
-            free = SYNC_CONCURRENCY - len(running)
-            if free > 0:
-                try:
+            try:
+                for mailbox_id in sorted(self._news - self._syncing):
+                    if len(pushed) >= PUSHED_CONCURRENCY:
+                        break
+                    async with self.ctx.engine.begin() as conn:
+                        mine = await mailbox_store.claim_lease(conn, mailbox_id, self.owner, lease)
+                    if mine:  # else another worker syncs it now: try again after
+                        self._news.discard(mailbox_id)
+                        self._start_sync(mailbox_id, pushed)
+                free = SYNC_CONCURRENCY - len(polls)
+                if free > 0:
                     async with self.ctx.engine.begin() as conn:
                         claimed = await mailbox_store.claim_due_syncs(
                             conn, self.owner, self.ctx.clock(), lease, free
                         )
-                except Exception:  # a worker loop must survive anything and try again later
-                    log.exception("workers.sync_loop_error")
-                    claimed = []
-                for mailbox_id in claimed:
-                    task = asyncio.create_task(
-                        self._sync_one(mailbox_id), name=f"sync-{mailbox_id}"
-                    )
-                    running.add(task)
-                    task.add_done_callback(running.discard)
+                    for mailbox_id in claimed:
+                        self._start_sync(mailbox_id, polls)
+            except Exception:  # a worker loop must survive anything and try again later
+                log.exception("workers.sync_loop_error")
             await self._sleep(poll)  # a sync's end, new mail or a stop wakes it sooner
-        if running:  # the batch in hand: stop() bounds how long it may take
-            await asyncio.gather(*running, return_exceptions=True)
+        if polls or pushed:  # the batch in hand: stop() bounds how long it may take
+            await asyncio.gather(*polls, *pushed, return_exceptions=True)
+
+    def _start_sync(self, mailbox_id: int, running: set[asyncio.Task[None]]) -> None:
+        self._syncing.add(mailbox_id)
+        task = asyncio.create_task(self._sync_one(mailbox_id), name=f"sync-{mailbox_id}")
+        running.add(task)
+
+        def ended(task: asyncio.Task[None]) -> None:
+            running.discard(task)
+            self._syncing.discard(mailbox_id)
+            self._wake.set()  # a slot is free
+
+        task.add_done_callback(ended)
 
     async def _sync_one(self, mailbox_id: int) -> None:
         try:
@@ -179,8 +200,6 @@ class Workers:
             log.info("workers.sync_failed mailbox=%s error=%s", mailbox_id, exc.message)
         except Exception:
             log.exception("workers.sync_error mailbox=%s", mailbox_id)
-        finally:
-            self._wake.set()  # a slot is free
         self._rules_wake.set()  # the sync may have set an earlier next check
         self._scan_wake.set()  # a first sync makes the mailbox watchable at once
 
@@ -249,6 +268,7 @@ class Workers:
             stop.set()
 
         def news(_mailbox_id: int) -> None:
+            self._news.add(mailbox_id)
             self._wake.set()
 
         task = asyncio.create_task(

@@ -97,6 +97,7 @@ def test_four_workers_share_twenty_mailboxes_and_hand_them_over(
         database_url=database_url_pg,
         lease_seconds=str(LEASE),
         sync_interval_seconds="5",  # syncs come round often: many chances to clash
+        sync_interval_watched_seconds="5",
         imap_idle_mailboxes=str(MAILBOXES),
     )
     procs: dict[str, subprocess.Popen[bytes]] = {}
