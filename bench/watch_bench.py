@@ -196,6 +196,7 @@ def main() -> None:
 
             two = fleet.start_worker(url, folder / "worker-second.log", **extra)
             try:
+                state: dict[str, Any] = {}
 
                 def shared() -> bool:
                     held = open_watches(server.log_path)
@@ -203,6 +204,10 @@ def main() -> None:
                     rows = fleet.query(url, "SELECT watch_owner, count(*) AS n FROM mailboxes "
                                        "GROUP BY watch_owner")  # fmt: skip
                     by_owner = {r["watch_owner"]: r["n"] for r in rows}
+                    state.update(
+                        log={w: len(u) for w, u in held.items()}, distinct=len(set(users)),
+                        database=by_owner,
+                    )  # fmt: skip
                     return (
                         len(users) == count
                         and len(set(users)) == count
@@ -218,7 +223,7 @@ def main() -> None:
                     print(f"2 workers: {count // 2} + {count - count // 2} watches, every "
                           f"mailbox once, {took:.0f} s after the second started")  # fmt: skip
                 except SystemExit as exc:
-                    print(exc)
+                    print(exc, state)
                     workers2_ok = False
                 stops = [w.stop() for w in (one, two)]
                 print(f"SIGTERM: stopped in {max(stops):.1f} s")
