@@ -126,6 +126,7 @@ def main() -> None:
     args = parser.parse_args()
     count = args.mailboxes
     folder = Path(tempfile.mkdtemp(prefix="rs-watch-bench-"))
+    ok_so_far = False
     t = time.monotonic()
     server, unanswered = fleet.dovecot_with_users(count, args.messages)
     print(f"dovecot: {count} users x {args.messages} messages in {time.monotonic() - t:.0f} s")
@@ -134,7 +135,7 @@ def main() -> None:
         user_id = asyncio.run(fleet.make_mailboxes(url, server, count))
         consumer = Consumer()
         asyncio.run(subscribe(url, user_id, consumer.url))
-        extra = {"imap_idle_mailboxes": str(count)}
+        extra = {"imap_idle_mailboxes": str(count), "log_level": "INFO"}
         with fleet.workers(url, 1, folder, **extra) as (one,):
             started = time.monotonic()
             fleet.wait_until(
@@ -236,10 +237,14 @@ def main() -> None:
                 "WHERE lease_owner IS NOT NULL OR watch_owner IS NOT NULL",
             )[0]["n"]
             print(f"leases left after stop: {left}")
+            ok_so_far = workers2_ok and left == 0
     finally:
         server.close()
         fleet.drop_database(url)
-        shutil.rmtree(folder, ignore_errors=True)
+        if ok_so_far:
+            shutil.rmtree(folder, ignore_errors=True)
+        else:
+            print(f"worker logs kept in {folder}")
     p50, p99 = percentile(delivered, 0.5), percentile(delivered, 0.99)
     ok = p99 < 5000 and idle_cpu < 5 and rss < 500 and workers2_ok
     print(f"bars: p99 < 5000 ms, idle cpu < 5 %, rss < 500 MB, 2 workers share: "
