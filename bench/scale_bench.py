@@ -69,7 +69,8 @@ def run(server: DovecotServer, count: int, workers: int, folder: Path) -> float:
     print(
         f"{workers} worker(s): {count} mailboxes in {elapsed:.1f} s = {per_s:.2f} mailboxes/s; "
         f"cpu s: workers={'+'.join(f'{c:.1f}' for c in cpu)} dovecot={dovecot_cpu:.1f} "
-        f"postgres={pg_cpu:.1f} (of {elapsed * 2:.0f} core-s); synced={synced_by[0]['n']}"
+        f"postgres={pg_cpu:.1f} (of {elapsed * 2:.0f} core-s); synced={synced_by[0]['n']}; "
+        f"load average {fleet.load_average()}"
     )
     return per_s
 
