@@ -1,6 +1,7 @@
 # Radio Silence: one process serving the web pages, /api/v1 and the background workers.
 #   docker build -t radiosilence .
 #   docker run -p 8000:8000 -e RADIOSILENCE_SECRET_KEY=... -v rs-data:/data radiosilence
+# For a team (PostgreSQL, one API process, N workers): docker-compose.yml, see the README.
 FROM python:3.11-slim
 
 ENV PYTHONDONTWRITEBYTECODE=1 \

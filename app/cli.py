@@ -12,11 +12,11 @@ from datetime import datetime, timedelta
 from pathlib import Path
 from typing import TypeVar
 
-from app import __version__
+from app import __version__, logformat
 from app.config import Settings, load_settings
 from app.domain.backtest import weekly_table
 from app.errors import ConfigError, RadioSilenceError
-from app.runtime import settle_heap
+from app.runtime import raise_open_files_limit, settle_heap
 from app.services import accounts, backtest, imports
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -164,11 +164,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def _setup_logging(settings: Settings) -> None:
-    logging.basicConfig(
-        level=settings.log_level,
-        format="%(asctime)s %(levelname)s %(name)s %(message)s",
-        stream=sys.stderr,
-    )
+    logformat.configure(settings.log_level, settings.log_format)
     # Alembic narrates every check at INFO; only `migrate` should talk about the schema.
     logging.getLogger("alembic").setLevel(logging.WARNING)
 
@@ -210,6 +206,8 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
         host=settings.host,
         port=settings.port,
         log_level=settings.log_level.lower(),
+        # JSON: uvicorn's own lines go through the root logger's formatter as well.
+        log_config=None if settings.log_format == "json" else uvicorn.config.LOGGING_CONFIG,
         proxy_headers=False,
     )
     return 0
@@ -243,6 +241,8 @@ def _worker(settings: Settings, _args: argparse.Namespace) -> int:
                     f"{settings.host} ({exc.strerror or exc})"
                 ) from None
             log.info("metrics.serving at=%s:%s", settings.host, settings.metrics_port)
+        open_files = raise_open_files_limit()
+        log.info("worker.open_files_limit=%s", open_files)
         workers = Workers(ctx)
         workers.start()
         await stop.wait()

@@ -42,6 +42,11 @@ class Settings(BaseSettings):
     host: str = Field("127.0.0.1", description="Address `radiosilence serve` listens on.")
     port: int = Field(8000, ge=1, le=65535, description="Port `radiosilence serve` listens on.")
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["text", "json"] = Field(
+        "text",
+        description="text: one readable line per event; json: one JSON object per line "
+        "(time, level, logger, message, event) for log shippers.",
+    )
     imap_allow_plaintext: bool = Field(
         False, description="Allow security=plain to non-loopback IMAP hosts (never in production)."
     )
@@ -132,6 +137,12 @@ class Settings(BaseSettings):
     )
     sync_interval_seconds: float = Field(
         60.0, ge=5, description="How often background workers poll each mailbox."
+    )
+    sync_interval_watched_seconds: float = Field(
+        300.0,
+        ge=5,
+        description="How often a mailbox with an IDLE watch is polled (its INBOX is pushed; "
+        "the poll reads the other folders, such as Sent).",
     )
     sync_lookback_days: int = Field(
         90, ge=1, le=3650, description="How far back the first sync of a mailbox reads."

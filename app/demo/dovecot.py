@@ -138,6 +138,9 @@ service anvil {{
 protocol imap {{
   # Sync code and load tests open many sessions from one IP; the default is 10.
   mail_max_userip_connections = 1000
+  # Clients that say who they are (IMAP ID: Radio Silence names its worker and purpose) are
+  # named in the log, which lets tests check who held which connection when.
+  imap_id_log = *
 {imap_capability}}}
 
 service imap-login {{

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import functools
 import imaplib
 import ipaddress
 import logging
@@ -192,8 +193,11 @@ class _PinnedClient(imapclient.IMAPClient):  # type: ignore[misc]
         return _PinnedPlain(self.host, self.port, connect_timeout, self._addresses)
 
 
+@functools.lru_cache(maxsize=8)
 def tls_context(ca_file: Path | None) -> ssl.SSLContext:
-    """Verification on, always: system CAs plus the operator's extra CA, if any."""
+    """Verification on, always: system CAs plus the operator's extra CA, if any. One per CA
+    file for the whole process, shared by every connection (an SSLContext is thread-safe and
+    each holds its own copy of the CA store: about 0.8 MB, 400 MB for 500 IDLE sessions)."""
     context = ssl.create_default_context()
     if ca_file is not None:
         context.load_verify_locations(cafile=str(ca_file))
@@ -342,6 +346,17 @@ class ImapSession:
                 return False
             finally:
                 self._client.idle_done()
+
+    def identify(self, fields: dict[str, str]) -> None:
+        """Say who connects (RFC 2971 ID) when the server supports it, so that its log names
+        the worker process and what the connection is for. Never fails the session: a server
+        that answers badly is simply not told."""
+        if "ID" not in self.capabilities:
+            return
+        try:
+            self._client.id_(fields)
+        except (IMAPClientError, imaplib.IMAP4.error) as exc:
+            log.info("imap.id_refused cause=%s", _words(exc))
 
     def status(self, folder: str) -> FolderStatus:
         """One round trip: enough to tell whether a folder has anything new."""

@@ -16,6 +16,7 @@ from app.calendars import validate_country
 from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
 from app.mail.imap import ImapAccount, ImapSession, Security, check_host, check_security
 from app.mail.oauth2 import run_refresh_command
+from app.runtime import worker_id
 from app.services import oauth2_tokens
 from app.services.accounts import normalize_email
 from app.services.context import Context
@@ -177,12 +178,17 @@ async def keep_renewed_secret(ctx: Context, mailbox_id: int, session: ImapSessio
 
 
 async def open_mailbox_session(
-    ctx: Context, mailbox: dict[str, Any], *, executor: Executor | None = None
+    ctx: Context,
+    mailbox: dict[str, Any],
+    *,
+    executor: Executor | None = None,
+    purpose: str | None = None,
 ) -> ImapSession:
     """A logged-in session on a stored mailbox, its OAuth2 token renewed if need be (by its
     provider's refresh token before it expires and when the server refuses it, else by the
     refresh command). Its host passes the guard first. The blocking login runs on `executor`
-    (the IDLE watchers have their own), else on a mail thread."""
+    (the IDLE watchers have their own), else on a mail thread. With a `purpose` (sync, watch)
+    the server is told it and the worker's id (IMAP ID), for its operator's log."""
     account = await stored_account(ctx, mailbox)
     addresses = await checked_addresses(ctx, account.host, account.port, field="imap.host")
     loop = asyncio.get_running_loop()
@@ -200,6 +206,9 @@ async def open_mailbox_session(
         account = await oauth2_tokens.fresh_account(ctx, mailbox, account, refused=True)
         session = await loop.run_in_executor(executor, login, account)
     try:
+        if purpose is not None:
+            fields = {"name": "radiosilence", "x-worker": worker_id(), "x-purpose": purpose}
+            await loop.run_in_executor(executor, session.identify, fields)
         await keep_renewed_secret(ctx, int(mailbox["id"]), session)
     except BaseException:
         await loop.run_in_executor(executor, session.close)

@@ -7,7 +7,7 @@ from collections.abc import Iterable
 from datetime import datetime, timedelta
 from typing import Any
 
-from sqlalchemy import bindparam, delete, insert, or_, select, update
+from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import bulk_insert, utcnow
@@ -97,6 +97,28 @@ async def set_status(
     if synced:
         values["last_sync_at"] = utcnow()
     await update_mailbox(conn, mailbox_id, values)
+
+
+async def schedule_next_sync(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    *,
+    unless_moved_from: datetime | None,
+    at: datetime,
+) -> bool:
+    """Set the next poll to `at`, unless next_sync_at is no longer `unless_moved_from` (the
+    value the finishing pass started with: someone made the mailbox due meanwhile). One
+    statement, so a concurrent change is never overwritten. True when it was set."""
+    column = mailboxes.c.next_sync_at
+    result = await conn.execute(
+        update(mailboxes)
+        .where(
+            mailboxes.c.id == mailbox_id,
+            column.is_(None) if unless_moved_from is None else column == unless_moved_from,
+        )
+        .values(next_sync_at=at)
+    )
+    return bool(result.rowcount)
 
 
 async def claim_lease(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
@@ -245,3 +267,90 @@ async def folders_read(conn: AsyncConnection, mailbox_id: int) -> list[dict[str,
         .order_by(folders.c.name)
     )
     return [dict(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def claim_due_syncs(
+    conn: AsyncConnection, owner: str, now: datetime, lease: timedelta, limit: int
+) -> list[int]:
+    """Take the sync lease of up to `limit` mailboxes due at `now` for `owner`, the
+    longest-waiting first. One statement: PostgreSQL skips rows another worker is claiming
+    right now (FOR UPDATE SKIP LOCKED) instead of queueing behind it; SQLite runs it under its
+    write lock. Leases run on the wall clock, like `claim_lease`."""
+    real = utcnow()
+    due = (
+        select(mailboxes.c.id)
+        .where(
+            mailboxes.c.next_sync_at <= now,
+            mailboxes.c.auth_method != FILE_SOURCE,
+            or_(mailboxes.c.lease_expires_at.is_(None), mailboxes.c.lease_expires_at < real),
+        )
+        .order_by(mailboxes.c.next_sync_at)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+        .scalar_subquery()
+    )
+    result = await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.id.in_(due))
+        .values(lease_owner=owner, lease_expires_at=real + lease)
+        .returning(mailboxes.c.id, mailboxes.c.next_sync_at)
+    )
+    return [int(r.id) for r in sorted(result, key=lambda r: (r.next_sync_at, r.id))]
+
+
+def _watchable() -> tuple[Any, ...]:
+    """Mailboxes worth an IDLE watch: read from an IMAP server, first sync done, not failed."""
+    return (
+        mailboxes.c.auth_method != FILE_SOURCE,
+        mailboxes.c.last_sync_at.is_not(None),
+        mailboxes.c.status != "failed",
+    )
+
+
+async def count_watchable(conn: AsyncConnection) -> int:
+    query = select(func.count()).select_from(mailboxes).where(*_watchable())
+    return int((await conn.execute(query)).scalar_one())
+
+
+async def claim_unwatched(
+    conn: AsyncConnection,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    *,
+    skip: Iterable[int] = (),
+) -> list[int]:
+    """Take the watch lease of up to `limit` watchable mailboxes nobody watches (or whose
+    watcher's lease ran out), except `skip`. SKIP LOCKED as in `claim_due_syncs`."""
+    query = select(mailboxes.c.id).where(
+        *_watchable(),
+        or_(mailboxes.c.watch_expires_at.is_(None), mailboxes.c.watch_expires_at < now),
+    )
+    skipped = list(skip)
+    if skipped:
+        query = query.where(mailboxes.c.id.not_in(skipped))
+    free = query.order_by(mailboxes.c.id).limit(limit).with_for_update(skip_locked=True)
+    result = await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.id.in_(free.scalar_subquery()))
+        .values(watch_owner=owner, watch_expires_at=now + lease)
+        .returning(mailboxes.c.id)
+    )
+    return sorted(int(r) for r in result.scalars())
+
+
+async def release_all(conn: AsyncConnection, owner: str) -> int:
+    """Give up every sync and watch lease `owner` still holds (a stopping worker's last act,
+    so that nothing waits for its leases to run out). Returns how many rows changed."""
+    synced = await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.lease_owner == owner)
+        .values(lease_owner=None, lease_expires_at=None)
+    )
+    watched = await conn.execute(
+        update(mailboxes)
+        .where(mailboxes.c.watch_owner == owner)
+        .values(watch_owner=None, watch_expires_at=None)
+    )
+    return int(synced.rowcount or 0) + int(watched.rowcount or 0)

@@ -186,6 +186,16 @@ oauth2_starts = Table(
     Index(None, "expires_at"),
 )
 
+# Worker processes alive now (each renews its row every few seconds): the IDLE watches are
+# shared out among them, so that no worker holds them all while another sits idle.
+workers = Table(
+    "workers",
+    metadata,
+    Column("owner", String(64), primary_key=True),
+    Column("started_at", UTCDateTime(), nullable=False),
+    Column("seen_at", UTCDateTime(), nullable=False),
+)
+
 folders = Table(
     "folders",
     metadata,

@@ -182,8 +182,10 @@ async def wait_for(check: Callable[[], Awaitable[bool]], seconds: float) -> bool
 
 
 async def sync(workers: Workers, mailbox_id: int) -> None:
-    """One pass of `workers`' sync runner over the mailbox; it then watches it if it may."""
-    await workers._sync_one(mailbox_id, asyncio.Semaphore(1))
+    """One pass of `workers`' sync runner over the mailbox, then one round of its watch keeper
+    (which watches the mailbox if it may)."""
+    await workers._sync_one(mailbox_id)
+    await workers._rebalance(workers.ctx.settings.imap_idle_mailboxes)
 
 
 def watching(workers: Workers, mailbox_id: int) -> bool:
@@ -270,6 +272,7 @@ async def test_a_watcher_whose_lease_is_taken_stops(
     try:
         await sync(a, mailbox_id)
         assert await wait_for(lambda: settled(ctx, mailbox_id, a), 10)
+        assert await wait_for(lambda: _true(idle_connections.open == 1), 10)
         # Say a's database stalled past its lease and another worker took the watch over.
         await expire_watch(ctx, mailbox_id, "worker-a")
         assert await claim(ctx, mailbox_id, "worker-b")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 
 from alembic import context
+from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from app.storage.engine import make_engine
@@ -13,7 +14,15 @@ from app.storage.tables import metadata
 config = context.config
 
 
+# Any fixed number, the same in every process: pg_advisory_xact_lock(MIGRATION_LOCK) queues
+# processes that start together on one database (an API and N workers), so one migrates and
+# the others then find the schema at head. Released when the transaction ends.
+MIGRATION_LOCK = 0x5241_4449_4F53  # "RADIOS"
+
+
 def _run(connection: Connection) -> None:
+    if connection.dialect.name == "postgresql":
+        connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
     context.configure(
         connection=connection,
         target_metadata=metadata,
