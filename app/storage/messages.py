@@ -9,7 +9,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, cast
 
-from sqlalchemy import bindparam, delete, or_, select, text, update
+from sqlalchemy import ColumnElement, bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import Classification, HeaderFacts, MessageKind, cheap_init
@@ -471,6 +471,19 @@ _current_location = (folders.c.id == message_locations.c.folder_id) & (
 )
 
 
+def _body_matters() -> ColumnElement[bool]:
+    """Of the unread: every automatic answer and bounce (a bounce may not be threaded until
+    its body names the returned message), and answers in threads where the rep wrote. One
+    condition for the body reader and for the scheduler's wait on it, so they cannot drift."""
+    rep = messages.alias("rep")
+    rep_wrote = (
+        select(rep.c.id)
+        .where(rep.c.thread_id == messages.c.thread_id, rep.c.kind == "outbound")
+        .exists()
+    )
+    return or_(messages.c.kind != "reply", rep_wrote)
+
+
 async def messages_needing_body(
     conn: AsyncConnection, mailbox_id: int, *, limit: int
 ) -> list[dict[str, Any]]:
@@ -478,19 +491,11 @@ async def messages_needing_body(
     where the rep wrote, and every automatic answer or bounce (a bounce may not be threaded
     until its body names the returned message). With the folder and UID to fetch it by,
     in folder and UID order; the oldest messages first when there are more than `limit`."""
-    rep = messages.alias("rep")
-    rep_wrote = (
-        select(rep.c.id)
-        .where(rep.c.thread_id == messages.c.thread_id, rep.c.kind == "outbound")
-        .exists()
-    )
     query = (
         select(messages, folders.c.name.label("folder_name"), message_locations.c.uid)
         .join(message_locations, message_locations.c.message_id == messages.c.id)
         .join(folders, _current_location)
-        .where(
-            messages.c.mailbox_id == mailbox_id, _UNREAD, or_(messages.c.kind != "reply", rep_wrote)
-        )
+        .where(messages.c.mailbox_id == mailbox_id, _UNREAD, _body_matters())
         # In the partial index's order (SQLite walks it and stops at `limit`, no sort of all).
         .order_by(messages.c.id, folders.c.name, message_locations.c.uid)
         .limit(limit)
@@ -510,12 +515,6 @@ async def threads_awaiting_body(conn: AsyncConnection, thread_ids: Sequence[int]
     read: deciding them on its header alone could announce what the body contradicts."""
     if not thread_ids:
         return set()
-    rep = messages.alias("rep")
-    rep_wrote = (
-        select(rep.c.id)
-        .where(rep.c.thread_id == messages.c.thread_id, rep.c.kind == "outbound")
-        .exists()
-    )
     query = (
         select(messages.c.thread_id)
         .join(message_locations, message_locations.c.message_id == messages.c.id)
@@ -523,7 +522,7 @@ async def threads_awaiting_body(conn: AsyncConnection, thread_ids: Sequence[int]
         .where(
             messages.c.thread_id.in_(list(thread_ids)),
             _UNREAD,
-            or_(messages.c.kind != "reply", rep_wrote),
+            _body_matters(),
         )
         .distinct()
     )
