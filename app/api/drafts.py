@@ -51,10 +51,12 @@ async def list_drafts(
     time has come is listed as pending again. With `thread_id` of a quiet thread whose
     follow-up draft is not composed yet, it is composed now; when that takes longer than a
     few seconds (fetching your e-mail from the mail server), the answer says `preparing`
-    and when to ask again (`retry_after`, also the Retry-After header)."""
-    preparing = False
+    and when to ask again (`retry_after`, also the Retry-After header); when its mailbox
+    cannot be read now, `blocked` says so in plain words."""
+    wait = followups.READY
     if thread_id is not None and cursor is None:
-        preparing = await followups.draft_on_demand(ctx, user_id=user.id, thread_id=thread_id)
+        wait = await followups.draft_on_demand(ctx, user_id=user.id, thread_id=thread_id)
+    preparing = wait.preparing
     if preparing:
         response.headers["Retry-After"] = str(followups.PREPARING_RETRY_SECONDS)
     items, next_cursor = await service.list_drafts(
@@ -71,6 +73,7 @@ async def list_drafts(
         "next_cursor": next_cursor,
         "preparing": preparing,
         "retry_after": followups.PREPARING_RETRY_SECONDS if preparing else None,
+        "blocked": wait.blocked,
     }
 
 

@@ -324,6 +324,11 @@ class DraftPage(BaseModel):
         "prepared; ask again after retry_after seconds",
     )
     retry_after: int | None = None
+    blocked: str | None = Field(
+        None,
+        description="with thread_id: the thread is quiet but its draft cannot be made now, "
+        "because its mailbox cannot be read (e.g. sign in again); in plain words",
+    )
 
 
 class DraftPatch(Strict):

@@ -196,24 +196,51 @@ PREPARING_RETRY_SECONDS = 5
 _on_demand: dict[int, asyncio.Task[int]] = {}  # thread id -> its composition in this process
 
 
-async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> bool:
-    """Compose the user's quiet thread's draft now when it has none for its due step.
-    True when the thread still waits for it afterwards (it is being prepared: ask again),
-    False when it has its draft or needs none."""
+@dataclass(frozen=True, kw_only=True)
+class DraftWait:
+    """What a quiet thread's missing draft waits for: nothing (it has its draft or needs
+    none), its composition (`preparing`: ask again), or a mailbox that cannot be read now
+    (`blocked`, in plain words: asking again will not help until the rep acts)."""
+
+    preparing: bool = False
+    blocked: str | None = None
+
+
+READY = DraftWait()
+PREPARING = DraftWait(preparing=True)
+
+
+def _blocked(mailbox: dict[str, Any]) -> DraftWait:
+    said = (mailbox["status_message"] or "").strip()
+    return DraftWait(
+        blocked=f"the mailbox {mailbox['name']} cannot be read now"
+        + (f" ({said})" if said else "")
+        + ": its follow-up drafts are made once it can be read again"
+    )
+
+
+async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> DraftWait:
+    """Compose the user's quiet thread's draft now when it has none for its due step, and
+    say what it still waits for afterwards."""
     async with reading(ctx.engine) as conn:
         thread = await thread_store.get_thread(conn, thread_id, user_id=user_id)
         if thread is None or thread["state"] != "quiet":
-            return False
+            return READY
         if not await store.quiet_threads_without_draft(
             conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
         ):
-            return False
+            return READY
+        mailbox = await mailbox_store.get_mailbox(conn, thread["mailbox_id"])
+    if mailbox is None:
+        return READY
+    if mailbox["status"] == "failed":  # composing needs the original, read over IMAP
+        return _blocked(mailbox)
     task = _on_demand.get(thread_id)
     if task is None:
         try:
             ctx.mail_slots.take(user_id)  # composing reads the original over IMAP
         except RateLimited:
-            return True  # the user's other mail work comes first; the background pass makes it
+            return PREPARING  # the user's other mail work comes first; a background pass makes it
         task = asyncio.create_task(_compose_thread(ctx, thread, user_id))
         _on_demand[thread_id] = task
         task.add_done_callback(functools.partial(_composed, thread_id))
@@ -221,15 +248,18 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> bool
         async with asyncio.timeout(ON_DEMAND_SECONDS):
             await asyncio.shield(task)
     except TimeoutError:
-        return True
+        return PREPARING
     except Exception:  # logged by the composition; the background pass tries again
-        return True
+        return PREPARING
     async with reading(ctx.engine) as conn:
-        return bool(
-            await store.quiet_threads_without_draft(
-                conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
-            )
+        missing = await store.quiet_threads_without_draft(
+            conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
         )
+        mailbox = await mailbox_store.get_mailbox(conn, thread["mailbox_id"])
+    if not missing:
+        return READY
+    # The login failed while composing (the sync records that on the mailbox).
+    return _blocked(mailbox) if mailbox and mailbox["status"] == "failed" else PREPARING
 
 
 def _composed(thread_id: int, task: asyncio.Task[int]) -> None:

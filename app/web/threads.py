@@ -66,9 +66,11 @@ async def thread_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLRespons
 async def thread_detail(request: Request, thread_id: int, ctx: Ctx, user: PageUser) -> HTMLResponse:
     # A quiet thread's missing draft is composed now (a few seconds at most), so that the
     # page can link to it; otherwise it says the draft is being prepared.
-    await followups.draft_on_demand(ctx, user_id=user.id, thread_id=row_id(thread_id))
+    wait = await followups.draft_on_demand(ctx, user_id=user.id, thread_id=row_id(thread_id))
     page = await overview.thread_page(ctx, user_id=user.id, thread_id=row_id(thread_id))
-    return render(request, "pages/thread.html", {"page": page, "error": ""})
+    return render(
+        request, "pages/thread.html", {"page": page, "error": "", "draft_blocked": wait.blocked}
+    )
 
 
 @router.post("/threads/{thread_id}/snooze")

@@ -247,7 +247,13 @@ async def test_another_users_draft_is_a_404(
             body = {} if method in ("PATCH", "PUT") else None
             answer = await other.request(method, path, json=body)
             assert answer.status_code == 404, (method, path, answer.text)
-        nothing = {"items": [], "next_cursor": None, "preparing": False, "retry_after": None}
+        nothing = {
+            "items": [],
+            "next_cursor": None,
+            "preparing": False,
+            "retry_after": None,
+            "blocked": None,
+        }
         assert (await other.get("/api/v1/drafts")).json() == nothing
         # Another user's quiet thread is neither composed nor said to be in preparation.
         mine = await other.get("/api/v1/drafts", params={"thread_id": draft["thread_id"]})
