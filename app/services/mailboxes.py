@@ -327,6 +327,9 @@ async def update_mailbox(
     except IntegrityError:
         raise Conflict(f"you have a mailbox named {merged.name!r} already") from None
     assert updated is not None
+    if {"secret", "auth_method"} & changes.keys():
+        # The sign-in it replaced is no longer of use to anyone: end it at the provider too.
+        await oauth2_tokens.revoke(ctx, row)
     return updated
 
 

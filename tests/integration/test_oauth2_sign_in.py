@@ -332,6 +332,25 @@ async def test_removing_the_mailbox_revokes_the_grant_at_the_provider(rep: Rep) 
     assert await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id) == []
 
 
+async def test_a_password_in_place_of_the_sign_in_revokes_the_grant(rep: Rep) -> None:
+    mailbox_id = await connect_with_provider(rep)
+    row = await stored(rep.ctx, mailbox_id)
+    refresh = rep.ctx.box.decrypt(row["refresh_token_enc"])
+    revocations = rep.idp.revocations
+    rep.dovecot.add_user(rep.address, "an-app-password-123")  # the server takes one as well
+    await mailboxes.update_mailbox(
+        rep.ctx,
+        user_id=rep.user_id,
+        mailbox_id=mailbox_id,
+        changes={"secret": "an-app-password-123", "auth_method": "password"},
+    )
+    assert rep.idp.revocations == revocations + 1
+    assert all(t.refresh_revoked for t in rep.idp.tokens if t.refresh_token == refresh)
+    after = await stored(rep.ctx, mailbox_id)
+    assert after["oauth2_provider"] is None and after["refresh_token_enc"] is None
+    assert after["auth_method"] == "password"
+
+
 async def test_the_api_answers_the_url_to_open_and_the_browser_finishes(rep: Rep) -> None:
     token = await accounts.create_token_for(rep.ctx, user_id=rep.user_id, name="t")
     auth = {"Authorization": f"Bearer {token}"}
