@@ -14,6 +14,8 @@ with any literal in it). An error from a bound says it is ours: `MailAnswerTooLa
 from __future__ import annotations
 
 import re
+from array import array
+from collections.abc import Iterable
 from typing import Protocol
 
 from app.errors import MailAnswerTooLarge, MailConnectionError, MailServerError
@@ -29,6 +31,16 @@ LIST_LINE_LIMIT = 64 * 1024
 LIST_FOLDER_LIMIT = 20_000
 
 
+# UIDs are 32-bit (RFC 9051): held 4 bytes each in an array, not as int objects (about 36
+# bytes with their list slot), since a large folder's UIDs are the most a sync holds at once.
+UID_TYPECODE = "I" if array("I").itemsize >= 4 else "L"
+_UID_MAX = 0xFFFFFFFF
+
+
+def uid_array(values: Iterable[int] = ()) -> array[int]:
+    return array(UID_TYPECODE, values)
+
+
 class Refused(MailServerError):
     """The tagged NO or BAD, read to its end: the session can go on."""
 
@@ -41,11 +53,11 @@ class LineSource(Protocol):
     def read(self, size: int | None = ..., /) -> bytes: ...
 
 
-def read_search(source: LineSource, tag: bytes, command: str, *, max_uids: int) -> list[int]:
+def read_search(source: LineSource, tag: bytes, command: str, *, max_uids: int) -> array[int]:
     """The UIDs of the untagged `* SEARCH` or `* ESEARCH … ALL` answers to the command tagged
     `tag`, in the server's order; ranges (ESEARCH) expanded. More than `max_uids` of them is
     MailAnswerTooLarge, raised before they are kept."""
-    found: list[int] = []
+    found = uid_array()
     tagged = tag + b" "
     while True:
         piece = _piece(source, command)
@@ -107,10 +119,17 @@ def read_list(
             _skip_line(source, line, command)
 
 
+def _uid(token: bytes, command: str) -> int:
+    value = int(token)
+    if not 0 < value <= _UID_MAX:
+        raise MailServerError(f"the server's answer to {command} holds a UID out of range")
+    return value
+
+
 def _uids(
     source: LineSource,
     piece: bytes,
-    found: list[int],
+    found: array[int],
     command: str,
     max_uids: int,
     *,
@@ -136,12 +155,12 @@ def _uids(
                 continue
             if token.isdigit():
                 if counting:
-                    found.append(int(token))
+                    found.append(_uid(token, command))
             elif counting and b":" in token:
                 low, _, high = token.partition(b":")
                 if not (low.isdigit() and high.isdigit()):
                     raise MailServerError(f"the server's answer to {command} could not be read")
-                a, b = sorted((int(low), int(high)))
+                a, b = sorted((_uid(low, command), _uid(high, command)))
                 if len(found) + (b - a + 1) > max_uids:
                     raise _too_many(command, max_uids)
                 found.extend(range(a, b + 1))

@@ -6,6 +6,7 @@ on the mail thread pool (`mail.blocking`). Every library error leaves this modul
 
 from __future__ import annotations
 
+import bisect
 import contextlib
 import dataclasses
 import functools
@@ -16,6 +17,7 @@ import re
 import socket
 import ssl
 import time
+from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -402,7 +404,7 @@ class ImapSession:
 
     def search_uids(
         self, *, min_uid: int, since: date | None, exists: int | None = None
-    ) -> list[int]:
+    ) -> array[int]:
         """UIDs >= min_uid (and on or after `since`) in the selected folder, ascending.
 
         With ESEARCH, one command whose answer comes in compact ranges. Without it, the folder's
@@ -412,25 +414,31 @@ class ImapSession:
         numbers are dense, so every slice holds at most SEARCH_SPAN. An expunge meanwhile only
         shifts messages down into a slice still to come: seen twice, never missed. The top slice
         is open (`n:*`) to take what arrived since `exists` was read. Filtered here too, because
-        `UID n:*` always includes the highest message even when its UID is below n."""
+        `UID n:*` always includes the highest message even when its UID is below n.
+        The UIDs come back in a compact array (4 bytes each), ascending."""
         window = b"UID %d:*" % min_uid
         if since is not None:
             window += b" SINCE " + format_criteria_date(since)
         if self.has_esearch or exists is None or exists <= SEARCH_SPAN:
-            return _ascending([u for u in self._search(window, SEARCH_UID_LIMIT) if u >= min_uid])
-        found: list[int] = []
+            return _from(_ascending(self._search(window, SEARCH_UID_LIMIT)), min_uid)
+        slices: list[array[int]] = []  # newest first
+        held = 0
         top, upper = exists, b"*"
         while top >= 1:
             low = max(1, top - SEARCH_SPAN + 1)
-            answer = self._search(b"%d:%s %s" % (low, upper, window), SEARCH_UID_LIMIT - len(found))
-            kept = [u for u in answer if u >= min_uid]
-            found += kept
+            answer = self._search(b"%d:%s %s" % (low, upper, window), SEARCH_UID_LIMIT - held)
+            kept = _from(_ascending(answer), min_uid)
+            slices.append(kept)
+            held += len(kept)
             if since is None and min_uid > 1 and len(kept) < top - low + 1:
                 break  # this slice reaches below min_uid already: those beneath are older
             top, upper = low - 1, b"%d" % (low - 1)
+        found = answers.uid_array()
+        for kept in reversed(slices):  # oldest slice first: ascending unless one moved
+            found.extend(kept)
         return _ascending(found)
 
-    def _search(self, criteria: bytes, limit: int) -> list[int]:
+    def _search(self, criteria: bytes, limit: int) -> array[int]:
         """One UID SEARCH (RETURN (ALL) with ESEARCH), read by `answers.read_search`."""
         returning = b"RETURN (ALL) " if self.has_esearch else b""
         command = b"UID SEARCH " + returning + criteria
@@ -652,13 +660,18 @@ def _chunks(items: Sequence[int], size: int) -> Iterator[Sequence[int]]:
         yield items[start : start + size]
 
 
-def _ascending(uids: list[int]) -> list[int]:
-    """`uids` sorted, each once (a slice may repeat one after an expunge). In place, without
-    a set: a large folder's UIDs are the largest thing a sync holds."""
-    uids.sort()
-    if any(uids[i] == uids[i - 1] for i in range(1, len(uids))):
-        return list(dict.fromkeys(uids))
-    return uids
+def _ascending(uids: array[int]) -> array[int]:
+    """`uids` sorted, each once (a slice may repeat one after an expunge). Servers answer in
+    ascending order, so that is checked first and nothing is copied; otherwise one sort."""
+    if all(uids[i - 1] < uids[i] for i in range(1, len(uids))):
+        return uids
+    return answers.uid_array(sorted(set(uids)))
+
+
+def _from(uids: array[int], min_uid: int) -> array[int]:
+    """Those of the ascending `uids` from `min_uid` on."""
+    start = bisect.bisect_left(uids, min_uid)
+    return uids[start:] if start else uids
 
 
 def _uid_set(uids: Sequence[int]) -> str:

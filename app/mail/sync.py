@@ -10,15 +10,17 @@ that finds nothing new costs one STATUS per folder.
 from __future__ import annotations
 
 import asyncio
+import bisect
 import functools
 import logging
 import time
-from collections.abc import Callable, Collection, Iterator
+from array import array
+from collections.abc import Callable, Collection, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import date, datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -245,6 +247,35 @@ def _read_body(
     return read_body(facts, mailbox.identity, body_bytes(row, text), keep_text=options.keep_text)
 
 
+class NewestFirst(Sequence[list[int]]):
+    """The ascending `uids` below `below` in batches of `size`, newest batch first, each
+    batch newest first and made only when read: a folder's window of a million UIDs stays a
+    4 MB array instead of lists of int objects (about 57 MB)."""
+
+    def __init__(self, uids: array[int], *, below: int, size: int) -> None:
+        self._uids = uids
+        self._end = bisect.bisect_left(uids, below)
+        self._size = size
+
+    def __len__(self) -> int:
+        return -(-self._end // self._size)
+
+    @overload
+    def __getitem__(self, index: int) -> list[int]: ...
+
+    @overload
+    def __getitem__(self, index: slice) -> Sequence[list[int]]: ...
+
+    def __getitem__(self, index: int | slice) -> list[int] | Sequence[list[int]]:
+        if isinstance(index, slice):
+            return [self[i] for i in range(*index.indices(len(self)))]
+        if not -len(self) <= index < len(self):
+            raise IndexError(index)
+        index %= len(self)
+        high = self._end - index * self._size
+        return self._uids[max(0, high - self._size) : high].tolist()[::-1]
+
+
 def _shown(progress: Progress, folder: str, task: asyncio.Task[tuple[int, int]]) -> None:
     """Progress after a batch's commit (not before: a crash would show work not kept)."""
     if not task.cancelled() and task.exception() is None:
@@ -324,7 +355,7 @@ class _FolderReader:
         )
         top = row["backfill_top_uid"]
         if top is None:
-            top = max(uids) if uids else (status.uidnext or 1) - 1
+            top = uids[-1] if uids else (status.uidnext or 1) - 1
             async with self.engine.begin() as conn:
                 await mailbox_store.save_folder_position(
                     conn,
@@ -337,9 +368,7 @@ class _FolderReader:
             low = top + 1
         else:
             low = int(row["backfill_low_uid"])
-        todo = sorted((u for u in uids if u < low and u <= top), reverse=True)
-        size = self.options.batch_size
-        chunks = [todo[start : start + size] for start in range(0, len(todo), size)]
+        chunks = NewestFirst(uids, below=min(low, top + 1), size=self.options.batch_size)
         await self._read_chunks(
             chunks, status, progress, lambda chunk: {"backfill_low_uid": min(chunk)}
         )
@@ -365,11 +394,11 @@ class _FolderReader:
             exists=status.exists,
         )
         size = self.options.batch_size
-        chunks = [uids[start : start + size] for start in range(0, len(uids), size)]
+        chunks = [list(uids[start : start + size]) for start in range(0, len(uids), size)]
         await self._read_chunks(chunks, status, progress, lambda chunk: {"highest_uid": chunk[-1]})
         # Every UID below UIDNEXT existed when STATUS answered and has been seen by now, so
         # the next poll can tell "nothing new" from STATUS alone, even after expunges.
-        final = max([highest, *uids, (status.uidnext or 1) - 1])
+        final = max(highest, uids[-1] if uids else 0, (status.uidnext or 1) - 1)
         async with self.engine.begin() as conn:
             await mailbox_store.save_folder_position(
                 conn,
@@ -381,7 +410,7 @@ class _FolderReader:
 
     async def _read_chunks(
         self,
-        chunks: list[list[int]],
+        chunks: Sequence[list[int]],
         status: FolderStatus,
         progress: Progress | None,
         position_after: Callable[[list[int]], dict[str, int]],

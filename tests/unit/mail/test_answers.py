@@ -31,7 +31,7 @@ def test_a_search_answer_longer_than_imaplib_s_line_limit_is_read_whole() -> Non
     assert len(line) > imaplib._MAXLINE
     source = reader(line + b"T1 OK Search completed.\r\nNEXT")
 
-    assert read_search(source, TAG, "UID SEARCH", max_uids=200_000) == uids
+    assert list(read_search(source, TAG, "UID SEARCH", max_uids=200_000)) == uids
     assert source.read() == b"NEXT"  # nothing after the tagged completion was taken
 
 
@@ -48,22 +48,22 @@ def test_a_uid_or_the_line_end_split_between_two_reads(cut: int) -> None:
     line += b" " + b"7" * (rest - 1) if rest else b""
     line += b"\r\n"
     assert line.index(b"\r") == before_cr
-    found = read_search(reader(line + b"T1 OK\r\n"), TAG, "UID SEARCH", max_uids=10_000)
+    found = list(read_search(reader(line + b"T1 OK\r\n"), TAG, "UID SEARCH", max_uids=10_000))
     assert found == uids
 
 
 def test_esearch_ranges_are_expanded_and_other_items_ignored() -> None:
     answer = b'* ESEARCH (TAG "T1") UID COUNT 9 MIN 1 ALL 1:3,7,12:10,4294967295\r\nT1 OK done\r\n'
-    found = read_search(reader(answer), TAG, "UID SEARCH", max_uids=100)
+    found = list(read_search(reader(answer), TAG, "UID SEARCH", max_uids=100))
     assert found == [1, 2, 3, 7, 10, 11, 12, 4294967295]
     empty = b'* ESEARCH (TAG "T1") UID\r\nT1 OK done\r\n'
-    assert read_search(reader(empty), TAG, "UID SEARCH", max_uids=100) == []
+    assert list(read_search(reader(empty), TAG, "UID SEARCH", max_uids=100)) == []
 
 
 def test_a_long_esearch_answer_split_across_pieces() -> None:
     parts = [b"%d:%d" % (n, n + 1) for n in range(1, 400_000, 4)]  # ~1.4 MB of ranges
     answer = b'* ESEARCH (TAG "T1") UID ALL ' + b",".join(parts) + b"\r\nT1 OK done\r\n"
-    found = read_search(reader(answer), TAG, "UID SEARCH", max_uids=1_000_000)
+    found = list(read_search(reader(answer), TAG, "UID SEARCH", max_uids=1_000_000))
     assert len(found) == 200_000
     assert found[:4] == [1, 2, 5, 6] and found[-2:] == [399_997, 399_998]
 
@@ -77,7 +77,7 @@ def test_other_untagged_answers_and_their_literals_are_skipped() -> None:
         b"T2 OK another tag is not ours\r\n"
         b"T1 OK done\r\n"
     )
-    assert read_search(reader(answer), TAG, "UID SEARCH", max_uids=10) == [5, 8, 13]
+    assert list(read_search(reader(answer), TAG, "UID SEARCH", max_uids=10)) == [5, 8, 13]
 
 
 def test_more_uids_than_the_bound_is_our_limit_said_so() -> None:
@@ -101,6 +101,14 @@ def test_a_huge_esearch_range_is_refused_before_it_is_expanded() -> None:
         (b"* SEARCH 1 2 3", MailConnectionError, "closed the connection"),
         (b"* SEARCH 1 2 abc:def 3\r\nT1 OK\r\n", MailServerError, "could not be read"),
         (b"* SEARCH 1 " + b"9" * 100_000 + b"\r\nT1 OK\r\n", MailServerError, "could not be read"),
+        # UIDs are 32-bit and never 0 (RFC 9051): anything else is not a UID we could keep.
+        (b"* SEARCH 1 4294967296\r\nT1 OK\r\n", MailServerError, "UID out of range"),
+        (b"* SEARCH 0 2\r\nT1 OK\r\n", MailServerError, "UID out of range"),
+        (
+            b'* ESEARCH (TAG "T1") UID ALL 5:99999999999\r\nT1 OK\r\n',
+            MailServerError,
+            "out of range",
+        ),
     ],
 )
 def test_refusals_goodbyes_and_junk(answer: bytes, error: type[Exception], words: str) -> None:
@@ -114,7 +122,7 @@ def test_refusals_goodbyes_and_junk(answer: bytes, error: type[Exception], words
 def test_with_esearch_one_command_returns_the_window() -> None:
     session, sent = session_over(b'* ESEARCH (TAG "T1") UID ALL 3:5,9\r\nT1 OK done\r\n')
     session.capabilities = frozenset({"IMAP4REV1", "ESEARCH"})
-    found = session.search_uids(min_uid=4, since=date(2026, 11, 2), exists=900_000)
+    found = list(session.search_uids(min_uid=4, since=date(2026, 11, 2), exists=900_000))
     # 3 is below min_uid: `UID 4:*` includes the highest message whatever its UID; not here.
     assert found == [4, 5, 9]
     assert sent.sent == [b"T1 UID SEARCH RETURN (ALL) UID 4:* SINCE 02-Nov-2026\r\n"]
@@ -130,7 +138,7 @@ def test_without_esearch_a_large_folder_is_searched_newest_slice_first(
         b"* SEARCH 2 3\r\nT3 OK\r\n"  # 1:5
     )
     session, sent = session_over(replies)
-    assert session.search_uids(min_uid=1, since=date(2026, 11, 20), exists=25) == [
+    assert list(session.search_uids(min_uid=1, since=date(2026, 11, 20), exists=25)) == [
         2,
         3,
         104,
@@ -153,7 +161,7 @@ def test_new_mail_in_a_large_folder_without_esearch_stops_at_the_first_slice(
 ) -> None:
     monkeypatch.setattr(imap, "SEARCH_SPAN", 10)
     session, sent = session_over(b"* SEARCH 301 302\r\nT1 OK\r\n")
-    assert session.search_uids(min_uid=301, since=None, exists=1000) == [301, 302]
+    assert list(session.search_uids(min_uid=301, since=None, exists=1000)) == [301, 302]
     assert sent.sent == [b"T1 UID SEARCH 991:* UID 301:*\r\n"]
 
 
@@ -163,7 +171,7 @@ def test_a_refused_search_leaves_the_session_usable_a_bound_closes_it(
     session, sent = session_over(b"T1 BAD Error in IMAP command\r\n* SEARCH 7\r\nT2 OK\r\n")
     with pytest.raises(MailServerError, match="the server refused UID SEARCH: BAD"):
         session.search_uids(min_uid=1, since=None)
-    assert session.search_uids(min_uid=1, since=None) == [7]
+    assert list(session.search_uids(min_uid=1, since=None)) == [7]
 
     monkeypatch.setattr(imap, "SEARCH_UID_LIMIT", 2)
     session, sent = session_over(b"* SEARCH 7 8 9\r\nT1 OK\r\n")

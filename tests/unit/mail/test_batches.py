@@ -1,0 +1,48 @@
+"""A first sync's batches: newest first, made from the folder's compact UID array."""
+
+from __future__ import annotations
+
+import random
+
+import pytest
+
+from app.mail.answers import uid_array
+from app.mail.sync import NewestFirst
+
+
+def as_lists(uids: list[int], below: int, size: int) -> list[list[int]]:
+    """What the first sync read before the UIDs were kept compact: all of them as lists."""
+    todo = sorted((u for u in uids if u < below), reverse=True)
+    return [todo[start : start + size] for start in range(0, len(todo), size)]
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_the_batches_are_those_of_plain_lists(seed: int) -> None:
+    rng = random.Random(seed)
+    uids = sorted(rng.sample(range(1, 5_000), rng.randrange(0, 300)))
+    below = rng.randrange(1, 5_200)
+    size = rng.randrange(1, 40)
+    batches = NewestFirst(uid_array(uids), below=below, size=size)
+    expected = as_lists(uids, below, size)
+    assert list(batches) == expected
+    assert len(batches) == len(expected)
+    assert sum(len(b) for b in batches) == sum(len(b) for b in expected)
+    if expected:
+        assert batches[-1] == expected[-1] and batches[0] == expected[0]
+        assert list(batches[1:3]) == expected[1:3]
+
+
+def test_a_batch_past_the_end_is_an_index_error() -> None:
+    batches = NewestFirst(uid_array([3, 5, 8]), below=9, size=2)
+    assert list(batches) == [[8, 5], [3]]
+    with pytest.raises(IndexError):
+        batches[2]
+
+
+def test_a_million_uids_are_held_in_four_megabytes() -> None:
+    uids = uid_array(range(1_000_000_000, 1_002_000_000, 2))
+    assert uids.itemsize * len(uids) == 4_000_000
+    batches = NewestFirst(uids, below=2_000_000_000, size=4000)
+    assert (
+        len(batches) == 250 and batches[0][0] == 1_001_999_998 and batches[-1][-1] == 1_000_000_000
+    )
