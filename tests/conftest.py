@@ -8,6 +8,7 @@ import shutil
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -50,6 +51,20 @@ async def _pg(sql: str, dsn: str = PG_ADMIN_DSN) -> None:
         await conn.execute(sql)
     finally:
         await conn.close()
+
+
+def pg_rows(database_url: str, sql: str) -> list[Any]:
+    """The rows `sql` returns from a test database (a URL of this suite, driver part or not)."""
+    import asyncpg
+
+    async def run() -> list[Any]:
+        conn = await asyncpg.connect(database_url.replace("+asyncpg", ""), timeout=5)
+        try:
+            return list(await conn.fetch(sql))
+        finally:
+            await conn.close()
+
+    return asyncio.run(run())
 
 
 def _pg_url(database: str) -> str:

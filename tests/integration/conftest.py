@@ -55,13 +55,33 @@ class ImapUser:
         body.update(overrides)
         return body
 
+    def mailbox_input(self, name: str = "Work") -> mailboxes.MailboxInput:
+        """The same mailbox, as the services take it."""
+        return mailboxes.MailboxInput(
+            name=name,
+            host=self.server.host,
+            port=self.server.port,
+            security="plain",
+            username=self.username,
+            secret=self.password,
+            auth_method="password",
+            addresses=[REP],
+            timezone="UTC",
+            holiday_country=None,
+        )
+
+    @classmethod
+    def new(cls, dovecot: DovecotServer) -> ImapUser:
+        """A fresh IMAP account on the test server."""
+        username = f"rep-{uuid.uuid4().hex[:10]}@seller.example"
+        password = "s3cret-" + uuid.uuid4().hex[:8]
+        dovecot.add_user(username, password)
+        return cls(server=dovecot, username=username, password=password)
+
 
 @pytest.fixture
 def imap_user(dovecot: DovecotServer) -> ImapUser:
-    username = f"rep-{uuid.uuid4().hex[:10]}@seller.example"
-    password = "s3cret-" + uuid.uuid4().hex[:8]
-    dovecot.add_user(username, password)
-    return ImapUser(server=dovecot, username=username, password=password)
+    return ImapUser.new(dovecot)
 
 
 @dataclass
@@ -193,16 +213,4 @@ def now_utc() -> datetime:
 async def connect(ctx: Context, user: ImapUser) -> tuple[int, int]:
     """A Radio Silence user owning a mailbox on `user`'s IMAP account: (user id, mailbox id)."""
     user_id = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
-    data = mailboxes.MailboxInput(
-        name="Work",
-        host=user.server.host,
-        port=user.server.port,
-        security="plain",
-        username=user.username,
-        secret=user.password,
-        auth_method="password",
-        addresses=[REP],
-        timezone="UTC",
-        holiday_country=None,
-    )
-    return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=data)
+    return user_id, await mailboxes.create_mailbox(ctx, user_id=user_id, data=user.mailbox_input())

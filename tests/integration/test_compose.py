@@ -17,12 +17,11 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import httpx
 import pytest
 import yaml
 
-from tests.conftest import PG_ADMIN_DSN, _pg, _pg_url
+from tests.conftest import PG_ADMIN_DSN, _pg, _pg_url, pg_rows
 from tests.support.processes import CLI, free_port, run_cli
 
 pytestmark = pytest.mark.integration
@@ -137,7 +136,7 @@ def test_the_compose_file_describes_a_working_team_server(tmp_path: Path, empty_
         assert listed.status_code == 200, listed.text
 
         def live_workers() -> int:
-            return len(query(empty_pg, "SELECT owner FROM workers"))
+            return len(pg_rows(empty_pg, "SELECT owner FROM workers"))
 
         deadline = time.monotonic() + 30
         while live_workers() < WORKERS:  # both workers run; the API runs none
@@ -150,9 +149,9 @@ def test_the_compose_file_describes_a_working_team_server(tmp_path: Path, empty_
         codes = {name: proc.wait(timeout=60) for name, proc in procs.items()}
     # uvicorn shuts down cleanly, then re-raises the SIGTERM it caught (as its docs say).
     assert codes == {name: -signal.SIGTERM if name == "api" else 0 for name in procs}
-    assert query(empty_pg, "SELECT owner FROM workers") == []  # each said goodbye
+    assert pg_rows(empty_pg, "SELECT owner FROM workers") == []  # each said goodbye
 
-    versions = query(empty_pg, "SELECT version_num FROM alembic_version")
+    versions = pg_rows(empty_pg, "SELECT version_num FROM alembic_version")
     assert len(versions) == 1
     for name in procs:  # RADIOSILENCE_LOG_FORMAT=json: every line one object
         lines = (tmp_path / f"{name}.log").read_text().splitlines()
@@ -174,18 +173,7 @@ def test_processes_starting_together_migrate_an_empty_database_once(
     ]  # fmt: skip
     outputs = [proc.communicate(timeout=120)[0].decode() for proc in procs]
     assert [proc.returncode for proc in procs] == [0, 0, 0, 0], outputs
-    assert len(query(empty_pg, "SELECT version_num FROM alembic_version")) == 1
-
-
-def query(database_url: str, sql: str) -> list[Any]:
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(database_url.replace("+asyncpg", ""), timeout=5)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
+    assert len(pg_rows(empty_pg, "SELECT version_num FROM alembic_version")) == 1
 
 
 assert PG_ADMIN_DSN  # the machine's PostgreSQL (tests/conftest.py)

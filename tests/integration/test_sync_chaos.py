@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import signal
 import subprocess
-import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import datetime, timedelta
@@ -26,7 +25,7 @@ from app.services.context import Context
 from app.storage.tables import mailboxes as mailbox_table
 from app.storage.tables import messages
 from tests.conftest import TEST_SECRET_KEY
-from tests.integration.conftest import REP, ImapUser, now_utc
+from tests.integration.conftest import ImapUser, now_utc
 from tests.support.dovecot import DovecotServer
 from tests.support.history import History, Outcome, answer, outcome, write_history
 from tests.support.processes import CLI, cli_env, free_port
@@ -43,7 +42,7 @@ async def test_chaos_during_a_first_sync_ends_like_a_calm_run(
     now = now_utc()
     owner = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
 
-    calm_user = _imap_user(dovecot)
+    calm_user = ImapUser.new(dovecot)
     calm = write_history(dovecot, calm_user.username, now, quiet=QUIET)
     answer(dovecot, calm_user.username, calm, ANSWERED_MEANWHILE, now)
     calm_id = await _mailbox(ctx, owner, calm_user, "Calm", due_now=False)
@@ -52,7 +51,7 @@ async def test_chaos_during_a_first_sync_ends_like_a_calm_run(
     calm_outcome = await outcome(ctx.engine, calm_id)
     assert calm_outcome.states == calm.expected
 
-    chaos_user = _imap_user(dovecot)
+    chaos_user = ImapUser.new(dovecot)
     chaos = write_history(dovecot, chaos_user.username, now, quiet=QUIET)
     chaos_id = await _mailbox(ctx, owner, chaos_user, "Chaos", due_now=True)
     env = cli_env(
@@ -102,30 +101,8 @@ async def test_chaos_during_a_first_sync_ends_like_a_calm_run(
     assert not final.baseline
 
 
-def _imap_user(dovecot: DovecotServer) -> ImapUser:
-    user = ImapUser(
-        server=dovecot,
-        username=f"rep-{uuid.uuid4().hex[:10]}@seller.example",
-        password="s3cret-" + uuid.uuid4().hex[:8],
-    )
-    dovecot.add_user(user.username, user.password)
-    return user
-
-
 async def _mailbox(ctx: Context, owner: int, user: ImapUser, name: str, *, due_now: bool) -> int:
-    data = mailboxes.MailboxInput(
-        name=name,
-        host=user.server.host,
-        port=user.server.port,
-        security="plain",
-        username=user.username,
-        secret=user.password,
-        auth_method="password",
-        addresses=[REP],
-        timezone="UTC",
-        holiday_country=None,
-    )
-    mailbox_id = await mailboxes.create_mailbox(ctx, user_id=owner, data=data)
+    mailbox_id = await mailboxes.create_mailbox(ctx, user_id=owner, data=user.mailbox_input(name))
     # The processes of the test sync the chaos mailbox only; the calm one is synced here.
     due = now_utc() if due_now else now_utc() + timedelta(days=1)
     async with ctx.engine.begin() as conn:

@@ -14,14 +14,12 @@ from collections import Counter
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
-import asyncpg
 import pytest
 
 from app.services import accounts, mailboxes
 from app.services.context import Context
-from tests.conftest import TEST_SECRET_KEY, make_settings
+from tests.conftest import TEST_SECRET_KEY, make_settings, pg_rows
 from tests.integration.conftest import REP, ImapUser, now_utc, populate
 from tests.support.dovecot import DovecotServer, dovecot_available, start_dovecot
 from tests.support.dovecot_log import overlaps, sessions
@@ -43,17 +41,6 @@ def own_dovecot() -> Iterator[DovecotServer]:
     server = start_dovecot()
     yield server
     server.close()
-
-
-def query(database_url: str, sql: str) -> list[Any]:
-    async def run() -> list[Any]:
-        conn = await asyncpg.connect(database_url.replace("+asyncpg", ""), timeout=5)
-        try:
-            return list(await conn.fetch(sql))
-        finally:
-            await conn.close()
-
-    return asyncio.run(run())
 
 
 def wait_until(check: Callable[[], bool], seconds: float, what: str) -> float:
@@ -123,7 +110,7 @@ def test_four_workers_share_twenty_mailboxes_and_hand_them_over(
 
 def _run_the_fleet(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> None:
     def watch_owners() -> Counter[str]:
-        rows = query(url, "SELECT watch_owner FROM mailboxes WHERE last_sync_at IS NOT NULL")
+        rows = pg_rows(url, "SELECT watch_owner FROM mailboxes WHERE last_sync_at IS NOT NULL")
         return Counter(r["watch_owner"] for r in rows)
 
     # Every mailbox first-synced and watched, the watches shared out: 5 each.
@@ -136,14 +123,14 @@ def _run_the_fleet(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> None:
 
     victim = next(iter(procs))
     orphans = [
-        r["id"] for r in query(url, f"SELECT id FROM mailboxes WHERE watch_owner = '{victim}'")
+        r["id"] for r in pg_rows(url, f"SELECT id FROM mailboxes WHERE watch_owner = '{victim}'")
     ]
     killed_at = datetime.now(UTC)
     procs[victim].send_signal(signal.SIGKILL)
     procs[victim].wait()
 
     def taken_over() -> bool:
-        rows = query(
+        rows = pg_rows(
             url,
             "SELECT watch_owner, last_sync_at FROM mailboxes "
             f"WHERE id IN ({','.join(map(str, orphans))})",
@@ -167,10 +154,10 @@ def _run_the_fleet(url: str, procs: dict[str, subprocess.Popen[bytes]]) -> None:
     stopped = time.monotonic() - started
     assert stopped < 30
     print(f"3 workers stopped {stopped:.1f} s after SIGTERM")
-    held = query(
+    held = pg_rows(
         url,
         "SELECT id, lease_owner, watch_owner FROM mailboxes "
         "WHERE lease_owner IS NOT NULL OR watch_owner IS NOT NULL",
     )
     assert held == []
-    assert [r["owner"] for r in query(url, "SELECT owner FROM workers")] in ([], [victim])
+    assert [r["owner"] for r in pg_rows(url, "SELECT owner FROM workers")] in ([], [victim])

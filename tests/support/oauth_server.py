@@ -281,15 +281,19 @@ class OAuthServer:
             def generate_user_info(self, user: str, scope: str) -> UserInfo:
                 return UserInfo(sub=user, email=user, email_verified=True)
 
+        def find_token(token: str) -> Token | None:
+            """The token issued as `token`, access or refresh (introspection, revocation)."""
+            with server_state.lock:
+                for t in server_state.tokens:
+                    if token in (t.access_token, t.refresh_token):
+                        return t
+            return None
+
         class Introspection(IntrospectionEndpoint):
             CLIENT_AUTH_METHODS = AUTH_METHODS
 
             def query_token(self, token: str, token_type_hint: str | None) -> Token | None:
-                with server_state.lock:
-                    for t in server_state.tokens:
-                        if token in (t.access_token, t.refresh_token):
-                            return t
-                return None
+                return find_token(token)
 
             def introspect_token(self, token: Token) -> dict[str, Any]:
                 return {
@@ -309,11 +313,7 @@ class OAuthServer:
             CLIENT_AUTH_METHODS = AUTH_METHODS
 
             def query_token(self, token: str, token_type_hint: str | None) -> Token | None:
-                with server_state.lock:
-                    for t in server_state.tokens:
-                        if token in (t.access_token, t.refresh_token):
-                            return t
-                return None
+                return find_token(token)
 
             def revoke_token(self, token: Token, req: Any) -> None:
                 with server_state.lock:
