@@ -13,12 +13,14 @@ with any literal in it). An error from a bound says it is ours: `MailAnswerTooLa
 
 from __future__ import annotations
 
+import functools
 import re
 from array import array
 from collections.abc import Iterable
 from typing import Protocol
 
 from app.errors import MailAnswerTooLarge, MailConnectionError, MailServerError
+from app.mail.wire import read_some
 
 PIECE = 1 << 16  # bytes read at a time of a long line
 _TOKEN_MAX = 64  # the longest token of a search answer ("4294967295:4294967295" is 21)
@@ -192,15 +194,7 @@ def _too_long(command: str, limit: int) -> MailAnswerTooLarge:
 
 def _piece(source: LineSource, command: str, size: int = PIECE) -> bytes:
     """Up to `size` bytes of the current line (all of it when shorter)."""
-    try:
-        data = source.readline(size)
-    except (OSError, ValueError) as exc:  # socket errors, timeouts, TLS, a closed file
-        raise MailConnectionError(
-            f"the connection dropped during {command}: {str(exc) or type(exc).__name__}"
-        ) from exc
-    if not data:
-        raise MailConnectionError(f"the server closed the connection during {command}")
-    return data
+    return read_some(functools.partial(source.readline, size), command)
 
 
 def _line(source: LineSource, command: str, limit: int) -> bytes:
@@ -214,14 +208,7 @@ def _line(source: LineSource, command: str, limit: int) -> bytes:
 def _exactly(source: LineSource, size: int, command: str) -> bytes:
     parts: list[bytes] = []
     while size > 0:
-        try:
-            data = source.read(min(size, PIECE))
-        except (OSError, ValueError) as exc:
-            raise MailConnectionError(
-                f"the connection dropped during {command}: {str(exc) or type(exc).__name__}"
-            ) from exc
-        if not data:
-            raise MailConnectionError(f"the server closed the connection during {command}")
+        data = read_some(functools.partial(source.read, min(size, PIECE)), command)
         parts.append(data)
         size -= len(data)
     return b"".join(parts)

@@ -14,6 +14,7 @@ nothing after the tagged completion is taken from it.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable
 from typing import Generic, NamedTuple, Protocol, TypeVar
@@ -252,17 +253,25 @@ class FetchParser(Generic[T]):
                 self.records.append(record)
 
 
+def read_some(read: Callable[[], bytes], command: str) -> bytes:
+    """What one `read` of the answer to `command` gives; a dropped or closed connection is a
+    MailConnectionError that says so (every reader of long answers reads through this)."""
+    try:
+        data = read()
+    except (OSError, ValueError) as exc:  # socket errors, timeouts, TLS, a closed file
+        raise MailConnectionError(
+            f"the connection dropped during {command}: {str(exc) or type(exc).__name__}"
+        ) from exc
+    if not data:
+        raise MailConnectionError(f"the server closed the connection during {command}")
+    return data
+
+
 def read_fetch(source: BufferedSource, parser: FetchParser[T]) -> list[T]:
     """Read and parse until `parser` has its tagged completion; consume exactly that much."""
     while not parser.done:
-        try:
-            data = source.peek(_CHUNK)  # what is buffered, or one read from the socket
-        except (OSError, ValueError) as exc:  # socket errors, timeouts, TLS, a closed file
-            raise MailConnectionError(
-                f"the connection dropped during {parser.command}: {str(exc) or type(exc).__name__}"
-            ) from exc
-        if not data:
-            raise MailConnectionError(f"the server closed the connection during {parser.command}")
+        # What is buffered, or one read from the socket.
+        data = read_some(functools.partial(source.peek, _CHUNK), parser.command)
         source.read(parser.feed(data))  # from the buffer: no more than peek returned
     if parser.error is not None:
         raise parser.error
