@@ -24,7 +24,6 @@ from app.services.webhooks import make_dispatcher
 from app.storage import mailboxes as mailbox_store
 from app.storage import threads as thread_store
 from app.storage import workers as worker_store
-from app.storage.common import utcnow
 from app.storage.engine import reading
 from app.webhooks.deliver import TOTAL_TIMEOUT, Dispatcher, wake_on_commit
 
@@ -222,7 +221,9 @@ class Workers:
             return  # poll only; not counted among the workers that share the watches
         with contextlib.suppress(Exception):
             async with self.ctx.engine.begin() as conn:
-                await worker_store.forget(conn, self.owner, older_than=utcnow() - timedelta(days=1))
+                await worker_store.forget(
+                    conn, self.owner, older_than=self.ctx.clock() - timedelta(days=1)
+                )
         while not self._stop.is_set():
             try:
                 await self._rebalance(limit)
@@ -233,7 +234,7 @@ class Workers:
             self._scan_wake.clear()
 
     async def _rebalance(self, limit: int) -> None:
-        now = utcnow()
+        now = self.ctx.clock()
         async with self.ctx.engine.begin() as conn:
             await worker_store.heartbeat(conn, self.owner, now)
         async with reading(self.ctx.engine) as conn:

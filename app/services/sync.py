@@ -39,7 +39,6 @@ from app.services.mailboxes import (
 )
 from app.storage import mailboxes as store
 from app.storage import outbox
-from app.storage.common import utcnow
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
@@ -208,7 +207,7 @@ def _poll_interval(ctx: Context, mailbox: dict[str, Any]) -> float:
     """A mailbox with a live IDLE watch has its INBOX pushed: its other folders are polled
     less often (500 watched mailboxes polled every 60 s kept a worker 22 % busy)."""
     expires = mailbox["watch_expires_at"]
-    if mailbox["watch_owner"] is not None and expires is not None and expires > utcnow():
+    if mailbox["watch_owner"] is not None and expires is not None and expires > ctx.clock():
         return max(ctx.settings.sync_interval_watched_seconds, ctx.settings.sync_interval_seconds)
     return ctx.settings.sync_interval_seconds
 
