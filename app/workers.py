@@ -164,7 +164,9 @@ class Workers:
                     if len(pushed) >= PUSHED_CONCURRENCY:
                         break
                     async with self.ctx.engine.begin() as conn:
-                        mine = await mailbox_store.claim_lease(conn, mailbox_id, self.owner, lease)
+                        mine = await mailbox_store.claim_lease(
+                            conn, mailbox_id, self.owner, lease, now=self.ctx.lease_clock()
+                        )
                     if mine:  # else another worker syncs it now: try again after
                         self._news.discard(mailbox_id)
                         self._start_sync(mailbox_id, pushed)
@@ -172,7 +174,12 @@ class Workers:
                 if free > 0:
                     async with self.ctx.engine.begin() as conn:
                         claimed = await mailbox_store.claim_due_syncs(
-                            conn, self.owner, self.ctx.clock(), lease, free
+                            conn,
+                            self.owner,
+                            self.ctx.clock(),
+                            lease,
+                            free,
+                            real=self.ctx.lease_clock(),
                         )
                     for mailbox_id in claimed:
                         self._start_sync(mailbox_id, polls)

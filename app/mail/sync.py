@@ -292,7 +292,7 @@ class _FolderReader:
         engine: AsyncEngine,
         session: ImapSession,
         mailbox: MailboxRef,
-        row: dict[str, Any],
+        row: mailbox_store.FolderRow,
         options: SyncOptions,
         report: SyncReport,
     ) -> None:
@@ -312,6 +312,7 @@ class _FolderReader:
                 await mailbox_store.save_folder_position(
                     conn,
                     row["id"],
+                    self.options.now,
                     uidvalidity=status.uidvalidity,
                     highest_uid=0,
                     highest_modseq=None,
@@ -343,7 +344,7 @@ class _FolderReader:
         return status.highest_modseq is None or status.highest_modseq == row["highest_modseq"]
 
     async def _backfill(
-        self, row: dict[str, Any], status: FolderStatus, progress: Progress | None
+        self, row: mailbox_store.FolderRow, status: FolderStatus, progress: Progress | None
     ) -> int:
         """The first read: the look-back window, newest first, resumable from its low-water."""
         uids = await _blocking(
@@ -360,6 +361,7 @@ class _FolderReader:
                 await mailbox_store.save_folder_position(
                     conn,
                     row["id"],
+                    self.options.now,
                     uidvalidity=status.uidvalidity,
                     highest_uid=0,
                     backfill_top_uid=top,
@@ -367,7 +369,9 @@ class _FolderReader:
                 )
             low = top + 1
         else:
-            low = int(row["backfill_low_uid"])
+            saved_low = row["backfill_low_uid"]
+            assert saved_low is not None  # saved with backfill_top_uid
+            low = int(saved_low)
         chunks = NewestFirst(uids, below=min(low, top + 1), size=self.options.batch_size)
         await self._read_chunks(
             chunks, status, progress, lambda chunk: {"backfill_low_uid": min(chunk)}
@@ -376,6 +380,7 @@ class _FolderReader:
             await mailbox_store.save_folder_position(
                 conn,
                 row["id"],
+                self.options.now,
                 highest_uid=top,
                 highest_modseq=status.highest_modseq,
                 backfill_top_uid=None,
@@ -403,6 +408,7 @@ class _FolderReader:
             await mailbox_store.save_folder_position(
                 conn,
                 self.row["id"],
+                self.options.now,
                 uidvalidity=status.uidvalidity,
                 highest_uid=final,
                 highest_modseq=status.highest_modseq,
@@ -497,7 +503,11 @@ class _FolderReader:
                     errors=errors,
                 )
                 await mailbox_store.save_folder_position(
-                    conn, self.row["id"], uidvalidity=status.uidvalidity, **position
+                    conn,
+                    self.row["id"],
+                    self.options.now,
+                    uidvalidity=status.uidvalidity,
+                    **position,
                 )
                 await mailbox_store.set_progress(
                     conn, self.mailbox.id, {"folder": self.name, "done": done, "total": total}

@@ -281,7 +281,7 @@ def _dated_now(ctx: Context, row: dict[str, Any]) -> dict[str, Any]:
 
 
 async def _put_in_drafts(
-    ctx: Context, mailbox: dict[str, Any], row: dict[str, Any]
+    ctx: Context, mailbox: mailbox_store.MailboxRow, row: dict[str, Any]
 ) -> dict[str, Any]:
     dated = _dated_now(ctx, row)
 
@@ -327,7 +327,10 @@ async def _put_in_drafts(
 
 
 async def _send(
-    ctx: Context, mailbox: dict[str, Any], settings: dict[str, Any], row: dict[str, Any]
+    ctx: Context,
+    mailbox: mailbox_store.MailboxRow,
+    settings: dict[str, Any],
+    row: dict[str, Any],
 ) -> dict[str, Any]:
     # A mailbox signed in with a provider logs in to SMTP with the same grant (XOAUTH2),
     # unless the rep gave an SMTP password.

@@ -32,7 +32,7 @@ log = logging.getLogger(__name__)
 _INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
 
 
-def rules_of(mailbox: dict[str, Any]) -> Rules:
+def rules_of(mailbox: mailbox_store.MailboxRow) -> Rules:
     """The mailbox's stored rules; a row edited by hand into nonsense falls back to the
     defaults (logged) rather than stopping the scheduler for every mailbox."""
     try:
@@ -43,7 +43,11 @@ def rules_of(mailbox: dict[str, Any]) -> Rules:
 
 
 def calendar_of(
-    mailbox: dict[str, Any], now: datetime, rules: Rules | None = None, *, since: date | None = None
+    mailbox: mailbox_store.MailboxRow,
+    now: datetime,
+    rules: Rules | None = None,
+    *,
+    since: date | None = None,
 ) -> WorkCalendar:
     """The mailbox's business calendar around `now` (back to `since`, for a replay), with the
     working hours of its rules."""
@@ -240,6 +244,6 @@ async def end_baseline(engine: AsyncEngine, clock: Callable[[], datetime], mailb
         now = clock()
         while batch := await evaluate_due(conn, now, mailbox_id=mailbox_id):
             evaluated += batch
-        await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False})
+        await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False}, now=clock())
     log.info("sync.baseline_done mailbox=%s threads=%s", mailbox_id, evaluated)
     return evaluated

@@ -210,7 +210,7 @@ READY = DraftWait()
 PREPARING = DraftWait(preparing=True)
 
 
-def _blocked(mailbox: dict[str, Any]) -> DraftWait:
+def _blocked(mailbox: mailbox_store.MailboxRow) -> DraftWait:
     said = (mailbox["status_message"] or "").strip()
     return DraftWait(
         blocked=f"the mailbox {mailbox['name']} cannot be read now"
@@ -287,7 +287,7 @@ async def _compose_thread(ctx: Context, thread: dict[str, Any], user_id: int) ->
 class _MailboxFacts:
     """What every draft of one mailbox's pass is composed with: read and built once."""
 
-    mailbox: dict[str, Any]
+    mailbox: mailbox_store.MailboxRow
     identity: Identity
     rules: Rules
     calendar: WorkCalendar

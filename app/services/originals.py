@@ -14,7 +14,7 @@ from app.services.mailboxes import open_mailbox_session
 from app.storage import drafts as draft_store
 from app.storage import originals as original_store
 from app.storage.engine import reading
-from app.storage.mailboxes import FILE_SOURCE
+from app.storage.mailboxes import FILE_SOURCE, MailboxRow
 
 
 class OriginalSource(Protocol):
@@ -26,7 +26,7 @@ class OriginalSource(Protocol):
 
 
 async def open_originals(
-    ctx: Context, mailbox: dict[str, Any], message_ids: Sequence[int]
+    ctx: Context, mailbox: MailboxRow, message_ids: Sequence[int]
 ) -> OriginalSource:
     """The source of the mailbox's messages `message_ids`, ready to read them."""
     if mailbox["auth_method"] == FILE_SOURCE:

@@ -77,7 +77,7 @@ class Dashboard:
     quiet: list[ThreadLine]
     quiet_total: int
     counts: list[StateCount]
-    mailboxes: list[dict[str, Any]]
+    mailboxes: list[mailbox_store.MailboxRow]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -153,7 +153,10 @@ def counterpart(rows: Sequence[dict[str, Any]], own: frozenset[str]) -> Person |
 
 
 async def _lines(
-    conn: Any, threads: list[dict[str, Any]], mailboxes: dict[int, dict[str, Any]], now: datetime
+    conn: Any,
+    threads: list[dict[str, Any]],
+    mailboxes: dict[int, mailbox_store.MailboxRow],
+    now: datetime,
 ) -> list[ThreadLine]:
     ids = [t["id"] for t in threads]
     people = await store.people_of_threads(conn, ids)

@@ -54,6 +54,7 @@ async def make_threads(conn: AsyncConnection, ctx: Context) -> tuple[int, dict[s
             "holiday_subdiv": None,
             "rules": {},
         },
+        now=datetime.now(UTC),
     )
     kinds = {
         "dirty": (True, None),

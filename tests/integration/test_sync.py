@@ -163,8 +163,8 @@ async def test_refused_login_marks_the_mailbox_failed_once(
     assert value(after, "radiosilence_mailboxes", status="ok") == 0
 
     row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
-    assert row["status"] == "failed"
-    assert "AUTHENTICATIONFAILED" in row["status_message"] or "failed" in row["status_message"]
+    assert row.status == "failed"
+    assert "AUTHENTICATIONFAILED" in row.status_message or "failed" in row.status_message
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
     assert [e["type"] for e in log] == ["mailbox.failed"]
     assert imap_user.password not in str(log)
