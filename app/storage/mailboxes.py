@@ -11,6 +11,7 @@ from typing import Any, Final, Literal, Required, TypedDict, cast
 from sqlalchemy import RowMapping, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.ruleset import RulesJson
 from app.storage.common import bulk_insert
 from app.storage.tables import folders, mailboxes
 
@@ -46,8 +47,7 @@ class MailboxRow(TypedDict):
     timezone: str
     holiday_country: str | None
     holiday_subdiv: str | None
-    # The JSON of domain.ruleset (overrides of the defaults): open, its reader checks it.
-    rules: dict[str, Any]
+    rules: RulesJson  # overrides of the defaults, checked as they are read
     status: str
     status_message: str
     last_sync_at: datetime | None
@@ -81,7 +81,7 @@ class NewMailbox(TypedDict, total=False):
     secret_enc: Required[bytes]
     addresses: Required[list[str]]
     timezone: Required[str]
-    rules: Required[dict[str, Any]]  # see MailboxRow.rules
+    rules: Required[RulesJson]
     holiday_country: str | None
     holiday_subdiv: str | None
     folder_include: list[str] | None
@@ -116,7 +116,7 @@ class MailboxChanges(TypedDict, total=False):
     timezone: str
     holiday_country: str | None
     holiday_subdiv: str | None
-    rules: dict[str, Any]  # see MailboxRow.rules
+    rules: RulesJson
     status: str
     status_message: str
     last_sync_at: datetime | None

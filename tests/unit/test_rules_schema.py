@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from pydantic import Field, ValidationError
 
 from app.domain.model import RULE_LIMITS, Bounds, Rules, TimeOff
-from app.domain.ruleset import rules_from_dict, rules_to_dict
+from app.domain.ruleset import RulesJson, rules_from_dict, rules_to_dict
 from app.services.rules_schema import RulesBody
 
 
@@ -55,6 +55,8 @@ def drift(body: type[RulesBody]) -> list[str]:
         found.append(f"cadence steps: {cadence.get('minItems')}..{cadence.get('maxItems')}")
     if props["time_off"].get("maxItems") != limits.time_off_ranges:
         found.append(f"time_off ranges: {props['time_off'].get('maxItems')}")
+    if list(body.model_fields) != list(RulesJson.__annotations__):
+        found.append(f"fields: {list(body.model_fields)} != {list(RulesJson.__annotations__)}")
     defaults = body().model_dump(mode="json")
     if defaults != rules_to_dict(Rules()):
         found.append(f"defaults: {defaults} != {rules_to_dict(Rules())}")
