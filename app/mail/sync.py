@@ -28,7 +28,6 @@ from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
 from app.domain.model import Classification, Identity
 from app.mail import crashpoint
-from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import (
     body_bytes,
     classification_details,
@@ -40,6 +39,7 @@ from app.mail.pipeline import (
     wants_body,
     with_body,
 )
+from app.mail.session import FetchedHeader, FolderStatus, MailSession
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.engine import reading
@@ -114,7 +114,7 @@ async def _blocking(
 
 async def sync_mailbox(
     engine: AsyncEngine,
-    session: ImapSession,
+    session: MailSession,
     mailbox: MailboxRef,
     options: SyncOptions,
     progress: Progress | None = None,
@@ -161,7 +161,7 @@ BODY_PASS_LIMIT = 2000  # bodies read per slice
 
 async def read_bodies(
     engine: AsyncEngine,
-    session: ImapSession,
+    session: MailSession,
     mailbox: MailboxRef,
     options: SyncOptions,
     report: SyncReport,
@@ -182,7 +182,7 @@ async def read_bodies(
 
 async def _read_slice(
     engine: AsyncEngine,
-    session: ImapSession,
+    session: MailSession,
     mailbox: MailboxRef,
     options: SyncOptions,
     report: SyncReport,
@@ -290,7 +290,7 @@ class _FolderReader:
     def __init__(
         self,
         engine: AsyncEngine,
-        session: ImapSession,
+        session: MailSession,
         mailbox: MailboxRef,
         row: dict[str, Any],
         options: SyncOptions,
