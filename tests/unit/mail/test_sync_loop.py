@@ -2,92 +2,64 @@
 
 The sync stores each batch with its folder position in one transaction, so these tests need
 the storage: each runs on its own copy of the migrated SQLite template (the `sqlite_url`
-fixture: a file copy, no migration, no socket). No Dovecot: each test takes milliseconds.
-What a real server does beyond these semantics stays in tests/integration/test_sync*.py.
+fixture: a file copy, no migration, no socket), its mailbox made by tests/factories.py.
+No Dovecot: each test takes milliseconds. What a real server does beyond these semantics
+stays in tests/integration/mail/test_sync*.py.
 """
 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
-from email.utils import format_datetime
 
 import pytest
-from sqlalchemy import insert, select
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.model import Identity
 from app.errors import MailConnectionError, MailServerError
 from app.mail import sync as mail_sync
 from app.mail.answers import Refused
+from app.services.context import Context
 from app.storage import tables
-from app.storage.engine import make_engine
+from tests.conftest import make_settings
+from tests.factories import PROSPECT, REP, make_mailbox, make_message
 from tests.fakes import FakeImapServer
 
-REP = "rep@seller.example"
-PROSPECT = "buyer@prospect.example"
 NOW = datetime(2026, 3, 2, 12, 0, tzinfo=UTC)
 SINCE = (NOW - timedelta(days=30)).date()
 
 
 def message(n: int, *, sender: str = PROSPECT, to: str = REP, days_ago: float = 1.0) -> bytes:
-    when = NOW - timedelta(days=days_ago)
-    return (
-        f"Message-ID: <m{n}@example.test>\r\n"
-        f"From: {sender}\r\n"
-        f"To: {to}\r\n"
-        f"Subject: Proposal {n}\r\n"
-        f"Date: {format_datetime(when)}\r\n"
-        "X-Unrelated: not asked for by the header pass\r\n"
-        "Content-Type: text/plain; charset=utf-8\r\n"
-        "\r\n"
-        f"Body of message {n}.\r\n"
-    ).encode()
+    return make_message(
+        from_=sender,
+        to=[to],
+        subject=f"Proposal {n}",
+        date=NOW - timedelta(days=days_ago),
+        message_id=f"m{n}@example.test",
+        body=f"Body of message {n}.",
+        headers={"X-Unrelated": "not asked for by the header pass"},
+    )
 
 
 @pytest.fixture
-async def engine(sqlite_url: str) -> AsyncIterator[AsyncEngine]:
-    engine = make_engine(sqlite_url)
-    yield engine
-    await engine.dispose()
+async def ctx(sqlite_url: str) -> AsyncIterator[Context]:
+    context = Context.create(make_settings(sqlite_url))
+    yield context
+    await context.close()
 
 
 @pytest.fixture
-async def ref(engine: AsyncEngine) -> mail_sync.MailboxRef:
-    """A user and a mailbox row for the sync to store under (inserted as rows: what is
-    under test is the sync, not how mailboxes are made)."""
-    async with engine.begin() as conn:
-        user_id = (
-            await conn.execute(
-                insert(tables.users)
-                .values(email=REP, password_hash="-", is_admin=False, created_at=NOW)
-                .returning(tables.users.c.id)
-            )
-        ).scalar_one()
-        mailbox_id = (
-            await conn.execute(
-                insert(tables.mailboxes)
-                .values(
-                    user_id=user_id,
-                    name="Work",
-                    imap_host="127.0.0.1",
-                    imap_port=143,
-                    imap_security="plain",
-                    imap_username="rep",
-                    auth_method="password",
-                    secret_enc=b"-",
-                    addresses=[REP],
-                    timezone="UTC",
-                    rules={},
-                    status="new",
-                    created_at=NOW,
-                    updated_at=NOW,
-                )
-                .returning(tables.mailboxes.c.id)
-            )
-        ).scalar_one()
+def engine(ctx: Context) -> AsyncEngine:
+    return ctx.engine
+
+
+@pytest.fixture
+async def ref(ctx: Context) -> mail_sync.MailboxRef:
+    async with ctx.engine.begin() as conn:
+        user_id, mailbox_id = await make_mailbox(conn, ctx)
     return mail_sync.MailboxRef(
-        id=int(mailbox_id), user_id=int(user_id), identity=Identity.from_addresses([REP])
+        id=mailbox_id, user_id=user_id, identity=Identity.from_addresses([REP])
     )
 
 
