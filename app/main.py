@@ -14,7 +14,6 @@ from prometheus_client import CONTENT_TYPE_LATEST
 from sqlalchemy import text
 
 import app as package
-from app import metrics as app_metrics
 from app.api import drafts, events, mailboxes, rules, threads, tokens, webhooks
 from app.api import errors as api_errors
 from app.api.tokenfirst import TokenFirst
@@ -22,6 +21,7 @@ from app.bodylimit import BodyLimit
 from app.config import Settings
 from app.runtime import settle_heap
 from app.services import accounts
+from app.services import metrics as app_metrics
 from app.services.context import Context
 from app.web import errors as web_errors
 from app.web import pages
