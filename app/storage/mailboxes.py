@@ -53,9 +53,13 @@ async def get_mailboxes(conn: AsyncConnection, mailbox_ids: Iterable[int]) -> li
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-async def find_mailboxes_by_name(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
-    rows = (await conn.execute(select(mailboxes).where(mailboxes.c.name == name))).mappings()
-    return [dict(r) for r in rows]
+async def find_mailboxes_by_name(
+    conn: AsyncConnection, name: str, *, user_id: int | None = None
+) -> list[dict[str, Any]]:
+    query = select(mailboxes).where(mailboxes.c.name == name)
+    if user_id is not None:
+        query = query.where(mailboxes.c.user_id == user_id)
+    return [dict(r) for r in (await conn.execute(query.order_by(mailboxes.c.id))).mappings()]
 
 
 async def list_mailboxes(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:
