@@ -14,21 +14,20 @@ from app.storage.engine import reading
 async def resolve_mailbox(ctx: Context, ref: str, *, email: str | None = None) -> int:
     """The id of the mailbox `ref` names. With `email`, only that user's mailboxes count, so
     two users may both have a "Work"; without it, a name must be unique among everyone's."""
+    owner = normalize_email(email) if email is not None else None
     async with reading(ctx.engine) as conn:
-        user_id = None
-        if email is not None:
-            user = await user_store.get_user_by_email(conn, normalize_email(email))
-            if user is None:
-                raise NotFound(f"no user with e-mail {normalize_email(email)}")
-            user_id = int(user["id"])
-        if ref.isdigit() and await mailbox_store.get_mailbox(conn, int(ref), user_id=user_id):
+        if owner is not None and await user_store.get_user_by_email(conn, owner) is None:
+            raise NotFound(f"no user with e-mail {owner}")
+        if ref.isdigit() and await mailbox_store.find_mailbox_ids(
+            conn, mailbox_id=int(ref), owner_email=owner
+        ):
             return int(ref)
-        matches = await mailbox_store.find_mailboxes_by_name(conn, ref, user_id=user_id)
+        matches = await mailbox_store.find_mailbox_ids(conn, name=ref, owner_email=owner)
     if not matches:
         raise NotFound(f"no mailbox with id or name {ref!r}")
     if len(matches) > 1:
-        ids = ", ".join(str(m["id"]) for m in matches)
+        ids = ", ".join(map(str, matches))
         raise InvalidInput(
             f"several mailboxes are named {ref!r} (ids {ids}): give the id, or the owner's --email"
         )
-    return int(matches[0]["id"])
+    return matches[0]
