@@ -16,12 +16,10 @@ from datetime import timedelta
 
 from app.errors import Conflict, RadioSilenceError
 from app.runtime import worker_id
-from app.services import leases, scheduler
+from app.services import dispatch, leases, scheduler
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.followups import create_due_drafts_everywhere
-from app.services.webhooks import make_dispatcher
-from app.webhooks.deliver import TOTAL_TIMEOUT, Dispatcher, wake_on_commit
 
 log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
@@ -32,7 +30,8 @@ SYNC_POLL_SECONDS = 2.0  # due mailboxes (a dead worker's among them) are looked
 # Drafts left to compose by syncs this process did not run (an API sync, another worker) or
 # by a pass that failed are looked for this often even when nothing else happens.
 DRAFTS_RECHECK_SECONDS = 120.0
-DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
+# A stopping worker finishes what it is sending.
+DISPATCH_DRAIN_SECONDS = dispatch.LONGEST_ATTEMPT + 5
 # The watch keeper looks for unwatched mailboxes this often (a first sync by any process, the
 # API's included, is watched within it) and renews this worker's presence row.
 WATCH_SCAN_SECONDS = 2.0
@@ -63,7 +62,7 @@ class Workers:
         self._tasks: list[asyncio.Task[None]] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._keeper_task: asyncio.Task[None] | None = None
-        self._dispatcher: Dispatcher | None = None
+        self._dispatcher: dispatch.Dispatcher | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
         self._stop_listening: list[Callable[[], None]] = []
         self._watchers: dict[int, _Watch] = {}
@@ -81,9 +80,8 @@ class Workers:
         return sorted(m for m, w in self._watchers.items() if not w.stop.is_set())
 
     def start(self) -> None:
-        self._dispatcher = make_dispatcher(self.ctx, owner=self.owner)
-        # Deliveries queued by this process's commits wake the dispatcher; others are polled.
-        self._stop_listening.append(wake_on_commit(self.ctx.engine, self._dispatcher.wake.set))
+        self._dispatcher, stop_listening = dispatch.start_dispatcher(self.ctx, owner=self.owner)
+        self._stop_listening.append(stop_listening)
         self._dispatch_task = asyncio.create_task(self._dispatch_loop(), name="webhook-dispatcher")
         self._sync_task = asyncio.create_task(self._sync_loop(), name="sync-runner")
         self._keeper_task = asyncio.create_task(self._watch_loop(), name="watch-keeper")
