@@ -11,7 +11,6 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 import app as package
 from app.api import drafts, events, mailboxes, rules, threads, tokens, webhooks
@@ -20,7 +19,7 @@ from app.api.tokenfirst import TokenFirst
 from app.bodylimit import BodyLimit
 from app.config import Settings
 from app.runtime import settle_heap
-from app.services import accounts
+from app.services import accounts, database
 from app.services import metrics as app_metrics
 from app.services.context import Context
 from app.web import errors as web_errors
@@ -77,8 +76,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     async def readyz() -> JSONResponse:
         """The database answers."""
         try:
-            async with app.state.context.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await database.check_ready(app.state.context)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, 503)
         return JSONResponse({"status": "ok"})
