@@ -26,12 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
+from app.domain.incoming import NewMessage
 from app.domain.model import Classification, Identity
 from app.mail import crashpoint
 from app.mail.pipeline import (
     body_bytes,
     classification_details,
-    facts_of_row,
     join_orphans_by_subject,
     prepare_message,
     read_body,
@@ -43,7 +43,8 @@ from app.mail.session import FetchedHeader, FolderStatus, MailSession
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.engine import reading
-from app.storage.messages import BodyReading, NewMessage
+from app.storage.messages import BodyReading
+from app.storage.stored_messages import facts_of_row
 
 P = ParamSpec("P")
 T = TypeVar("T")

@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app import metrics
-from app.services import accounts, webhooks
+from app.services import accounts, metrics, webhooks
 from app.services.context import Context
 from app.storage import outbox
 from app.storage.common import utcnow
