@@ -21,12 +21,12 @@ from app.domain.model import Decision, MessageKind, Rules, ThreadHistory, Thread
 from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
-from app.mail.pipeline import thread_message
 from app.services.threads import thread_view
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
 from app.storage import threads as store
+from app.storage.stored_messages import thread_message
 
 log = logging.getLogger(__name__)
 _INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
