@@ -10,13 +10,13 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import dataclass, fields, replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import Any, Literal, cast
 
 from app.domain.events import EventType
 from app.domain.folders import pick_folder
-from app.drafts.message import draft_text, recompose, to_bytes, with_date
+from app.drafts.message import recompose, to_bytes, with_date
 from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
 from app.mail.imap import ImapSession, Security
 from app.mail.smtp import SmtpAccount, send_message
@@ -27,6 +27,7 @@ from app.services.followups import (
     DraftDetailView,
     DraftView,
     announce,
+    draft_detail,
     draft_view,
     settings_of,
 )
@@ -50,7 +51,7 @@ DRAFT_FLAGS = ("\\Draft", "\\Seen")
 # Used when the server marks no folder \Drafts or \Sent (RFC 6154).
 _DRAFTS_NAMES = ("drafts", "draft", "entwürfe", "brouillons", "borradores", "bozze")
 _SENT_NAMES = ("sent", "sent items", "sent messages", "sent mail", "gesendet", "envoyés")
-UNSET: Any = object()  # a PATCH field that was not given (Any: it stands for any value)
+UNSET: Any = object()  # a PATCH field that was not given
 _approving: dict[int, asyncio.Lock] = {}
 
 
@@ -89,9 +90,7 @@ async def list_drafts(
 
 async def get_draft(ctx: Context, *, user_id: int, draft_id: int) -> DraftDetailView:
     row = await _draft(ctx, user_id, draft_id)
-    view = draft_view(row, ctx.clock())
-    shown = {f.name: getattr(view, f.name) for f in fields(view)}
-    return DraftDetailView(**shown, text=draft_text(row.raw))
+    return draft_detail(row, ctx.clock())
 
 
 async def raw_draft(ctx: Context, *, user_id: int, draft_id: int) -> bytes:

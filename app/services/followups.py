@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from app.domain.threads import is_synthetic_key
 from app.domain.worktime import WorkCalendar
 from app.drafts.message import (
     compose,
+    draft_text,
     forward_parts,
     new_message_id,
     text_and_attachments,
@@ -54,13 +55,12 @@ from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
 from app.storage import threads as thread_store
-from app.storage.drafts import DraftSettings, DueThread, ListedDraft, NewDraft
+from app.storage.drafts import DraftRow, DraftSettings, DueThread, ListedDraft, NewDraft
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
 COMPOSE_BATCH = 50  # drafts per mailbox and pass; the rest come with the next pass
 FORWARD_CANDIDATES = 5  # of the rep's unanswered e-mails, newest first, read to find substance
-DEFAULT_ATTACHMENT_MAX_BYTES = store.DEFAULT_ATTACHMENT_MAX_BYTES
 AUTO_DISMISSED = "auto: the thread stopped waiting for this follow-up before it was approved"
 DEFAULT_SETTINGS = DraftSettings()  # a mailbox that never saved its own
 
@@ -147,6 +147,12 @@ def draft_view(row: ListedDraft, now: datetime) -> DraftView:
         created_at=iso(row.created_at),
         updated_at=iso(row.updated_at),
     )
+
+
+def draft_detail(row: DraftRow, now: datetime) -> DraftDetailView:
+    view = draft_view(row, now)
+    shown = {f.name: getattr(view, f.name) for f in fields(view)}  # every DraftView field
+    return DraftDetailView(**shown, text=draft_text(row.raw))
 
 
 def draft_payload(row: ListedDraft, now: datetime) -> dict[str, Any]:
