@@ -402,6 +402,7 @@ async def _record_failure(ctx: Context, mailbox: MailboxRow, exc: MailServerErro
                 user_id=mailbox["user_id"],
                 type=EventType.MAILBOX_FAILED.value,
                 payload={"schema_version": 1, "mailbox": public_view(failed).payload()},
+                now=now,
                 mailbox_id=mailbox["id"],
             )
 

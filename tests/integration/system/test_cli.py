@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
-from tests.support.dovecot import make_message
+from tests.factories import make_message
 from tests.support.processes import cli_env, run_cli, serving
 
 pytestmark = pytest.mark.integration
