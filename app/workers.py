@@ -328,9 +328,10 @@ class Workers:
                     if self._drafts_due:
                         continue
                 async with reading(self.ctx.engine) as conn:
-                    earliest = await thread_store.earliest_check(conn)
+                    now = self.ctx.clock()
+                    earliest = await thread_store.earliest_check(conn, now=now)
                 if earliest is not None:
-                    wait = (earliest - self.ctx.clock()).total_seconds()
+                    wait = (earliest - now).total_seconds()
                     delay = min(max(wait, SCHEDULER_MIN_SLEEP), SCHEDULER_MAX_SLEEP)
             except Exception:
                 log.exception("workers.scheduler_error")
