@@ -24,8 +24,8 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.engine import RowMapping
-from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
 from app.domain.model import MessageKind, Subkind, ThreadHistory, ThreadMessage

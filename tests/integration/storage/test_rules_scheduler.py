@@ -221,7 +221,7 @@ async def test_the_scheduler_reads_decode_like_the_column_types(ctx: Context) ->
             if isinstance(value, datetime):
                 assert value.tzinfo is UTC or value.utcoffset() == timedelta(0), value
         assert expected[1]["details"] == {"subkind": "out_of_office", "return_date": "2026-12-01"}
-        assert expected[0]["has_message_id"] is True and loaded[ids["due"]][0]["has_message_id"]
+        assert expected[0]["has_message_id"] is True and loaded[ids["due"]][0].has_message_id
 
 
 async def test_the_lookups_use_their_indexes(sqlite_url: str) -> None:
