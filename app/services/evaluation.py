@@ -21,7 +21,7 @@ from app.domain.model import Decision, MessageKind, Rules, ThreadState
 from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
-from app.services.threads import shown_ids, thread_view
+from app.services.threads import decided_view, shown_ids
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
@@ -167,7 +167,7 @@ async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now
             new_needs_response=decision.needs_response,
         )
         if events:
-            view = thread_view(store.with_decided(thread, decided), shown_ids(rows), updated_at=now)
+            view = decided_view(thread, decided, shown_ids(rows), at=now)
             payload = thread_payload(view.as_json())
             news.extend(
                 {

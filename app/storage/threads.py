@@ -90,11 +90,6 @@ class Decided:
 _DECIDED_FIELDS: Final = tuple(f.name for f in fields(Decided))
 
 
-def with_decided(thread: RuleThread, decided: Decided) -> RuleThread:
-    """The thread as it reads once `decided` is written."""
-    return replace(thread, **{c: getattr(decided, c) for c in _DECIDED_FIELDS})
-
-
 @dataclass(frozen=True, slots=True)
 class DecidedThread:
     """A decision to write: the thread as it was read, and what it is now."""

@@ -3,14 +3,14 @@ names, and the mappers and views carry every value through."""
 
 from __future__ import annotations
 
-from dataclasses import fields
+from dataclasses import asdict, fields, replace
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
 
 from app.api.schemas import MessageOut, ThreadOut
 from app.domain.model import MessageKind, Subkind
-from app.services.threads import MessageView, thread_view
+from app.services.threads import MessageView, decided_view, thread_view
 from app.storage import threads as store
 from app.storage.tables import messages, threads
 
@@ -73,7 +73,8 @@ def test_a_patch_writes_only_the_fields_it_names() -> None:
     assert patched.id == thread.id and patched.updated_at == thread.updated_at
 
 
-def test_with_decided_replaces_every_decided_column() -> None:
+def test_a_decided_view_is_the_view_of_the_thread_as_written() -> None:
+    thread = a_thread()
     decided = store.Decided(
         state="replied",
         reason="replied: they wrote",
@@ -84,11 +85,10 @@ def test_with_decided_replaces_every_decided_column() -> None:
         last_inbound_at=NOW,
         subject="Re: Offer",
     )
-    after = store.with_decided(a_thread(), decided)
-    assert {n: getattr(after, n) for n in names(store.Decided)} == {
-        n: getattr(decided, n) for n in names(store.Decided)
-    }
-    assert after.id == 7 and after.mailbox_id == 3
+    written = replace(thread, **{n: getattr(decided, n) for n in names(store.Decided)})
+    assert decided_view(thread, decided, ["<a@x>"], at=NOW) == thread_view(
+        written, ["<a@x>"], updated_at=NOW
+    )
 
 
 def test_thread_message_maps_body_facts() -> None:
@@ -121,6 +121,7 @@ def test_thread_message_maps_body_facts() -> None:
 def test_a_thread_view_has_the_api_fields_in_the_api_order() -> None:
     view = thread_view(a_thread(), ["<a@x>"], updated_at=NOW)
     assert list(view.as_json()) == list(ThreadOut.model_fields)
+    assert view.as_json() == asdict(view)
     assert ThreadOut.model_validate(view, from_attributes=True).model_dump() == view.as_json()
     assert view.as_json()["updated_at"] == NOW.isoformat()
     assert view.last_inbound_at is None
