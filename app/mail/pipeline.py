@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -20,8 +20,6 @@ from app.domain.model import (
     HeaderFacts,
     Identity,
     MessageKind,
-    Subkind,
-    ThreadMessage,
 )
 from app.domain.threads import (
     SUBJECT_FALLBACK_WINDOW,
@@ -195,39 +193,6 @@ def mime_head(signals: dict[str, str]) -> bytes:
         if name in signals
     )
     return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n"
-
-
-_KINDS = {kind.value: kind for kind in MessageKind}
-
-
-def thread_message(row: dict[str, Any]) -> ThreadMessage:
-    """A stored message as the rules see it (the scheduler calls this for every message of
-    every due thread: the common case, no body facts, takes the short way)."""
-    kind = _KINDS.get(row["kind"]) or MessageKind(row["kind"])  # ValueError when unknown
-    details = row.get("details")
-    if not details:
-        return ThreadMessage(
-            message_id=row["message_key"],
-            kind=kind,
-            date=row["date"],
-            sender=row["from_addr"],
-            sender_name=row["from_name"],
-            recipients=(*row["to_addrs"], *row["cc_addrs"]),
-        )
-    subkind = details.get("subkind")
-    back = details.get("return_date")
-    return ThreadMessage(
-        message_id=row["message_key"],
-        kind=kind,
-        date=row["date"],
-        sender=row["from_addr"],
-        sender_name=row["from_name"],
-        recipients=(*row["to_addrs"], *row["cc_addrs"]),
-        subkind=Subkind(subkind) if subkind else None,
-        return_date=date.fromisoformat(back) if back else None,
-        decline=bool(details.get("decline")),
-        replacement_contact=details.get("replacement_contact"),
-    )
 
 
 async def join_orphans_by_subject(
