@@ -14,8 +14,8 @@ from app.domain.body import extract_body
 from app.domain.bulk import worth_reading
 from app.domain.classify import classify
 from app.domain.headers import parse_header_bytes
+from app.domain.incoming import NewMessage
 from app.domain.model import (
-    Address,
     Classification,
     HeaderFacts,
     Identity,
@@ -29,7 +29,8 @@ from app.domain.threads import (
     thread_links,
 )
 from app.storage import messages as message_store
-from app.storage.messages import NewMessage, StoreResult
+from app.storage.messages import StoreResult
+from app.storage.stored_messages import facts_of_row
 
 TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
 
@@ -162,22 +163,6 @@ def classification_details(c: Classification) -> dict[str, Any]:
         "replacement_contact": c.replacement_contact,
         "returned_message_ids": list(c.returned_message_ids),
     }
-
-
-def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
-    """A stored message's header facts, for reading it again with its body."""
-    return HeaderFacts(
-        message_id=row["message_key"] if row["has_message_id"] else None,
-        in_reply_to=tuple(row["in_reply_to"]),
-        references=tuple(row["references"]),
-        subject=row["subject"],
-        from_=Address(email=row["from_addr"], name=row["from_name"]) if row["from_addr"] else None,
-        to=tuple(Address(email=a) for a in row["to_addrs"]),
-        cc=tuple(Address(email=a) for a in row["cc_addrs"]),
-        date=row["date"],
-        signals=dict(row["signals"]),
-        defects=tuple(row["defects"]),
-    )
 
 
 def body_bytes(row: dict[str, Any], text: bytes) -> bytes:

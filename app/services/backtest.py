@@ -12,7 +12,7 @@ from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of, thread_pages
 from app.storage import mailboxes as mailbox_store
 from app.storage.engine import reading
-from app.storage.threads import thread_message
+from app.storage.stored_messages import thread_message
 
 MAX_DAYS = 730
 

@@ -26,6 +26,7 @@ from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
 from app.storage import threads as store
+from app.storage.outbox import NewEvent
 from app.storage.threads import (
     Decided,
     DecidedThread,
@@ -134,7 +135,7 @@ async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now
     """Write each decision (only the columns it changes, one executemany per set of them)
     and the events of the changes (one INSERT). Returns how many threads changed state."""
     writes: list[DecidedThread] = []
-    news: list[dict[str, Any]] = []  # outbox rows: storage.outbox's shape (its own to type)
+    news: list[NewEvent] = []
     changed = 0
     for item in batch:
         thread, rows, decision = item.thread, item.messages, item.decision
@@ -170,17 +171,17 @@ async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now
             view = decided_view(thread, decided, shown_ids(rows), at=now)
             payload = thread_payload(view.as_json())
             news.extend(
-                {
-                    "user_id": item.user_id,
-                    "type": event.value,
-                    "payload": payload,
-                    "mailbox_id": thread.mailbox_id,
-                    "thread_id": thread.id,
-                }
+                NewEvent(
+                    user_id=item.user_id,
+                    type=event.value,
+                    payload=payload,
+                    mailbox_id=thread.mailbox_id,
+                    thread_id=thread.id,
+                )
                 for event in events
             )
     await store.save_decisions(conn, writes, now=now)
-    await outbox.enqueue_many(conn, news)
+    await outbox.enqueue_many(conn, news, now=now)
     return changed
 
 

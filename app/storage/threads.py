@@ -6,7 +6,7 @@ import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
 from dataclasses import dataclass, fields, replace
-from datetime import UTC, date, datetime
+from datetime import UTC, datetime
 from enum import Enum
 from functools import lru_cache
 from typing import Any, Final, Literal, TypeVar
@@ -28,8 +28,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
-from app.domain.model import MessageKind, Subkind, ThreadHistory, ThreadMessage
+from app.domain.model import ThreadHistory
 from app.storage.drafts import waiting_for
+from app.storage.stored_messages import thread_message
 from app.storage.tables import drafts, folders, mailboxes, message_locations, messages, threads
 
 
@@ -177,39 +178,6 @@ class Correspondence:
     from_name: str
     to_addrs: list[str]
     date: datetime
-
-
-_KINDS: Final = {kind.value: kind for kind in MessageKind}
-
-
-def thread_message(row: RuleMessage) -> ThreadMessage:
-    """A stored message as the rules see it (the scheduler calls this for every message of
-    every due thread: the common case, no body facts, takes the short way)."""
-    kind = _KINDS.get(row.kind) or MessageKind(row.kind)  # ValueError when unknown
-    details = row.details
-    if not details:
-        return ThreadMessage(
-            message_id=row.message_key,
-            kind=kind,
-            date=row.date,
-            sender=row.from_addr,
-            sender_name=row.from_name,
-            recipients=(*row.to_addrs, *row.cc_addrs),
-        )
-    subkind = details.get("subkind")
-    back = details.get("return_date")
-    return ThreadMessage(
-        message_id=row.message_key,
-        kind=kind,
-        date=row.date,
-        sender=row.from_addr,
-        sender_name=row.from_name,
-        recipients=(*row.to_addrs, *row.cc_addrs),
-        subkind=Subkind(subkind) if subkind else None,
-        return_date=date.fromisoformat(back) if back else None,
-        decline=bool(details.get("decline")),
-        replacement_contact=details.get("replacement_contact"),
-    )
 
 
 def history_of(thread: RuleThread, rows: Sequence[RuleMessage]) -> ThreadHistory:

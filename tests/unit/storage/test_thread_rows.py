@@ -12,6 +12,7 @@ from app.api.schemas import MessageOut, ThreadOut
 from app.domain.model import MessageKind, Subkind
 from app.services.threads import MessageView, decided_view, thread_view
 from app.storage import threads as store
+from app.storage.stored_messages import thread_message
 from app.storage.tables import messages, threads
 
 NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
@@ -105,12 +106,12 @@ def test_thread_message_maps_body_facts() -> None:
         details={"subkind": "out_of_office", "return_date": "2026-12-01", "decline": False},
         subject="Re: Offer",
     )
-    message = store.thread_message(row)
+    message = thread_message(row)
     assert message.kind is MessageKind.AUTO_REPLY
     assert message.subkind is Subkind.OUT_OF_OFFICE
     assert message.return_date == date(2026, 12, 1)
     assert message.recipients == ("rep@seller.example", "c@buyer.example")
-    plain = store.thread_message(
+    plain = thread_message(
         store.RuleMessage(
             **{**{f.name: getattr(row, f.name) for f in fields(row)}, "details": None}
         )
