@@ -40,6 +40,7 @@ from app.storage import mailboxes as mailbox_store
 from app.storage import threads as thread_store
 from app.storage.drafts import DraftChange, DraftRow, DraftSettings
 from app.storage.engine import reading
+from app.storage.threads import ThreadRow
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 200
@@ -248,10 +249,10 @@ async def _approve(ctx: Context, *, user_id: int, draft_id: int, delivery: Deliv
     return await _put_in_drafts(ctx, mailbox, row)
 
 
-def _refuse_if_not_waiting(row: DraftRow, thread: dict[str, Any] | None, waiting: bool) -> None:
+def _refuse_if_not_waiting(row: DraftRow, thread: ThreadRow | None, waiting: bool) -> None:
     if thread is None or not waiting:
-        state = thread["state"] if thread else "gone"
-        reason = thread["reason"] if thread else "the thread no longer exists"
+        state = thread.state if thread else "gone"
+        reason = thread.reason if thread else "the thread no longer exists"
         raise Conflict(
             f"thread {row.thread_id} is no longer waiting for this follow-up: it is now "
             f"{state} ({reason}); the draft was not approved"

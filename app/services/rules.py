@@ -11,11 +11,12 @@ from app.domain.rules import decide
 from app.domain.ruleset import rules_to_dict
 from app.errors import NotFound
 from app.services.context import Context
-from app.services.evaluation import calendar_of, history_of, rules_of, thread_pages
+from app.services.evaluation import calendar_of, rules_of, thread_pages
 from app.storage import mailboxes as mailbox_store
 from app.storage import threads as store
 from app.storage.engine import reading
 from app.storage.mailboxes import MailboxChanges, MailboxRow
+from app.storage.threads import history_of
 
 PREVIEW_ITEMS = 200  # changes listed in a preview; the counts cover every thread
 
@@ -73,9 +74,9 @@ async def preview_rules(
         cal_now, cal_new = calendar_of(mailbox, now, current), calendar_of(mailbox, now, rules)
         async for page, messages in thread_pages(conn, mailbox_id):
             for thread in page:
-                if thread["state"] is None:  # not decided yet: nothing would change
+                if thread.state is None:  # not decided yet: nothing would change
                     continue
-                history = history_of(thread, messages.get(thread["id"], []))
+                history = history_of(thread, messages.get(thread.id, []))
                 old = decide(history, current, cal_now, now)
                 new = decide(history, rules, cal_new, now)
                 evaluated += 1
@@ -85,8 +86,8 @@ async def preview_rules(
                 if len(items) < PREVIEW_ITEMS:
                     items.append(
                         PreviewItem(
-                            thread_id=thread["id"],
-                            subject=thread["subject"],
+                            thread_id=thread.id,
+                            subject=thread.subject,
                             state=old.state.value,
                             reason=old.reason,
                             needs_response=old.needs_response,

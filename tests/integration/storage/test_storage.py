@@ -80,8 +80,8 @@ async def test_threads_do_not_depend_on_arrival_order(ctx: Context, order: tuple
 
         rows = await threads_to_evaluate(conn, now=T0, mailbox_id=mailbox_id)
         assert len(rows) == 1
-        ids = await message_ids_by_thread(conn, [rows[0]["id"]])
-        assert ids[rows[0]["id"]] == ["<a@x>", "<b@x>", "<c@x>"]
+        ids = await message_ids_by_thread(conn, [rows[0].id])
+        assert ids[rows[0].id] == ["<a@x>", "<b@x>", "<c@x>"]
 
 
 async def test_a_merged_threads_id_is_never_given_to_another_thread(ctx: Context) -> None:
