@@ -13,6 +13,7 @@ from app.services.views import iso
 from app.storage.users import TokenRow
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+# OpenAPI fragments (FastAPI's `responses`): their shape is OpenAPI's, not ours.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem},
