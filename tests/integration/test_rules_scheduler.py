@@ -35,7 +35,7 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 async def make_threads(conn: AsyncConnection, ctx: Context) -> tuple[int, dict[str, int]]:
     user_id = await user_store.create_user(
-        conn, email="u@seller.example", password_hash="x", is_admin=False
+        conn, email="u@seller.example", password_hash="x", is_admin=False, now=ctx.clock()
     )
     mailbox_id = await mailbox_store.create_mailbox(
         conn,

@@ -43,7 +43,7 @@ async def test_migrations_match_the_schema(ctx: Context) -> None:
 
 async def make_mailbox(conn: AsyncConnection, ctx: Context) -> tuple[int, int]:
     user_id = await user_store.create_user(
-        conn, email="u@seller.example", password_hash="x", is_admin=False
+        conn, email="u@seller.example", password_hash="x", is_admin=False, now=ctx.clock()
     )
     mailbox_id = await mailbox_store.create_mailbox(
         conn,
