@@ -370,8 +370,8 @@ async def test_the_scheduler_wakes_at_the_earliest_check(ctx: Context, tmp_path:
     finally:
         await workers.stop()
     types = [
-        e["type"]
+        e.type
         for e in await event_service.list_events(ctx, user_id=user.id, after=None, limit=100)
-        if e["type"].startswith("thread.")  # the import's draft.created is not the scheduler's
+        if e.type.startswith("thread.")  # the import's draft.created is not the scheduler's
     ]
     assert types == ["thread.quiet", "thread.quiet"]
