@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
 from app.services.context import Context
 from app.storage import outbox
 from app.storage.engine import reading
+from app.storage.outbox import EventRow
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
@@ -19,13 +19,12 @@ class EventView:
     data: dict[str, Any]  # the event's payload: JSON, the same as the webhooks carry
 
 
-def event_view(row: Mapping[str, Any]) -> EventView:
-    # `row` is the outbox's row of `events` as it hands it out.
+def event_view(row: EventRow) -> EventView:
     return EventView(
-        id=row["id"],
-        type=row["type"],
-        timestamp=row["created_at"].isoformat(),
-        data=row["payload"],
+        id=row.id,
+        type=row.type,
+        timestamp=row.created_at.isoformat(),
+        data=row.payload,
     )
 
 

@@ -389,6 +389,7 @@ class Dispatcher:
                     "disabled_reason": reason,
                 },
             },
+            now=now,
         )
 
 
