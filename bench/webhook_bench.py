@@ -170,7 +170,7 @@ async def run(database_url: str, n_events: int) -> dict[str, float | int | str]:
     proc, base = start_consumer(secret)
     try:
         async with ctx.engine.begin() as conn:
-            await store.update_subscription(conn, webhook_id, {"url": base + "/hook"}, ctx.clock())
+            await store.set_url(conn, webhook_id, base + "/hook", ctx.clock())
 
         raw_httpx = await post_all(None, base, secret, n_events)
         pinned = PinnedTransport(UrlGuard(allow_private=True))

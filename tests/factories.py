@@ -292,7 +292,7 @@ def make_user(email: str, env: dict[str, str], cwd: Path) -> str:
 
 async def make_mailbox(conn: AsyncConnection, ctx: Context) -> tuple[int, int]:
     user_id = await user_store.create_user(
-        conn, email="u@seller.example", password_hash="x", is_admin=False
+        conn, email="u@seller.example", password_hash="x", is_admin=False, now=ctx.clock()
     )
     mailbox_id = await mailbox_store.create_mailbox(
         conn,

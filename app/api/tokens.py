@@ -12,6 +12,7 @@ from app.services import accounts
 from app.services.views import iso
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
+# OpenAPI fragments (FastAPI's `responses`): their shape is OpenAPI's, not ours.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem},

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict
 from datetime import timedelta
 from typing import Annotated, Any
 
@@ -17,6 +18,7 @@ from app.services.webhooks import MAX_DESCRIPTION, DeliveryStatus
 from app.webhooks.urlguard import MAX_URL_LENGTH
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
+# OpenAPI fragments (FastAPI's `responses`): their shape is OpenAPI's, not ours.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem},
@@ -102,6 +104,18 @@ class DeliveryPage(BaseModel):
     next_cursor: str | None
 
 
+def webhook_out(view: service.WebhookView) -> WebhookOut:
+    return WebhookOut.model_validate(view, from_attributes=True)
+
+
+def delivery_out(view: service.DeliveryView) -> DeliveryOut:
+    return DeliveryOut.model_validate(view, from_attributes=True)
+
+
+def attempt_out(view: service.AttemptView) -> AttemptOut:
+    return AttemptOut.model_validate(view, from_attributes=True)
+
+
 @router.post(
     "", status_code=status.HTTP_201_CREATED, response_model=WebhookSecret, responses=ERRORS
 )
@@ -121,16 +135,15 @@ async def create_webhook(body: WebhookCreate, ctx: ContextDep, user: UserDep) ->
 
 
 @router.get("", response_model=WebhookList, responses=ERRORS)
-async def list_webhooks(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def list_webhooks(ctx: ContextDep, user: UserDep) -> WebhookList:
     rows = await service.list_webhooks(ctx, user_id=user.id)
-    return {"items": [service.public_view(r) for r in rows]}
+    return WebhookList(items=[webhook_out(service.public_view(r)) for r in rows])
 
 
 @router.get("/{webhook_id}", response_model=WebhookOut, responses=ERRORS)
-async def get_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
-    return service.public_view(
-        await service.get_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
-    )
+async def get_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> WebhookOut:
+    row = await service.get_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
+    return webhook_out(service.public_view(row))
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
@@ -141,11 +154,10 @@ async def delete_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> R
 
 
 @router.post("/{webhook_id}/enable", response_model=WebhookOut, responses=ERRORS)
-async def enable_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def enable_webhook(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> WebhookOut:
     """Switch a disabled endpoint (410 Gone, or failing for days) back on."""
-    return service.public_view(
-        await service.enable_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
-    )
+    row = await service.enable_webhook(ctx, user_id=user.id, webhook_id=webhook_id)
+    return webhook_out(service.public_view(row))
 
 
 @router.post("/{webhook_id}/rotate-secret", response_model=WebhookSecret, responses=ERRORS)
@@ -171,10 +183,10 @@ async def rotate_secret(
     response_model=DeliveryOut,
     responses=ERRORS,
 )
-async def send_test(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def send_test(webhook_id: RowId, ctx: ContextDep, user: UserDep) -> DeliveryOut:
     """Queue a `webhook.test` message to this endpoint; follow it under its deliveries."""
     row = await service.send_test(ctx, user_id=user.id, webhook_id=webhook_id)
-    return service.delivery_view(row)
+    return delivery_out(service.delivery_view(row))
 
 
 @router.get("/{webhook_id}/deliveries", response_model=DeliveryPage, responses=ERRORS)
@@ -187,7 +199,7 @@ async def list_deliveries(
     cursor: int | None = Query(
         None, ge=1, le=MAX_ID, description="`next_cursor` of the previous page"
     ),
-) -> dict[str, Any]:
+) -> DeliveryPage:
     """Newest first. `status=dead` lists the dead-lettered ones, to retry by hand."""
     rows = await service.list_deliveries(
         ctx,
@@ -198,18 +210,20 @@ async def list_deliveries(
         limit=limit + 1,
     )
     page, more = split_page(rows, limit)
-    next_cursor = str(page[-1]["id"]) if more else None
-    return {"items": [service.delivery_view(r) for r in page], "next_cursor": next_cursor}
+    next_cursor = str(page[-1].id) if more else None
+    return DeliveryPage(
+        items=[delivery_out(service.delivery_view(r)) for r in page], next_cursor=next_cursor
+    )
 
 
 @router.get("/deliveries/{delivery_id}", response_model=DeliveryDetail, responses=ERRORS)
-async def get_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> DeliveryDetail:
     """One delivery with every attempt: status code, latency, the start of the answer."""
     row, attempts = await service.get_delivery(ctx, user_id=user.id, delivery_id=delivery_id)
-    return {
-        **service.delivery_view(row),
-        "attempt_log": [service.attempt_view(a) for a in attempts],
-    }
+    return DeliveryDetail(
+        **asdict(service.delivery_view(row)),
+        attempt_log=[attempt_out(service.attempt_view(a)) for a in attempts],
+    )
 
 
 @router.post(
@@ -218,7 +232,7 @@ async def get_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> di
     response_model=DeliveryOut,
     responses=ERRORS,
 )
-async def retry_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def retry_delivery(delivery_id: RowId, ctx: ContextDep, user: UserDep) -> DeliveryOut:
     """Send again now with a fresh retry schedule — a dead-lettered delivery, or a replay."""
     row = await service.retry_delivery(ctx, user_id=user.id, delivery_id=delivery_id)
-    return service.delivery_view(row)
+    return delivery_out(service.delivery_view(row))

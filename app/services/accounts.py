@@ -63,7 +63,7 @@ async def create_user(ctx: Context, *, email: str, password: str, is_admin: bool
     try:
         async with ctx.engine.begin() as conn:
             return await user_store.create_user(
-                conn, email=email, password_hash=password_hash, is_admin=is_admin
+                conn, email=email, password_hash=password_hash, is_admin=is_admin, now=ctx.clock()
             )
     except IntegrityError:
         raise Conflict(f"a user with e-mail {email} exists already") from None
@@ -79,7 +79,7 @@ async def create_first_user(ctx: Context, *, email: str, password: str) -> int:
         if await user_store.count_admins(conn):
             raise Conflict("an administrator exists already: sign in instead")
         return await user_store.create_user(
-            conn, email=email, password_hash=password_hash, is_admin=True
+            conn, email=email, password_hash=password_hash, is_admin=True, now=ctx.clock()
         )
 
 
@@ -102,10 +102,10 @@ async def set_user_disabled(ctx: Context, *, email: str, disabled: bool) -> User
         user = await user_store.get_user_by_email(conn, email)
         if user is None:
             raise NotFound(f"no user with e-mail {email}")
-        await user_store.set_disabled(conn, int(user["id"]), now if disabled else None)
+        await user_store.set_disabled(conn, user.id, now if disabled else None)
         if disabled:
-            await user_store.delete_sessions_of(conn, int(user["id"]), now=now)
-        row = await user_store.get_user(conn, int(user["id"]))
+            await user_store.delete_sessions_of(conn, user.id, now=now)
+        row = await user_store.get_user(conn, user.id)
     assert row is not None
     return row
 
@@ -122,7 +122,7 @@ async def create_token(
         user = await user_store.get_user_by_email(conn, email)
     if user is None:
         raise NotFound(f"no user with e-mail {email}: create it with `radiosilence user create`")
-    return await create_token_for(ctx, user_id=int(user["id"]), name=name, expires_at=expires_at)
+    return await create_token_for(ctx, user_id=user.id, name=name, expires_at=expires_at)
 
 
 async def create_token_for(
@@ -140,6 +140,7 @@ async def create_token_for(
             token_hash=hash_api_token(token),
             prefix=token[:8],
             expires_at=expires_at,
+            now=ctx.clock(),
         )
     return token
 
@@ -155,7 +156,7 @@ async def list_tokens_of(ctx: Context, *, email: str) -> list[TokenRow]:
         user = await user_store.get_user_by_email(conn, email)
         if user is None:
             raise NotFound(f"no user with e-mail {email}")
-        return await user_store.list_tokens(conn, int(user["id"]))
+        return await user_store.list_tokens(conn, user.id)
 
 
 async def revoke_token(ctx: Context, *, user_id: int, token_id: int) -> None:
@@ -171,7 +172,7 @@ async def revoke_token_of(ctx: Context, *, email: str, token_id: int) -> None:
         user = await user_store.get_user_by_email(conn, email)
     if user is None:
         raise NotFound(f"no user with e-mail {email}")
-    await revoke_token(ctx, user_id=int(user["id"]), token_id=token_id)
+    await revoke_token(ctx, user_id=user.id, token_id=token_id)
 
 
 async def authenticate(ctx: Context, token: str) -> CurrentUser:
@@ -182,11 +183,11 @@ async def authenticate(ctx: Context, token: str) -> CurrentUser:
         raise AuthError(
             "invalid, expired or revoked API token: create one with `radiosilence token create`"
         )
-    last = row["last_used_at"]
+    last = row.last_used_at
     if last is None or now - last >= user_store.LAST_USED_RESOLUTION:
         async with ctx.engine.begin() as conn:
-            await user_store.touch_token(conn, int(row["token_id"]), now)
-    return CurrentUser(id=row["id"], email=row["email"], is_admin=row["is_admin"])
+            await user_store.touch_token(conn, row.token_id, now)
+    return CurrentUser(id=row.id, email=row.email, is_admin=row.is_admin)
 
 
 # ----------------------------------------------------------------------------- sign-in
@@ -225,13 +226,13 @@ async def sign_in(ctx: Context, *, email: str, password: str, client: str) -> Cu
                 retry_after=int(wait) + 1,
             )
     password = password[:MAX_PASSWORD_LENGTH]
-    stored = user["password_hash"] if user else await asyncio.to_thread(_dummy_hash)
+    stored = user.password_hash if user else await asyncio.to_thread(_dummy_hash)
     valid = await asyncio.to_thread(verify_password, stored, password)
-    if user is None or not valid or user["disabled_at"] is not None:
+    if user is None or not valid or user.disabled_at is not None:
         async with ctx.engine.begin() as conn:
             await user_store.record_login_failure(conn, keys, now=now, keep=LOGIN_WINDOW * 10)
         raise AuthError("wrong e-mail or password")
-    return CurrentUser(id=user["id"], email=user["email"], is_admin=user["is_admin"])
+    return CurrentUser(id=user.id, email=user.email, is_admin=user.is_admin)
 
 
 async def start_session(ctx: Context, *, user_id: int) -> str:
@@ -272,9 +273,9 @@ async def ensure_user(ctx: Context, *, email: str, password: str) -> int:
         user = await user_store.get_user_by_email(conn, email)
         if user is None:
             return await user_store.create_user(
-                conn, email=email, password_hash=password_hash, is_admin=False
+                conn, email=email, password_hash=password_hash, is_admin=False, now=ctx.clock()
             )
-        user_id = int(user["id"])
+        user_id = user.id
         await user_store.set_password_hash(conn, user_id, password_hash)
         # A fresh start: enabled, and signed out everywhere it was signed in before.
         await user_store.set_disabled(conn, user_id, None)

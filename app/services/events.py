@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from typing import Any
 
 from app.services.context import Context
@@ -10,18 +11,26 @@ from app.storage.engine import reading
 from app.storage.outbox import EventRow
 
 
-def event_view(row: EventRow) -> dict[str, Any]:
-    return {
-        "id": row.id,
-        "type": row.type,
-        "timestamp": row.created_at.isoformat(),
-        "data": row.payload,
-    }
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventView:
+    id: int
+    type: str
+    timestamp: str
+    data: dict[str, Any]  # the event's payload: JSON, the same as the webhooks carry
+
+
+def event_view(row: EventRow) -> EventView:
+    return EventView(
+        id=row.id,
+        type=row.type,
+        timestamp=row.created_at.isoformat(),
+        data=row.payload,
+    )
 
 
 async def list_events(
     ctx: Context, *, user_id: int, after: int | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[EventView]:
     async with reading(ctx.engine) as conn:
         rows = await outbox.list_events(conn, user_id=user_id, after_id=after, limit=limit)
     return [event_view(r) for r in rows]

@@ -58,12 +58,12 @@ async def import_mail(
             raise NotFound(
                 f"no user with e-mail {email}: create it with `radiosilence user create`"
             )
-        mailbox = await mailbox_store.find_mailbox(conn, user_id=user["id"], name=mailbox_name)
+        mailbox = await mailbox_store.find_mailbox(conn, user_id=user.id, name=mailbox_name)
         if mailbox is None:
             mailbox_id = await mailbox_store.create_mailbox(
                 conn,
                 NewMailbox(
-                    user_id=user["id"],
+                    user_id=user.id,
                     name=mailbox_name,
                     imap_host="",
                     imap_port=0,
@@ -94,7 +94,7 @@ async def import_mail(
         ctx.engine,
         path,
         mailbox_id=mailbox_id,
-        user_id=user["id"],
+        user_id=user.id,
         identity=Identity.from_addresses(addresses),
         now=ctx.clock(),
         progress=progress,

@@ -9,7 +9,6 @@ from typing import Any
 from sqlalchemy import delete, func, insert, or_, select, true, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.storage.common import utcnow
 from app.storage.tables import api_tokens, login_failures, users, web_sessions
 
 # A token's last use is written at most this often: a write per request would serialise
@@ -24,6 +23,28 @@ class UserRow:
     is_admin: bool
     created_at: datetime
     disabled_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class UserCredentials:
+    """A user with the password hash, for signing in: never beyond the service."""
+
+    id: int
+    email: str
+    is_admin: bool
+    password_hash: str
+    disabled_at: datetime | None
+
+
+@dataclass(frozen=True, kw_only=True)
+class TokenUser:
+    """The user an API token belongs to, with the token's id and last use."""
+
+    id: int
+    email: str
+    is_admin: bool
+    token_id: int
+    last_used_at: datetime | None
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -56,19 +77,30 @@ _USER_COLUMNS = (
 
 
 async def create_user(
-    conn: AsyncConnection, *, email: str, password_hash: str, is_admin: bool
+    conn: AsyncConnection, *, email: str, password_hash: str, is_admin: bool, now: datetime
 ) -> int:
     result = await conn.execute(
         insert(users)
-        .values(email=email, password_hash=password_hash, is_admin=is_admin, created_at=utcnow())
+        .values(email=email, password_hash=password_hash, is_admin=is_admin, created_at=now)
         .returning(users.c.id)
     )
     return int(result.scalar_one())
 
 
-async def get_user_by_email(conn: AsyncConnection, email: str) -> dict[str, Any] | None:
-    row = (await conn.execute(select(users).where(users.c.email == email))).mappings().first()
-    return dict(row) if row else None
+async def get_user_by_email(conn: AsyncConnection, email: str) -> UserCredentials | None:
+    query = select(
+        users.c.id, users.c.email, users.c.is_admin, users.c.password_hash, users.c.disabled_at
+    ).where(users.c.email == email)
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return UserCredentials(
+        id=int(row.id),
+        email=row.email,
+        is_admin=bool(row.is_admin),
+        password_hash=row.password_hash,
+        disabled_at=row.disabled_at,
+    )
 
 
 async def get_user(conn: AsyncConnection, user_id: int) -> UserRow | None:
@@ -102,6 +134,7 @@ async def add_token(
     token_hash: str,
     prefix: str,
     expires_at: datetime | None = None,
+    now: datetime,
 ) -> int:
     result = await conn.execute(
         insert(api_tokens)
@@ -110,7 +143,7 @@ async def add_token(
             name=name,
             token_hash=token_hash,
             prefix=prefix,
-            created_at=utcnow(),
+            created_at=now,
             expires_at=expires_at,
         )
         .returning(api_tokens.c.id)
@@ -120,7 +153,7 @@ async def add_token(
 
 async def user_for_token(
     conn: AsyncConnection, token_hash: str, *, now: datetime
-) -> dict[str, Any] | None:
+) -> TokenUser | None:
     """The enabled user owning this unexpired token (and the token's id and last use)."""
     query = (
         select(
@@ -137,8 +170,16 @@ async def user_for_token(
             or_(api_tokens.c.expires_at.is_(None), api_tokens.c.expires_at > now),
         )
     )
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return TokenUser(
+        id=int(row.id),
+        email=row.email,
+        is_admin=bool(row.is_admin),
+        token_id=int(row.token_id),
+        last_used_at=row.last_used_at,
+    )
 
 
 async def touch_token(conn: AsyncConnection, token_id: int, now: datetime) -> None:

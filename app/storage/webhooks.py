@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, TypedDict
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import ColumnElement, Row, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.tables import events, webhook_attempts, webhook_deliveries, webhook_subscriptions
@@ -17,18 +18,177 @@ subs, deliveries, attempts = webhook_subscriptions, webhook_deliveries, webhook_
 QUEUED_MARK = "radiosilence_webhooks_queued"
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Subscription:
+    """A row of webhook_subscriptions (secrets sealed: never shown as they are)."""
+
+    id: int
+    user_id: int
+    url: str
+    description: str
+    event_types: list[str] | None  # None: every type
+    secret_enc: bytes
+    previous_secret_enc: bytes | None
+    previous_secret_expires_at: datetime | None
+    enabled: bool
+    disabled_reason: str
+    failing_since: datetime | None
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewSubscription:
+    user_id: int
+    url: str
+    description: str
+    event_types: list[str] | None
+    secret_enc: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Delivery:
+    """A row of webhook_deliveries: one message to one subscription."""
+
+    id: int
+    subscription_id: int
+    event_id: int | None  # None: a test ping
+    message_id: str
+    event_type: str
+    # A test ping's data (JSON of an open shape); an event's data is read from `events`.
+    payload: dict[str, Any] | None
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime | None
+    last_status_code: int | None
+    last_error: str | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    created_at: datetime
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewDelivery:
+    """A delivery to queue, due at once (`created_at`)."""
+
+    subscription_id: int
+    event_id: int | None
+    message_id: str
+    event_type: str
+    payload: dict[str, Any] | None  # JSON of an open shape: the message's data
+    created_at: datetime
+
+
+class QueuedEvent(TypedDict):
+    """An event just written, to fan out. A TypedDict, not a dataclass: the outbox builds these
+    inline by the thousand per batch."""
+
+    event_id: int
+    user_id: int
+    type: str
+    created_at: datetime
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Job:
+    """What sending one claimed delivery needs: its message, endpoint and secrets."""
+
+    id: int
+    subscription_id: int
+    message_id: str
+    event_type: str
+    attempts: int
+    created_at: datetime
+    payload: dict[str, Any] | None  # a test ping's data (JSON)
+    event_payload: dict[str, Any] | None  # the event's data (JSON), when it is an event's
+    user_id: int
+    url: str
+    secret_enc: bytes
+    previous_secret_enc: bytes | None
+    previous_secret_expires_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewAttempt:
+    delivery_id: int
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    response_start: str
+    error: str | None
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Attempt:
+    """A row of webhook_attempts."""
+
+    id: int
+    delivery_id: int
+    attempted_at: datetime
+    status_code: int | None
+    latency_ms: int
+    response_start: str
+    error: str | None
+    verdict: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Settlement:
+    """An attempt's consequence for its delivery."""
+
+    id: int
+    status: str
+    attempts: int
+    next_attempt_at: datetime | None
+    last_attempt_at: datetime
+    last_status_code: int | None
+    last_error: str | None
+    completed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryEndpoint:
+    """The state of the endpoint a delivery goes to."""
+
+    delivery_id: int
+    webhook_id: int
+    enabled: bool
+    disabled_reason: str
+
+
 def message_id_for_event(event_id: int) -> str:
     """The `webhook-id` of an event: the same on every retry and for every subscription."""
     return f"evt_{event_id}"
 
 
+def _subscription(row: Row[Any]) -> Subscription:
+    return Subscription(**row._mapping)  # the table's columns, exactly
+
+
+def _delivery(row: Row[Any]) -> Delivery:
+    return Delivery(**row._mapping)  # the table's columns, exactly
+
+
 # --- subscriptions ---------------------------------------------------------------------------
 
 
-async def create_subscription(conn: AsyncConnection, values: dict[str, Any], now: datetime) -> int:
+async def create_subscription(conn: AsyncConnection, new: NewSubscription, now: datetime) -> int:
     result = await conn.execute(
         insert(subs)
-        .values(**values, enabled=True, disabled_reason="", created_at=now, updated_at=now)
+        .values(
+            user_id=new.user_id,
+            url=new.url,
+            description=new.description,
+            event_types=new.event_types,
+            secret_enc=new.secret_enc,
+            enabled=True,
+            disabled_reason="",
+            created_at=now,
+            updated_at=now,
+        )
         .returning(subs.c.id)
     )
     return int(result.scalar_one())
@@ -36,7 +196,7 @@ async def create_subscription(conn: AsyncConnection, values: dict[str, Any], now
 
 async def get_subscription(
     conn: AsyncConnection, subscription_id: int, *, user_id: int | None = None, lock: bool = False
-) -> dict[str, Any] | None:
+) -> Subscription | None:
     """With `lock`, the row is held (FOR SHARE on PostgreSQL; SQLite's writers are serialized
     anyway) until the transaction ends: it cannot be deleted or changed under the caller."""
     query = select(subs).where(subs.c.id == subscription_id)
@@ -44,30 +204,44 @@ async def get_subscription(
         query = query.where(subs.c.user_id == user_id)
     if lock:
         query = query.with_for_update(read=True)
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    row = (await conn.execute(query)).first()
+    return _subscription(row) if row else None
 
 
-async def list_subscriptions(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:
+async def list_subscriptions(conn: AsyncConnection, user_id: int) -> list[Subscription]:
     query = select(subs).where(subs.c.user_id == user_id).order_by(subs.c.id)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [_subscription(r) for r in await conn.execute(query)]
 
 
-async def update_subscription(
+async def _update_subscription(
     conn: AsyncConnection,
     subscription_id: int,
-    values: dict[str, Any],
+    values: dict[str, object],  # column -> value, built by the functions below only
     now: datetime,
     *,
-    user_id: int | None = None,
-) -> dict[str, Any] | None:
+    user_id: int | None,
+) -> Subscription | None:
     """The updated row, or None when there is no such subscription (of `user_id`)."""
     query = update(subs).where(subs.c.id == subscription_id)
     if user_id is not None:
         query = query.where(subs.c.user_id == user_id)
-    result = await conn.execute(query.values(**values, updated_at=now).returning(*subs.c))
-    row = result.mappings().first()
-    return dict(row) if row else None
+    row = (await conn.execute(query.values(**values, updated_at=now).returning(*subs.c))).first()
+    return _subscription(row) if row else None
+
+
+async def enable_subscription(
+    conn: AsyncConnection, subscription_id: int, now: datetime, *, user_id: int | None = None
+) -> Subscription | None:
+    """Switched on again, with a clean failure record; None when there is no such one."""
+    values = {"enabled": True, "disabled_reason": "", "failing_since": None}
+    return await _update_subscription(conn, subscription_id, values, now, user_id=user_id)
+
+
+async def set_url(
+    conn: AsyncConnection, subscription_id: int, url: str, now: datetime
+) -> Subscription | None:
+    """Point a subscription elsewhere (the caller has checked the URL)."""
+    return await _update_subscription(conn, subscription_id, {"url": url}, now, user_id=None)
 
 
 async def rotate_secret(
@@ -82,7 +256,7 @@ async def rotate_secret(
     """Install a new secret; the current one stays as the previous secret until
     `previous_expires_at` (None: dropped at once). One statement: the secret moved aside is
     the one this very UPDATE replaces. False when the user has no such subscription."""
-    row = await update_subscription(
+    row = await _update_subscription(
         conn,
         subscription_id,
         {
@@ -109,7 +283,7 @@ async def delete_subscription(
 
 async def disable_subscription(
     conn: AsyncConnection, subscription_id: int, reason: str, now: datetime
-) -> dict[str, Any] | None:
+) -> Subscription | None:
     """Switch an enabled endpoint off and dead-letter what it had pending; returns the row if
     this call changed it (so the owner is told once)."""
     result = await conn.execute(
@@ -118,7 +292,7 @@ async def disable_subscription(
         .values(enabled=False, disabled_reason=reason, updated_at=now)
         .returning(*subs.c)
     )
-    row = result.mappings().first()
+    row = result.first()
     if row is None:
         return None
     await conn.execute(
@@ -133,7 +307,7 @@ async def disable_subscription(
             completed_at=now,
         )
     )
-    return dict(row)
+    return _subscription(row)
 
 
 async def mark_failing(
@@ -190,11 +364,11 @@ async def mark_recovered(
 # --- the outbox, fanned out -------------------------------------------------------------------
 
 
-async def fan_out(conn: AsyncConnection, queued: Sequence[dict[str, Any]]) -> int:
+async def fan_out(conn: AsyncConnection, queued: Sequence[QueuedEvent]) -> int:
     """Queue one delivery of each event per enabled subscription of its user that wants its
-    type. Each item has event_id, user_id, type and created_at. Runs in the transaction that
-    wrote the events: all commit, or none. One SELECT of the subscriptions of every user
-    involved and one INSERT of every delivery, however many events."""
+    type. Runs in the transaction that wrote the events: all commit, or none. One SELECT of
+    the subscriptions of every user involved and one INSERT of every delivery, however many
+    events."""
     if not queued:
         return 0
     user_ids = sorted({int(e["user_id"]) for e in queued})
@@ -228,17 +402,31 @@ async def fan_out(conn: AsyncConnection, queued: Sequence[dict[str, Any]]) -> in
     return len(rows)
 
 
-async def add_delivery(conn: AsyncConnection, values: dict[str, Any]) -> dict[str, Any]:
-    """Queue one delivery; returns its row."""
-    result = await conn.execute(insert(deliveries).values(**values).returning(*deliveries.c))
+async def add_delivery(conn: AsyncConnection, new: NewDelivery) -> Delivery:
+    """Queue one delivery, due at once; returns its row."""
+    result = await conn.execute(
+        insert(deliveries)
+        .values(
+            subscription_id=new.subscription_id,
+            event_id=new.event_id,
+            message_id=new.message_id,
+            event_type=new.event_type,
+            payload=new.payload,
+            status="pending",
+            attempts=0,
+            next_attempt_at=new.created_at,
+            created_at=new.created_at,
+        )
+        .returning(*deliveries.c)
+    )
     conn.info[QUEUED_MARK] = True
-    return dict(result.mappings().one())
+    return _delivery(result.one())
 
 
 # --- the dispatcher's side --------------------------------------------------------------------
 
 
-def _lease_free(now: datetime) -> Any:
+def _lease_free(now: datetime) -> ColumnElement[bool]:
     return or_(deliveries.c.lease_expires_at.is_(None), deliveries.c.lease_expires_at < now)
 
 
@@ -285,7 +473,7 @@ async def claim_due(
     return sorted(int(i) for i in result.scalars())
 
 
-async def jobs(conn: AsyncConnection, delivery_ids: Sequence[int]) -> list[dict[str, Any]]:
+async def jobs(conn: AsyncConnection, delivery_ids: Sequence[int]) -> list[Job]:
     """What sending each claimed delivery needs: its message, endpoint and secrets."""
     if not delivery_ids:
         return []
@@ -313,15 +501,29 @@ async def jobs(conn: AsyncConnection, delivery_ids: Sequence[int]) -> list[dict[
         .where(deliveries.c.id.in_(delivery_ids))
         .order_by(deliveries.c.id)
     )
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [Job(**r._mapping) for r in await conn.execute(query)]  # the columns selected above
 
 
-async def add_attempts(conn: AsyncConnection, rows: Sequence[dict[str, Any]]) -> None:
+async def add_attempts(conn: AsyncConnection, rows: Sequence[NewAttempt]) -> None:
     if rows:
-        await conn.execute(insert(attempts), list(rows))
+        await conn.execute(
+            insert(attempts),
+            [
+                {
+                    "delivery_id": a.delivery_id,
+                    "attempted_at": a.attempted_at,
+                    "status_code": a.status_code,
+                    "latency_ms": a.latency_ms,
+                    "response_start": a.response_start,
+                    "error": a.error,
+                    "verdict": a.verdict,
+                }
+                for a in rows
+            ],
+        )
 
 
-async def settle(conn: AsyncConnection, owner: str, rows: Sequence[dict[str, Any]]) -> None:
+async def settle(conn: AsyncConnection, owner: str, rows: Sequence[Settlement]) -> None:
     """Record each attempt's consequence and release the lease — only where `owner` still holds
     it: if the lease ran out and another worker took the delivery, that worker's word counts."""
     if not rows:
@@ -340,7 +542,19 @@ async def settle(conn: AsyncConnection, owner: str, rows: Sequence[dict[str, Any
             lease_owner=None,
             lease_expires_at=None,
         ),
-        [{f"b_{k}": v for k, v in row.items()} for row in rows],
+        [
+            {
+                "b_id": s.id,
+                "b_status": s.status,
+                "b_attempts": s.attempts,
+                "b_next_attempt_at": s.next_attempt_at,
+                "b_last_attempt_at": s.last_attempt_at,
+                "b_last_status_code": s.last_status_code,
+                "b_last_error": s.last_error,
+                "b_completed_at": s.completed_at,
+            }
+            for s in rows
+        ],
     )
 
 
@@ -364,7 +578,7 @@ async def list_deliveries(
     status: str | None,
     before_id: int | None,
     limit: int,
-) -> list[dict[str, Any]]:
+) -> list[Delivery]:
     """Newest first; page with `before_id`."""
     query = select(deliveries).where(deliveries.c.subscription_id == subscription_id)
     if status is not None:
@@ -372,33 +586,31 @@ async def list_deliveries(
     if before_id is not None:
         query = query.where(deliveries.c.id < before_id)
     query = query.order_by(deliveries.c.id.desc()).limit(limit)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [_delivery(r) for r in await conn.execute(query)]
 
 
-async def get_delivery(
-    conn: AsyncConnection, delivery_id: int, *, user_id: int
-) -> dict[str, Any] | None:
+async def get_delivery(conn: AsyncConnection, delivery_id: int, *, user_id: int) -> Delivery | None:
     query = (
         select(deliveries)
         .select_from(deliveries.join(subs, subs.c.id == deliveries.c.subscription_id))
         .where(deliveries.c.id == delivery_id, subs.c.user_id == user_id)
     )
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    row = (await conn.execute(query)).first()
+    return _delivery(row) if row else None
 
 
-async def list_attempts(conn: AsyncConnection, delivery_id: int) -> list[dict[str, Any]]:
+async def list_attempts(conn: AsyncConnection, delivery_id: int) -> list[Attempt]:
     query = select(attempts).where(attempts.c.delivery_id == delivery_id).order_by(attempts.c.id)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [Attempt(**r._mapping) for r in await conn.execute(query)]  # the table's columns
 
 
 async def delivery_endpoint(
     conn: AsyncConnection, delivery_id: int, *, user_id: int
-) -> dict[str, Any] | None:
-    """The state of the endpoint a delivery of the user goes to (`webhook_id`, `enabled`,
-    `disabled_reason`), or None. The subscription's row is held until the transaction ends
-    (FOR SHARE on PostgreSQL; SQLite's writers are serialized anyway), so it cannot be disabled
-    or deleted between this check and what the caller writes next."""
+) -> DeliveryEndpoint | None:
+    """The state of the endpoint a delivery of the user goes to, or None. The subscription's
+    row is held until the transaction ends (FOR SHARE on PostgreSQL; SQLite's writers are
+    serialized anyway), so it cannot be disabled or deleted between this check and what the
+    caller writes next."""
     query = (
         select(
             deliveries.c.id,
@@ -410,11 +622,18 @@ async def delivery_endpoint(
         .where(deliveries.c.id == delivery_id, subs.c.user_id == user_id)
         .with_for_update(read=True, of=subs)
     )
-    row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    row = (await conn.execute(query)).first()
+    if row is None:
+        return None
+    return DeliveryEndpoint(
+        delivery_id=int(row.id),
+        webhook_id=int(row.webhook_id),
+        enabled=bool(row.enabled),
+        disabled_reason=row.disabled_reason,
+    )
 
 
-async def requeue(conn: AsyncConnection, delivery_id: int, now: datetime) -> dict[str, Any]:
+async def requeue(conn: AsyncConnection, delivery_id: int, now: datetime) -> Delivery:
     """Due now, with a fresh retry schedule (dead-lettered or delivered ones too: a replay).
     Returns the delivery's row as updated."""
     result = await conn.execute(
@@ -431,7 +650,7 @@ async def requeue(conn: AsyncConnection, delivery_id: int, now: datetime) -> dic
         .returning(*deliveries.c)
     )
     conn.info[QUEUED_MARK] = True
-    return dict(result.mappings().one())
+    return _delivery(result.one())
 
 
 async def count_by_status(conn: AsyncConnection, subscription_id: int) -> dict[str, int]:

@@ -16,7 +16,6 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
 
 import httpx
 from sqlalchemy import event
@@ -27,8 +26,8 @@ from app import __version__, metrics
 from app.crypto import SecretBox
 from app.storage import outbox
 from app.storage import webhooks as store
-from app.storage.common import utcnow
 from app.storage.engine import reading
+from app.storage.webhooks import Job, NewAttempt, Settlement
 from app.webhooks.schedule import (
     DISABLE_AFTER,
     Verdict,
@@ -162,7 +161,7 @@ def wake_on_commit(engine: AsyncEngine, wake: Callable[[], None]) -> Callable[[]
 @dataclass(frozen=True)
 class _Batch:
     claimed_at: datetime
-    jobs: list[dict[str, Any]]
+    jobs: list[Job]
 
 
 class Dispatcher:
@@ -173,7 +172,7 @@ class Dispatcher:
         box: SecretBox,
         sender: Sender,
         owner: str,
-        clock: Callable[[], datetime] = utcnow,
+        clock: Callable[[], datetime],
         lease: timedelta = timedelta(seconds=60),
         batch_size: int = BATCH_SIZE,
         concurrency: int = CONCURRENCY,
@@ -263,10 +262,10 @@ class Dispatcher:
         except Exception:
             log.exception("webhooks.pass_failed deliveries=%s", len(batch.jobs))
 
-    async def _attempt(self, job: dict[str, Any], deadline: datetime) -> AttemptResult | None:
-        endpoint = self._endpoint_slots.get(job["subscription_id"])
+    async def _attempt(self, job: Job, deadline: datetime) -> AttemptResult | None:
+        endpoint = self._endpoint_slots.get(job.subscription_id)
         if endpoint is None:
-            endpoint = self._endpoint_slots[job["subscription_id"]] = asyncio.Semaphore(
+            endpoint = self._endpoint_slots[job.subscription_id] = asyncio.Semaphore(
                 self._per_endpoint
             )
         wait = (deadline - self._clock()).total_seconds()
@@ -281,20 +280,20 @@ class Dispatcher:
         except TimeoutError:
             return None
         try:
-            data = job["event_payload"] if job["event_payload"] is not None else job["payload"]
-            body = encode_body(job["event_type"], job["created_at"], data or {})
+            data = job.event_payload if job.event_payload is not None else job.payload
+            body = encode_body(job.event_type, job.created_at, data or {})
             keys = self._signing_keys(job)
-            return await self._sender.send(job["url"], job["message_id"], body, keys)
+            return await self._sender.send(job.url, job.message_id, body, keys)
         finally:
             self._slots.release()
             endpoint.release()
 
-    def _signing_keys(self, job: dict[str, Any]) -> list[bytes]:
+    def _signing_keys(self, job: Job) -> list[bytes]:
         """The current secret, and during a rotation's overlap the previous one too."""
-        sealed = [job["secret_enc"]]
-        expires = job["previous_secret_expires_at"]
-        if job["previous_secret_enc"] is not None and expires and expires > self._clock():
-            sealed.append(job["previous_secret_enc"])
+        sealed = [job.secret_enc]
+        expires = job.previous_secret_expires_at
+        if job.previous_secret_enc is not None and expires and expires > self._clock():
+            sealed.append(job.previous_secret_enc)
         keys = []
         for token in sealed:
             key = self._keys.get(token)
@@ -305,21 +304,19 @@ class Dispatcher:
             keys.append(key)
         return keys
 
-    async def _record(
-        self, jobs: Sequence[dict[str, Any]], results: Sequence[AttemptResult | None]
-    ) -> None:
+    async def _record(self, jobs: Sequence[Job], results: Sequence[AttemptResult | None]) -> None:
         now = self._clock()
-        attempt_rows: list[dict[str, Any]] = []
-        settled: list[dict[str, Any]] = []
+        attempt_rows: list[NewAttempt] = []
+        settled: list[Settlement] = []
         unsent: list[int] = []
         succeeded: set[int] = set()
         failed: set[int] = set()
         gone: set[int] = set()
         for job, result in zip(jobs, results, strict=True):
             if result is None:
-                unsent.append(job["id"])
+                unsent.append(job.id)
                 continue
-            made = job["attempts"] + 1
+            made = job.attempts + 1
             outcome = result.verdict
             after = settle(
                 attempts_made=made,
@@ -332,31 +329,31 @@ class Dispatcher:
             metrics.WEBHOOK_ATTEMPTS.labels(verdict=outcome.value).inc()
             metrics.WEBHOOK_SECONDS.observe(result.latency_ms / 1000)
             attempt_rows.append(
-                {
-                    "delivery_id": job["id"],
-                    "attempted_at": now,
-                    "status_code": result.status_code,
-                    "latency_ms": result.latency_ms,
-                    "response_start": result.response_start,
-                    "error": result.error,
-                    "verdict": outcome.value,
-                }
+                NewAttempt(
+                    delivery_id=job.id,
+                    attempted_at=now,
+                    status_code=result.status_code,
+                    latency_ms=result.latency_ms,
+                    response_start=result.response_start,
+                    error=result.error,
+                    verdict=outcome.value,
+                )
             )
             settled.append(
-                {
-                    "id": job["id"],
-                    "status": after.status,
-                    "attempts": made,
-                    "next_attempt_at": after.next_attempt_at,
-                    "last_attempt_at": now,
-                    "last_status_code": result.status_code,
-                    "last_error": result.error,
-                    "completed_at": None if after.status == "pending" else now,
-                }
+                Settlement(
+                    id=job.id,
+                    status=after.status,
+                    attempts=made,
+                    next_attempt_at=after.next_attempt_at,
+                    last_attempt_at=now,
+                    last_status_code=result.status_code,
+                    last_error=result.error,
+                    completed_at=None if after.status == "pending" else now,
+                )
             )
-            (succeeded if outcome is Verdict.SUCCEEDED else failed).add(job["subscription_id"])
+            (succeeded if outcome is Verdict.SUCCEEDED else failed).add(job.subscription_id)
             if after.disable_endpoint:
-                gone.add(job["subscription_id"])
+                gone.add(job.subscription_id)
         still_failing = sorted(failed - succeeded)
         async with self._engine.begin() as conn:
             await store.add_attempts(conn, attempt_rows)
@@ -380,15 +377,15 @@ class Dispatcher:
         log.warning("webhooks.endpoint_disabled webhook=%s reason=%s", subscription_id, reason)
         await outbox.enqueue(
             conn,
-            user_id=row["user_id"],
+            user_id=row.user_id,
             type=WEBHOOK_DISABLED,
             payload={
                 "schema_version": 1,
                 "webhook": {
-                    "id": row["id"],
-                    "url": row["url"],
-                    "description": row["description"],
-                    "event_types": row["event_types"],
+                    "id": row.id,
+                    "url": row.url,
+                    "description": row.description,
+                    "event_types": row.event_types,
                     "disabled_reason": reason,
                 },
             },
@@ -396,13 +393,13 @@ class Dispatcher:
         )
 
 
-def _log_attempt(job: dict[str, Any], result: AttemptResult, attempt: int, status: str) -> None:
+def _log_attempt(job: Job, result: AttemptResult, attempt: int, status: str) -> None:
     log.info(
         "webhooks.attempt delivery=%s webhook=%s msg=%s attempt=%s status=%s latency_ms=%s "
         "outcome=%s next=%s body=%r error=%s",
-        job["id"],
-        job["subscription_id"],
-        job["message_id"],
+        job.id,
+        job.subscription_id,
+        job.message_id,
         attempt,
         result.status_code,
         result.latency_ms,

@@ -193,7 +193,7 @@ async def test_a_failing_hook_fails_the_mailbox_once_with_its_words(
         assert "exit 3" in view.status_message
         assert "refresh token revoked" in view.status_message
         log = await events.list_events(ctx, user_id=user_id, after=None, limit=50)
-        assert [e["type"] for e in log].count("mailbox.failed") == 1
+        assert [e.type for e in log].count("mailbox.failed") == 1
         assert await stored_secret(ctx, mailbox_id) == "token-one"
     finally:
         await ctx.close()

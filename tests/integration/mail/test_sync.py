@@ -40,8 +40,8 @@ async def test_first_sync_finds_quiet_and_replied_threads(
     assert found[scenario.paused][0] == "paused"
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
     # The quiet thread's follow-up draft is composed right after the rules ran.
-    assert [e["type"] for e in log] == ["thread.quiet", "draft.created"]
-    assert log[0]["data"]["thread"]["message_ids"] == [scenario.quiet]
+    assert [e.type for e in log] == ["thread.quiet", "draft.created"]
+    assert log[0].data["thread"]["message_ids"] == [scenario.quiet]
 
 
 async def test_resync_is_idempotent_and_never_marks_mail_read(
@@ -90,7 +90,7 @@ async def test_a_new_reply_moves_a_quiet_thread_to_replied_once(
 
     assert (await states(ctx, user_id))[scenario.quiet][0] == "replied"
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    assert [e["type"] for e in log] == ["thread.quiet", "draft.created", "thread.replied"]
+    assert [e.type for e in log] == ["thread.quiet", "draft.created", "thread.replied"]
 
 
 async def test_uidvalidity_change_rereads_without_duplicates(
@@ -162,7 +162,7 @@ async def test_refused_login_marks_the_mailbox_failed_once(
     assert row.status == "failed"
     assert "AUTHENTICATIONFAILED" in row.status_message or "failed" in row.status_message
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    assert [e["type"] for e in log] == ["mailbox.failed"]
+    assert [e.type for e in log] == ["mailbox.failed"]
     assert imap_user.password not in str(log)
 
 

@@ -52,7 +52,7 @@ async def assert_converged(ctx: Context, user_id: int, scenario: Scenario) -> No
     by_root = {t.message_ids[0]: t.state for t in items}
     assert by_root == {getattr(scenario, k): v for k, v in EXPECTED.items()}
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    assert [e["type"] for e in log] == ["thread.quiet", "draft.created"]
+    assert [e.type for e in log] == ["thread.quiet", "draft.created"]
 
 
 def small_batches(ctx: Context) -> None:

@@ -83,9 +83,9 @@ async def test_a_quiet_thread_gets_one_draft_with_its_event(
     assert (await only_draft(api))["id"] == draft["id"]
     user_id = (await accounts.authenticate(ctx, api.headers["Authorization"][7:])).id
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    created = [e for e in log if e["type"] == "draft.created"]
+    created = [e for e in log if e.type == "draft.created"]
     assert len(created) == 1
-    assert created[0]["data"]["draft"]["id"] == draft["id"]
+    assert created[0].data["draft"]["id"] == draft["id"]
     # The original was fetched whole to be forwarded, and is still unread.
     for flags in imap_user.server.fetch_flags(imap_user.username, "Sent").values():
         assert "\\Seen" not in flags
@@ -144,7 +144,7 @@ async def test_approve_puts_the_draft_into_drafts_once(
     assert len(drafts_folder(imap_user)) == 1  # approving twice makes one draft
     user_id = (await accounts.authenticate(ctx, api.headers["Authorization"][7:])).id
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
-    assert [e["type"] for e in log].count("draft.approved") == 1
+    assert [e.type for e in log].count("draft.approved") == 1
 
 
 async def test_an_edited_draft_replaces_its_predecessor(

@@ -128,12 +128,12 @@ async def test_another_users_webhook_is_not_found_and_left_alone(ctx: Context) -
         await webhooks.send_test(ctx, user_id=other, webhook_id=webhook_id)
     with pytest.raises(NotFound, match=f"^{message}$"):
         await webhooks.list_deliveries(ctx, user_id=other, webhook_id=webhook_id)
-    with pytest.raises(NotFound, match=f"^no webhook delivery {ping['id']}$"):
-        await webhooks.retry_delivery(ctx, user_id=other, delivery_id=ping["id"])
+    with pytest.raises(NotFound, match=f"^no webhook delivery {ping.id}$"):
+        await webhooks.retry_delivery(ctx, user_id=other, delivery_id=ping.id)
 
     assert await webhooks.get_webhook(ctx, user_id=rep, webhook_id=webhook_id) == before
     listed = await webhooks.list_deliveries(ctx, user_id=rep, webhook_id=webhook_id)
-    assert [d["id"] for d in listed] == [ping["id"]]
+    assert [d.id for d in listed] == [ping.id]
 
 
 async def test_rotation_keeps_the_secret_it_replaces_only_for_an_overlap(ctx: Context) -> None:
@@ -146,16 +146,16 @@ async def test_rotation_keeps_the_secret_it_replaces_only_for_an_overlap(ctx: Co
         ctx, user_id=rep, webhook_id=webhook_id, overlap=timedelta(hours=1)
     )
     rotated = await webhooks.get_webhook(ctx, user_id=rep, webhook_id=webhook_id)
-    assert rotated["previous_secret_enc"] == first["secret_enc"]
-    assert rotated["previous_secret_expires_at"] == expires
-    assert ctx.box.decrypt(rotated["secret_enc"]) == new
+    assert rotated.previous_secret_enc == first.secret_enc
+    assert rotated.previous_secret_expires_at == expires
+    assert ctx.box.decrypt(rotated.secret_enc) == new
 
     _, none = await webhooks.rotate_secret(
         ctx, user_id=rep, webhook_id=webhook_id, overlap=timedelta(0)
     )
     assert none is None
     again = await webhooks.get_webhook(ctx, user_id=rep, webhook_id=webhook_id)
-    assert again["previous_secret_enc"] is None and again["previous_secret_expires_at"] is None
+    assert again.previous_secret_enc is None and again.previous_secret_expires_at is None
 
 
 async def test_a_retry_refused_for_a_disabled_endpoint_leaves_the_delivery_dead(
@@ -166,20 +166,20 @@ async def test_a_retry_refused_for_a_disabled_endpoint_leaves_the_delivery_dead(
         ctx, user_id=rep, url="http://127.0.0.1:9/", event_types=None
     )
     ping = await webhooks.send_test(ctx, user_id=rep, webhook_id=webhook_id)
-    assert ping["status"] == "pending" and ping["subscription_id"] == webhook_id
+    assert ping.status == "pending" and ping.subscription_id == webhook_id
     async with ctx.engine.begin() as conn:
         await store.disable_subscription(conn, webhook_id, "by hand", utcnow())
 
     with pytest.raises(Conflict, match=rf"webhook {webhook_id} is disabled \(by hand\)"):
-        await webhooks.retry_delivery(ctx, user_id=rep, delivery_id=ping["id"])
-    row, _attempts = await webhooks.get_delivery(ctx, user_id=rep, delivery_id=ping["id"])
-    assert row["status"] == "dead"
+        await webhooks.retry_delivery(ctx, user_id=rep, delivery_id=ping.id)
+    row, _attempts = await webhooks.get_delivery(ctx, user_id=rep, delivery_id=ping.id)
+    assert row.status == "dead"
 
     enabled = await webhooks.enable_webhook(ctx, user_id=rep, webhook_id=webhook_id)
-    assert enabled["enabled"] is True and enabled["disabled_reason"] == ""
-    retried = await webhooks.retry_delivery(ctx, user_id=rep, delivery_id=ping["id"])
-    assert retried["status"] == "pending" and retried["attempts"] == 0
-    assert retried["completed_at"] is None
+    assert enabled.enabled is True and enabled.disabled_reason == ""
+    retried = await webhooks.retry_delivery(ctx, user_id=rep, delivery_id=ping.id)
+    assert retried.status == "pending" and retried.attempts == 0
+    assert retried.completed_at is None
 
 
 async def test_deleting_a_webhook_deletes_it(ctx: Context) -> None:

@@ -36,7 +36,7 @@ NOW = datetime(2026, 11, 23, 10, 0, tzinfo=UTC)
 
 async def make_threads(conn: AsyncConnection, ctx: Context) -> tuple[int, dict[str, int]]:
     user_id = await user_store.create_user(
-        conn, email="u@seller.example", password_hash="x", is_admin=False
+        conn, email="u@seller.example", password_hash="x", is_admin=False, now=ctx.clock()
     )
     mailbox_id = await mailbox_store.create_mailbox(
         conn,
@@ -384,8 +384,8 @@ async def test_the_scheduler_wakes_at_the_earliest_check(ctx: Context, tmp_path:
     finally:
         await workers.stop()
     types = [
-        e["type"]
+        e.type
         for e in await event_service.list_events(ctx, user_id=user.id, after=None, limit=100)
-        if e["type"].startswith("thread.")  # the import's draft.created is not the scheduler's
+        if e.type.startswith("thread.")  # the import's draft.created is not the scheduler's
     ]
     assert types == ["thread.quiet", "thread.quiet"]

@@ -136,16 +136,16 @@ async def test_a_late_settlement_does_not_overwrite_the_new_owner(ctx: Context) 
     async with ctx.engine.begin() as conn:
         await store.claim_due(conn, owner="slow", now=now, lease=LEASE, limit=1)
         await store.claim_due(conn, owner="fast", now=now + LEASE * 2, lease=LEASE, limit=1)
-        row = {
-            "id": delivery_id,
-            "status": "succeeded",
-            "attempts": 1,
-            "next_attempt_at": None,
-            "last_attempt_at": now,
-            "last_status_code": 200,
-            "last_error": None,
-            "completed_at": now,
-        }
+        row = store.Settlement(
+            id=delivery_id,
+            status="succeeded",
+            attempts=1,
+            next_attempt_at=None,
+            last_attempt_at=now,
+            last_status_code=200,
+            last_error=None,
+            completed_at=now,
+        )
         await store.settle(conn, "slow", [row])
         status = (
             await conn.execute(

@@ -252,7 +252,7 @@ async def test_a_revoked_grant_fails_once_and_reconnect_keeps_the_threads(rep: R
     assert "sign in again with “Reconnect with Test IdP”" in str(row["status_message"])
     assert row["refresh_token_enc"] is None  # refused: deleted, not asked again
     log = await events.list_events(rep.ctx, user_id=rep.user_id, after=None, limit=50)
-    assert [e["type"] for e in log].count("mailbox.failed") == 1
+    assert [e.type for e in log].count("mailbox.failed") == 1
 
     page = await rep.page.get(f"/mailboxes/{mailbox_id}")
     assert "Reconnect with Test IdP" in page.text

@@ -113,7 +113,7 @@ async def test_a_consumer_down_for_a_while_gets_every_event(
     assert len(consumer.received) == 30
     assert await dispatcher.run_once() == 0  # the next round is half an hour away
     webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
-    assert webhook["failing_since"] is not None
+    assert webhook.failing_since is not None
     # What the operator's dashboard shows meanwhile: every attempt failed, ten waiting.
     during = samples(await metrics.exposition(ctx.engine, clock()))
     tried = "radiosilence_webhook_attempts_total"
@@ -129,15 +129,15 @@ async def test_a_consumer_down_for_a_while_gets_every_event(
     assert consumer.verified_ids() == set(backlog + fresh)
     assert all(r.verified for r in consumer.received)
     deliveries = await webhooks.list_deliveries(ctx, user_id=user_id, webhook_id=webhook_id)
-    assert {d["status"] for d in deliveries} == {"succeeded"}
-    first = next(d for d in deliveries if d["message_id"] == backlog[0])
-    _row, attempts = await webhooks.get_delivery(ctx, user_id=user_id, delivery_id=first["id"])
-    assert [a["status_code"] for a in attempts] == [500, 500, 500, 200]
-    assert attempts[0]["response_start"] == "down for maintenance"
-    assert attempts[-1]["response_start"] == "thanks"
-    assert all(a["latency_ms"] >= 0 and a["verdict"] for a in attempts)
+    assert {d.status for d in deliveries} == {"succeeded"}
+    first = next(d for d in deliveries if d.message_id == backlog[0])
+    _row, attempts = await webhooks.get_delivery(ctx, user_id=user_id, delivery_id=first.id)
+    assert [a.status_code for a in attempts] == [500, 500, 500, 200]
+    assert attempts[0].response_start == "down for maintenance"
+    assert attempts[-1].response_start == "thanks"
+    assert all(a.latency_ms >= 0 and a.verdict for a in attempts)
     webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
-    assert webhook["failing_since"] is None and webhook["enabled"]
+    assert webhook.failing_since is None and webhook.enabled
     after = samples(await metrics.exposition(ctx.engine, clock()))
     ok = value(after, tried, verdict="succeeded") - value(before, tried, verdict="succeeded")
     assert ok == 11
@@ -158,22 +158,22 @@ async def test_after_about_three_days_a_delivery_is_dead_lettered_then_retried_b
     for _ in range(MAX_ATTEMPTS):
         assert await dispatcher.run_once() == 1
         (delivery,) = await webhooks.list_deliveries(ctx, user_id=user_id, webhook_id=webhook_id)
-        if delivery["next_attempt_at"]:  # jump to the next try of the schedule
-            clock.jump_to(delivery["next_attempt_at"])
+        if delivery.next_attempt_at:  # jump to the next try of the schedule
+            clock.jump_to(delivery.next_attempt_at)
     assert await dispatcher.run_once() == 0
 
     (dead,) = await webhooks.list_deliveries(
         ctx, user_id=user_id, webhook_id=webhook_id, status="dead"
     )
-    assert dead["attempts"] == MAX_ATTEMPTS and dead["last_status_code"] == 503
-    assert timedelta(days=2) < dead["completed_at"] - started < timedelta(days=7)
+    assert dead.attempts == MAX_ATTEMPTS and dead.last_status_code == 503
+    assert timedelta(days=2) < dead.completed_at - started < timedelta(days=7)
     assert len(consumer.received) == MAX_ATTEMPTS
 
     consumer.respond = lambda _r: answer(204)
-    await webhooks.retry_delivery(ctx, user_id=user_id, delivery_id=dead["id"])
+    await webhooks.retry_delivery(ctx, user_id=user_id, delivery_id=dead.id)
     assert await dispatcher.run_once() == 1
-    row, attempts = await webhooks.get_delivery(ctx, user_id=user_id, delivery_id=dead["id"])
-    assert row["status"] == "succeeded" and row["attempts"] == 1
+    row, attempts = await webhooks.get_delivery(ctx, user_id=user_id, delivery_id=dead.id)
+    assert row.status == "succeeded" and row.attempts == 1
     assert len(attempts) == MAX_ATTEMPTS + 1  # the log keeps the history
     assert [r.msg_id for r in consumer.received] == [msg_id] * (MAX_ATTEMPTS + 1)
 
@@ -202,7 +202,7 @@ async def test_410_disables_the_endpoint_and_tells_the_owner(
     assert await dispatcher.run_once() == 0
 
     gone = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=gone_id)
-    assert not gone["enabled"] and "410" in gone["disabled_reason"]
+    assert not gone.enabled and "410" in gone.disabled_reason
     told = consumer.received[-1]
     assert told.path == "/watch" and told.verified
     assert told.json["type"] == "webhook.disabled"
@@ -224,9 +224,9 @@ async def test_an_endpoint_failing_for_five_days_is_disabled(
     consumer.respond = lambda _r: answer(500, "still broken")
     await emit(ctx, user_id, 1)
     await drain(dispatcher)
-    first_failure = (await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id))[
-        "failing_since"
-    ]
+    first_failure = (
+        await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
+    ).failing_since
     assert first_failure is not None
 
     # A new event every day, and every retry that falls due, fails; four days are not enough.
@@ -235,14 +235,14 @@ async def test_an_endpoint_failing_for_five_days_is_disabled(
         await emit(ctx, user_id, 1)
         assert await drain(dispatcher) >= 1
         webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
-        assert webhook["enabled"] and webhook["failing_since"] == first_failure
+        assert webhook.enabled and webhook.failing_since == first_failure
 
     clock.advance(timedelta(days=1, minutes=1))
     await emit(ctx, user_id, 1)
     await drain(dispatcher)
     webhook = await webhooks.get_webhook(ctx, user_id=user_id, webhook_id=webhook_id)
-    assert not webhook["enabled"]
-    assert webhook["disabled_reason"] == "every attempt failed for 5 days"
+    assert not webhook.enabled
+    assert webhook.disabled_reason == "every attempt failed for 5 days"
     tried = len(consumer.received)
     await emit(ctx, user_id, 1)  # nothing more is sent to it
     assert await drain(dispatcher) == 0 and len(consumer.received) == tried
@@ -261,7 +261,7 @@ async def test_a_redirect_is_a_failure_and_is_not_followed(
     assert await dispatcher.run_once() == 1
     assert [r.path for r in consumer.received] == ["/hook"]
     (delivery,) = await webhooks.list_deliveries(ctx, user_id=user_id, webhook_id=webhook_id)
-    assert delivery["status"] == "pending" and delivery["last_status_code"] == 302
+    assert delivery.status == "pending" and delivery.last_status_code == 302
 
 
 async def test_throttled_consumers_are_given_the_time_they_ask_for(
@@ -272,7 +272,7 @@ async def test_throttled_consumers_are_given_the_time_they_ask_for(
     await emit(ctx, user_id, 1)
     assert await dispatcher.run_once() == 1
     (delivery,) = await webhooks.list_deliveries(ctx, user_id=user_id, webhook_id=webhook_id)
-    assert delivery["next_attempt_at"] - delivery["last_attempt_at"] == timedelta(hours=1)
+    assert delivery.next_attempt_at - delivery.last_attempt_at == timedelta(hours=1)
 
 
 async def test_stale_timestamps_are_rejected_by_the_verifier(
@@ -296,8 +296,8 @@ async def test_stale_timestamps_are_rejected_by_the_verifier(
     (request,) = consumer.received
     assert not request.verified and request.error == "Message timestamp too old"
     (delivery,) = await webhooks.list_deliveries(ctx, user_id=user_id, webhook_id=webhook_id)
-    _row, (attempt,) = await webhooks.get_delivery(ctx, user_id=user_id, delivery_id=delivery["id"])
-    assert attempt["status_code"] == 400 and "too old" in attempt["response_start"]
+    _row, (attempt,) = await webhooks.get_delivery(ctx, user_id=user_id, delivery_id=delivery.id)
+    assert attempt.status_code == 400 and "too old" in attempt.response_start
     # A captured request replayed later fails the same way, whatever its signature.
     with pytest.raises(WebhookVerificationError, match="too old"):
         Webhook(consumer.secret or "").verify(request.body, request.headers)
@@ -340,7 +340,7 @@ async def test_event_types_filter_and_test_pings(
     (wanted,) = await emit(ctx, user_id, 1, type="thread.replied")
     ping = await webhooks.send_test(ctx, user_id=user_id, webhook_id=webhook_id)
     assert await drain(dispatcher) == 2
-    assert consumer.verified_ids() == {wanted, ping["message_id"]}
+    assert consumer.verified_ids() == {wanted, ping.message_id}
     types = sorted(r.json["type"] for r in consumer.received)
     assert types == ["thread.replied", "webhook.test"]
 
