@@ -3,11 +3,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import Literal
 
 from fastapi import APIRouter, Query, Response
 
 from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
+from app.api.errors import OpenApiResponses
 from app.api.schemas import (
     DraftApprove,
     DraftDetail,
@@ -28,7 +29,7 @@ from app.services import drafts as service
 from app.services.followups import DraftView
 
 router = APIRouter(tags=["drafts"])
-ERRORS: dict[int | str, dict[str, Any]] = {  # OpenAPI fragments: their shape is open
+ERRORS: OpenApiResponses = {
     401: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
+from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
@@ -25,6 +26,9 @@ from app.errors import (
 )
 
 log = logging.getLogger(__name__)
+
+# OpenAPI `responses=` fragments for a router's error answers: OpenAPI's own open JSON shape.
+OpenApiResponses = dict[int | str, dict[str, Any]]
 
 _STATUS: list[tuple[type[RadioSilenceError], int, str]] = [
     (NotFound, 404, "not_found"),

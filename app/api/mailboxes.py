@@ -3,11 +3,11 @@
 from __future__ import annotations
 
 import logging
-from typing import Any
 
 from fastapi import APIRouter, Query, Request, Response, status
 
 from app.api.deps import ContextDep, RowId, UserDep
+from app.api.errors import OpenApiResponses
 from app.api.schemas import (
     ConnectionTest,
     Created,
@@ -30,13 +30,13 @@ from app.services.mailbox_views import Mailbox, public_view
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
 # OpenAPI fragments: FastAPI's own open shape.
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: OpenApiResponses = {
     401: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},
     422: {"model": Problem},
 }
-START_ERRORS: dict[int | str, dict[str, Any]] = {**ERRORS, 429: {"model": Problem}}
+START_ERRORS: OpenApiResponses = {**ERRORS, 429: {"model": Problem}}
 
 
 @router.post("", status_code=status.HTTP_201_CREATED, response_model=Created, responses=ERRORS)

@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter
 
 from app.api.deps import ContextDep, RowId, UserDep
+from app.api.errors import OpenApiResponses
 from app.api.schemas import Problem, RulesPreview, RulesPreviewItem
 from app.services import rules as service
 from app.services.rules_schema import RulesBody
 
 router = APIRouter(prefix="/mailboxes", tags=["rules"])
 # OpenAPI fragments: FastAPI's own open shape.
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: OpenApiResponses = {
     401: {"model": Problem},
     404: {"model": Problem},
     422: {"model": Problem},

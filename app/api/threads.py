@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Query
 
 from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
+from app.api.errors import OpenApiResponses
 from app.api.schemas import (
     AnsweredBody,
     CloseBody,
@@ -24,7 +23,7 @@ from app.services.threads import ThreadView
 
 router = APIRouter(prefix="/threads", tags=["threads"])
 # FastAPI's `responses`: OpenAPI fragments, an open JSON shape.
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: OpenApiResponses = {
     401: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},

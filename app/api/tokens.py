@@ -2,18 +2,17 @@
 
 from __future__ import annotations
 
-from typing import Any
-
 from fastapi import APIRouter, Response, status
 
 from app.api.deps import ContextDep, RowId, UserDep
+from app.api.errors import OpenApiResponses
 from app.api.schemas import Problem, TokenCreate, TokenCreated, TokenList, TokenOut
 from app.services import accounts
 from app.services.views import iso
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 # OpenAPI fragments (FastAPI's `responses`): their shape is OpenAPI's, not ours.
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: OpenApiResponses = {
     401: {"model": Problem},
     404: {"model": Problem},
     422: {"model": Problem},

@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from dataclasses import asdict
 from datetime import timedelta
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
+from app.api.errors import OpenApiResponses
 from app.api.schemas import Problem
 from app.services import webhooks as service
 from app.services.bodies import Strict
@@ -19,7 +20,7 @@ from app.webhooks.urlguard import MAX_URL_LENGTH
 
 router = APIRouter(prefix="/webhooks", tags=["webhooks"])
 # OpenAPI fragments (FastAPI's `responses`): their shape is OpenAPI's, not ours.
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: OpenApiResponses = {
     401: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},
