@@ -31,7 +31,7 @@ from app.errors import (
 from app.mail import sync as mail_sync
 from app.runtime import worker_id
 from app.services.context import Context
-from app.services.evaluation import end_baseline, evaluate_mailbox
+from app.services.evaluation import decide_early, end_baseline, evaluate_mailbox
 from app.services.followups import create_due_drafts
 from app.services.mailboxes import (
     open_mailbox_session,
@@ -252,8 +252,17 @@ async def _one_pass(
     report: mail_sync.SyncReport,
 ) -> mail_sync.SyncReport:
     session = await open_mailbox_session(ctx, mailbox, purpose="sync")
+    # A first sync shows the threads of its newest batches (decided, not yet announced)
+    # while it reads older mail.
+    early = (
+        functools.partial(decide_early, ctx.engine, ctx.clock, ref.id)
+        if mailbox["baseline"]
+        else None
+    )
     try:
-        return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress, report)
+        return await mail_sync.sync_mailbox(
+            ctx.engine, session, ref, options, progress, report, after_batch=early
+        )
     finally:
         await ctx.mail_io.run(session.close)
 
