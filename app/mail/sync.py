@@ -144,9 +144,8 @@ async def sync_mailbox(
     # First reads of every folder together, newest batches first across them: the rep's
     # latest sent mail and the latest answers to it arrive (and are decided) in the first
     # seconds, not after the whole INBOX.
-    firsts = [(reader, plan) for reader in readers if (plan := await reader.start())]
-    backfills = [(reader, plan) for reader, plan in firsts if plan.chunks is not None]
-    await _read_batches(_interleaved(backfills), progress)
+    firsts = [(reader, plan) for reader in readers if (plan := await reader.start(progress))]
+    await _read_batches(_interleaved(firsts), progress)
     for reader, plan in firsts:
         await reader.finish(plan, progress)
     report.folders = len(readers)
@@ -170,6 +169,7 @@ async def sync_mailbox(
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
+FIRST_BATCH_DIVISOR = 8  # a folder's first read starts with a batch this much smaller
 
 
 async def read_bodies(
@@ -263,15 +263,21 @@ def _read_body(
 class NewestFirst(Sequence[list[int]]):
     """The ascending `uids` below `below` in batches of `size`, newest batch first, each
     batch newest first and made only when read: a folder's window of a million UIDs stays a
-    4 MB array instead of lists of int objects (about 57 MB)."""
+    4 MB array instead of lists of int objects (about 57 MB). With `first`, the newest batch
+    holds that many only (a first sync shows its newest threads sooner)."""
 
-    def __init__(self, uids: array[int], *, below: int, size: int) -> None:
+    def __init__(
+        self, uids: array[int], *, below: int, size: int, first: int | None = None
+    ) -> None:
         self._uids = uids
         self._end = bisect.bisect_left(uids, below)
         self._size = size
+        self._first = min(first or size, size)
 
     def __len__(self) -> int:
-        return -(-self._end // self._size)
+        if self._end == 0:
+            return 0
+        return 1 + -(-max(0, self._end - self._first) // self._size)
 
     @overload
     def __getitem__(self, index: int) -> list[int]: ...
@@ -285,8 +291,11 @@ class NewestFirst(Sequence[list[int]]):
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        high = self._end - index * self._size
-        return self._uids[max(0, high - self._size) : high].tolist()[::-1]
+        if index == 0:
+            high, size = self._end, self._first
+        else:
+            high, size = self._end - self._first - (index - 1) * self._size, self._size
+        return self._uids[max(0, high - size) : high].tolist()[::-1]
 
 
 def _shown(progress: Progress, folder: str, task: asyncio.Task[tuple[int, int]]) -> None:
@@ -309,6 +318,7 @@ class _Plan:
     chunks: Sequence[list[int]] | None = None
     top: int = 0
     done: int = 0
+    above: Sequence[int] = ()  # UIDs above `top`, to read once the window is read
 
 
 @dataclass(frozen=True)
@@ -388,9 +398,10 @@ class _FolderReader:
         self.after_batch = after_batch
         self.name: str = row["name"]
 
-    async def start(self) -> _Plan | None:
-        """STATUS, and what to read: None when nothing changed; the first read's batches
-        when the folder has not been read through yet (it stays selected for them)."""
+    async def start(self, progress: Progress | None) -> _Plan | None:
+        """STATUS, then a folder read through before reads what came above its position
+        (nothing when STATUS says nothing changed); a folder whose first read is still to
+        do returns its batches instead, for `_interleaved`, then `finish`."""
         status = await _blocking(self.options, self.session.status, self.name)
         row = self.row
         if row["uidvalidity"] is not None and row["uidvalidity"] != status.uidvalidity:
@@ -418,29 +429,31 @@ class _FolderReader:
             }
         elif self._unchanged(status):
             return None
-        highest = int(row["highest_uid"] or 0)
-        if highest != 0:
-            return _Plan(status=status, highest=highest)
         await _blocking(self.options, self.session.select, self.name)
-        return await self._backfill_plan(row, status)
+        highest = int(row["highest_uid"] or 0)
+        if highest != 0:  # read through before: what came above it, now
+            above = await self._search_above(highest, status)
+            await self._read_above(highest, above, status, progress, selected=True)
+            return None
+        plan = await self._backfill_plan(row, status)
+        # Mail above the window's top (come since a first read began) is searched now, while
+        # the folder is selected, and read once the window is.
+        plan.above = await self._search_above(plan.top, status)
+        return plan
 
     async def finish(self, plan: _Plan, progress: Progress | None) -> None:
         """After the first read's batches: the folder is read up to its top; then whatever
-        came above the position (new mail meanwhile, or every later poll)."""
-        highest = plan.highest
-        if plan.chunks is not None:
-            async with self.engine.begin() as conn:
-                await mailbox_store.save_folder_position(
-                    conn,
-                    self.row["id"],
-                    highest_uid=plan.top,
-                    highest_modseq=plan.status.highest_modseq,
-                    backfill_top_uid=None,
-                    backfill_low_uid=None,
-                )
-            highest = plan.top
-        await _blocking(self.options, self.session.select, self.name)
-        await self._incremental(highest, plan.status, progress)
+        came above it."""
+        async with self.engine.begin() as conn:
+            await mailbox_store.save_folder_position(
+                conn,
+                self.row["id"],
+                highest_uid=plan.top,
+                highest_modseq=plan.status.highest_modseq,
+                backfill_top_uid=None,
+                backfill_low_uid=None,
+            )
+        await self._read_above(plan.top, plan.above, plan.status, progress, selected=False)
 
     def _unchanged(self, status: FolderStatus) -> bool:
         row = self.row
@@ -474,26 +487,39 @@ class _FolderReader:
             low = top + 1
         else:
             low = int(row["backfill_low_uid"])
-        chunks = NewestFirst(uids, below=min(low, top + 1), size=self.options.batch_size)
+        size = self.options.batch_size
+        # The newest batch small: its threads are decided and shown within a second or two.
+        first = max(1, size // FIRST_BATCH_DIVISOR)
+        chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=first)
         return _Plan(status=status, highest=0, chunks=chunks, top=int(top))
 
-    async def _incremental(
-        self, highest: int, status: FolderStatus, progress: Progress | None
-    ) -> None:
-        uids = await _blocking(
+    async def _search_above(self, highest: int, status: FolderStatus) -> array[int]:
+        return await _blocking(
             self.options,
             self.session.search_uids,
             min_uid=highest + 1,
             since=None,
             exists=status.exists,
         )
+
+    async def _read_above(
+        self,
+        highest: int,
+        uids: Sequence[int],
+        status: FolderStatus,
+        progress: Progress | None,
+        *,
+        selected: bool,
+    ) -> None:
+        """The UIDs above the folder's position, oldest first, each batch committed with the
+        highest UID it read; then the position up to what STATUS saw."""
         size = self.options.batch_size
         chunks = [list(uids[start : start + size]) for start in range(0, len(uids), size)]
         plan = _Plan(status=status, highest=highest, chunks=chunks)
         await _read_batches(
             (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}) for chunk in chunks),
             progress,
-            selected=self.name,
+            selected=self.name if selected else None,
         )
         # Every UID below UIDNEXT existed when STATUS answered and has been seen by now, so
         # the next poll can tell "nothing new" from STATUS alone, even after expunges.
