@@ -56,7 +56,7 @@ def test_a_smaller_first_batch_then_the_same_batches_further_back(seed: int) -> 
     size = rng.randrange(1, 40)
     first = rng.randrange(1, size + 1)
     todo = sorted((u for u in uids if u < below), reverse=True)
-    expected = [todo[:first]] + as_lists(todo[first:], below, size) if todo else []
+    expected = [todo[:first], *as_lists(todo[first:], below, size)] if todo else []
     batches = NewestFirst(uid_array(uids), below=below, size=size, first=first)
     assert list(batches) == expected
     assert len(batches) == len(expected)
