@@ -169,7 +169,7 @@ async def sync_mailbox(
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
-FIRST_BATCH_DIVISOR = 8  # a folder's first read starts with a batch this much smaller
+FIRST_BATCH = 500  # a folder's first read starts with at most this many (not 4,000)
 
 
 async def read_bodies(
@@ -489,8 +489,7 @@ class _FolderReader:
             low = int(row["backfill_low_uid"])
         size = self.options.batch_size
         # The newest batch small: its threads are decided and shown within a second or two.
-        first = max(1, size // FIRST_BATCH_DIVISOR)
-        chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=first)
+        chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=FIRST_BATCH)
         return _Plan(status=status, highest=0, chunks=chunks, top=int(top))
 
     async def _search_above(self, highest: int, status: FolderStatus) -> array[int]:
