@@ -131,3 +131,15 @@ async def ctx(settings: Settings) -> AsyncIterator[Context]:
     context = Context.create(settings)
     yield context
     await context.close()
+
+
+@pytest.fixture
+def shared_corpora() -> Path:
+    """The corpora of real mail (../shared/corpora); skips the test without them, fails it in CI."""
+    from tests.support.corpora import CORPORA, MISSING
+
+    if not (CORPORA / "labels.json").is_file():
+        if IN_CI:
+            pytest.fail(MISSING)
+        pytest.skip(MISSING)
+    return CORPORA

@@ -9,7 +9,7 @@ from collections.abc import Iterator
 import pytest
 
 from tests.conftest import IN_CI
-from tests.integration.conftest import dovecot, imap_user  # noqa: F401  (shared fixtures)
+from tests.integration.conftest import dovecot, imap_user  # noqa: F401  (shared fixtures
 
 CHROMIUM = "/usr/bin/chromium"
 

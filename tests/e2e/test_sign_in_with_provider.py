@@ -19,7 +19,7 @@ import pytest
 
 from tests.conftest import TEST_SECRET_KEY
 from tests.e2e.test_web_flow import ADMIN, DESKTOP, setup_link, shoot
-from tests.integration.conftest import REP, ImapUser, now_utc, populate
+from tests.factories import REP, ImapUser, now_utc, populate
 from tests.support.dovecot import DovecotServer
 from tests.support.oauth_server import (
     OAuthServer,

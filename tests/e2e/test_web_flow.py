@@ -20,7 +20,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
-from tests.integration.conftest import REP, ImapUser, now_utc, populate
+from tests.factories import REP, ImapUser, now_utc, populate
 from tests.support.processes import cli_env, serving
 
 pytestmark = pytest.mark.integration

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import httpx
 
 from app.main import create_app
@@ -23,3 +25,10 @@ async def api_client(ctx: Context, email: str, *, create_user: bool = True) -> h
         headers={"Authorization": f"Bearer {token}"},
         timeout=60,
     )
+
+
+async def only_draft(api: httpx.AsyncClient, **params: Any) -> dict[str, Any]:
+    listed = await api.get("/api/v1/drafts", params=params)
+    assert listed.status_code == 200, listed.text
+    (draft,) = listed.json()["items"]
+    return dict(draft)

@@ -8,13 +8,14 @@ import pytest
 
 CORPORA = Path(__file__).resolve().parents[2].parent / "shared" / "corpora"
 
-# The corpora are data written by others and sit beside the repository, not in it: a clone
-# without them (a contributor's laptop) skips these tests instead of failing them. CI runs
-# with ../shared beside the clone, where they run.
-needs_corpora = pytest.mark.skipif(
-    not (CORPORA / "labels.json").is_file(),
-    reason=f"the shared corpora of real mail are not at {CORPORA} (they are never copied here)",
-)
+# The corpora are data written by others and sit beside the repository, not in it. A clone
+# without them (a contributor's laptop) skips these tests; in CI (CI=true) their absence is a
+# failure, so a broken checkout can never pass by silently running fewer tests.
+MISSING = f"the shared corpora of real mail are not at {CORPORA} (they are never copied here)"
+
+
+# The fixture `shared_corpora` (tests/conftest.py) does the skipping or failing.
+needs_corpora = pytest.mark.usefixtures("shared_corpora")
 
 
 def corpus_files() -> list[bytes]:

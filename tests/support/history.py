@@ -16,7 +16,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.storage.tables import events, mailboxes, messages, threads
-from tests.support.dovecot import DovecotServer, make_message
+from tests.factories import make_message
+from tests.support.dovecot import DovecotServer
 
 REP = "rep@seller.example"
 
