@@ -16,15 +16,8 @@ from app.services import accounts, followups
 from app.services import sync as sync_service
 from app.services.context import Context
 from tests.conftest import TEST_SECRET_KEY
-from tests.integration.conftest import ImapUser, connect, now_utc
-from tests.integration.test_sync_chaos import (
-    _expire_lease,
-    _killed,
-    _mailbox,
-    _running,
-    _settled,
-    _until,
-)
+from tests.factories import ImapUser, connect, now_utc
+from tests.support.crashes import expire_lease, killed, mailbox, running, settled, until
 from tests.support.dovecot import DovecotServer
 from tests.support.history import Outcome, announcements, outcome, write_history
 from tests.support.processes import cli_env
@@ -52,7 +45,7 @@ async def test_the_newest_threads_are_decided_while_older_mail_is_read(
         return await store(self, *args)
 
     monkeypatch.setattr(mail_sync._FolderReader, "_store", store_and_look)
-    await sync_service.sync_mailbox(ctx, mailbox_id)
+    await sync_service.syncmailbox(ctx, mailbox_id)
 
     # Both folders' newest batches come first: quiet threads show before the last batches.
     quiet_at = [n for n, seen in enumerate(during) if "quiet" in seen.states.values()]
@@ -73,15 +66,15 @@ async def test_sigkill_mid_first_sync_resumes_to_the_calm_run(
     owner = await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
     calm_user = ImapUser.new(dovecot)
     calm = write_history(dovecot, calm_user.username, now, quiet=8)
-    calm_id = await _mailbox(ctx, owner, calm_user, "Calm", due_now=False)
-    await sync_service.sync_mailbox(ctx, calm_id)
+    calm_id = await mailbox(ctx, owner, calm_user, "Calm", due_now=False)
+    await sync_service.syncmailbox(ctx, calm_id)
     await followups.create_due_drafts(ctx, calm_id, all_due=True)
     calm_outcome = await outcome(ctx.engine, calm_id)
     assert calm_outcome.states == calm.expected
 
     killed_user = ImapUser.new(dovecot)
     history = write_history(dovecot, killed_user.username, now, quiet=8)
-    killed_id = await _mailbox(ctx, owner, killed_user, "Killed", due_now=True)
+    killed_id = await mailbox(ctx, owner, killed_user, "Killed", due_now=True)
     env = cli_env(
         database_url=database_url,
         secret_key=TEST_SECRET_KEY,
@@ -93,18 +86,18 @@ async def test_sigkill_mid_first_sync_resumes_to_the_calm_run(
 
     # 1. Killed inside the early decisions that follow the third batch: those of the first
     #    two are committed and shown, nothing is announced.
-    with _running(kind, env, tmp_path / "first.log", crash_at="deciding:3") as first:
-        await _killed(first)
+    with running(kind, env, tmp_path / "first.log", crash_at="deciding:3") as first:
+        await killed(first)
     assert _shown_early(await outcome(ctx.engine, killed_id))
-    await _expire_lease(ctx, killed_id)
+    await expire_lease(ctx, killed_id)
     # 2. Killed right after a later batch's commit, before its decisions.
-    with _running(kind, env, tmp_path / "second.log", crash_at="after:4") as second:
-        await _killed(second)
+    with running(kind, env, tmp_path / "second.log", crash_at="after:4") as second:
+        await killed(second)
     assert _shown_early(await outcome(ctx.engine, killed_id))
-    await _expire_lease(ctx, killed_id)
+    await expire_lease(ctx, killed_id)
     # 3. Runs to the end.
-    with _running(kind, env, tmp_path / "third.log") as third:
-        final = await _until(lambda: _settled(ctx, killed_id, history), "the sync finished")
+    with running(kind, env, tmp_path / "third.log") as third:
+        final = await until(lambda: settled(ctx, killed_id, history), "the sync finished")
         assert third.poll() is None
 
     assert final.states == history.expected == calm_outcome.states
