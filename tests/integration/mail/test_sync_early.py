@@ -45,7 +45,7 @@ async def test_the_newest_threads_are_decided_while_older_mail_is_read(
         return await store(self, *args)
 
     monkeypatch.setattr(mail_sync._FolderReader, "_store", store_and_look)
-    await sync_service.syncmailbox(ctx, mailbox_id)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
 
     # Both folders' newest batches come first: quiet threads show before the last batches.
     quiet_at = [n for n, seen in enumerate(during) if "quiet" in seen.states.values()]
@@ -67,7 +67,7 @@ async def test_sigkill_mid_first_sync_resumes_to_the_calm_run(
     calm_user = ImapUser.new(dovecot)
     calm = write_history(dovecot, calm_user.username, now, quiet=8)
     calm_id = await mailbox(ctx, owner, calm_user, "Calm", due_now=False)
-    await sync_service.syncmailbox(ctx, calm_id)
+    await sync_service.sync_mailbox(ctx, calm_id)
     await followups.create_due_drafts(ctx, calm_id, all_due=True)
     calm_outcome = await outcome(ctx.engine, calm_id)
     assert calm_outcome.states == calm.expected
