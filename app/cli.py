@@ -20,11 +20,11 @@ from app.runtime import raise_open_files_limit, settle_heap
 from app.services import accounts, backtest, imports
 from app.services import sync as sync_service
 from app.services.context import Context
-from app.storage import mailboxes as mailbox_store
-from app.storage.engine import reading
-from app.storage.migrate import upgrade
+from app.services.database import upgrade_schema
+from app.services.mailbox_lookup import resolve_mailbox
 
 T = TypeVar("T")
+OWNER_HELP = "the owner's e-mail: MAILBOX is then looked up among that user's mailboxes only"
 log = logging.getLogger("radiosilence")
 
 
@@ -124,6 +124,7 @@ def _parser() -> argparse.ArgumentParser:
 
     sync = sub.add_parser("sync", help="read new mail of one mailbox now and run the rules")
     sync.add_argument("mailbox", metavar="MAILBOX", help="the mailbox's id, or its unique name")
+    sync.add_argument("--email", help=OWNER_HELP)
     sync.set_defaults(handler=_sync)
 
     backtest = sub.add_parser(
@@ -134,6 +135,7 @@ def _parser() -> argparse.ArgumentParser:
         "threads would have been flagged quiet and how many of those got a reply later anyway.",
     )
     backtest.add_argument("mailbox", metavar="MAILBOX", help="the mailbox's id, or its unique name")
+    backtest.add_argument("--email", help=OWNER_HELP)
     backtest.add_argument("--days", type=int, default=90, help="how many past days (default 90)")
     backtest.set_defaults(handler=_backtest)
 
@@ -171,7 +173,7 @@ def _setup_logging(settings: Settings) -> None:
 
 def _with_context(settings: Settings, work: Callable[[Context], Awaitable[T]]) -> T:
     """Run `work` against an up-to-date database: a first command on a new machine just works."""
-    upgrade(settings.database_url)
+    upgrade_schema(settings)
 
     async def run() -> T:
         ctx = Context.create(settings)
@@ -186,7 +188,7 @@ def _with_context(settings: Settings, work: Callable[[Context], Awaitable[T]]) -
 
 def _migrate(settings: Settings, _args: argparse.Namespace) -> int:
     logging.getLogger("alembic").setLevel(logging.INFO)
-    upgrade(settings.database_url)
+    upgrade_schema(settings)
     print("database is up to date")
     return 0
 
@@ -200,7 +202,7 @@ def _serve(settings: Settings, args: argparse.Namespace) -> int:
     if args.no_workers:
         overrides["workers_enabled"] = False
     settings = settings.model_copy(update=overrides)
-    upgrade(settings.database_url)
+    upgrade_schema(settings)
     uvicorn.run(
         create_app(settings),
         host=settings.host,
@@ -317,7 +319,7 @@ def _token_revoke(settings: Settings, args: argparse.Namespace) -> int:
 
 def _sync(settings: Settings, args: argparse.Namespace) -> int:
     async def run(ctx: Context) -> int:
-        mailbox_id = await _resolve_mailbox(ctx, args.mailbox)
+        mailbox_id = await resolve_mailbox(ctx, args.mailbox, email=args.email)
 
         def progress(folder: str, done: int, total: int) -> None:
             print(f"\r{folder}: {done}/{total} messages", end="", file=sys.stderr, flush=True)
@@ -339,7 +341,7 @@ def _sync(settings: Settings, args: argparse.Namespace) -> int:
 
 def _backtest(settings: Settings, args: argparse.Namespace) -> int:
     async def run(ctx: Context) -> int:
-        mailbox_id = await _resolve_mailbox(ctx, args.mailbox)
+        mailbox_id = await resolve_mailbox(ctx, args.mailbox, email=args.email)
         report = await backtest.backtest_mailbox(ctx, mailbox_id, days=args.days)
         print(f"mailbox {mailbox_id}: {report.first_day} to {report.last_day}")
         for line in weekly_table(report):
@@ -374,16 +376,3 @@ def _import(settings: Settings, args: argparse.Namespace) -> int:
         return 0
 
     return _with_context(settings, run)
-
-
-async def _resolve_mailbox(ctx: Context, ref: str) -> int:
-    async with reading(ctx.engine) as conn:
-        if ref.isdigit() and await mailbox_store.get_mailbox(conn, int(ref)):
-            return int(ref)
-        matches = await mailbox_store.find_mailboxes_by_name(conn, ref)
-    if not matches:
-        raise RadioSilenceError(f"no mailbox with id or name {ref!r}")
-    if len(matches) > 1:
-        ids = ", ".join(str(m["id"]) for m in matches)
-        raise RadioSilenceError(f"several mailboxes are named {ref!r} (ids {ids}): give the id")
-    return int(matches[0]["id"])

@@ -11,17 +11,16 @@ from contextlib import asynccontextmanager
 from fastapi import FastAPI, Response
 from fastapi.responses import JSONResponse
 from prometheus_client import CONTENT_TYPE_LATEST
-from sqlalchemy import text
 
 import app as package
-from app import metrics as app_metrics
 from app.api import drafts, events, mailboxes, rules, threads, tokens, webhooks
 from app.api import errors as api_errors
 from app.api.tokenfirst import TokenFirst
 from app.bodylimit import BodyLimit
 from app.config import Settings
 from app.runtime import settle_heap
-from app.services import accounts
+from app.services import accounts, database
+from app.services import metrics as app_metrics
 from app.services.context import Context
 from app.web import errors as web_errors
 from app.web import pages
@@ -77,8 +76,7 @@ def create_app(settings: Settings, *, context: Context | None = None) -> FastAPI
     async def readyz() -> JSONResponse:
         """The database answers."""
         try:
-            async with app.state.context.engine.connect() as conn:
-                await conn.execute(text("SELECT 1"))
+            await database.check_ready(app.state.context)
         except Exception as exc:
             return JSONResponse({"status": "unavailable", "detail": type(exc).__name__}, 503)
         return JSONResponse({"status": "ok"})

@@ -8,21 +8,14 @@ Two kinds, kept in two registries:
   waiting, drafts waiting for review): gauges read from the database when /metrics is
   scraped, so every web process reports the same cluster-wide figures. A `radiosilence
   worker` serving only the first kind (RADIOSILENCE_METRICS_PORT) never reports stale zeros.
+
+This module only declares them (it imports nothing of ours, so any floor may count);
+app.services.metrics reads the stored state through app.storage.metrics.
 """
 
 from __future__ import annotations
 
-import logging
-from datetime import datetime
-
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncEngine
-
-from app.storage.engine import reading
-from app.storage.tables import drafts, mailboxes, webhook_deliveries
-
-log = logging.getLogger(__name__)
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
 SYNC_PASSES = Counter(
     "radiosilence_sync_passes", "Mailbox sync passes, by outcome (ok or failed).", ["outcome"]
@@ -87,48 +80,3 @@ STORED_UP = Gauge(
     registry=STORED,
 )
 MAILBOX_STATUSES = ("new", "syncing", "ok", "failed")
-WAITING_DELIVERIES = ("pending", "dead")
-
-
-async def read_stored(engine: AsyncEngine, now: datetime) -> None:
-    """Refresh the stored-state gauges: a few indexed counts, no scan of mail or threads."""
-    try:
-        async with reading(engine) as conn:
-            counted = await conn.execute(
-                select(mailboxes.c.status, func.count()).group_by(mailboxes.c.status)
-            )
-            by_status: dict[str, int] = {str(status): int(n) for status, n in counted.all()}
-            counted = await conn.execute(
-                select(webhook_deliveries.c.status, func.count())
-                .where(webhook_deliveries.c.status.in_(WAITING_DELIVERIES))
-                .group_by(webhook_deliveries.c.status)
-            )
-            waiting = dict.fromkeys(WAITING_DELIVERIES, 0)
-            waiting.update({str(status): int(n) for status, n in counted.all()})
-            oldest = (
-                await conn.execute(
-                    select(func.min(webhook_deliveries.c.created_at)).where(
-                        webhook_deliveries.c.status == "pending"
-                    )
-                )
-            ).scalar_one()
-            pending_drafts = (
-                await conn.execute(select(func.count()).where(drafts.c.state == "pending"))
-            ).scalar_one()
-    except Exception:  # the process metrics are still worth serving
-        log.warning("metrics.database_unavailable", exc_info=True)
-        STORED_UP.set(0)
-        return
-    for status in {*MAILBOX_STATUSES, *by_status}:
-        MAILBOXES.labels(status=status).set(by_status.get(status, 0))
-    for status, count in waiting.items():
-        DELIVERIES.labels(status=status).set(count)
-    OLDEST_PENDING.set(max(0.0, (now - oldest).total_seconds()) if oldest else 0.0)
-    DRAFTS_PENDING.set(pending_drafts)
-    STORED_UP.set(1)
-
-
-async def exposition(engine: AsyncEngine, now: datetime) -> bytes:
-    """The text /metrics serves: this process's own metrics, then the stored state."""
-    await read_stored(engine, now)
-    return generate_latest() + generate_latest(STORED)

@@ -16,16 +16,10 @@ from datetime import timedelta
 
 from app.errors import Conflict, RadioSilenceError
 from app.runtime import worker_id
+from app.services import dispatch, leases, scheduler
 from app.services import sync as sync_service
 from app.services.context import Context
-from app.services.evaluation import evaluate_due
 from app.services.followups import create_due_drafts_everywhere
-from app.services.webhooks import make_dispatcher
-from app.storage import mailboxes as mailbox_store
-from app.storage import threads as thread_store
-from app.storage import workers as worker_store
-from app.storage.engine import reading
-from app.webhooks.deliver import TOTAL_TIMEOUT, Dispatcher, wake_on_commit
 
 log = logging.getLogger(__name__)
 SCHEDULER_MAX_SLEEP = 30.0  # seconds; new mail wakes it sooner
@@ -36,7 +30,8 @@ SYNC_POLL_SECONDS = 2.0  # due mailboxes (a dead worker's among them) are looked
 # Drafts left to compose by syncs this process did not run (an API sync, another worker) or
 # by a pass that failed are looked for this often even when nothing else happens.
 DRAFTS_RECHECK_SECONDS = 120.0
-DISPATCH_DRAIN_SECONDS = TOTAL_TIMEOUT + 5  # a stopping worker finishes what it is sending
+# A stopping worker finishes what it is sending.
+DISPATCH_DRAIN_SECONDS = dispatch.LONGEST_ATTEMPT + 5
 # The watch keeper looks for unwatched mailboxes this often (a first sync by any process, the
 # API's included, is watched within it) and renews this worker's presence row.
 WATCH_SCAN_SECONDS = 2.0
@@ -67,7 +62,7 @@ class Workers:
         self._tasks: list[asyncio.Task[None]] = []
         self._sync_task: asyncio.Task[None] | None = None
         self._keeper_task: asyncio.Task[None] | None = None
-        self._dispatcher: Dispatcher | None = None
+        self._dispatcher: dispatch.Dispatcher | None = None
         self._dispatch_task: asyncio.Task[None] | None = None
         self._stop_listening: list[Callable[[], None]] = []
         self._watchers: dict[int, _Watch] = {}
@@ -85,9 +80,8 @@ class Workers:
         return sorted(m for m, w in self._watchers.items() if not w.stop.is_set())
 
     def start(self) -> None:
-        self._dispatcher = make_dispatcher(self.ctx, owner=self.owner)
-        # Deliveries queued by this process's commits wake the dispatcher; others are polled.
-        self._stop_listening.append(wake_on_commit(self.ctx.engine, self._dispatcher.wake.set))
+        self._dispatcher, stop_listening = dispatch.start_dispatcher(self.ctx, owner=self.owner)
+        self._stop_listening.append(stop_listening)
         self._dispatch_task = asyncio.create_task(self._dispatch_loop(), name="webhook-dispatcher")
         self._sync_task = asyncio.create_task(self._sync_loop(), name="sync-runner")
         self._keeper_task = asyncio.create_task(self._watch_loop(), name="watch-keeper")
@@ -133,9 +127,7 @@ class Workers:
         """Whatever a cancelled sync or a stuck watcher still holds: free it now rather than
         make the other workers wait lease_seconds for it."""
         try:
-            async with self.ctx.engine.begin() as conn:
-                released = await mailbox_store.release_all(conn, self.owner)
-                await worker_store.forget(conn, self.owner)
+            released = await leases.release_all(self.ctx, owner=self.owner)
         except Exception:  # the leases run out by themselves
             log.warning("workers.release_failed owner=%s", self.owner, exc_info=True)
             return
@@ -156,24 +148,19 @@ class Workers:
         a reply never queues behind a backlog of polls."""
         polls: set[asyncio.Task[None]] = set()
         pushed: set[asyncio.Task[None]] = set()
-        lease = timedelta(seconds=self.ctx.settings.lease_seconds)
         poll = min(SYNC_POLL_SECONDS, self.ctx.settings.sync_interval_seconds)
         while not self._stop.is_set():
             try:
                 for mailbox_id in sorted(self._news - self._syncing):
                     if len(pushed) >= PUSHED_CONCURRENCY:
                         break
-                    async with self.ctx.engine.begin() as conn:
-                        mine = await mailbox_store.claim_lease(conn, mailbox_id, self.owner, lease)
+                    mine = await leases.claim_sync(self.ctx, mailbox_id, owner=self.owner)
                     if mine:  # else another worker syncs it now: try again after
                         self._news.discard(mailbox_id)
                         self._start_sync(mailbox_id, pushed)
                 free = SYNC_CONCURRENCY - len(polls)
                 if free > 0:
-                    async with self.ctx.engine.begin() as conn:
-                        claimed = await mailbox_store.claim_due_syncs(
-                            conn, self.owner, self.ctx.clock(), lease, free
-                        )
+                    claimed = await leases.claim_due_syncs(self.ctx, owner=self.owner, limit=free)
                     for mailbox_id in claimed:
                         self._start_sync(mailbox_id, polls)
             except Exception:  # a worker loop must survive anything and try again later
@@ -220,10 +207,7 @@ class Workers:
         if limit == 0:
             return  # poll only; not counted among the workers that share the watches
         with contextlib.suppress(Exception):
-            async with self.ctx.engine.begin() as conn:
-                await worker_store.forget(
-                    conn, self.owner, older_than=self.ctx.clock() - timedelta(days=1)
-                )
+            await leases.forget_stale_workers(self.ctx, owner=self.owner)
         while not self._stop.is_set():
             try:
                 await self._rebalance(limit)
@@ -234,13 +218,10 @@ class Workers:
             self._scan_wake.clear()
 
     async def _rebalance(self, limit: int) -> None:
-        now = self.ctx.clock()
-        async with self.ctx.engine.begin() as conn:
-            await worker_store.heartbeat(conn, self.owner, now)
-        async with reading(self.ctx.engine) as conn:
-            alive = await worker_store.count_alive(conn, now, self._alive_within)
-            watchable = await mailbox_store.count_watchable(conn)
-        share = min(limit, math.ceil(watchable / max(1, alive)))
+        census = await leases.watch_census(
+            self.ctx, owner=self.owner, alive_within=self._alive_within
+        )
+        share = min(limit, math.ceil(census.watchable / max(1, census.alive)))
         held = self.watched
         if len(held) > share:  # another worker joined: give back the newest watches
             for mailbox_id in held[share - len(held) :]:
@@ -258,11 +239,7 @@ class Workers:
         clock = asyncio.get_running_loop().time()
         self._watch_retry_at = {m: t for m, t in self._watch_retry_at.items() if t > clock}
         skip = set(self._watchers) | set(self._watch_retry_at)
-        lease = timedelta(seconds=self.ctx.settings.lease_seconds)
-        async with self.ctx.engine.begin() as conn:
-            claimed = await mailbox_store.claim_unwatched(
-                conn, self.owner, now, lease, want, skip=skip
-            )
+        claimed = await leases.claim_unwatched(self.ctx, owner=self.owner, limit=want, skip=skip)
         for mailbox_id in claimed:
             self._watch(mailbox_id, limit)
 
@@ -315,8 +292,7 @@ class Workers:
                 drafts_checked = loop.time()
                 self._drafts_due = True
             try:
-                async with self.ctx.engine.begin() as conn:
-                    count = await evaluate_due(conn, self.ctx.clock())
+                count = await scheduler.evaluate_due_checks(self.ctx)
                 if count:
                     log.info("workers.evaluated threads=%s", count)
                     self._drafts_due = True
@@ -327,8 +303,7 @@ class Workers:
                     self._drafts_due = bool(await create_due_drafts_everywhere(self.ctx))
                     if self._drafts_due:
                         continue
-                async with reading(self.ctx.engine) as conn:
-                    earliest = await thread_store.earliest_check(conn)
+                earliest = await scheduler.earliest_check(self.ctx)
                 if earliest is not None:
                     wait = (earliest - self.ctx.clock()).total_seconds()
                     delay = min(max(wait, SCHEDULER_MIN_SLEEP), SCHEDULER_MAX_SLEEP)

@@ -181,7 +181,11 @@ async def run(database_url: str, n_events: int) -> dict[str, float | int | str]:
             async with ctx.engine.begin() as conn:
                 for i in range(offset, min(offset + 500, n_events)):
                     await outbox.enqueue(
-                        conn, user_id=user_id, type="thread.quiet", payload={**PAYLOAD, "n": i}
+                        conn,
+                        user_id=user_id,
+                        type="thread.quiet",
+                        payload={**PAYLOAD, "n": i},
+                        now=ctx.clock(),
                     )
         enqueue_per_s = n_events / (time.perf_counter() - started)
 

@@ -25,9 +25,10 @@ from app.api.schemas import (
 from app.errors import InvalidInput
 from app.services import draft_settings, followups
 from app.services import drafts as service
+from app.services.followups import DraftView
 
 router = APIRouter(tags=["drafts"])
-ERRORS: dict[int | str, dict[str, Any]] = {
+ERRORS: dict[int | str, dict[str, Any]] = {  # OpenAPI fragments: their shape is open
     401: {"model": Problem},
     404: {"model": Problem},
     409: {"model": Problem},
@@ -46,7 +47,7 @@ async def list_drafts(
     state: DraftState | None = None,
     limit: int = Query(50, ge=1, le=service.MAX_PAGE),
     cursor: str | None = Query(None, max_length=200),
-) -> dict[str, Any]:
+) -> DraftPage:
     """Drafts, newest first; follow `next_cursor` for the next page. A snoozed draft whose
     time has come is listed as pending again. With `thread_id` of a quiet thread whose
     follow-up draft is not composed yet, it is composed now; when that takes longer than a
@@ -68,19 +69,20 @@ async def list_drafts(
         limit=limit,
         cursor=cursor,
     )
-    return {
-        "items": items,
-        "next_cursor": next_cursor,
-        "preparing": preparing,
-        "retry_after": followups.PREPARING_RETRY_SECONDS if preparing else None,
-        "blocked": wait.blocked,
-    }
+    return DraftPage(
+        items=[_out(item) for item in items],
+        next_cursor=next_cursor,
+        preparing=preparing,
+        retry_after=followups.PREPARING_RETRY_SECONDS if preparing else None,
+        blocked=wait.blocked,
+    )
 
 
 @router.get("/drafts/{draft_id}", response_model=DraftDetail, responses=ERRORS)
-async def get_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> DraftDetail:
     """One draft with its text: the question, then your forwarded e-mail."""
-    return await service.get_draft(ctx, user_id=user.id, draft_id=draft_id)
+    view = await service.get_draft(ctx, user_id=user.id, draft_id=draft_id)
+    return DraftDetail.model_validate(view, from_attributes=True)
 
 
 @router.get(
@@ -100,60 +102,62 @@ async def get_raw_draft(draft_id: RowId, ctx: ContextDep, user: UserDep) -> Resp
 
 
 @router.patch("/drafts/{draft_id}", response_model=DraftOut, responses=ERRORS)
-async def edit_draft(
-    draft_id: RowId, body: DraftPatch, ctx: ContextDep, user: UserDep
-) -> dict[str, Any]:
+async def edit_draft(draft_id: RowId, body: DraftPatch, ctx: ContextDep, user: UserDep) -> DraftOut:
     """Change the question, or rewrite the whole text (`body`). An approved draft goes back
     to pending; approving it again replaces the copy in your Drafts folder."""
     given = body.model_fields_set
     if "question" in given and body.question is None:
         raise InvalidInput("question must not be null")
-    return await service.edit_draft(
+    view = await service.edit_draft(
         ctx,
         user_id=user.id,
         draft_id=draft_id,
         question=body.question if "question" in given else service.UNSET,
         body=body.body if "body" in given else service.UNSET,
     )
+    return _out(view)
 
 
 @router.post("/drafts/{draft_id}/approve", response_model=DraftOut, responses=ERRORS)
 async def approve_draft(
     draft_id: RowId, ctx: ContextDep, user: UserDep, body: DraftApprove | None = None
-) -> dict[str, Any]:
+) -> DraftOut:
     """Put the draft into your Drafts folder (`imap_draft`, the default), or send it
     (`smtp`, when the mailbox has SMTP set up). The mailbox is read first: when a reply came
     in meanwhile, the answer is 409 with the thread's new state. Approving twice makes one.
     A mailbox imported from a file has no server: the draft is recorded approved with
     `"delivery": "download"`, to be downloaded from `/raw` (`smtp` is a 409 there)."""
     delivery = body.delivery if body else "imap_draft"
-    return await service.approve_draft(ctx, user_id=user.id, draft_id=draft_id, delivery=delivery)
+    return _out(
+        await service.approve_draft(ctx, user_id=user.id, draft_id=draft_id, delivery=delivery)
+    )
 
 
 @router.post("/drafts/{draft_id}/dismiss", response_model=DraftOut, responses=ERRORS)
 async def dismiss_draft(
     draft_id: RowId, ctx: ContextDep, user: UserDep, body: DraftDismiss | None = None
-) -> dict[str, Any]:
+) -> DraftOut:
     """Not this one. The reason, if you give one, is kept for tuning the rules."""
     reason = body.reason if body else None
-    return await service.dismiss_draft(ctx, user_id=user.id, draft_id=draft_id, reason=reason)
+    return _out(await service.dismiss_draft(ctx, user_id=user.id, draft_id=draft_id, reason=reason))
 
 
 @router.post("/drafts/{draft_id}/snooze", response_model=DraftOut, responses=ERRORS)
 async def snooze_draft(
     draft_id: RowId, ctx: ContextDep, user: UserDep, body: DraftSnooze | None = None
-) -> dict[str, Any]:
+) -> DraftOut:
     """Out of the pending list until `until` (default: in one day)."""
     until = body.until if body else None
-    return await service.snooze_draft(ctx, user_id=user.id, draft_id=draft_id, until=until)
+    return _out(await service.snooze_draft(ctx, user_id=user.id, draft_id=draft_id, until=until))
 
 
 @router.get(
     "/mailboxes/{mailbox_id}/draft-templates", response_model=DraftTemplatesOut, responses=ERRORS
 )
-async def get_templates(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_templates(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> DraftTemplatesOut:
     """The question templates of each stage (`first`, `middle`, `last`) and their variables."""
-    return await draft_settings.get_templates(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    view = await draft_settings.get_templates(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    return DraftTemplatesOut.model_validate(view, from_attributes=True)
 
 
 @router.put(
@@ -161,20 +165,22 @@ async def get_templates(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> di
 )
 async def put_templates(
     mailbox_id: RowId, body: DraftTemplatesIn, ctx: ContextDep, user: UserDep
-) -> dict[str, Any]:
+) -> DraftTemplatesOut:
     """Replace the mailbox's templates; a stage left out or null uses the defaults. A
     template with a syntax error or an unknown variable is refused (422, naming the line)."""
-    return await draft_settings.put_templates(
+    view = await draft_settings.put_templates(
         ctx, user_id=user.id, mailbox_id=mailbox_id, templates=body.model_dump()
     )
+    return DraftTemplatesOut.model_validate(view, from_attributes=True)
 
 
 @router.get(
     "/mailboxes/{mailbox_id}/draft-settings", response_model=DraftSettingsOut, responses=ERRORS
 )
-async def get_settings(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
+async def get_settings(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> DraftSettingsOut:
     """Attachments of the forwarded e-mail, and SMTP sending (its password is never shown)."""
-    return await draft_settings.get_delivery_settings(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    view = await draft_settings.get_delivery_settings(ctx, user_id=user.id, mailbox_id=mailbox_id)
+    return DraftSettingsOut.model_validate(view, from_attributes=True)
 
 
 @router.put(
@@ -182,7 +188,7 @@ async def get_settings(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dic
 )
 async def put_settings(
     mailbox_id: RowId, body: DraftSettingsIn, ctx: ContextDep, user: UserDep
-) -> dict[str, Any]:
+) -> DraftSettingsOut:
     """Re-attach the forwarded e-mail's attachments (up to a total size), and enable sending
     over SMTP (`smtp`: null turns it off). The SMTP password is stored encrypted."""
     smtp = None
@@ -194,7 +200,7 @@ async def put_settings(
             username=body.smtp.username,
             password=body.smtp.password.get_secret_value() if body.smtp.password else None,
         )
-    return await draft_settings.put_delivery_settings(
+    view = await draft_settings.put_delivery_settings(
         ctx,
         user_id=user.id,
         mailbox_id=mailbox_id,
@@ -202,3 +208,8 @@ async def put_settings(
         attachment_max_bytes=body.attachment_max_bytes,
         smtp=smtp,
     )
+    return DraftSettingsOut.model_validate(view, from_attributes=True)
+
+
+def _out(view: DraftView) -> DraftOut:
+    return DraftOut.model_validate(view, from_attributes=True)

@@ -7,8 +7,9 @@ from typing import Any
 from fastapi import APIRouter
 
 from app.api.deps import ContextDep, RowId, UserDep
-from app.api.schemas import Problem, RulesBody, RulesPreview
+from app.api.schemas import Problem, RulesPreview
 from app.services import rules as service
+from app.services.rules_schema import RulesBody
 
 router = APIRouter(prefix="/mailboxes", tags=["rules"])
 ERRORS: dict[int | str, dict[str, Any]] = {

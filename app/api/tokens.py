@@ -10,7 +10,6 @@ from app.api.deps import ContextDep, RowId, UserDep
 from app.api.schemas import Problem, TokenCreate, TokenCreated, TokenList, TokenOut
 from app.services import accounts
 from app.services.views import iso
-from app.storage.users import TokenRow
 
 router = APIRouter(prefix="/tokens", tags=["tokens"])
 ERRORS: dict[int | str, dict[str, Any]] = {
@@ -20,7 +19,7 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
-def token_view(row: TokenRow) -> TokenOut:
+def token_view(row: accounts.TokenRow) -> TokenOut:
     return TokenOut(
         id=row.id,
         name=row.name,

@@ -9,8 +9,9 @@ from fastapi import APIRouter, Query, Response, status
 from pydantic import BaseModel, Field
 
 from app.api.deps import MAX_ID, ContextDep, RowId, UserDep
-from app.api.schemas import Problem, Strict
+from app.api.schemas import Problem
 from app.services import webhooks as service
+from app.services.bodies import Strict
 from app.services.paging import split_page
 from app.services.webhooks import MAX_DESCRIPTION, DeliveryStatus
 from app.webhooks.urlguard import MAX_URL_LENGTH

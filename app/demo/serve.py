@@ -18,7 +18,7 @@ from app.config import Settings
 from app.demo.dovecot import DovecotServer, dovecot_available, start_dovecot
 from app.demo.setup import MAILBOX_NAME, DemoSetup, prepare_demo
 from app.services.context import Context
-from app.storage.migrate import upgrade
+from app.services.database import upgrade_schema
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +36,7 @@ def run_demo(settings: Settings, *, use_imap: bool, out: TextIO = sys.stdout) ->
 
     from app.main import create_app
 
-    upgrade(settings.database_url)
+    upgrade_schema(settings)
     workdir = Path(tempfile.mkdtemp(prefix="radiosilence-demo-"))
     # uvicorn handles SIGTERM itself and raises it again once it has shut down: this
     # handler then turns it into an exception, so that Dovecot is stopped below.

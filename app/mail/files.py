@@ -13,11 +13,11 @@ from pathlib import Path
 
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from app.domain.incoming import NewMessage
 from app.domain.model import Identity, MessageKind
 from app.errors import InvalidInput
 from app.mail.pipeline import join_orphans_by_subject, prepare_message, store_batch
 from app.storage import mailboxes as mailbox_store
-from app.storage.messages import NewMessage
 from app.storage.originals import keep_originals
 
 BATCH = 500
@@ -105,12 +105,12 @@ async def import_path(
                 errors.append((uid, f"{type(exc).__name__}: {exc}"))
             if len(batch) + len(errors) >= BATCH:
                 await _flush(
-                    engine, mailbox_id, user_id, folder_id, batch, errors, originals, report
+                    now, engine, mailbox_id, user_id, folder_id, batch, errors, originals, report
                 )
                 batch, errors, originals = [], [], {}
                 if progress:
                     progress(name, report.read)
-        await _flush(engine, mailbox_id, user_id, folder_id, batch, errors, originals, report)
+        await _flush(now, engine, mailbox_id, user_id, folder_id, batch, errors, originals, report)
         if progress:
             progress(name, report.read)
         source.close()
@@ -120,6 +120,7 @@ async def import_path(
 
 
 async def _flush(
+    now: datetime,
     engine: AsyncEngine,
     mailbox_id: int,
     user_id: int,
@@ -138,7 +139,7 @@ async def _flush(
             batch=batch,
             errors=errors,
         )
-        kept = await keep_originals(conn, mailbox_id=mailbox_id, originals=originals)
+        kept = await keep_originals(conn, mailbox_id=mailbox_id, originals=originals, now=now)
     report.new_messages += stored.new_messages
     report.skipped += len(errors)
     report.originals_kept += kept

@@ -20,7 +20,7 @@ import time
 from array import array
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Literal, Self, TypeVar
@@ -41,6 +41,10 @@ from app.errors import (
     MailTLSError,
 )
 from app.mail import answers, wire
+from app.mail.imaplib_internals import RawImap
+from app.mail.session import FetchedHeader as FetchedHeader
+from app.mail.session import FolderStatus as FolderStatus
+from app.mail.session import MailSession, parse_internal_date
 
 log = logging.getLogger(__name__)
 Security = Literal["tls", "starttls", "plain"]
@@ -74,28 +78,6 @@ class ImapAccount:
 
     def __repr__(self) -> str:  # never let the secret reach a log line
         return f"ImapAccount({self.username}@{self.host}:{self.port}, {self.security})"
-
-
-@dataclass(frozen=True, kw_only=True)
-class FolderStatus:
-    uidvalidity: int
-    uidnext: int | None
-    highest_modseq: int | None
-    exists: int
-
-
-@dataclass(frozen=True, kw_only=True)
-class FetchedHeader:
-    uid: int
-    # INTERNALDATE when the server sent it (the header pass does not ask; see _HEADER_ITEMS)
-    internal_date_raw: bytes | None
-    header: bytes
-    gm_msgid: int | None = None
-    gm_thrid: int | None = None
-
-    @property
-    def internal_date(self) -> datetime | None:
-        return _parse_internal_date(self.internal_date_raw) if self.internal_date_raw else None
 
 
 def is_loopback(host: str) -> bool:
@@ -217,15 +199,11 @@ class ImapSession:
         # An OAuth2 token the refresh hook produced for this session: the caller stores it.
         self.renewed_secret: str | None = None
         # Every command, through imaplib or imapclient, takes a new tag: count them there.
-        raw = client._imap
-        new_tag = raw._new_tag
+        self._raw = RawImap(client)
+        self._raw.count_tags(self._count_round_trip)
 
-        def counting_new_tag() -> bytes:
-            self.round_trips += 1
-            tag: bytes = new_tag()
-            return tag
-
-        raw._new_tag = counting_new_tag
+    def _count_round_trip(self) -> None:
+        self.round_trips += 1
 
     @classmethod
     def open(
@@ -382,7 +360,7 @@ class ImapSession:
             command, "LIST", lambda tag: answers.read_list(self._file, tag, "LIST")
         )
         with _errors("LIST"):
-            listed = self._client._proc_folder_list(data)
+            listed = self._raw.parse_folder_list(data)
         return [
             FolderInfo(
                 name=name,
@@ -450,14 +428,13 @@ class ImapSession:
 
     @property
     def _file(self) -> answers.LineSource:
-        source: answers.LineSource = self._client._imap.file
-        return source
+        return self._raw.file
 
     def _command(self, command: bytes, name: str, read: Callable[[bytes], T]) -> T:
         """Send one command and read its answer here, not by imaplib (see `answers`): the tag
         comes from imaplib, so round trips are counted and its tag sequence goes on."""
-        raw = self._client._imap
-        tag: bytes = raw._new_tag()
+        raw = self._raw
+        tag = raw.new_tag()
         try:
             with _errors(name):
                 raw.send(b"%s %s\r\n" % (tag, command))
@@ -470,7 +447,7 @@ class ImapSession:
                     raw.shutdown()
             raise
         finally:
-            raw.tagged_commands.pop(tag, None)
+            raw.forget(tag)
 
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         """The header fields the decisions need, with BODY.PEEK so nothing is marked read.
@@ -510,7 +487,7 @@ class ImapSession:
         out: dict[int, datetime] = {}
         for chunk in _chunks(uids, FETCH_BATCH):
             for record in self._uid_fetch(chunk, b"UID INTERNALDATE", wire.FetchRecord):
-                when = _parse_internal_date(record.internal_date) if record.internal_date else None
+                when = parse_internal_date(record.internal_date) if record.internal_date else None
                 if when is not None:
                     out[record.uid] = when
         return out
@@ -530,8 +507,8 @@ class ImapSession:
     def _uid_fetch(self, uids: Sequence[int], items: bytes, make: wire.Make[T]) -> list[T]:
         """One UID FETCH, sent and read here rather than by imaplib (see `wire`). The tag comes
         from imaplib, so round trips are counted and its tag sequence goes on unbroken."""
-        raw = self._client._imap
-        tag: bytes = raw._new_tag()
+        raw = self._raw
+        tag = raw.new_tag()
         parser = wire.FetchParser(tag, make)
         try:
             command = b"%s UID FETCH %s (%s)\r\n" % (tag, _uid_set(uids).encode(), items)
@@ -546,7 +523,7 @@ class ImapSession:
                     raw.shutdown()
             raise
         finally:
-            raw.tagged_commands.pop(tag, None)
+            raw.forget(tag)
 
     def close(self) -> None:
         try:
@@ -704,16 +681,12 @@ def _completed(item: FetchedHeader, other: wire.FetchRecord | None) -> FetchedHe
     )
 
 
-def _parse_internal_date(raw: bytes) -> datetime | None:
-    try:
-        parsed = datetime.strptime(raw.decode(), "%d-%b-%Y %H:%M:%S %z")
-    except ValueError:
-        return None
-    return parsed.astimezone(UTC)
-
-
 def _words(exc: BaseException) -> str:
     text = str(exc)
     if text.startswith("b'") or text.startswith('b"'):
         text = text[2:-1]
     return text or type(exc).__name__
+
+
+def _is_a_mail_session(session: ImapSession) -> MailSession:
+    return session  # mypy proves here that ImapSession satisfies the Protocol the sync uses

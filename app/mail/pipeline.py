@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import replace
-from datetime import date, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -14,14 +14,12 @@ from app.domain.body import extract_body
 from app.domain.bulk import worth_reading
 from app.domain.classify import classify
 from app.domain.headers import parse_header_bytes
+from app.domain.incoming import NewMessage
 from app.domain.model import (
-    Address,
     Classification,
     HeaderFacts,
     Identity,
     MessageKind,
-    Subkind,
-    ThreadMessage,
 )
 from app.domain.threads import (
     SUBJECT_FALLBACK_WINDOW,
@@ -31,7 +29,8 @@ from app.domain.threads import (
     thread_links,
 )
 from app.storage import messages as message_store
-from app.storage.messages import NewMessage, StoreResult
+from app.storage.messages import StoreResult
+from app.storage.stored_messages import facts_of_row
 
 TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
 
@@ -166,22 +165,6 @@ def classification_details(c: Classification) -> dict[str, Any]:
     }
 
 
-def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
-    """A stored message's header facts, for reading it again with its body."""
-    return HeaderFacts(
-        message_id=row["message_key"] if row["has_message_id"] else None,
-        in_reply_to=tuple(row["in_reply_to"]),
-        references=tuple(row["references"]),
-        subject=row["subject"],
-        from_=Address(email=row["from_addr"], name=row["from_name"]) if row["from_addr"] else None,
-        to=tuple(Address(email=a) for a in row["to_addrs"]),
-        cc=tuple(Address(email=a) for a in row["cc_addrs"]),
-        date=row["date"],
-        signals=dict(row["signals"]),
-        defects=tuple(row["defects"]),
-    )
-
-
 def body_bytes(row: dict[str, Any], text: bytes) -> bytes:
     """The start of a message rebuilt from its stored MIME headers and its fetched TEXT."""
     return mime_head(row["signals"]) + text
@@ -195,39 +178,6 @@ def mime_head(signals: dict[str, str]) -> bytes:
         if name in signals
     )
     return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n"
-
-
-_KINDS = {kind.value: kind for kind in MessageKind}
-
-
-def thread_message(row: dict[str, Any]) -> ThreadMessage:
-    """A stored message as the rules see it (the scheduler calls this for every message of
-    every due thread: the common case, no body facts, takes the short way)."""
-    kind = _KINDS.get(row["kind"]) or MessageKind(row["kind"])  # ValueError when unknown
-    details = row.get("details")
-    if not details:
-        return ThreadMessage(
-            message_id=row["message_key"],
-            kind=kind,
-            date=row["date"],
-            sender=row["from_addr"],
-            sender_name=row["from_name"],
-            recipients=(*row["to_addrs"], *row["cc_addrs"]),
-        )
-    subkind = details.get("subkind")
-    back = details.get("return_date")
-    return ThreadMessage(
-        message_id=row["message_key"],
-        kind=kind,
-        date=row["date"],
-        sender=row["from_addr"],
-        sender_name=row["from_name"],
-        recipients=(*row["to_addrs"], *row["cc_addrs"]),
-        subkind=Subkind(subkind) if subkind else None,
-        return_date=date.fromisoformat(back) if back else None,
-        decline=bool(details.get("decline")),
-        replacement_contact=details.get("replacement_contact"),
-    )
 
 
 async def join_orphans_by_subject(

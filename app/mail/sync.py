@@ -26,13 +26,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
+from app.domain.incoming import NewMessage
 from app.domain.model import Classification, Identity
 from app.mail import crashpoint
-from app.mail.imap import FetchedHeader, FolderStatus, ImapSession
 from app.mail.pipeline import (
     body_bytes,
     classification_details,
-    facts_of_row,
     join_orphans_by_subject,
     prepare_message,
     read_body,
@@ -40,10 +39,12 @@ from app.mail.pipeline import (
     wants_body,
     with_body,
 )
+from app.mail.session import FetchedHeader, FolderStatus, MailSession
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.engine import reading
-from app.storage.messages import BodyReading, NewMessage
+from app.storage.messages import BodyReading
+from app.storage.stored_messages import facts_of_row
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -115,7 +116,7 @@ async def _blocking(
 
 async def sync_mailbox(
     engine: AsyncEngine,
-    session: ImapSession,
+    session: MailSession,
     mailbox: MailboxRef,
     options: SyncOptions,
     progress: Progress | None = None,
@@ -174,7 +175,7 @@ FIRST_BATCH = 500  # a folder's first read starts with at most this many (not 4,
 
 async def read_bodies(
     engine: AsyncEngine,
-    session: ImapSession,
+    session: MailSession,
     mailbox: MailboxRef,
     options: SyncOptions,
     report: SyncReport,
@@ -195,7 +196,7 @@ async def read_bodies(
 
 async def _read_slice(
     engine: AsyncEngine,
-    session: ImapSession,
+    session: MailSession,
     mailbox: MailboxRef,
     options: SyncOptions,
     report: SyncReport,
@@ -386,7 +387,7 @@ class _FolderReader:
     def __init__(
         self,
         engine: AsyncEngine,
-        session: ImapSession,
+        session: MailSession,
         mailbox: MailboxRef,
         row: dict[str, Any],
         options: SyncOptions,

@@ -19,7 +19,8 @@ from app.errors import AuthError, Conflict, InvalidInput, NotFound, RateLimited
 from app.services.context import Context
 from app.storage import users as user_store
 from app.storage.engine import reading
-from app.storage.users import TokenRow, UserRow
+from app.storage.users import TokenRow as TokenRow  # re-exported: what list_tokens returns
+from app.storage.users import UserRow
 
 MIN_PASSWORD_LENGTH = 8
 MAX_PASSWORD_LENGTH = 1024  # argon2 hashes anything, but a megabyte "password" is an attack

@@ -8,11 +8,11 @@ from zoneinfo import ZoneInfo
 from app.domain.backtest import Backtest, replay
 from app.domain.model import ThreadMessage
 from app.errors import InvalidInput, NotFound
-from app.mail.pipeline import thread_message
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of, thread_pages
 from app.storage import mailboxes as mailbox_store
 from app.storage.engine import reading
+from app.storage.stored_messages import thread_message
 
 MAX_DAYS = 730
 

@@ -5,19 +5,19 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
-from typing import Any
+from dataclasses import dataclass, replace
 
 from app.domain.followup import TEMPLATE_VARIABLES
 from app.drafts.render import STAGES, TemplateProblem, check_variants, load_defaults
 from app.errors import ConfigError, InvalidInput, NotFound
 from app.mail.imap import Security, check_security
 from app.services.context import Context
-from app.services.followups import DEFAULT_SETTINGS, settings_of
+from app.services.followups import settings_of
 from app.services.mailhosts import checked_addresses
 from app.services.text import plain_text
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
+from app.storage.drafts import DraftSettings
 from app.storage.engine import reading
 
 MAX_ATTACHMENT_BYTES = 25 * 1024 * 1024  # what most providers accept in one message
@@ -35,23 +35,51 @@ class SmtpInput:
     password: str | None  # None: keep the stored one
 
 
-async def get_templates(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StageTemplates:
+    templates: list[str]
+    custom: bool  # the mailbox's own variants, not the defaults
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class TemplatesView:
+    stages: dict[str, StageTemplates]
+    variables: list[str]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SmtpView:
+    host: str | None
+    port: int | None
+    security: str | None
+    username: str | None
+    password_set: bool  # the password itself is never shown
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DeliveryView:
+    attach_originals: bool
+    attachment_max_bytes: int
+    smtp: SmtpView | None  # None: SMTP sending is off
+
+
+async def get_templates(ctx: Context, *, user_id: int, mailbox_id: int) -> TemplatesView:
     settings = await _settings(ctx, user_id, mailbox_id)
     try:
         defaults = load_defaults()
     except (TemplateProblem, OSError) as exc:
         raise ConfigError(f"the default question templates cannot be read: {exc}") from None
-    custom = settings["templates"] or {}
-    return {
-        "stages": {
-            stage: {
-                "templates": list(custom.get(stage) or defaults.variants(stage)),
-                "custom": bool(custom.get(stage)),
-            }
+    custom = settings.templates or {}
+    return TemplatesView(
+        stages={
+            stage: StageTemplates(
+                templates=list(custom.get(stage) or defaults.variants(stage)),
+                custom=bool(custom.get(stage)),
+            )
             for stage in STAGES
         },
-        "variables": list(TEMPLATE_VARIABLES),
-    }
+        variables=list(TEMPLATE_VARIABLES),
+    )
 
 
 async def put_templates(
@@ -60,7 +88,7 @@ async def put_templates(
     user_id: int,
     mailbox_id: int,
     templates: Mapping[str, Sequence[str] | None],
-) -> dict[str, Any]:
+) -> TemplatesView:
     """Replace the mailbox's templates; a stage given as null (or left out) uses the
     defaults. Every template is checked first: InvalidInput names the stage, variant, line."""
     settings = await _settings(ctx, user_id, mailbox_id)
@@ -79,11 +107,13 @@ async def put_templates(
             f"template refused: checking it took longer than {CHECK_SECONDS:g} s"
         ) from None
     async with ctx.engine.begin() as conn:
-        await store.save_settings(conn, mailbox_id, {**_stored(settings), "templates": checked})
+        await store.save_settings(
+            conn, mailbox_id, replace(settings, templates=checked), now=ctx.clock()
+        )
     return await get_templates(ctx, user_id=user_id, mailbox_id=mailbox_id)
 
 
-async def get_delivery_settings(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+async def get_delivery_settings(ctx: Context, *, user_id: int, mailbox_id: int) -> DeliveryView:
     return _settings_view(await _settings(ctx, user_id, mailbox_id))
 
 
@@ -95,17 +125,24 @@ async def put_delivery_settings(
     attach_originals: bool,
     attachment_max_bytes: int,
     smtp: SmtpInput | None,
-) -> dict[str, Any]:
+) -> DeliveryView:
     settings = await _settings(ctx, user_id, mailbox_id)
     if not 0 <= attachment_max_bytes <= MAX_ATTACHMENT_BYTES:
         raise InvalidInput(f"attachment_max_bytes must be between 0 and {MAX_ATTACHMENT_BYTES}")
-    values = {
-        **_stored(settings),
-        "attach_originals": attach_originals,
-        "attachment_max_bytes": attachment_max_bytes,
-    }
+    values = replace(
+        settings, attach_originals=attach_originals, attachment_max_bytes=attachment_max_bytes
+    )
     if smtp is None:
-        values.update({k: DEFAULT_SETTINGS[k] for k in DEFAULT_SETTINGS if k.startswith("smtp_")})
+        off = DraftSettings()  # every smtp_ field as a mailbox that never set it up
+        values = replace(
+            values,
+            smtp_enabled=off.smtp_enabled,
+            smtp_host=off.smtp_host,
+            smtp_port=off.smtp_port,
+            smtp_security=off.smtp_security,
+            smtp_username=off.smtp_username,
+            smtp_secret_enc=off.smtp_secret_enc,
+        )
     else:
         for field, value in (("host", smtp.host), ("username", smtp.username or "")):
             plain_text(value, f"smtp.{field}")
@@ -114,12 +151,13 @@ async def put_delivery_settings(
         check_security(smtp.host, smtp.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
         with ctx.mail_slots.hold(user_id):  # a DNS lookup may wait
             await checked_addresses(ctx, smtp.host, smtp.port, field="smtp.host")
-        secret = settings["smtp_secret_enc"]
+        secret = settings.smtp_secret_enc
         if smtp.password is not None:
             secret = ctx.box.encrypt(smtp.password)
         if smtp.username and secret is None and not await _signed_in(ctx, mailbox_id):
             raise InvalidInput("smtp.password is needed with smtp.username")
-        values.update(
+        values = replace(
+            values,
             smtp_enabled=True,
             smtp_host=smtp.host,
             smtp_port=smtp.port,
@@ -128,7 +166,7 @@ async def put_delivery_settings(
             smtp_secret_enc=secret if smtp.username else None,
         )
     async with ctx.engine.begin() as conn:
-        await store.save_settings(conn, mailbox_id, values)
+        await store.save_settings(conn, mailbox_id, values, now=ctx.clock())
     return _settings_view(values)
 
 
@@ -139,29 +177,25 @@ async def _signed_in(ctx: Context, mailbox_id: int) -> bool:
     return bool(row and row["oauth2_provider"])
 
 
-async def _settings(ctx: Context, user_id: int, mailbox_id: int) -> dict[str, Any]:
+async def _settings(ctx: Context, user_id: int, mailbox_id: int) -> DraftSettings:
     async with reading(ctx.engine) as conn:
         if await mailbox_store.get_mailbox(conn, mailbox_id, user_id=user_id) is None:
             raise NotFound(f"no mailbox {mailbox_id}")
         return settings_of(await store.get_settings(conn, mailbox_id))
 
 
-def _stored(settings: dict[str, Any]) -> dict[str, Any]:
-    return {k: settings[k] for k in DEFAULT_SETTINGS}
-
-
-def _settings_view(settings: dict[str, Any]) -> dict[str, Any]:
+def _settings_view(settings: DraftSettings) -> DeliveryView:
     smtp = None
-    if settings["smtp_enabled"]:
-        smtp = {
-            "host": settings["smtp_host"],
-            "port": settings["smtp_port"],
-            "security": settings["smtp_security"],
-            "username": settings["smtp_username"],
-            "password_set": settings["smtp_secret_enc"] is not None,
-        }
-    return {
-        "attach_originals": settings["attach_originals"],
-        "attachment_max_bytes": settings["attachment_max_bytes"],
-        "smtp": smtp,
-    }
+    if settings.smtp_enabled:
+        smtp = SmtpView(
+            host=settings.smtp_host,
+            port=settings.smtp_port,
+            security=settings.smtp_security,
+            username=settings.smtp_username,
+            password_set=settings.smtp_secret_enc is not None,
+        )
+    return DeliveryView(
+        attach_originals=settings.attach_originals,
+        attachment_max_bytes=settings.attachment_max_bytes,
+        smtp=smtp,
+    )

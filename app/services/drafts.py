@@ -10,21 +10,24 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
 from app.domain.events import EventType
 from app.domain.folders import pick_folder
-from app.drafts.message import draft_text, recompose, to_bytes, with_date
+from app.drafts.message import recompose, to_bytes, with_date
 from app.errors import Conflict, InvalidInput, MailAuthError, NotFound
-from app.mail.imap import ImapSession
+from app.mail.imap import ImapSession, Security
 from app.mail.smtp import SmtpAccount, send_message
 from app.services import oauth2_tokens
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.followups import (
+    DraftDetailView,
+    DraftView,
     announce,
+    draft_detail,
     draft_view,
     settings_of,
 )
@@ -35,6 +38,7 @@ from app.services.text import plain_text
 from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage import threads as thread_store
+from app.storage.drafts import DraftChange, DraftRow, DraftSettings
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
@@ -63,7 +67,7 @@ async def list_drafts(
     state: str | None = None,
     limit: int = 50,
     cursor: str | None = None,
-) -> tuple[list[dict[str, Any]], str | None]:
+) -> tuple[list[DraftView], str | None]:
     if not 1 <= limit <= MAX_PAGE:
         raise InvalidInput(f"limit must be between 1 and {MAX_PAGE}")
     before = decode_cursor("d", cursor) if cursor else None
@@ -80,17 +84,17 @@ async def list_drafts(
             limit=limit + 1,
         )
     page, more = split_page(rows, limit)
-    next_cursor = encode_cursor("d", page[-1]["id"]) if more else None
+    next_cursor = encode_cursor("d", page[-1].id) if more else None
     return [draft_view(r, now) for r in page], next_cursor
 
 
-async def get_draft(ctx: Context, *, user_id: int, draft_id: int) -> dict[str, Any]:
+async def get_draft(ctx: Context, *, user_id: int, draft_id: int) -> DraftDetailView:
     row = await _draft(ctx, user_id, draft_id)
-    return {**draft_view(row, ctx.clock()), "text": draft_text(row["raw"])}
+    return draft_detail(row, ctx.clock())
 
 
 async def raw_draft(ctx: Context, *, user_id: int, draft_id: int) -> bytes:
-    return bytes((await _draft(ctx, user_id, draft_id))["raw"])
+    return bytes((await _draft(ctx, user_id, draft_id)).raw)
 
 
 # ----------------------------------------------------------------------------- changing
@@ -98,27 +102,27 @@ async def raw_draft(ctx: Context, *, user_id: int, draft_id: int) -> bytes:
 
 async def edit_draft(
     ctx: Context, *, user_id: int, draft_id: int, question: Any = UNSET, body: Any = UNSET
-) -> dict[str, Any]:
+) -> DraftView:
     """A new question, or the whole text rewritten (`body`; None goes back to question +
     forward only while the forward is still in the draft). An approved draft goes back to
     pending: approving it again replaces the copy in the Drafts folder."""
     row = await _draft(ctx, user_id, draft_id)
     _refuse_if_final(row, "edited")
-    rewritten = row["body"] is not None and body is UNSET
+    rewritten = row.body is not None and body is UNSET
     if question is not UNSET and rewritten:
         raise Conflict(
             "this draft's whole text was rewritten, so the question is no longer separate in "
             "it: edit the body instead"
         )
-    new_question = row["question"] if question is UNSET else _clean_question(question)
-    new_body = row["body"] if body is UNSET else body
+    new_question = row.question if question is UNSET else _clean_question(question)
+    new_body: str | None = row.body if body is UNSET else body
     if new_body is not None:
         if not new_body.strip():
             raise InvalidInput("body must not be empty: give null to drop a rewritten body")
         if len(new_body) > MAX_BODY_CHARS:
             raise InvalidInput(f"body is longer than {MAX_BODY_CHARS} characters")
         plain_text(new_body, "body")
-    elif row["body"] is not None:
+    elif row.body is not None:
         raise Conflict(
             "this draft's whole text was rewritten, so the forwarded e-mail is no longer in "
             "it: edit the body instead"
@@ -128,18 +132,18 @@ async def edit_draft(
     now = ctx.clock()
     raw = to_bytes(
         recompose(
-            row["raw"], old_question=row["question"], question=new_question, body=new_body, date=now
+            row.raw, old_question=row.question, question=new_question, body=new_body, date=now
         )
     )
-    values = {
-        "question": new_question,
-        "body": new_body,
-        "raw": raw,
-        "revision": row["revision"] + 1,
-        "state": "pending" if row["state"] == "approved" else row["state"],
-    }
+    change = DraftChange(
+        question=new_question,
+        body=new_body,
+        raw=raw,
+        revision=row.revision + 1,
+        state="pending" if row.state == "approved" else row.state,
+    )
     async with ctx.engine.begin() as conn:
-        updated = await store.update_draft(conn, draft_id, values, revision=row["revision"])
+        updated = await store.update_draft(conn, draft_id, change, now=now, revision=row.revision)
     if updated is None:
         raise Conflict("the draft changed meanwhile: read it again and retry")
     return draft_view(updated, now)
@@ -147,18 +151,21 @@ async def edit_draft(
 
 async def dismiss_draft(
     ctx: Context, *, user_id: int, draft_id: int, reason: str | None = None
-) -> dict[str, Any]:
+) -> DraftView:
     row = await _draft(ctx, user_id, draft_id)
-    if row["state"] == "dismissed":
+    if row.state == "dismissed":
         return draft_view(row, ctx.clock())
-    if row["state"] == "approved":
+    if row.state == "approved":
         raise Conflict(
             f"draft {draft_id} is approved and in your Drafts folder: delete it there instead"
         )
     reason = plain_text((reason or "").strip()[:1000], "reason") or None
     async with ctx.engine.begin() as conn:
         updated = await store.update_draft(
-            conn, draft_id, {"state": "dismissed", "dismiss_reason": reason}
+            conn,
+            draft_id,
+            DraftChange(state="dismissed", dismiss_reason=reason),
+            now=ctx.clock(),
         )
     if updated is None:
         raise NotFound(f"no draft {draft_id}")
@@ -167,11 +174,11 @@ async def dismiss_draft(
 
 async def snooze_draft(
     ctx: Context, *, user_id: int, draft_id: int, until: datetime | None = None
-) -> dict[str, Any]:
+) -> DraftView:
     """Out of the pending list until `until` (default: one day)."""
     row = await _draft(ctx, user_id, draft_id)
     _refuse_if_final(row, "snoozed")
-    if row["state"] == "approved":
+    if row.state == "approved":
         raise Conflict(f"draft {draft_id} is approved already: there is nothing to snooze")
     now = ctx.clock()
     until = until or now + timedelta(days=1)
@@ -181,7 +188,7 @@ async def snooze_draft(
         raise InvalidInput("until must be in the future and within a year")
     async with ctx.engine.begin() as conn:
         updated = await store.update_draft(
-            conn, draft_id, {"state": "snoozed", "snoozed_until": until}
+            conn, draft_id, DraftChange(state="snoozed", snoozed_until=until), now=now
         )
     if updated is None:
         raise NotFound(f"no draft {draft_id}")
@@ -190,7 +197,7 @@ async def snooze_draft(
 
 async def approve_draft(
     ctx: Context, *, user_id: int, draft_id: int, delivery: Delivery = "imap_draft"
-) -> dict[str, Any]:
+) -> DraftView:
     """Re-read the mailbox first: when the thread is no longer quiet (a reply came in),
     refuse with Conflict naming its state. Then put the draft into the Drafts folder (or
     send it over SMTP when the mailbox enables that), once. A mailbox imported from a file
@@ -207,19 +214,17 @@ async def approve_draft(
             _approving.pop(draft_id, None)
 
 
-async def _approve(
-    ctx: Context, *, user_id: int, draft_id: int, delivery: Delivery
-) -> dict[str, Any]:
+async def _approve(ctx: Context, *, user_id: int, draft_id: int, delivery: Delivery) -> DraftView:
     row = await _draft(ctx, user_id, draft_id)
     _refuse_if_final(row, "approved")
     async with reading(ctx.engine) as conn:
-        mailbox = await mailbox_store.get_mailbox(conn, row["mailbox_id"], user_id=user_id)
-        settings = settings_of(await store.get_settings(conn, row["mailbox_id"]))
+        mailbox = await mailbox_store.get_mailbox(conn, row.mailbox_id, user_id=user_id)
+        settings = settings_of(await store.get_settings(conn, row.mailbox_id))
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
     if mailbox["auth_method"] == mailbox_store.FILE_SOURCE:
         return await _offer_download(ctx, row, delivery)
-    if delivery == "smtp" and not settings["smtp_enabled"]:
+    if delivery == "smtp" and not settings.smtp_enabled:
         raise Conflict(
             "SMTP sending is not enabled for this mailbox: set it up with "
             f"PUT /api/v1/mailboxes/{mailbox['id']}/draft-settings, or approve into Drafts"
@@ -230,10 +235,10 @@ async def _approve(
     async with reading(ctx.engine) as conn:
         # Re-read after the sync: it may have changed the thread, the draft and the mailbox
         # (its status, a renewed OAuth2 token).
-        mailbox = await mailbox_store.get_mailbox(conn, row["mailbox_id"], user_id=user_id)
-        thread = await thread_store.get_thread(conn, row["thread_id"], user_id=user_id)
+        mailbox = await mailbox_store.get_mailbox(conn, row.mailbox_id, user_id=user_id)
+        thread = await thread_store.get_thread(conn, row.thread_id, user_id=user_id)
         row = await store.get_draft(conn, draft_id, user_id=user_id) or row
-        waiting = await store.thread_is_due(conn, row["thread_id"], row["step"])
+        waiting = await store.thread_is_due(conn, row.thread_id, row.step)
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
     _refuse_if_not_waiting(row, thread, waiting)
@@ -243,19 +248,17 @@ async def _approve(
     return await _put_in_drafts(ctx, mailbox, row)
 
 
-def _refuse_if_not_waiting(
-    row: dict[str, Any], thread: dict[str, Any] | None, waiting: bool
-) -> None:
+def _refuse_if_not_waiting(row: DraftRow, thread: dict[str, Any] | None, waiting: bool) -> None:
     if thread is None or not waiting:
         state = thread["state"] if thread else "gone"
         reason = thread["reason"] if thread else "the thread no longer exists"
         raise Conflict(
-            f"thread {row['thread_id']} is no longer waiting for this follow-up: it is now "
+            f"thread {row.thread_id} is no longer waiting for this follow-up: it is now "
             f"{state} ({reason}); the draft was not approved"
         )
 
 
-async def _offer_download(ctx: Context, row: dict[str, Any], delivery: Delivery) -> dict[str, Any]:
+async def _offer_download(ctx: Context, row: DraftRow, delivery: Delivery) -> DraftView:
     """A mailbox imported from a file has no server to put the draft on: approving records
     it with delivery "download", and the rep takes the .eml from `…/raw` to their client.
     There is nothing to re-read first either: the thread is as the last import left it."""
@@ -263,45 +266,43 @@ async def _offer_download(ctx: Context, row: dict[str, Any], delivery: Delivery)
         raise Conflict(
             "this mailbox was imported from a file, so there is no server to send from: "
             "approve it without a delivery and download it from "
-            f"GET /api/v1/drafts/{row['id']}/raw"
+            f"GET /api/v1/drafts/{row.id}/raw"
         )
     async with reading(ctx.engine) as conn:
-        thread = await thread_store.get_thread(conn, row["thread_id"], user_id=row["user_id"])
-        waiting = await store.thread_is_due(conn, row["thread_id"], row["step"])
+        thread = await thread_store.get_thread(conn, row.thread_id, user_id=row.user_id)
+        waiting = await store.thread_is_due(conn, row.thread_id, row.step)
     _refuse_if_not_waiting(row, thread, waiting)
-    if row["state"] == "approved" and row["approved_revision"] == row["revision"]:
+    if row.state == "approved" and row.approved_revision == row.revision:
         return draft_view(row, ctx.clock())  # this very version is approved already
     return await _record_approval(
-        ctx, row, {"raw": _dated_now(ctx, row)["raw"], "delivery": "download"}
+        ctx, row, _Approval(raw=_dated_now(ctx, row).raw, delivery="download")
     )
 
 
-def _dated_now(ctx: Context, row: dict[str, Any]) -> dict[str, Any]:
-    return {**row, "raw": with_date(row["raw"], ctx.clock())}
+def _dated_now(ctx: Context, row: DraftRow) -> DraftRow:
+    return replace(row, raw=with_date(row.raw, ctx.clock()))
 
 
-async def _put_in_drafts(
-    ctx: Context, mailbox: dict[str, Any], row: dict[str, Any]
-) -> dict[str, Any]:
+async def _put_in_drafts(ctx: Context, mailbox: dict[str, Any], row: DraftRow) -> DraftView:
     dated = _dated_now(ctx, row)
 
     def deliver(session: ImapSession) -> tuple[str, int, int | None] | None:
         folder = pick_folder(session.list_folders(), "\\Drafts", _DRAFTS_NAMES)
         if folder is None:
             raise Conflict("no Drafts folder found on the server: create one named Drafts")
-        present = session.find_message_id(folder, row["message_id"])
-        if present and row["approved_revision"] == row["revision"]:
+        present = session.find_message_id(folder, row.message_id)
+        if present and row.approved_revision == row.revision:
             return None  # this very version is there already
-        uidvalidity, uid = session.append(folder, dated["raw"], DRAFT_FLAGS)
+        uidvalidity, uid = session.append(folder, dated.raw, DRAFT_FLAGS)
         if uid is None:  # no UIDPLUS: the new copy is the one we did not see before
-            after = set(session.find_message_id(folder, row["message_id"])) - set(present)
+            after = set(session.find_message_id(folder, row.message_id)) - set(present)
             uid = max(after) if after else None
         # The versions it replaces: found by Message-ID, and by the UID recorded last time
         # (in case the server rewrote the header).
         old = set(present)
-        same_folder = row["imap_folder"] == folder and row["imap_uidvalidity"] == uidvalidity
-        if same_folder and row["imap_uid"]:
-            old.add(int(row["imap_uid"]))
+        same_folder = row.imap_folder == folder and row.imap_uidvalidity == uidvalidity
+        if same_folder and row.imap_uid:
+            old.add(row.imap_uid)
         session.delete_messages(folder, sorted(old - {uid}))
         return folder, uidvalidity, uid
 
@@ -316,42 +317,40 @@ async def _put_in_drafts(
     return await _record_approval(
         ctx,
         row,
-        {
-            "raw": dated["raw"],
-            "delivery": "imap_draft",
-            "imap_folder": folder,
-            "imap_uidvalidity": uidvalidity,
-            "imap_uid": uid,
-        },
+        _Approval(
+            raw=dated.raw,
+            delivery="imap_draft",
+            placed=_Placed(folder=folder, uidvalidity=uidvalidity, uid=uid),
+        ),
     )
 
 
 async def _send(
-    ctx: Context, mailbox: dict[str, Any], settings: dict[str, Any], row: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: Context, mailbox: dict[str, Any], settings: DraftSettings, row: DraftRow
+) -> DraftView:
     # A mailbox signed in with a provider logs in to SMTP with the same grant (XOAUTH2),
     # unless the rep gave an SMTP password.
-    use_grant = bool(mailbox.get("oauth2_provider")) and not settings["smtp_secret_enc"]
+    use_grant = bool(mailbox.get("oauth2_provider")) and not settings.smtp_secret_enc
+    if settings.smtp_host is None or settings.smtp_port is None:  # smtp_enabled sets both
+        raise Conflict("SMTP sending is not set up for this mailbox")
     account = SmtpAccount(
-        host=settings["smtp_host"],
-        port=settings["smtp_port"],
-        security=settings["smtp_security"],
-        username=settings["smtp_username"] or (mailbox["imap_username"] if use_grant else None),
-        password=ctx.box.decrypt(settings["smtp_secret_enc"])
-        if settings["smtp_secret_enc"]
-        else None,
+        host=settings.smtp_host,
+        port=settings.smtp_port,
+        security=cast(Security, settings.smtp_security),  # checked when saved
+        username=settings.smtp_username or (mailbox["imap_username"] if use_grant else None),
+        password=ctx.box.decrypt(settings.smtp_secret_enc) if settings.smtp_secret_enc else None,
         oauth2_token=(await stored_account(ctx, mailbox)).secret if use_grant else None,
     )
     row = _dated_now(ctx, row)
-    recipients = list(dict.fromkeys([*row["to_addrs"], *row["cc_addrs"]]))
+    recipients = list(dict.fromkeys([*row.to_addrs, *row.cc_addrs]))
     addresses = await checked_addresses(ctx, account.host, account.port, field="smtp.host")
 
     async def send(account: SmtpAccount) -> None:
         await ctx.mail_io.run(
             send_message,
             account,
-            row["raw"],
-            sender=row["from_addr"],
+            row.raw,
+            sender=row.from_addr,
             recipients=recipients,
             ca_file=ctx.settings.imap_ca_file,
             timeout=ctx.settings.imap_timeout_seconds,
@@ -374,12 +373,12 @@ async def _send(
         listed = session.list_folders()
         drafts_folder = pick_folder(listed, "\\Drafts", _DRAFTS_NAMES)
         if drafts_folder is not None:
-            old = session.find_message_id(drafts_folder, row["message_id"])
+            old = session.find_message_id(drafts_folder, row.message_id)
             session.delete_messages(drafts_folder, old)
         sent = pick_folder(listed, "\\Sent", _SENT_NAMES)
         if sent is None or session.is_gmail:  # Gmail files what it relays by itself
             return None, None, None
-        uidvalidity, uid = session.append(sent, row["raw"], ("\\Seen",))
+        uidvalidity, uid = session.append(sent, row.raw, ("\\Seen",))
         return sent, uidvalidity, uid
 
     try:
@@ -389,49 +388,72 @@ async def _send(
         finally:
             await ctx.mail_io.run(session.close)
     except Exception as exc:  # sent is sent: a failed copy must not make it look unsent
-        log.warning("drafts.sent_copy_failed draft=%s error=%s", row["id"], exc)
+        log.warning("drafts.sent_copy_failed draft=%s error=%s", row.id, exc)
         folder, uidvalidity, uid = None, None, None
     return await _record_approval(
         ctx,
         row,
-        {
-            "raw": row["raw"],
-            "delivery": "smtp",
-            "sent_at": sent_at,
-            "imap_folder": folder,
-            "imap_uidvalidity": uidvalidity,
-            "imap_uid": uid,
-        },
+        _Approval(
+            raw=row.raw,
+            delivery="smtp",
+            sent_at=sent_at,
+            placed=_Placed(folder=folder, uidvalidity=uidvalidity, uid=uid),
+        ),
     )
 
 
-async def _record_approval(
-    ctx: Context, row: dict[str, Any], values: dict[str, Any]
-) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Placed:
+    """Where the approved draft (or the sent copy) sits on the server; None: nowhere known."""
+
+    folder: str | None
+    uidvalidity: int | None
+    uid: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class _Approval:
+    """How a draft went out: written with its approval."""
+
+    raw: bytes
+    delivery: str  # imap_draft | smtp | download
+    sent_at: datetime | None = None  # over SMTP
+    placed: _Placed | None = None  # None: the IMAP columns stay as they are
+
+
+async def _record_approval(ctx: Context, row: DraftRow, approval: _Approval) -> DraftView:
     now = ctx.clock()
-    async with ctx.engine.begin() as conn:
-        updated = await store.update_draft(
-            conn,
-            row["id"],
-            {
-                **values,
-                "state": "approved",
-                "approved_revision": row["revision"],
-                "approved_at": now,
-                "snoozed_until": None,
-            },
+    placed = approval.placed
+    change = DraftChange(
+        raw=approval.raw,
+        delivery=approval.delivery,
+        state="approved",
+        approved_revision=row.revision,
+        approved_at=now,
+        snoozed_until=None,
+    )
+    if approval.sent_at is not None:
+        change = replace(change, sent_at=approval.sent_at)
+    if placed is not None:
+        change = replace(
+            change,
+            imap_folder=placed.folder,
+            imap_uidvalidity=placed.uidvalidity,
+            imap_uid=placed.uid,
         )
+    async with ctx.engine.begin() as conn:
+        updated = await store.update_draft(conn, row.id, change, now=now)
         if updated is None:
-            raise NotFound(f"no draft {row['id']}")
+            raise NotFound(f"no draft {row.id}")
         await announce(conn, updated, EventType.DRAFT_APPROVED, now)
-    log.info("drafts.approved draft=%s delivery=%s", row["id"], values["delivery"])
+    log.info("drafts.approved draft=%s delivery=%s", row.id, approval.delivery)
     return draft_view(updated, now)
 
 
 # ----------------------------------------------------------------------------- helpers
 
 
-async def _draft(ctx: Context, user_id: int, draft_id: int) -> dict[str, Any]:
+async def _draft(ctx: Context, user_id: int, draft_id: int) -> DraftRow:
     async with reading(ctx.engine) as conn:
         row = await store.get_draft(conn, draft_id, user_id=user_id)
     if row is None:
@@ -439,11 +461,11 @@ async def _draft(ctx: Context, user_id: int, draft_id: int) -> dict[str, Any]:
     return row
 
 
-def _refuse_if_final(row: dict[str, Any], what: str) -> None:
-    if row["state"] == "dismissed":
-        raise Conflict(f"draft {row['id']} was dismissed and cannot be {what}")
-    if row["sent_at"] is not None:
-        raise Conflict(f"draft {row['id']} was sent already and cannot be {what}")
+def _refuse_if_final(row: DraftRow, what: str) -> None:
+    if row.state == "dismissed":
+        raise Conflict(f"draft {row.id} was dismissed and cannot be {what}")
+    if row.sent_at is not None:
+        raise Conflict(f"draft {row.id} was sent already and cannot be {what}")
 
 
 def _clean_question(question: Any) -> str:

@@ -23,12 +23,13 @@ from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
 from app.mail import crashpoint
-from app.mail.pipeline import thread_message
 from app.services.threads import thread_view
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
 from app.storage import threads as store
+from app.storage.outbox import NewEvent
+from app.storage.stored_messages import thread_message
 
 log = logging.getLogger(__name__)
 _INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
@@ -155,7 +156,7 @@ async def write_decisions(
     and the events of the changes (one INSERT), as `announce` says. Returns how many threads
     changed state."""
     writes: list[dict[str, Any]] = []
-    news: list[dict[str, Any]] = []
+    news: list[NewEvent] = []
     changed = 0
     for item in batch:
         thread, rows, decision = item.thread, item.messages, item.decision
@@ -193,17 +194,17 @@ async def write_decisions(
             ids = [r["message_key"] for r in rows if r["has_message_id"]]
             payload = thread_payload(thread_view({**thread, **values, "updated_at": now}, ids))
             news.extend(
-                {
-                    "user_id": item.user_id,
-                    "type": event.value,
-                    "payload": payload,
-                    "mailbox_id": thread["mailbox_id"],
-                    "thread_id": thread["id"],
-                }
+                NewEvent(
+                    user_id=item.user_id,
+                    type=event.value,
+                    payload=payload,
+                    mailbox_id=thread["mailbox_id"],
+                    thread_id=thread["id"],
+                )
                 for event in events
             )
     await store.save_decisions(conn, writes, now=now)
-    await outbox.enqueue_many(conn, news)
+    await outbox.enqueue_many(conn, news, now=now)
     return changed
 
 

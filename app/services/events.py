@@ -7,14 +7,15 @@ from typing import Any
 from app.services.context import Context
 from app.storage import outbox
 from app.storage.engine import reading
+from app.storage.outbox import EventRow
 
 
-def event_view(row: dict[str, Any]) -> dict[str, Any]:
+def event_view(row: EventRow) -> dict[str, Any]:
     return {
-        "id": row["id"],
-        "type": row["type"],
-        "timestamp": row["created_at"].isoformat(),
-        "data": row["payload"],
+        "id": row.id,
+        "type": row.type,
+        "timestamp": row.created_at.isoformat(),
+        "data": row.payload,
     }
 
 

@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass, fields
 from datetime import datetime
 from typing import Any
 
@@ -33,6 +33,7 @@ from app.domain.threads import is_synthetic_key
 from app.domain.worktime import WorkCalendar
 from app.drafts.message import (
     compose,
+    draft_text,
     forward_parts,
     new_message_id,
     text_and_attachments,
@@ -54,90 +55,124 @@ from app.storage import drafts as store
 from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
 from app.storage import threads as thread_store
+from app.storage.drafts import DraftRow, DraftSettings, DueThread, ListedDraft, NewDraft
 from app.storage.engine import reading
 
 log = logging.getLogger(__name__)
 COMPOSE_BATCH = 50  # drafts per mailbox and pass; the rest come with the next pass
 FORWARD_CANDIDATES = 5  # of the rep's unanswered e-mails, newest first, read to find substance
-DEFAULT_ATTACHMENT_MAX_BYTES = 10 * 1024 * 1024
 AUTO_DISMISSED = "auto: the thread stopped waiting for this follow-up before it was approved"
-DEFAULT_SETTINGS: dict[str, Any] = {
-    "templates": None,
-    "attach_originals": False,
-    "attachment_max_bytes": DEFAULT_ATTACHMENT_MAX_BYTES,
-    "smtp_enabled": False,
-    "smtp_host": None,
-    "smtp_port": None,
-    "smtp_security": None,
-    "smtp_username": None,
-    "smtp_secret_enc": None,
-}
+DEFAULT_SETTINGS = DraftSettings()  # a mailbox that never saved its own
 
 
-def settings_of(row: dict[str, Any] | None) -> dict[str, Any]:
-    return {**DEFAULT_SETTINGS, **{k: v for k, v in (row or {}).items() if k in DEFAULT_SETTINGS}}
+def settings_of(row: DraftSettings | None) -> DraftSettings:
+    return row or DEFAULT_SETTINGS
 
 
-def templates_of(settings: dict[str, Any]) -> QuestionTemplates:
-    return with_overrides(load_defaults(), settings.get("templates"))
+def templates_of(settings: DraftSettings) -> QuestionTemplates:
+    return with_overrides(load_defaults(), settings.templates)
 
 
-def effective_state(row: dict[str, Any], now: datetime) -> str:
+def effective_state(row: ListedDraft, now: datetime) -> str:
     """A snoozed draft whose time has come is pending again."""
-    if row["state"] == "snoozed" and row["snoozed_until"] and row["snoozed_until"] <= now:
+    if row.state == "snoozed" and row.snoozed_until and row.snoozed_until <= now:
         return "pending"
-    return str(row["state"])
+    return row.state
 
 
-def draft_view(row: dict[str, Any], now: datetime) -> dict[str, Any]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DraftView:
     """A draft as the API and the events show it (the message itself via /raw)."""
-    return {
-        "id": row["id"],
-        "thread_id": row["thread_id"],
-        "mailbox_id": row["mailbox_id"],
-        "step": row["step"],
-        "state": effective_state(row, now),
-        "question": row["question"],
-        "body": row["body"],
-        "subject": row["subject"],
-        "from": row["from_addr"],
-        "to": row["to_addrs"],
-        "cc": row["cc_addrs"],
-        "message_id": row["message_id"],
+
+    id: int
+    thread_id: int
+    mailbox_id: int
+    step: int
+    state: str
+    question: str
+    body: str | None
+    subject: str
+    from_: str  # "from" in JSON
+    to: list[str]
+    cc: list[str]
+    message_id: str
+    in_reply_to: str | None
+    reason: str | None
+    skipped_attachments: list[str]
+    revision: int
+    dismiss_reason: str | None
+    snoozed_until: str | None
+    delivery: str | None
+    imap_folder: str | None
+    imap_uid: int | None
+    approved_at: str | None
+    sent_at: str | None
+    created_at: str | None
+    updated_at: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class DraftDetailView(DraftView):
+    text: str  # the text part: the question, then the forwarded e-mail
+
+
+def draft_view(row: ListedDraft, now: datetime) -> DraftView:
+    return DraftView(
+        id=row.id,
+        thread_id=row.thread_id,
+        mailbox_id=row.mailbox_id,
+        step=row.step,
+        state=effective_state(row, now),
+        question=row.question,
+        body=row.body,
+        subject=row.subject,
+        from_=row.from_addr,
+        to=row.to_addrs,
+        cc=row.cc_addrs,
+        message_id=row.message_id,
         # The stand-in key of an e-mail without Message-ID is no In-Reply-To: none then.
-        "in_reply_to": None
-        if is_synthetic_key(row["forwarded_message_id"])
-        else row["forwarded_message_id"],
-        "reason": row.get("reason"),
-        "skipped_attachments": row["skipped_attachments"],
-        "revision": row["revision"],
-        "dismiss_reason": row["dismiss_reason"],
-        "snoozed_until": iso(row["snoozed_until"]),
-        "delivery": row["delivery"],
-        "imap_folder": row["imap_folder"],
-        "imap_uid": row["imap_uid"],
-        "approved_at": iso(row["approved_at"]),
-        "sent_at": iso(row["sent_at"]),
-        "created_at": iso(row["created_at"]),
-        "updated_at": iso(row["updated_at"]),
-    }
+        in_reply_to=None
+        if is_synthetic_key(row.forwarded_message_id)
+        else row.forwarded_message_id,
+        reason=row.reason,
+        skipped_attachments=row.skipped_attachments,
+        revision=row.revision,
+        dismiss_reason=row.dismiss_reason,
+        snoozed_until=iso(row.snoozed_until),
+        delivery=row.delivery,
+        imap_folder=row.imap_folder,
+        imap_uid=row.imap_uid,
+        approved_at=iso(row.approved_at),
+        sent_at=iso(row.sent_at),
+        created_at=iso(row.created_at),
+        updated_at=iso(row.updated_at),
+    )
 
 
-def draft_payload(row: dict[str, Any], now: datetime) -> dict[str, Any]:
-    return {"schema_version": SCHEMA_VERSION, "draft": draft_view(row, now)}
+def draft_detail(row: DraftRow, now: datetime) -> DraftDetailView:
+    view = draft_view(row, now)
+    shown = {f.name: getattr(view, f.name) for f in fields(view)}  # every DraftView field
+    return DraftDetailView(**shown, text=draft_text(row.raw))
+
+
+def draft_payload(row: ListedDraft, now: datetime) -> dict[str, Any]:
+    """The `draft.*` events' body: JSON, keys in the order of `DraftView` as the API's."""
+    draft = {("from" if k == "from_" else k): v for k, v in asdict(draft_view(row, now)).items()}
+    return {"schema_version": SCHEMA_VERSION, "draft": draft}
 
 
 async def announce(
-    conn: AsyncConnection, row: dict[str, Any], event: EventType, now: datetime
+    conn: AsyncConnection, row: ListedDraft, event: EventType, now: datetime
 ) -> None:
     """A draft's event into the outbox, in the caller's transaction."""
     await outbox.enqueue(
         conn,
-        user_id=row["user_id"],
+        user_id=row.user_id,
         type=event.value,
         payload=draft_payload(row, now),
-        mailbox_id=row["mailbox_id"],
-        thread_id=row["thread_id"],
+        now=now,
+        mailbox_id=row.mailbox_id,
+        thread_id=row.thread_id,
     )
 
 
@@ -160,7 +195,7 @@ async def create_due_drafts(ctx: Context, mailbox_id: int, *, all_due: bool = Fa
     try:
         async with ctx.engine.begin() as conn:
             retired = await store.retire_stale_drafts(
-                conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED
+                conn, mailbox_id=mailbox_id, reason=AUTO_DISMISSED, now=ctx.clock()
             )
         if retired:
             log.info("drafts.retired mailbox=%s count=%s", mailbox_id, retired)
@@ -241,7 +276,7 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> Draf
             ctx.mail_slots.take(user_id)  # composing reads the original over IMAP
         except RateLimited:
             return PREPARING  # the user's other mail work comes first; a background pass makes it
-        task = asyncio.create_task(_compose_thread(ctx, thread, user_id))
+        task = asyncio.create_task(_compose_thread(ctx, thread["mailbox_id"], thread_id, user_id))
         _on_demand[thread_id] = task
         task.add_done_callback(functools.partial(_composed, thread_id))
     try:
@@ -269,17 +304,17 @@ def _composed(thread_id: int, task: asyncio.Task[int]) -> None:
         log.error("drafts.compose_error thread=%s", thread_id, exc_info=error)
 
 
-async def _compose_thread(ctx: Context, thread: dict[str, Any], user_id: int) -> int:
+async def _compose_thread(ctx: Context, mailbox_id: int, thread_id: int, user_id: int) -> int:
     try:
-        made, _ = await _create(ctx, thread["mailbox_id"], None, thread_id=thread["id"])
+        made, _ = await _create(ctx, mailbox_id, None, thread_id=thread_id)
     except MailServerError as exc:
-        log.warning("drafts.compose_failed thread=%s error=%s", thread["id"], exc.message)
+        log.warning("drafts.compose_failed thread=%s error=%s", thread_id, exc.message)
         return 0
     finally:
         ctx.mail_slots.release(user_id)
     if made:
         metrics.DRAFTS_CREATED.inc(made)
-        await _record_backlog(ctx, thread["mailbox_id"])
+        await _record_backlog(ctx, mailbox_id)
     return made
 
 
@@ -292,7 +327,7 @@ class _MailboxFacts:
     rules: Rules
     calendar: WorkCalendar
     templates: QuestionTemplates
-    settings: dict[str, Any]
+    settings: DraftSettings
 
 
 async def _create(
@@ -317,10 +352,10 @@ async def _create(
         if not due:
             return 0, None
         settings = settings_of(await store.get_settings(conn, mailbox_id))
-        messages = await thread_store.messages_of_threads(conn, [t["id"] for t in due])
-        candidates = {t["id"]: _forward_candidates(messages[t["id"]]) for t in due}
+        messages = await thread_store.messages_of_threads(conn, [t.id for t in due])
+        candidates = {t.id: _forward_candidates(messages[t.id]) for t in due}
     last = due[-1]
-    next_page = (last["last_outbound_at"], int(last["id"])) if len(due) == COMPOSE_BATCH else None
+    next_page = (last.last_outbound_at, last.id) if len(due) == COMPOSE_BATCH else None
     templates = _usable_templates(settings, mailbox_id)
     if templates is None:
         return 0, None
@@ -341,12 +376,12 @@ async def _create(
         for thread in due:
             try:
                 created += await _compose_one(
-                    ctx, source, facts, thread, messages[thread["id"]], candidates[thread["id"]]
+                    ctx, source, facts, thread, messages[thread.id], candidates[thread.id]
                 )
             except MailServerError:
                 raise  # the connection is gone: the next pass tries again
             except Exception:  # one odd e-mail must not stop the drafts of the others
-                log.exception("drafts.compose_error thread=%s", thread["id"])
+                log.exception("drafts.compose_error thread=%s", thread.id)
     finally:
         await source.close()
     return created, next_page
@@ -364,7 +399,7 @@ async def _compose_one(
     ctx: Context,
     source: OriginalSource,
     facts: _MailboxFacts,
-    thread: dict[str, Any],
+    thread: DueThread,
     rows: list[dict[str, Any]],
     candidates: list[dict[str, Any]],
 ) -> int:
@@ -372,7 +407,7 @@ async def _compose_one(
     the rep's unanswered e-mails, newest first, read whole from `source` one by one until
     one carries substance: that one is forwarded."""
     mailbox, settings = facts.mailbox, facts.settings
-    step = int(thread["followups_sent"]) + 1
+    step = thread.followups_sent + 1
     stored = [stored_message(r) for r in rows]
     run = unanswered_run(stored)
     latest = last_outbound(stored)
@@ -391,7 +426,7 @@ async def _compose_one(
             break
         bumps += 1
     if first is None or latest is None:
-        log.info("drafts.original_missing thread=%s", thread["id"])
+        log.info("drafts.original_missing thread=%s", thread.id)
         return 0
     forward, original = chosen or first  # every one a bare bump: the newest, as it is
     why = forward_reason(
@@ -405,14 +440,14 @@ async def _compose_one(
     now = ctx.clock()
     parts = forward_parts(
         original,
-        attachments=bool(settings["attach_originals"]),
-        max_attachment_bytes=int(settings["attachment_max_bytes"]),
+        attachments=settings.attach_originals,
+        max_attachment_bytes=settings.attachment_max_bytes,
         now=now,
-        seed=str(thread["id"]),
+        seed=str(thread.id),
     )
     try:
         plan = plan_followup(
-            thread_id=thread["id"],
+            thread_id=thread.id,
             step=step,
             messages=stored,
             identity=facts.identity,
@@ -426,32 +461,33 @@ async def _compose_one(
     except NothingToForward:
         return 0
     question = render_question(
-        facts.templates, stage=plan.stage, thread_id=thread["id"], variables=plan.variables
+        facts.templates, stage=plan.stage, thread_id=thread.id, variables=plan.variables
     )
     message_id = new_message_id(plan.from_.email)
     raw = to_bytes(compose(plan, question, parts, message_id=message_id, date=now))
     async with ctx.engine.begin() as conn:
-        if not await store.thread_is_due(conn, thread["id"], step):
+        if not await store.thread_is_due(conn, thread.id, step):
             return 0  # a reply came in while we composed
         row = await store.insert_draft(
             conn,
-            {
-                "user_id": mailbox["user_id"],
-                "mailbox_id": mailbox["id"],
-                "thread_id": thread["id"],
-                "step": step,
-                "state": "pending",
-                "question": question,
-                "raw": raw,
-                "message_id": message_id,
-                "forwarded_message_id": plan.answers.ident,
-                "reason": plan.forward_reason,
-                "subject": plan.subject,
-                "from_addr": plan.from_.email,
-                "to_addrs": [a.email for a in plan.to],
-                "cc_addrs": [a.email for a in plan.cc],
-                "skipped_attachments": list(parts.skipped_attachments),
-            },
+            NewDraft(
+                user_id=mailbox["user_id"],
+                mailbox_id=mailbox["id"],
+                thread_id=thread.id,
+                step=step,
+                state="pending",
+                question=question,
+                raw=raw,
+                message_id=message_id,
+                forwarded_message_id=plan.answers.ident,
+                reason=plan.forward_reason,
+                subject=plan.subject,
+                from_addr=plan.from_.email,
+                to_addrs=[a.email for a in plan.to],
+                cc_addrs=[a.email for a in plan.cc],
+                skipped_attachments=list(parts.skipped_attachments),
+            ),
+            now=now,
         )
         if row is None:
             return 0  # another worker made it first
@@ -459,7 +495,7 @@ async def _compose_one(
     return 1
 
 
-def _usable_templates(settings: dict[str, Any], mailbox_id: int) -> QuestionTemplates | None:
+def _usable_templates(settings: DraftSettings, mailbox_id: int) -> QuestionTemplates | None:
     """The mailbox's templates: the defaults, with its own variants where it has some (those
     were checked when saved). None, and an error in the log, when the default templates
     cannot be found, read or pass their checks."""

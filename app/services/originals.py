@@ -13,6 +13,7 @@ from app.services.context import Context
 from app.services.mailboxes import open_mailbox_session
 from app.storage import drafts as draft_store
 from app.storage import originals as original_store
+from app.storage.drafts import MessageLocation
 from app.storage.engine import reading
 from app.storage.mailboxes import FILE_SOURCE
 
@@ -56,7 +57,7 @@ class _Fetched:
     def __init__(
         self,
         session: ImapSession,
-        locations: dict[int, list[dict[str, Any]]],
+        locations: dict[int, list[MessageLocation]],
         mail_io: MailThreads,
     ) -> None:
         self._session = session
@@ -67,9 +68,9 @@ class _Fetched:
         for location in self._locations.get(message_id, []):
             found = await self._io.run(
                 self._session.fetch_message,
-                location["name"],
-                int(location["uid"]),
-                uidvalidity=int(location["uidvalidity"]),
+                location.name,
+                location.uid,
+                uidvalidity=location.uidvalidity,
             )
             if found is not None:
                 return found

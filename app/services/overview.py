@@ -21,11 +21,12 @@ from app.errors import InvalidInput, NotFound
 from app.services import drafts as drafts_service
 from app.services.context import Context
 from app.services.evaluation import calendar_of, rules_of
-from app.services.followups import settings_of
+from app.services.followups import DraftDetailView, settings_of
 from app.services.paging import decode_cursor, encode_cursor, split_page
 from app.storage import drafts as draft_store
 from app.storage import mailboxes as mailbox_store
 from app.storage import threads as store
+from app.storage.drafts import ListedDraft
 from app.storage.engine import reading
 
 DASHBOARD_ROWS = 10
@@ -276,7 +277,7 @@ class MessageLine:
 class ThreadPage:
     line: ThreadLine
     messages: list[MessageLine]
-    drafts: list[dict[str, Any]]  # every draft of the thread, newest first
+    drafts: list[ListedDraft]  # every draft of the thread, newest first
     snoozed_until: datetime | None
     closed_reason: str
     answered_note: str
@@ -355,7 +356,7 @@ async def morning_of(ctx: Context, *, user_id: int, mailbox_id: int, day: str) -
 
 @dataclass(frozen=True, kw_only=True)
 class DraftPage:
-    draft: dict[str, Any]  # as the API shows it
+    draft: DraftDetailView  # as the API shows it
     question: str
     forwarded: str  # the text below the question: the rep's e-mail as it will appear
     line: ThreadLine | None  # its thread (None when the thread is gone)
@@ -368,16 +369,16 @@ async def draft_page(ctx: Context, *, user_id: int, draft_id: int) -> DraftPage:
     view = await drafts_service.get_draft(ctx, user_id=user_id, draft_id=draft_id)
     now = ctx.clock()
     async with reading(ctx.engine) as conn:
-        mailbox = await mailbox_store.get_mailbox(conn, view["mailbox_id"], user_id=user_id)
-        thread = await store.get_thread(conn, view["thread_id"], user_id=user_id)
-        settings = settings_of(await draft_store.get_settings(conn, view["mailbox_id"]))
+        mailbox = await mailbox_store.get_mailbox(conn, view.mailbox_id, user_id=user_id)
+        thread = await store.get_thread(conn, view.thread_id, user_id=user_id)
+        settings = settings_of(await draft_store.get_settings(conn, view.mailbox_id))
         line = None
         if mailbox is not None and thread is not None and thread["state"] is not None:
             line = (await _lines(conn, [thread], {mailbox["id"]: mailbox}, now))[0]
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
-    text: str = view["text"]
-    question = view["question"] or ""
+    text = view.text
+    question = view.question or ""
     forwarded = text
     if question and text.startswith(question):
         forwarded = text[len(question) :].lstrip("\n")
@@ -388,5 +389,5 @@ async def draft_page(ctx: Context, *, user_id: int, draft_id: int) -> DraftPage:
         line=line,
         timezone=mailbox["timezone"],
         imported=mailbox["auth_method"] == mailbox_store.FILE_SOURCE,
-        smtp_enabled=bool(settings["smtp_enabled"]),
+        smtp_enabled=settings.smtp_enabled,
     )

@@ -22,18 +22,16 @@ async def suggested_questions(ctx: Context, *, user_id: int, draft_id: int) -> l
         draft = await store.get_draft(conn, draft_id, user_id=user_id)
         if draft is None:
             raise NotFound(f"no draft {draft_id}")
-        mailbox = await mailbox_store.get_mailbox(conn, draft["mailbox_id"], user_id=user_id)
-        settings = settings_of(await store.get_settings(conn, draft["mailbox_id"]))
-        rows = (await thread_store.messages_of_threads(conn, [draft["thread_id"]]))[
-            draft["thread_id"]
-        ]
+        mailbox = await mailbox_store.get_mailbox(conn, draft.mailbox_id, user_id=user_id)
+        settings = settings_of(await store.get_settings(conn, draft.mailbox_id))
+        rows = (await thread_store.messages_of_threads(conn, [draft.thread_id]))[draft.thread_id]
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")
     rules = rules_of(mailbox)
     try:
         plan = plan_followup(
-            thread_id=draft["thread_id"],
-            step=int(draft["step"]),
+            thread_id=draft.thread_id,
+            step=draft.step,
             messages=[stored_message(r) for r in rows],
             identity=Identity.from_addresses(mailbox["addresses"]),
             rules=rules,
@@ -45,4 +43,4 @@ async def suggested_questions(ctx: Context, *, user_id: int, draft_id: int) -> l
         )
     except (NothingToForward, TemplateProblem, OSError):
         return []
-    return [q for q in questions if q != draft["question"]]
+    return [q for q in questions if q != draft.question]

@@ -422,6 +422,7 @@ async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServer
                 user_id=mailbox["user_id"],
                 type=EventType.MAILBOX_FAILED.value,
                 payload={"schema_version": 1, "mailbox": view},
+                now=ctx.clock(),
                 mailbox_id=mailbox["id"],
             )
 

@@ -8,7 +8,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -76,3 +76,10 @@ async def reading(engine: AsyncEngine) -> AsyncIterator[AsyncConnection]:
     async with engine.connect() as conn:
         await conn.execution_options(**{READ_ONLY: True})
         yield conn
+
+
+async def ping(engine: AsyncEngine) -> None:
+    """Raises when the database does not answer a trivial query (a read: never waits for a
+    writer's lock on SQLite)."""
+    async with reading(engine) as conn:
+        await conn.execute(text("SELECT 1"))

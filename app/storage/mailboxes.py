@@ -11,7 +11,7 @@ from sqlalchemy import bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage.common import bulk_insert, utcnow
-from app.storage.tables import folders, mailboxes
+from app.storage.tables import folders, mailboxes, users
 
 # auth_method of a mailbox imported from a file (`radiosilence import`): no IMAP server behind it
 FILE_SOURCE = "none"
@@ -53,9 +53,25 @@ async def get_mailboxes(conn: AsyncConnection, mailbox_ids: Iterable[int]) -> li
     return [dict(r) for r in (await conn.execute(query)).mappings()]
 
 
-async def find_mailboxes_by_name(conn: AsyncConnection, name: str) -> list[dict[str, Any]]:
-    rows = (await conn.execute(select(mailboxes).where(mailboxes.c.name == name))).mappings()
-    return [dict(r) for r in rows]
+async def find_mailbox_ids(
+    conn: AsyncConnection,
+    *,
+    mailbox_id: int | None = None,
+    name: str | None = None,
+    owner_email: str | None = None,
+) -> list[int]:
+    """Ids of the mailboxes with this id or this name, oldest first; only the mailboxes of
+    the user with `owner_email` when it is given."""
+    query = select(mailboxes.c.id).order_by(mailboxes.c.id)
+    if mailbox_id is not None:
+        query = query.where(mailboxes.c.id == mailbox_id)
+    if name is not None:
+        query = query.where(mailboxes.c.name == name)
+    if owner_email is not None:
+        query = query.join(users, users.c.id == mailboxes.c.user_id).where(
+            users.c.email == owner_email
+        )
+    return [int(i) for i in (await conn.execute(query)).scalars()]
 
 
 async def list_mailboxes(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:

@@ -12,7 +12,8 @@ from typing import Any, cast
 from sqlalchemy import ColumnElement, bindparam, delete, or_, select, text, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.domain.model import Classification, HeaderFacts, MessageKind, cheap_init
+from app.domain.incoming import NewMessage
+from app.domain.model import MessageKind
 from app.domain.threads import (
     SubjectCandidate,
     ThreadLinks,
@@ -44,22 +45,6 @@ from app.storage.tables import (
 # SQLite allows 32,766 bound parameters; stay far below for IN (…) lists.
 _IN_CHUNK = 500
 GMAIL_THREAD_DOMAIN = "gmail-thread.radiosilence.invalid"
-
-
-@cheap_init  # built for every message of a sync
-@dataclass(frozen=True, kw_only=True)
-class NewMessage:
-    facts: HeaderFacts
-    links: ThreadLinks
-    classification: Classification
-    date: datetime  # the Date header, else the server's INTERNALDATE
-    folder_id: int | None = None
-    uid: int | None = None
-    uidvalidity: int | None = None
-    gm_msgid: int | None = None
-    gm_thrid: int | None = None
-    details: dict[str, Any] | None = None  # what reading the body found; None: not read
-    text_prefix: str | None = None  # kept only when the operator asks (debugging)
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,18 +4,19 @@ can forward one (an IMAP mailbox fetches it from the server instead and keeps no
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.storage.common import bulk_insert, utcnow
+from app.storage.common import bulk_insert
 from app.storage.tables import message_originals, messages
 
 _IN_CHUNK = 500  # keys per IN (…): far below SQLite's limit on bound parameters
 
 
 async def keep_originals(
-    conn: AsyncConnection, *, mailbox_id: int, originals: Mapping[str, bytes]
+    conn: AsyncConnection, *, mailbox_id: int, originals: Mapping[str, bytes], now: datetime
 ) -> int:
     """Keep the bytes of the stored messages named by their `message_key`, once: a message
     kept already (an import run again) is left as it is, and its bytes are not even sent to
@@ -34,7 +35,6 @@ async def keep_originals(
             )
         )
         missing.extend((int(r.id), str(r.message_key)) for r in await conn.execute(query))
-    now = utcnow()
     await bulk_insert(
         conn,
         message_originals,

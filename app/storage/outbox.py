@@ -7,14 +7,40 @@ that wants it: a state change, its event and its deliveries commit together or n
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage import webhooks
-from app.storage.common import allocate_ids, utcnow
+from app.storage.common import allocate_ids
 from app.storage.tables import events
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class NewEvent:
+    """An event to write (see `enqueue_many`)."""
+
+    user_id: int
+    type: str
+    payload: dict[str, Any]  # the webhook body's JSON: its shape is the event type's
+    mailbox_id: int | None = None
+    thread_id: int | None = None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class EventRow:
+    """An `events` row."""
+
+    id: int
+    user_id: int
+    mailbox_id: int | None
+    thread_id: int | None
+    type: str
+    payload: dict[str, Any]  # the webhook body's JSON: its shape is the event type's
+    created_at: datetime
 
 
 async def enqueue(
@@ -22,11 +48,12 @@ async def enqueue(
     *,
     user_id: int,
     type: str,
-    payload: dict[str, Any],
+    payload: dict[str, Any],  # the webhook body's JSON: its shape is the event type's
+    now: datetime,
     mailbox_id: int | None = None,
     thread_id: int | None = None,
 ) -> int:
-    created_at = utcnow()
+    created_at = now
     result = await conn.execute(
         insert(events)
         .values(
@@ -48,31 +75,33 @@ async def enqueue(
 
 async def list_events(
     conn: AsyncConnection, *, user_id: int, after_id: int | None, limit: int
-) -> list[dict[str, Any]]:
+) -> list[EventRow]:
     query = select(events).where(events.c.user_id == user_id)
     if after_id is not None:
         query = query.where(events.c.id > after_id)
     query = query.order_by(events.c.id).limit(limit)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [EventRow(**r._mapping) for r in await conn.execute(query)]  # columns match
 
 
-async def enqueue_many(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -> list[int]:
+async def enqueue_many(
+    conn: AsyncConnection, items: Sequence[NewEvent], *, now: datetime
+) -> list[int]:
     """`enqueue` for a batch (the scheduler's): one INSERT for all the events, then one
-    fan-out of them all. Each item has user_id, type, payload, mailbox_id and thread_id."""
+    fan-out of them all."""
     if not items:
         return []
-    created_at = utcnow()
+    created_at = now
     ids = await allocate_ids(conn, events, len(items))
     await conn.execute(
         insert(events),
         [
             {
                 "id": event_id,
-                "user_id": item["user_id"],
-                "mailbox_id": item.get("mailbox_id"),
-                "thread_id": item.get("thread_id"),
-                "type": item["type"],
-                "payload": item["payload"],
+                "user_id": item.user_id,
+                "mailbox_id": item.mailbox_id,
+                "thread_id": item.thread_id,
+                "type": item.type,
+                "payload": item.payload,
                 "created_at": created_at,
             }
             for event_id, item in zip(ids, items, strict=True)
@@ -83,8 +112,8 @@ async def enqueue_many(conn: AsyncConnection, items: Sequence[dict[str, Any]]) -
         [
             {
                 "event_id": event_id,
-                "user_id": item["user_id"],
-                "type": item["type"],
+                "user_id": item.user_id,
+                "type": item.type,
                 "created_at": created_at,
             }
             for event_id, item in zip(ids, items, strict=True)

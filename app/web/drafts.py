@@ -46,7 +46,7 @@ async def draft_detail(request: Request, draft_id: int, ctx: Ctx, user: PageUser
 
 async def _save_question(ctx: Ctx, user_id: int, draft_id: int, question: str) -> None:
     current = await service.get_draft(ctx, user_id=user_id, draft_id=draft_id)
-    if question.strip() and question.strip() != (current["question"] or "").strip():
+    if question.strip() and question.strip() != (current.question or "").strip():
         await service.edit_draft(ctx, user_id=user_id, draft_id=draft_id, question=question)
 
 
@@ -75,7 +75,7 @@ async def approve(
         )
     except (InvalidInput, Conflict, MailServerError) as exc:
         return await _page(request, ctx, user.id, draft_id, error=exc.message, status=409)
-    notice = {"smtp": "sent", "download": "downloaded"}.get(str(done["delivery"]), "approved")
+    notice = {"smtp": "sent", "download": "downloaded"}.get(str(done.delivery), "approved")
     return redirect(f"/drafts/{draft_id}", notice)
 
 
@@ -96,7 +96,7 @@ async def snooze(request: Request, draft_id: int, ctx: Ctx, form: Form, user: Pa
     draft = await service.get_draft(ctx, user_id=user.id, draft_id=row_id(draft_id))
     try:
         until = await overview.morning_of(
-            ctx, user_id=user.id, mailbox_id=draft["mailbox_id"], day=text(form, "until")
+            ctx, user_id=user.id, mailbox_id=draft.mailbox_id, day=text(form, "until")
         )
         await service.snooze_draft(ctx, user_id=user.id, draft_id=draft_id, until=until)
     except (InvalidInput, Conflict) as exc:

@@ -12,13 +12,13 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
-from app.api.schemas import RulesBody
 from app.errors import Conflict, InvalidInput, MailServerError
 from app.services import backtest as backtest_service
 from app.services import mailboxes as service
 from app.services import oauth2 as oauth2_service
 from app.services import rules as rules_service
 from app.services import sync as sync_service
+from app.services.rules_schema import RulesBody
 from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.oauth2 import form_headers
 from app.web.render import redirect, render

@@ -392,6 +392,7 @@ class Dispatcher:
                     "disabled_reason": reason,
                 },
             },
+            now=now,
         )
 
 

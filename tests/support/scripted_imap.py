@@ -10,7 +10,8 @@ from app.mail.imap import ImapAccount, ImapSession
 
 
 class ScriptedImap:
-    """What ImapSession reads of imaplib's IMAP4: tags, send, the buffered reader."""
+    """What ImapSession reads of imaplib's IMAP4 (through mail.imaplib_internals.RawImap): tags,
+    send, the buffered reader. tests/unit/mail/test_imaplib_internals.py checks the real one."""
 
     def __init__(self, replies: bytes) -> None:
         self.tagnum = 0

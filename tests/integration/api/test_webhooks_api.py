@@ -158,7 +158,9 @@ async def test_test_pings_deliveries_retry_and_rotation(
     async with ctx.engine.begin() as conn:
         user_id = (await accounts.authenticate(ctx, api.headers["Authorization"][7:])).id
         for _ in range(3):
-            await outbox.enqueue(conn, user_id=user_id, type="thread.quiet", payload={"n": 1})
+            await outbox.enqueue(
+                conn, user_id=user_id, type="thread.quiet", payload={"n": 1}, now=ctx.clock()
+            )
 
     page = await api.get(f"/api/v1/webhooks/{webhook_id}/deliveries", params={"limit": 2})
     assert page.status_code == 200

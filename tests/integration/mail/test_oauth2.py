@@ -239,15 +239,15 @@ async def test_approving_logs_in_with_the_token_its_own_sync_renewed(
         listed, _ = await drafts_service.list_drafts(ctx, user_id=user_id, state="pending")
     finally:
         await ctx.close()
-    draft = next(d for d in listed if d["mailbox_id"] == mailbox_id)
+    draft = next(d for d in listed if d.mailbox_id == mailbox_id)
     issuer.active.clear()  # token-one expired
     issuer.active.update({"token-two": USER, "token-three": USER})
     runs = tmp_path / "runs.txt"
     ctx = await make_ctx(url, counting_refresh_script(tmp_path, runs, ["token-two", "token-three"]))
     try:
-        approved = await drafts_service.approve_draft(ctx, user_id=user_id, draft_id=draft["id"])
-        assert approved["state"] == "approved"
-        assert approved["imap_folder"] == "Drafts"
+        approved = await drafts_service.approve_draft(ctx, user_id=user_id, draft_id=draft.id)
+        assert approved.state == "approved"
+        assert approved.imap_folder == "Drafts"
         # The sync before the delivery renewed and stored the token; the delivery logged in
         # with that one instead of renewing again with the row read before the sync.
         assert runs.read_text().count("run") == 1

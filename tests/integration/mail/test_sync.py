@@ -6,9 +6,8 @@ from datetime import timedelta
 
 import pytest
 
-from app import metrics
 from app.errors import MailAuthError
-from app.services import events, mailboxes, threads
+from app.services import events, mailboxes, metrics, threads
 from app.services import sync as sync_service
 from app.services.context import Context
 from tests.factories import PROSPECT, REP, ImapUser, connect, make_message, now_utc, populate

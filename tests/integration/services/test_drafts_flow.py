@@ -20,6 +20,7 @@ from app.services import sync as sync_service
 from app.services.context import Context
 from app.services.followups import create_due_drafts, create_due_drafts_everywhere
 from app.storage import drafts as draft_store
+from app.storage.drafts import DraftChange
 from app.storage.tables import drafts as drafts_table
 from tests.factories import (
     PROSPECT,
@@ -377,12 +378,18 @@ async def test_a_draft_update_returns_the_row_it_wrote(
     api, _ = synced
     draft = await only_draft(api)
     async with ctx.engine.begin() as conn:
-        stale = await draft_store.update_draft(conn, draft["id"], {"question": "x?"}, revision=9)
+        stale = await draft_store.update_draft(
+            conn, draft["id"], DraftChange(question="x?"), now=ctx.clock(), revision=9
+        )
         assert stale is None  # another revision: nothing written
         row = await draft_store.update_draft(
-            conn, draft["id"], {"question": "Still keen?", "revision": 2}, revision=1
+            conn,
+            draft["id"],
+            DraftChange(question="Still keen?", revision=2),
+            now=ctx.clock(),
+            revision=1,
         )
     assert row is not None
-    assert (row["id"], row["question"], row["revision"]) == (draft["id"], "Still keen?", 2)
-    assert row["updated_at"] >= row["created_at"]
+    assert (row.id, row.question, row.revision) == (draft["id"], "Still keen?", 2)
+    assert row.updated_at >= row.created_at
     assert (await api.get(f"/api/v1/drafts/{draft['id']}")).json()["question"] == "Still keen?"

@@ -16,6 +16,7 @@ from app.services.context import Context
 from app.storage import outbox
 from app.storage import webhooks as store
 from app.storage.common import utcnow
+from app.storage.outbox import NewEvent
 from app.storage.tables import webhook_deliveries, webhook_subscriptions
 
 pytestmark = pytest.mark.integration
@@ -63,15 +64,15 @@ async def test_a_batch_of_events_is_fanned_out_with_one_select_and_one_insert(
         await store.disable_subscription(conn, off, "by hand", utcnow())
 
     items = [
-        {"user_id": rep, "type": "thread.quiet", "payload": {}},
-        {"user_id": rep, "type": "thread.replied", "payload": {}},
-        {"user_id": other, "type": "thread.quiet", "payload": {}},
-        {"user_id": other, "type": "thread.replied", "payload": {}},
-        {"user_id": idle, "type": "thread.quiet", "payload": {}},
+        NewEvent(user_id=rep, type="thread.quiet", payload={}),
+        NewEvent(user_id=rep, type="thread.replied", payload={}),
+        NewEvent(user_id=other, type="thread.quiet", payload={}),
+        NewEvent(user_id=other, type="thread.replied", payload={}),
+        NewEvent(user_id=idle, type="thread.quiet", payload={}),
     ]
     with statements(ctx) as seen:
         async with ctx.engine.begin() as conn:
-            ids = await outbox.enqueue_many(conn, items)
+            ids = await outbox.enqueue_many(conn, items, now=ctx.clock())
     reads = [s for s in seen if s.startswith("select") and "webhook_subscriptions" in s]
     writes = [s for s in seen if s.startswith("insert into webhook_deliveries")]
     assert len(reads) == 1 and len(writes) == 1
@@ -102,7 +103,7 @@ async def test_events_nobody_subscribed_to_queue_nothing(ctx: Context) -> None:
     rep = await make_user(ctx, "rep@x.example")
     async with ctx.engine.begin() as conn:
         assert await store.fan_out(conn, []) == 0
-        await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={})
+        await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock())
         assert store.QUEUED_MARK not in conn.info
     async with ctx.engine.connect() as conn:
         assert (await conn.execute(select(webhook_deliveries.c.id))).first() is None

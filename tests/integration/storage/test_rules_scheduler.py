@@ -22,6 +22,7 @@ from app.storage import mailboxes as mailbox_store
 from app.storage import outbox
 from app.storage import threads as store
 from app.storage import users as user_store
+from app.storage.outbox import NewEvent
 from app.storage.tables import events, messages, threads
 from app.workers import Workers
 from tests.conftest import TEST_SECRET_KEY
@@ -255,16 +256,21 @@ async def test_the_lookups_use_their_indexes(sqlite_url: str) -> None:
 
 async def test_events_of_a_batch_are_written_together(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
-        before = await outbox.enqueue(conn, user_id=1, type="thread.quiet", payload={"n": 0})
+        before = await outbox.enqueue(
+            conn, user_id=1, type="thread.quiet", payload={"n": 0}, now=ctx.clock()
+        )
         ids = await outbox.enqueue_many(
             conn,
             [
-                {"user_id": 1, "type": "thread.quiet", "payload": {"n": 1}, "thread_id": 7},
-                {"user_id": 1, "type": "thread.closed", "payload": {"n": 2}, "mailbox_id": 3},
+                NewEvent(user_id=1, type="thread.quiet", payload={"n": 1}, thread_id=7),
+                NewEvent(user_id=1, type="thread.closed", payload={"n": 2}, mailbox_id=3),
             ],
+            now=ctx.clock(),
         )
         assert ids[0] > before and ids[1] == ids[0] + 1
-        after = await outbox.enqueue(conn, user_id=1, type="thread.quiet", payload={"n": 3})
+        after = await outbox.enqueue(
+            conn, user_id=1, type="thread.quiet", payload={"n": 3}, now=ctx.clock()
+        )
         assert after > ids[1]
         rows = (await conn.execute(select(events).order_by(events.c.id))).mappings().all()
     assert [(r["type"], r["payload"]["n"]) for r in rows] == [
@@ -273,7 +279,7 @@ async def test_events_of_a_batch_are_written_together(ctx: Context) -> None:
         ("thread.closed", 2),
         ("thread.quiet", 3),
     ]
-    assert await outbox.enqueue_many(conn, []) == []
+    assert await outbox.enqueue_many(conn, [], now=ctx.clock()) == []
 
 
 def test_backtest_command(tmp_path: Path) -> None:

@@ -46,8 +46,12 @@ async def test_events_fan_out_to_matching_enabled_subscriptions_of_their_user(
     await webhooks.create_webhook(ctx, user_id=other, url="http://127.0.0.1:9/d", event_types=None)
     async with ctx.engine.begin() as conn:
         await store.disable_subscription(conn, off, "by hand", utcnow())
-        quiet = await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={})
-        replied = await outbox.enqueue(conn, user_id=rep, type="thread.replied", payload={})
+        quiet = await outbox.enqueue(
+            conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock()
+        )
+        replied = await outbox.enqueue(
+            conn, user_id=rep, type="thread.replied", payload={}, now=ctx.clock()
+        )
 
     async with ctx.engine.connect() as conn:
         rows = (
@@ -74,7 +78,9 @@ async def test_an_event_and_its_deliveries_commit_or_roll_back_together(ctx: Con
 
     with pytest.raises(RuntimeError):
         async with ctx.engine.begin() as conn:
-            await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={})
+            await outbox.enqueue(
+                conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock()
+            )
             raise RuntimeError("the state change failed after its event was written")
 
     async with ctx.engine.connect() as conn:
@@ -87,7 +93,9 @@ async def queue(ctx: Context, count: int) -> list[int]:
     await webhooks.create_webhook(ctx, user_id=rep, url="http://127.0.0.1:9/", event_types=None)
     async with ctx.engine.begin() as conn:
         for _ in range(count):
-            await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={})
+            await outbox.enqueue(
+                conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock()
+            )
         rows = await conn.execute(select(webhook_deliveries.c.id))
         return sorted(int(i) for i in rows.scalars())
 
@@ -155,8 +163,10 @@ async def test_subscriptions_changed_within_a_transaction_are_seen_by_the_fan_ou
         ctx, user_id=rep, url="http://127.0.0.1:9/", event_types=None
     )
     async with ctx.engine.begin() as conn:
-        before = await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={})
+        before = await outbox.enqueue(
+            conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock()
+        )
         await store.disable_subscription(conn, first, "by hand", utcnow())
-        await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={})
+        await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock())
         rows = await conn.execute(select(webhook_deliveries.c.event_id))
         assert list(rows.scalars()) == [before]

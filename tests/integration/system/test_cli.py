@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import mailbox
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import httpx
 import pytest
 
 from tests.conftest import TEST_SECRET_KEY
+from tests.factories import make_message
 from tests.support.processes import cli_env, run_cli, serving
 
 pytestmark = pytest.mark.integration
@@ -116,3 +119,57 @@ def test_token_list_revoke_and_user_disable_take_effect_at_once(tmp_path: Path) 
         assert status(second) == 200
     gone = run_cli("token", "revoke", "--email", "rep@seller.example", "999", env=env, cwd=tmp_path)
     assert gone.returncode == 1 and "no token 999" in gone.stderr
+
+
+def test_a_mailbox_name_is_looked_up_among_one_users_mailboxes(tmp_path: Path) -> None:
+    """Two users each have a "Work": `backtest Work --email …` finds the owner's; without
+    --email the name is ambiguous and the command says how to tell them apart."""
+    env = cli_env(secret_key=TEST_SECRET_KEY, database_url=f"sqlite+aiosqlite:///{tmp_path}/d.db")
+    sent = datetime.now(UTC) - timedelta(days=20)
+    ids = {}
+    for n, email in enumerate(("one@seller.example", "two@seller.example")):
+        made = run_cli(
+            "user", "create", "--email", email, "--password-stdin",
+            env=env, cwd=tmp_path, stdin="long-enough-pw\n",
+        )  # fmt: skip
+        assert made.returncode == 0, made.stderr
+        box = mailbox.mbox(tmp_path / f"{n}.mbox", create=True)
+        for i in range(n + 1):  # one thread in the first user's "Work", two in the second's
+            box.add(
+                make_message(
+                    from_=email, to=["buyer@prospect.example"], subject=f"Deal {i}",
+                    date=sent, message_id=f"{n}-{i}@seller",
+                )
+            )  # fmt: skip
+        box.flush()
+        box.close()
+        imported = run_cli(
+            "import", str(tmp_path / f"{n}.mbox"), "--email", email, "--mailbox", "Work",
+            "--address", email, env=env, cwd=tmp_path,
+        )  # fmt: skip
+        assert imported.returncode == 0, imported.stderr
+        ids[email] = int(imported.stdout.split()[1].rstrip(":"))
+    assert len(set(ids.values())) == 2
+
+    for email, threads in (("two@seller.example", 2), ("one@seller.example", 1)):
+        result = run_cli(
+            "backtest", "Work", "--email", email, "--days", "30", env=env, cwd=tmp_path
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.startswith(f"mailbox {ids[email]}: ")
+        assert f"backtest: 30 days, {threads} threads" in result.stdout.strip().splitlines()[-1]
+
+    ambiguous = run_cli("backtest", "Work", env=env, cwd=tmp_path)
+    assert ambiguous.returncode == 1
+    listed = ", ".join(str(i) for i in sorted(ids.values()))
+    assert f"several mailboxes are named 'Work' (ids {listed}): give the id" in ambiguous.stderr
+    assert "--email" in ambiguous.stderr
+    # An id is scoped too: another user's mailbox is not found through this user's e-mail.
+    theirs = run_cli(
+        "backtest", str(ids["one@seller.example"]), "--email", "two@seller.example",
+        env=env, cwd=tmp_path,
+    )  # fmt: skip
+    assert theirs.returncode == 1
+    assert f"no mailbox with id or name '{ids['one@seller.example']}'" in theirs.stderr
+    nobody = run_cli("backtest", "Work", "--email", "nobody@x.example", env=env, cwd=tmp_path)
+    assert nobody.returncode == 1 and "no user with e-mail nobody@x.example" in nobody.stderr

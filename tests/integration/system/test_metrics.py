@@ -37,7 +37,9 @@ async def test_a_worker_exposes_what_it_did_and_not_the_stored_state(
         )
         async with ctx.engine.begin() as conn:
             for n in range(5):
-                await outbox.enqueue(conn, user_id=user_id, type="thread.quiet", payload={"n": n})
+                await outbox.enqueue(
+                    conn, user_id=user_id, type="thread.quiet", payload={"n": n}, now=ctx.clock()
+                )
         worker = start_worker(env, tmp_path, log)
         try:
             await wait_for(lambda: len(consumer.verified_ids()) == 5, "all arrived", log, 60)

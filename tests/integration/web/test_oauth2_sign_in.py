@@ -427,11 +427,11 @@ async def test_smtp_delivery_logs_in_with_the_same_grant(rep: Rep) -> None:
         )
         refreshes = rep.idp.refreshes
         sent = await drafts_service.approve_draft(
-            rep.ctx, user_id=rep.user_id, draft_id=draft["id"], delivery="smtp"
+            rep.ctx, user_id=rep.user_id, draft_id=draft.id, delivery="smtp"
         )
     finally:
         controller.stop()
-    assert sent["delivery"] == "smtp" and sent["sent_at"] is not None
+    assert sent.delivery == "smtp" and sent.sent_at is not None
     # Refused once, refreshed, then taken: one message, sent as the rep.
     assert sink.logins == [(rep.address, False), (rep.address, True)]
     assert rep.idp.refreshes == refreshes + 1

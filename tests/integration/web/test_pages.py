@@ -301,7 +301,7 @@ async def test_approving_after_they_answered_says_so_and_keeps_the_draft(
     assert "no longer waiting for this follow-up" in page.text and "replied" in page.text
     async with reading(ctx.engine) as conn:
         draft = await draft_store.get_draft(conn, setup.draft_id)
-    assert draft is not None and draft["state"] != "approved"
+    assert draft is not None and draft.state != "approved"
 
 
 async def test_draft_question_edit_and_suggestions(owner: Browser, setup: Setup) -> None:

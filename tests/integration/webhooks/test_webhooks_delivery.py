@@ -10,8 +10,7 @@ from typing import Any
 import pytest
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from app import metrics
-from app.services import accounts, webhooks
+from app.services import accounts, metrics, webhooks
 from app.services.context import Context
 from app.storage import outbox
 from app.storage.common import utcnow
@@ -78,7 +77,11 @@ async def emit(ctx: Context, user_id: int, count: int, type: str = "thread.quiet
     async with ctx.engine.begin() as conn:
         for n in range(count):
             event_id = await outbox.enqueue(
-                conn, user_id=user_id, type=type, payload={"schema_version": 1, "n": n}
+                conn,
+                user_id=user_id,
+                type=type,
+                payload={"schema_version": 1, "n": n},
+                now=ctx.clock(),
             )
             ids.append(f"evt_{event_id}")
     return ids
@@ -351,7 +354,9 @@ async def test_only_a_commit_that_queued_deliveries_wakes_the_dispatcher(
     try:
         with pytest.raises(RuntimeError):
             async with ctx.engine.begin() as conn:
-                await outbox.enqueue(conn, user_id=user_id, type="thread.quiet", payload={})
+                await outbox.enqueue(
+                    conn, user_id=user_id, type="thread.quiet", payload={}, now=ctx.clock()
+                )
                 raise RuntimeError("rolled back")
         await emit(ctx, loner, 1)  # nobody subscribed: nothing queued
         assert not dispatcher.wake.is_set()

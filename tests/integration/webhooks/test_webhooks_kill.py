@@ -40,7 +40,7 @@ async def test_a_worker_killed_mid_delivery_loses_nothing(
         async with ctx.engine.begin() as conn:
             for n in range(EVENTS):
                 event_id = await outbox.enqueue(
-                    conn, user_id=user_id, type="thread.quiet", payload={"n": n}
+                    conn, user_id=user_id, type="thread.quiet", payload={"n": n}, now=ctx.clock()
                 )
                 expected.add(f"evt_{event_id}")
 

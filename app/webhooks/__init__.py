@@ -1,0 +1,1 @@
+"""The edge to webhook consumers: signing, retry schedule, URL guard, delivery."""
