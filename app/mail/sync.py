@@ -444,7 +444,7 @@ class _FolderReader:
 
     async def finish(self, plan: _Plan, progress: Progress | None) -> None:
         """After the first read's batches: the folder is read up to its top; then whatever
-        came above it."""
+        came above it, also while the window was read (SELECT's UIDNEXT tells)."""
         async with self.engine.begin() as conn:
             await mailbox_store.save_folder_position(
                 conn,
@@ -454,7 +454,13 @@ class _FolderReader:
                 backfill_top_uid=None,
                 backfill_low_uid=None,
             )
-        await self._read_above(plan.top, plan.above, plan.status, progress, selected=False)
+        now = await _blocking(self.options, self.session.select, self.name)
+        above, status = plan.above, plan.status
+        seen = max(plan.top, above[-1] if above else 0)
+        if now.uidvalidity == status.uidvalidity and (now.uidnext or 0) > seen + 1:
+            status = now  # searched after it: every UID below its UIDNEXT is seen
+            above = await self._search_above(plan.top, now)
+        await self._read_above(plan.top, above, status, progress, selected=True)
 
     def _unchanged(self, status: FolderStatus) -> bool:
         row = self.row
