@@ -138,7 +138,7 @@ async def measure(path: Path, runs: int) -> dict[str, float]:
                 t0 = time.perf_counter()
                 rows = await threads_to_evaluate(conn, now=NOW, limit=DUE)
                 # and which of them wait for a body still to read (none here; the query runs)
-                assert not await threads_awaiting_body(conn, [r["id"] for r in rows])
+                assert not await threads_awaiting_body(conn, [r.id for r in rows])
                 t1 = time.perf_counter()
                 batch = await decide_threads(conn, rows, NOW)
                 t2 = time.perf_counter()

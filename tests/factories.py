@@ -311,6 +311,7 @@ async def make_mailbox(conn: AsyncConnection, ctx: Context) -> tuple[int, int]:
             "holiday_subdiv": None,
             "rules": {},
         },
+        now=datetime.now(UTC),
     )
     return user_id, mailbox_id
 

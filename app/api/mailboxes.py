@@ -25,9 +25,11 @@ from app.api.schemas import (
 from app.services import mailboxes as service
 from app.services import oauth2 as oauth2_service
 from app.services import sync as sync_service
+from app.services.mailbox_views import Mailbox, public_view
 
 log = logging.getLogger(__name__)
 router = APIRouter(prefix="/mailboxes", tags=["mailboxes"])
+# OpenAPI fragments: FastAPI's own open shape.
 ERRORS: dict[int | str, dict[str, Any]] = {
     401: {"model": Problem},
     404: {"model": Problem},
@@ -97,36 +99,66 @@ async def oauth2_start(body: OAuth2StartIn, ctx: ContextDep, user: UserDep) -> O
     )
 
 
+def _out(mailbox: Mailbox) -> MailboxOut:
+    return MailboxOut.model_validate(public_view(mailbox), from_attributes=True)
+
+
 @router.get("", response_model=MailboxList, responses=ERRORS)
-async def list_mailboxes(ctx: ContextDep, user: UserDep) -> dict[str, Any]:
-    rows = await service.list_mailboxes(ctx, user_id=user.id)
-    return {"items": [service.public_view(r) for r in rows]}
+async def list_mailboxes(ctx: ContextDep, user: UserDep) -> MailboxList:
+    found = await service.list_mailboxes(ctx, user_id=user.id)
+    return MailboxList(items=[_out(m) for m in found])
 
 
 @router.get("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
-async def get_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> dict[str, Any]:
-    return service.public_view(
-        await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
-    )
+async def get_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> MailboxOut:
+    return _out(await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id))
+
+
+def _edit(body: MailboxPatch) -> service.MailboxEdit:
+    """The fields the body sets (NOT_NULL ones are never null here; the others may be)."""
+    edit = service.MailboxEdit()
+    given = body.model_fields_set
+    if body.name is not None:
+        edit["name"] = body.name
+    if body.addresses is not None:
+        edit["addresses"] = body.addresses
+    if body.timezone is not None:
+        edit["timezone"] = body.timezone
+    if "holiday_country" in given:
+        edit["holiday_country"] = body.holiday_country
+    if "holiday_subdiv" in given:
+        edit["holiday_subdiv"] = body.holiday_subdiv
+    if body.folders is not None:
+        edit["folder_include"] = body.folders.include
+        edit["folder_exclude"] = body.folders.exclude
+    imap = body.imap
+    if imap is not None:
+        if imap.host is not None:
+            edit["host"] = imap.host
+        if imap.port is not None:
+            edit["port"] = imap.port
+        if imap.security is not None:
+            edit["security"] = imap.security
+        if imap.username is not None:
+            edit["username"] = imap.username
+        if imap.password is not None:
+            edit["secret"], edit["auth_method"] = imap.password.get_secret_value(), "password"
+        if imap.oauth2_token is not None:
+            edit["secret"] = imap.oauth2_token.get_secret_value()
+            edit["auth_method"] = "oauth2"
+    return edit
 
 
 @router.patch("/{mailbox_id}", response_model=MailboxOut, responses=ERRORS)
 async def update_mailbox(
     mailbox_id: RowId, body: MailboxPatch, ctx: ContextDep, user: UserDep
-) -> dict[str, Any]:
+) -> MailboxOut:
     """Change any field; a changed server, username or secret is checked with a live login."""
-    changes: dict[str, Any] = body.model_dump(exclude_unset=True, exclude={"imap", "folders"})
-    if body.folders is not None:
-        changes.update(folder_include=body.folders.include, folder_exclude=body.folders.exclude)
-    if body.imap is not None:
-        imap = body.imap.model_dump(exclude_unset=True, exclude={"password", "oauth2_token"})
-        changes.update(imap)
-        if body.imap.password is not None:
-            changes.update(secret=body.imap.password.get_secret_value(), auth_method="password")
-        if body.imap.oauth2_token is not None:
-            changes.update(secret=body.imap.oauth2_token.get_secret_value(), auth_method="oauth2")
-    row = await service.update_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id, changes=changes)
-    return service.public_view(row)
+    changes = _edit(body)
+    updated = await service.update_mailbox(
+        ctx, user_id=user.id, mailbox_id=mailbox_id, changes=changes
+    )
+    return _out(updated)
 
 
 @router.delete("/{mailbox_id}", status_code=status.HTTP_204_NO_CONTENT, responses=ERRORS)
@@ -139,9 +171,7 @@ async def delete_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> R
 @router.post("/{mailbox_id}/test", response_model=ConnectionTest, responses=ERRORS)
 async def test_mailbox(mailbox_id: RowId, ctx: ContextDep, user: UserDep) -> ConnectionTest:
     """Log in with the stored credentials and list the folders."""
-    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=mailbox_id)
-    account = await service.stored_account(ctx, row)
-    folders = await service.test_connection(ctx, account, user_id=user.id)
+    folders = await service.test_stored(ctx, user_id=user.id, mailbox_id=mailbox_id)
     return ConnectionTest(ok=True, folders=folders)
 
 

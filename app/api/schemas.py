@@ -13,7 +13,7 @@ from pydantic import (
     model_validator,
 )
 
-from app.services.bodies import Strict
+from app.services.bodies import Strict as Strict  # api.webhooks and others take it from here
 
 Security = Literal["tls", "starttls", "plain"]
 

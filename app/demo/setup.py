@@ -70,8 +70,8 @@ async def prepare_demo(ctx: Context, *, dovecot: DovecotServer | None, workdir: 
     password = secrets.token_urlsafe(12)
     user_id = await accounts.ensure_user(ctx, email=DEMO_EMAIL, password=password)
     for old in await mailbox_service.list_mailboxes(ctx, user_id=user_id):
-        if old["name"] == MAILBOX_NAME:
-            await mailbox_service.delete_mailbox(ctx, user_id=user_id, mailbox_id=old["id"])
+        if old.name == MAILBOX_NAME:
+            await mailbox_service.delete_mailbox(ctx, user_id=user_id, mailbox_id=old.id)
     if dovecot is not None:
         login = ImapLogin(
             host=dovecot.host,

@@ -276,9 +276,53 @@ class TimeOff:
             raise ValueError(f"time off ends ({self.end}) before it starts ({self.start})")
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Bounds:
+    """The values a number of the rules may take: `low` to `high`, both included unless
+    `low_open` (then `low` itself is refused)."""
+
+    low: float
+    high: float
+    low_open: bool = False
+
+    def holds(self, value: float) -> bool:
+        above = value > self.low if self.low_open else value >= self.low
+        return above and value <= self.high
+
+    def describe(self) -> str:
+        return f"{'>' if self.low_open else '>='} {self.low:g} and <= {self.high:g}"
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleLimits:
+    """Every bound of the rules, in one place: `Rules` checks them, and the API and pages'
+    schema (services.rules_schema) is built from them."""
+
+    wait_days: Bounds  # wait_business_days, each cadence step, auto_reply_pause_business_days
+    cadence_steps: Bounds  # how many steps the cadence lists
+    max_followups: Bounds
+    # Zero would flag every reply as unanswered the moment it arrives: the rep owes an
+    # answer only after some working time (the pages offer quarters of an hour).
+    response_time_hours: Bounds
+    time_off_ranges: int  # at most this many ranges
+    time_off_days: int  # one range spans at most this many days (end - start)
+    time_off_years: Bounds  # the years a range may touch
+
+
+RULE_LIMITS = RuleLimits(
+    wait_days=Bounds(low=1, high=60),
+    cadence_steps=Bounds(low=1, high=10),
+    max_followups=Bounds(low=0, high=10),
+    response_time_hours=Bounds(low=0, high=40, low_open=True),
+    time_off_ranges=100,
+    time_off_days=366,
+    time_off_years=Bounds(low=2000, high=2100),
+)
+
+
 @dataclass(frozen=True, kw_only=True)
 class Rules:
-    """A mailbox's rules; every field is configurable per mailbox.
+    """A mailbox's rules; every field is configurable per mailbox, within RULE_LIMITS.
 
     Waits: `wait_business_days` after the rep's e-mail, then `cadence_business_days[k-1]`
     after follow-up k (the last value repeats); after `max_followups` follow-ups and one
@@ -295,16 +339,39 @@ class Rules:
     time_off: tuple[TimeOff, ...] = ()
 
     def __post_init__(self) -> None:
-        if self.wait_business_days < 0 or any(d < 1 for d in self.cadence_business_days):
-            raise ValueError("waits must be >= 0 business days and cadence steps >= 1")
-        if not self.cadence_business_days:
-            raise ValueError("the cadence needs at least one step")
-        if self.max_followups < 0:
-            raise ValueError("max_followups must be >= 0")
-        if self.auto_reply_pause_business_days < 0 or not self.response_time_business_hours >= 0:
-            raise ValueError("the auto-reply pause and the response time must be >= 0")
+        limits = RULE_LIMITS
+        days = limits.wait_days
+        numbers = (
+            ("wait_business_days", self.wait_business_days, days),
+            ("max_followups", self.max_followups, limits.max_followups),
+            ("auto_reply_pause_business_days", self.auto_reply_pause_business_days, days),
+            (
+                "response_time_business_hours",
+                self.response_time_business_hours,
+                limits.response_time_hours,
+            ),
+            (
+                "cadence_business_days (steps)",
+                len(self.cadence_business_days),
+                limits.cadence_steps,
+            ),
+            *(("cadence_business_days", d, days) for d in self.cadence_business_days),
+        )
+        for name, value, bounds in numbers:
+            if not bounds.holds(value):  # NaN holds nothing either
+                raise ValueError(f"{name} must be {bounds.describe()}, not {value}")
         if self.work_day_start >= self.work_day_end:
             raise ValueError("working hours must start before they end")
+        if len(self.time_off) > limits.time_off_ranges:
+            raise ValueError(f"time_off: at most {limits.time_off_ranges} ranges")
+        years = limits.time_off_years
+        for t in self.time_off:
+            if (t.end - t.start).days > limits.time_off_days:
+                raise ValueError("time_off: one range may last at most a year")
+            if not (years.holds(t.start.year) and years.holds(t.end.year)):
+                raise ValueError(
+                    f"time_off: dates must lie between the years {years.low:g} and {years.high:g}"
+                )
 
 
 @dataclass(frozen=True, kw_only=True)

@@ -4,14 +4,37 @@ so a mailbox created before a rule existed keeps working."""
 from __future__ import annotations
 
 from datetime import date, time
-from typing import Any
+from typing import TypedDict
 
 from app.domain.model import Rules, TimeOff
 
 _DEFAULTS = Rules()
 
 
-def rules_from_dict(data: dict[str, Any] | None) -> Rules:
+class WorkingHoursJson(TypedDict, total=False):
+    start: str  # HH:MM
+    end: str
+
+
+class TimeOffJson(TypedDict):
+    start: str  # ISO date
+    end: str
+
+
+class RulesJson(TypedDict, total=False):
+    """The stored shape (mailboxes.rules), which the API shows too: any key may be missing
+    (it takes its default), and a row edited by hand may hold anything, so it is checked."""
+
+    wait_business_days: int
+    cadence_business_days: list[int]
+    max_followups: int
+    auto_reply_pause_business_days: int
+    response_time_business_hours: float
+    working_hours: WorkingHoursJson
+    time_off: list[TimeOffJson]
+
+
+def rules_from_dict(data: RulesJson | None) -> Rules:
     """Stored JSON -> Rules. Raises ValueError (with the field's name) on values that the API
     would have refused, so a hand-edited row fails loudly instead of deciding wrongly."""
     data = data or {}
@@ -40,7 +63,7 @@ def rules_from_dict(data: dict[str, Any] | None) -> Rules:
         raise ValueError(f"stored rules are malformed: {exc!r}") from exc
 
 
-def rules_to_dict(rules: Rules) -> dict[str, Any]:
+def rules_to_dict(rules: Rules) -> RulesJson:
     """Rules -> the JSON the API shows and the database stores."""
     return {
         "wait_business_days": rules.wait_business_days,

@@ -389,7 +389,7 @@ class _FolderReader:
         engine: AsyncEngine,
         session: MailSession,
         mailbox: MailboxRef,
-        row: dict[str, Any],
+        row: mailbox_store.FolderRow,
         options: SyncOptions,
         report: SyncReport,
         after_batch: AfterBatch | None = None,
@@ -414,6 +414,7 @@ class _FolderReader:
                 await mailbox_store.save_folder_position(
                     conn,
                     row["id"],
+                    self.options.now,
                     uidvalidity=status.uidvalidity,
                     highest_uid=0,
                     highest_modseq=None,
@@ -449,6 +450,7 @@ class _FolderReader:
             await mailbox_store.save_folder_position(
                 conn,
                 self.row["id"],
+                self.options.now,
                 highest_uid=plan.top,
                 highest_modseq=plan.status.highest_modseq,
                 backfill_top_uid=None,
@@ -470,7 +472,7 @@ class _FolderReader:
             return False
         return status.highest_modseq is None or status.highest_modseq == row["highest_modseq"]
 
-    async def _backfill_plan(self, row: dict[str, Any], status: FolderStatus) -> _Plan:
+    async def _backfill_plan(self, row: mailbox_store.FolderRow, status: FolderStatus) -> _Plan:
         """The first read: the look-back window, newest first, resumable from its low-water."""
         uids = await _blocking(
             self.options,
@@ -486,6 +488,7 @@ class _FolderReader:
                 await mailbox_store.save_folder_position(
                     conn,
                     row["id"],
+                    self.options.now,
                     uidvalidity=status.uidvalidity,
                     highest_uid=0,
                     backfill_top_uid=top,
@@ -493,7 +496,9 @@ class _FolderReader:
                 )
             low = top + 1
         else:
-            low = int(row["backfill_low_uid"])
+            saved_low = row["backfill_low_uid"]
+            assert saved_low is not None  # saved with backfill_top_uid
+            low = int(saved_low)
         size = self.options.batch_size
         # The newest batch small: its threads are decided and shown within a second or two.
         chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=FIRST_BATCH)
@@ -534,6 +539,7 @@ class _FolderReader:
             await mailbox_store.save_folder_position(
                 conn,
                 self.row["id"],
+                self.options.now,
                 uidvalidity=status.uidvalidity,
                 highest_uid=final,
                 highest_modseq=status.highest_modseq,
@@ -603,7 +609,11 @@ class _FolderReader:
                     errors=errors,
                 )
                 await mailbox_store.save_folder_position(
-                    conn, self.row["id"], uidvalidity=status.uidvalidity, **position
+                    conn,
+                    self.row["id"],
+                    self.options.now,
+                    uidvalidity=status.uidvalidity,
+                    **position,
                 )
                 await mailbox_store.set_progress(
                     conn, self.mailbox.id, {"folder": self.name, "done": done, "total": total}

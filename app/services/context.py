@@ -30,6 +30,9 @@ class Context:
     engine: AsyncEngine
     box: SecretBox
     clock: Callable[[], datetime] = field(default=_utcnow)  # tests move time by replacing it
+    # Leases are shared between processes, so they run on the wall clock even in a test
+    # that moves `clock`.
+    lease_clock: Callable[[], datetime] = field(default=_utcnow)
     mail_io: MailThreads = field(init=False, repr=False)
     mail_slots: UserSlots = field(init=False, repr=False)
     mail_guard: UrlGuard | None = field(default=None, repr=False)  # see services.mailhosts

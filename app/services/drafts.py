@@ -40,6 +40,7 @@ from app.storage import mailboxes as mailbox_store
 from app.storage import threads as thread_store
 from app.storage.drafts import DraftChange, DraftRow, DraftSettings
 from app.storage.engine import reading
+from app.storage.threads import ThreadRow
 
 log = logging.getLogger(__name__)
 MAX_PAGE = 200
@@ -248,10 +249,10 @@ async def _approve(ctx: Context, *, user_id: int, draft_id: int, delivery: Deliv
     return await _put_in_drafts(ctx, mailbox, row)
 
 
-def _refuse_if_not_waiting(row: DraftRow, thread: dict[str, Any] | None, waiting: bool) -> None:
+def _refuse_if_not_waiting(row: DraftRow, thread: ThreadRow | None, waiting: bool) -> None:
     if thread is None or not waiting:
-        state = thread["state"] if thread else "gone"
-        reason = thread["reason"] if thread else "the thread no longer exists"
+        state = thread.state if thread else "gone"
+        reason = thread.reason if thread else "the thread no longer exists"
         raise Conflict(
             f"thread {row.thread_id} is no longer waiting for this follow-up: it is now "
             f"{state} ({reason}); the draft was not approved"
@@ -283,7 +284,9 @@ def _dated_now(ctx: Context, row: DraftRow) -> DraftRow:
     return replace(row, raw=with_date(row.raw, ctx.clock()))
 
 
-async def _put_in_drafts(ctx: Context, mailbox: dict[str, Any], row: DraftRow) -> DraftView:
+async def _put_in_drafts(
+    ctx: Context, mailbox: mailbox_store.MailboxRow, row: DraftRow
+) -> DraftView:
     dated = _dated_now(ctx, row)
 
     def deliver(session: ImapSession) -> tuple[str, int, int | None] | None:
@@ -326,7 +329,7 @@ async def _put_in_drafts(ctx: Context, mailbox: dict[str, Any], row: DraftRow) -
 
 
 async def _send(
-    ctx: Context, mailbox: dict[str, Any], settings: DraftSettings, row: DraftRow
+    ctx: Context, mailbox: mailbox_store.MailboxRow, settings: DraftSettings, row: DraftRow
 ) -> DraftView:
     # A mailbox signed in with a provider logs in to SMTP with the same grant (XOAUTH2),
     # unless the rep gave an SMTP password.

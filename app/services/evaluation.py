@@ -11,31 +11,38 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime, time
 from enum import Enum
 from functools import lru_cache
-from typing import Any, NamedTuple
+from typing import NamedTuple
 
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from app import metrics
 from app.calendars import work_calendar
 from app.domain.events import thread_events, thread_payload
-from app.domain.model import Decision, MessageKind, Rules, ThreadHistory, ThreadState
+from app.domain.model import Decision, MessageKind, Rules, ThreadState
 from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
 from app.mail import crashpoint
-from app.services.threads import thread_view
+from app.services.threads import decided_view, shown_ids
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
 from app.storage import threads as store
 from app.storage.outbox import NewEvent
-from app.storage.stored_messages import thread_message
+from app.storage.threads import (
+    Decided,
+    DecidedThread,
+    RuleMessage,
+    RuleThread,
+    ThreadRow,
+    history_of,
+)
 
 log = logging.getLogger(__name__)
 _INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
 
 
-def rules_of(mailbox: dict[str, Any]) -> Rules:
+def rules_of(mailbox: mailbox_store.MailboxRow) -> Rules:
     """The mailbox's stored rules; a row edited by hand into nonsense falls back to the
     defaults (logged) rather than stopping the scheduler for every mailbox."""
     try:
@@ -46,7 +53,11 @@ def rules_of(mailbox: dict[str, Any]) -> Rules:
 
 
 def calendar_of(
-    mailbox: dict[str, Any], now: datetime, rules: Rules | None = None, *, since: date | None = None
+    mailbox: mailbox_store.MailboxRow,
+    now: datetime,
+    rules: Rules | None = None,
+    *,
+    since: date | None = None,
 ) -> WorkCalendar:
     """The mailbox's business calendar around `now` (back to `since`, for a replay), with the
     working hours of its rules."""
@@ -85,23 +96,12 @@ def _calendar(
 
 async def thread_pages(
     conn: AsyncConnection, mailbox_id: int
-) -> AsyncIterator[tuple[list[dict[str, Any]], dict[int, list[dict[str, Any]]]]]:
+) -> AsyncIterator[tuple[list[ThreadRow], dict[int, list[RuleMessage]]]]:
     """Every thread of a mailbox with its messages, a page at a time (memory stays bounded)."""
     after_id = 0
     while page := await store.threads_of_mailbox(conn, mailbox_id, after_id=after_id):
-        after_id = page[-1]["id"]
-        yield page, await store.messages_for_rules(conn, [t["id"] for t in page])
-
-
-def history_of(thread: dict[str, Any], rows: Sequence[dict[str, Any]]) -> ThreadHistory:
-    return ThreadHistory(
-        messages=tuple(map(thread_message, rows)),
-        snoozed_until=thread["snoozed_until"],
-        closed_reason=thread["closed_reason"],
-        answered_at=thread.get("answered_at"),
-        answered_note=thread.get("answered_note"),
-        reopened_at=thread.get("reopened_at"),
-    )
+        after_id = page[-1].id
+        yield page, await store.messages_for_rules(conn, [t.id for t in page])
 
 
 class Announce(Enum):
@@ -115,31 +115,31 @@ class Announce(Enum):
 class Evaluated(NamedTuple):
     """One thread of a batch, decided, not yet written (a tuple: a batch makes a thousand)."""
 
-    thread: dict[str, Any]
-    messages: list[dict[str, Any]]
+    thread: RuleThread
+    messages: list[RuleMessage]
     decision: Decision
     user_id: int
 
 
 async def decide_threads(
-    conn: AsyncConnection, thread_rows: Sequence[dict[str, Any]], now: datetime
+    conn: AsyncConnection, thread_rows: Sequence[RuleThread], now: datetime
 ) -> list[Evaluated]:
     """Read what the rules need for a batch (its mailboxes, then every message of every
     thread in one query) and decide each thread. Reads only; `write_decisions` records them."""
     if not thread_rows:
         return []
     setups: dict[int, tuple[int, Rules, WorkCalendar] | None] = {}
-    for row in await mailbox_store.get_mailboxes(conn, {t["mailbox_id"] for t in thread_rows}):
+    for row in await mailbox_store.get_mailboxes(conn, {t.mailbox_id for t in thread_rows}):
         rules = rules_of(row)
         setups[row["id"]] = (row["user_id"], rules, calendar_of(row, now, rules))
-    messages = await store.messages_for_rules(conn, [t["id"] for t in thread_rows])
+    messages = await store.messages_for_rules(conn, [t.id for t in thread_rows])
     out: list[Evaluated] = []
     for thread in thread_rows:
-        setup = setups.get(thread["mailbox_id"])
+        setup = setups.get(thread.mailbox_id)
         if setup is None:  # its mailbox is gone (deleted meanwhile): nothing to decide
             continue
         user_id, rules, calendar = setup
-        rows = messages.get(thread["id"], [])
+        rows = messages.get(thread.id, [])
         decision = decide(history_of(thread, rows), rules, calendar, now)
         out.append(Evaluated(thread=thread, messages=rows, decision=decision, user_id=user_id))
     return out
@@ -155,30 +155,31 @@ async def write_decisions(
     """Write each decision (only the columns it changes, one executemany per set of them)
     and the events of the changes (one INSERT), as `announce` says. Returns how many threads
     changed state."""
-    writes: list[dict[str, Any]] = []
+    writes: list[DecidedThread] = []
     news: list[NewEvent] = []
     changed = 0
     for item in batch:
         thread, rows, decision = item.thread, item.messages, item.decision
-        last_out = last_in = None
+        last_out: datetime | None = None
+        last_in: datetime | None = None
         for r in rows:
-            kind, when = r["kind"], r["date"]
+            kind, when = r.kind, r.date
             if kind == MessageKind.OUTBOUND:
                 last_out = when if last_out is None or when > last_out else last_out
             elif kind in _INBOUND:
                 last_in = when if last_in is None or when > last_in else last_in
-        values = {
-            "state": decision.state.value,
-            "reason": decision.reason,
-            "needs_response": decision.needs_response,
-            "next_check_at": decision.next_check_at,
-            "followups_sent": decision.followups_sent,
-            "last_outbound_at": last_out,
-            "last_inbound_at": last_in,
-            "subject": rows[0]["subject"] if rows else thread["subject"],
-        }
-        writes.append({"id": thread["id"], **{k: v for k, v in values.items() if thread[k] != v}})
-        old_state = ThreadState(thread["state"]) if thread["state"] else None
+        decided = Decided(
+            state=decision.state.value,
+            reason=decision.reason,
+            needs_response=decision.needs_response,
+            next_check_at=decision.next_check_at,
+            followups_sent=decision.followups_sent,
+            last_outbound_at=last_out,
+            last_inbound_at=last_in,
+            subject=rows[0].subject if rows else thread.subject,
+        )
+        writes.append(DecidedThread(thread, decided))
+        old_state = ThreadState(thread.state) if thread.state else None
         if decision.state != old_state:
             changed += 1
         if announce is Announce.NOTHING:
@@ -187,19 +188,19 @@ async def write_decisions(
         events = thread_events(
             old_state=None if first else old_state,
             new_state=decision.state,
-            old_needs_response=False if first else bool(thread["needs_response"]),
+            old_needs_response=False if first else bool(thread.needs_response),
             new_needs_response=decision.needs_response,
         )
         if events:
-            ids = [r["message_key"] for r in rows if r["has_message_id"]]
-            payload = thread_payload(thread_view({**thread, **values, "updated_at": now}, ids))
+            view = decided_view(thread, decided, shown_ids(rows), at=now)
+            payload = thread_payload(view.as_json())
             news.extend(
                 NewEvent(
                     user_id=item.user_id,
                     type=event.value,
                     payload=payload,
-                    mailbox_id=thread["mailbox_id"],
-                    thread_id=thread["id"],
+                    mailbox_id=thread.mailbox_id,
+                    thread_id=thread.id,
                 )
                 for event in events
             )
@@ -210,7 +211,7 @@ async def write_decisions(
 
 async def evaluate_threads(
     conn: AsyncConnection,
-    thread_rows: Sequence[dict[str, Any]],
+    thread_rows: Sequence[RuleThread],
     now: datetime,
     *,
     announce: Announce = Announce.CHANGES,
@@ -236,12 +237,12 @@ async def evaluate_due(
     # A thread is never decided on a header whose body is still to be read (a bounce not yet
     # joined, an auto-reply's return date, a decline): it waits, and the body's reading
     # makes it due again. Counted as looked at, so that the callers' loops move on.
-    held = await message_store.threads_awaiting_body(conn, [r["id"] for r in rows])
+    held = await message_store.threads_awaiting_body(conn, [r.id for r in rows])
     if held:
         # In a baseline, a state shown early is taken back: the thread is decided (and
         # announced, as if first seen) only once its body is read.
         await store.hold_for_bodies(conn, held, forget_state=announce is not Announce.CHANGES)
-        rows_now = [r for r in rows if r["id"] not in held]
+        rows_now = [r for r in rows if r.id not in held]
     else:
         rows_now = rows
     await evaluate_threads(conn, rows_now, now, announce=announce)
@@ -293,6 +294,6 @@ async def end_baseline(engine: AsyncEngine, clock: Callable[[], datetime], mailb
             conn, now, mailbox_id=mailbox_id, announce=Announce.AS_FIRST_SEEN
         ):
             evaluated += batch
-        await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False})
+        await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False}, now=clock())
     log.info("sync.baseline_done mailbox=%s threads=%s", mailbox_id, evaluated)
     return evaluated

@@ -57,6 +57,7 @@ from app.storage import outbox
 from app.storage import threads as thread_store
 from app.storage.drafts import DraftRow, DraftSettings, DueThread, ListedDraft, NewDraft
 from app.storage.engine import reading
+from app.storage.threads import MessageRow
 
 log = logging.getLogger(__name__)
 COMPOSE_BATCH = 50  # drafts per mailbox and pass; the rest come with the next pass
@@ -245,7 +246,7 @@ READY = DraftWait()
 PREPARING = DraftWait(preparing=True)
 
 
-def _blocked(mailbox: dict[str, Any]) -> DraftWait:
+def _blocked(mailbox: mailbox_store.MailboxRow) -> DraftWait:
     said = (mailbox["status_message"] or "").strip()
     return DraftWait(
         blocked=f"the mailbox {mailbox['name']} cannot be read now"
@@ -259,13 +260,13 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> Draf
     say what it still waits for afterwards."""
     async with reading(ctx.engine) as conn:
         thread = await thread_store.get_thread(conn, thread_id, user_id=user_id)
-        if thread is None or thread["state"] != "quiet":
+        if thread is None or thread.state != "quiet":
             return READY
         if not await store.quiet_threads_without_draft(
-            conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
+            conn, mailbox_id=thread.mailbox_id, thread_id=thread_id, limit=1
         ):
             return READY
-        mailbox = await mailbox_store.get_mailbox(conn, thread["mailbox_id"])
+        mailbox = await mailbox_store.get_mailbox(conn, thread.mailbox_id)
     if mailbox is None:
         return READY
     if mailbox["status"] == "failed":  # composing needs the original, read over IMAP
@@ -276,7 +277,7 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> Draf
             ctx.mail_slots.take(user_id)  # composing reads the original over IMAP
         except RateLimited:
             return PREPARING  # the user's other mail work comes first; a background pass makes it
-        task = asyncio.create_task(_compose_thread(ctx, thread["mailbox_id"], thread_id, user_id))
+        task = asyncio.create_task(_compose_thread(ctx, thread.mailbox_id, thread_id, user_id))
         _on_demand[thread_id] = task
         task.add_done_callback(functools.partial(_composed, thread_id))
     try:
@@ -288,9 +289,9 @@ async def draft_on_demand(ctx: Context, *, user_id: int, thread_id: int) -> Draf
         return PREPARING
     async with reading(ctx.engine) as conn:
         missing = await store.quiet_threads_without_draft(
-            conn, mailbox_id=thread["mailbox_id"], thread_id=thread_id, limit=1
+            conn, mailbox_id=thread.mailbox_id, thread_id=thread_id, limit=1
         )
-        mailbox = await mailbox_store.get_mailbox(conn, thread["mailbox_id"])
+        mailbox = await mailbox_store.get_mailbox(conn, thread.mailbox_id)
     if not missing:
         return READY
     # The login failed while composing (the sync records that on the mailbox).
@@ -322,7 +323,7 @@ async def _compose_thread(ctx: Context, mailbox_id: int, thread_id: int, user_id
 class _MailboxFacts:
     """What every draft of one mailbox's pass is composed with: read and built once."""
 
-    mailbox: dict[str, Any]
+    mailbox: mailbox_store.MailboxRow
     identity: Identity
     rules: Rules
     calendar: WorkCalendar
@@ -369,7 +370,7 @@ async def _create(
         settings=settings,
     )
     source = await open_originals(
-        ctx, mailbox, [row["id"] for rows in candidates.values() for row in rows]
+        ctx, mailbox, [row.id for rows in candidates.values() for row in rows]
     )
     created = 0
     try:
@@ -387,10 +388,10 @@ async def _create(
     return created, next_page
 
 
-def _forward_candidates(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def _forward_candidates(rows: list[MessageRow]) -> list[MessageRow]:
     """The message rows a follow-up of the thread may forward: the rep's e-mails since the
     last answer, newest first (`unanswered_run`), with or without a Message-ID."""
-    by_key = {r["message_key"]: r for r in rows}
+    by_key = {r.message_key: r for r in rows}
     run = unanswered_run([stored_message(r) for r in rows])
     return [by_key[m.key] for m in run[:FORWARD_CANDIDATES]]
 
@@ -400,8 +401,8 @@ async def _compose_one(
     source: OriginalSource,
     facts: _MailboxFacts,
     thread: DueThread,
-    rows: list[dict[str, Any]],
-    candidates: list[dict[str, Any]],
+    rows: list[MessageRow],
+    candidates: list[MessageRow],
 ) -> int:
     """The draft of one due thread, from its message `rows` (oldest first); `candidates` are
     the rep's unanswered e-mails, newest first, read whole from `source` one by one until
@@ -415,7 +416,7 @@ async def _compose_one(
     chosen: tuple[StoredMessage, bytes] | None = None
     bumps, verdict = 0, "bump"
     for message, candidate in zip(run, candidates, strict=False):
-        original = await source.original(int(candidate["id"]))
+        original = await source.original(candidate.id)
         if original is None:
             continue
         first = first or (message, original)
@@ -506,16 +507,16 @@ def _usable_templates(settings: DraftSettings, mailbox_id: int) -> QuestionTempl
         return None
 
 
-def stored_message(row: dict[str, Any]) -> StoredMessage:
+def stored_message(row: MessageRow) -> StoredMessage:
     return StoredMessage(
-        message_id=row["message_key"] if row["has_message_id"] else None,
-        kind=MessageKind(row["kind"]),
-        date=row["date"],
-        subject=row["subject"],
-        sender=Address(email=row["from_addr"], name=row["from_name"]),
-        to=tuple(Address(email=a) for a in row["to_addrs"]),
-        cc=tuple(Address(email=a) for a in row["cc_addrs"]),
-        references=tuple(row["references"]),
-        in_reply_to=tuple(row["in_reply_to"]),
-        key=row["message_key"],
+        message_id=row.message_key if row.has_message_id else None,
+        kind=MessageKind(row.kind),
+        date=row.date,
+        subject=row.subject,
+        sender=Address(email=row.from_addr, name=row.from_name),
+        to=tuple(Address(email=a) for a in row.to_addrs),
+        cc=tuple(Address(email=a) for a in row.cc_addrs),
+        references=tuple(row.references),
+        in_reply_to=tuple(row.in_reply_to),
+        key=row.message_key,
     )

@@ -16,7 +16,7 @@ from app.services.evaluation import evaluate_mailbox
 from app.services.followups import create_due_drafts
 from app.storage import mailboxes as mailbox_store
 from app.storage import users as user_store
-from app.storage.mailboxes import FILE_SOURCE
+from app.storage.mailboxes import FILE_SOURCE, NewMailbox
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -62,23 +62,26 @@ async def import_mail(
         if mailbox is None:
             mailbox_id = await mailbox_store.create_mailbox(
                 conn,
-                {
-                    "user_id": user["id"],
-                    "name": mailbox_name,
-                    "imap_host": "",
-                    "imap_port": 0,
-                    "imap_security": "plain",
-                    "imap_username": "",
-                    "auth_method": FILE_SOURCE,
-                    "secret_enc": ctx.box.encrypt(""),
-                    "addresses": addresses,
-                    "timezone": timezone,
-                    "holiday_country": holiday_country,
-                    "holiday_subdiv": None,
-                    "rules": {},
-                    "status": "ok",
-                    "next_sync_at": None,
-                },
+                NewMailbox(
+                    user_id=user["id"],
+                    name=mailbox_name,
+                    imap_host="",
+                    imap_port=0,
+                    imap_security="plain",
+                    imap_username="",
+                    auth_method=FILE_SOURCE,
+                    secret_enc=ctx.box.encrypt(""),
+                    addresses=addresses,
+                    timezone=timezone,
+                    holiday_country=holiday_country,
+                    holiday_subdiv=None,
+                    folder_include=None,
+                    folder_exclude=None,
+                    rules={},
+                    status="ok",
+                    next_sync_at=None,
+                ),
+                now=ctx.clock(),
             )
         elif mailbox["auth_method"] != FILE_SOURCE:
             raise Conflict(
@@ -99,7 +102,7 @@ async def import_mail(
     evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     drafts = await create_due_drafts(ctx, mailbox_id, all_due=True)
     async with ctx.engine.begin() as conn:
-        await mailbox_store.set_status(conn, mailbox_id, "ok", "", synced=True)
+        await mailbox_store.set_status(conn, mailbox_id, "ok", "", now=ctx.clock(), synced=True)
     return ImportOutcome(
         mailbox_id=mailbox_id,
         folders=report.folders,

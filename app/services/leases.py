@@ -29,13 +29,17 @@ def _lease(ctx: Context) -> timedelta:
 async def claim_sync(ctx: Context, mailbox_id: int, *, owner: str) -> bool:
     """Take one mailbox's sync lease for `owner`; False when another worker holds it."""
     async with ctx.engine.begin() as conn:
-        return await mailbox_store.claim_lease(conn, mailbox_id, owner, _lease(ctx))
+        return await mailbox_store.claim_lease(
+            conn, mailbox_id, owner, _lease(ctx), now=ctx.lease_clock()
+        )
 
 
 async def claim_due_syncs(ctx: Context, *, owner: str, limit: int) -> list[int]:
     """Take the sync lease of up to `limit` mailboxes whose sync is due now."""
     async with ctx.engine.begin() as conn:
-        return await mailbox_store.claim_due_syncs(conn, owner, ctx.clock(), _lease(ctx), limit)
+        return await mailbox_store.claim_due_syncs(
+            conn, owner, ctx.clock(), _lease(ctx), limit, real=ctx.lease_clock()
+        )
 
 
 async def claim_unwatched(

@@ -7,7 +7,7 @@ import logging
 from collections.abc import Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field, replace
-from typing import Any, Literal
+from typing import Literal, TypedDict
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy.exc import IntegrityError
@@ -20,10 +20,18 @@ from app.runtime import worker_id
 from app.services import oauth2_tokens
 from app.services.accounts import normalize_email
 from app.services.context import Context
+from app.services.mailbox_views import Mailbox, mailbox_of
 from app.services.mailhosts import checked_addresses
-from app.services.views import iso
 from app.storage import mailboxes as store
 from app.storage.engine import reading
+from app.storage.mailboxes import (
+    AuthMethod,
+    FolderRead,
+    Grant,
+    MailboxChanges,
+    MailboxRow,
+    NewMailbox,
+)
 
 log = logging.getLogger(__name__)
 
@@ -36,7 +44,7 @@ class MailboxInput:
     security: Security
     username: str
     secret: str = field(repr=False)
-    auth_method: Literal["password", "oauth2"]
+    auth_method: AuthMethod  # "none": imported from a file, never logged in to
     addresses: list[str]
     timezone: str
     holiday_country: str | None
@@ -52,50 +60,46 @@ class MailboxInput:
             security=self.security,
             username=self.username,
             secret=self.secret,
-            auth_method=self.auth_method,
+            auth_method=login_method(self.auth_method),
         )
 
 
-def public_view(row: dict[str, Any]) -> dict[str, Any]:
-    """A mailbox as the API shows it: never the secret."""
-    return {
-        "id": row["id"],
-        "name": row["name"],
-        "imap": {
-            "host": row["imap_host"],
-            "port": row["imap_port"],
-            "security": row["imap_security"],
-            "username": row["imap_username"],
-            "auth_method": row["auth_method"],
-            "oauth2_provider": row.get("oauth2_provider"),
-        },
-        "addresses": row["addresses"],
-        "timezone": row["timezone"],
-        "holiday_country": row["holiday_country"],
-        "holiday_subdiv": row["holiday_subdiv"],
-        "folders": {"include": row["folder_include"] or [], "exclude": row["folder_exclude"] or []},
-        "status": row["status"],
-        "status_message": row["status_message"],
-        "progress": row["progress"],
-        "drafts_preparing": row.get("drafts_preparing") or 0,
-        "last_sync_at": iso(row["last_sync_at"]),
-        "created_at": iso(row["created_at"]),
-    }
+def login_method(method: AuthMethod) -> Literal["password", "oauth2"]:
+    # The IMAP login tells only OAuth2 from the rest (an imported mailbox has no server).
+    return "oauth2" if method == "oauth2" else "password"
 
 
-async def stored_account(ctx: Context, row: dict[str, Any]) -> ImapAccount:
+class MailboxEdit(TypedDict, total=False):
+    """A partial update of a mailbox: the keys given change, the others keep their value."""
+
+    name: str
+    host: str
+    port: int
+    security: Security
+    username: str
+    secret: str
+    auth_method: Literal["password", "oauth2"]
+    addresses: list[str]
+    timezone: str
+    holiday_country: str | None
+    holiday_subdiv: str | None
+    folder_include: list[str]
+    folder_exclude: list[str]
+
+
+async def stored_account(ctx: Context, row: MailboxRow) -> ImapAccount:
     """How to log in to a stored mailbox, its provider's access token refreshed if due."""
     return await oauth2_tokens.fresh_account(ctx, row, account_of(ctx, row))
 
 
-def account_of(ctx: Context, row: dict[str, Any]) -> ImapAccount:
+def account_of(ctx: Context, row: MailboxRow) -> ImapAccount:
     return ImapAccount(
         host=row["imap_host"],
         port=row["imap_port"],
         security=row["imap_security"],
         username=row["imap_username"],
         secret=ctx.box.decrypt(row["secret_enc"]),
-        auth_method=row["auth_method"],
+        auth_method=login_method(row["auth_method"]),
     )
 
 
@@ -115,14 +119,7 @@ def validate(ctx: Context, data: MailboxInput) -> MailboxInput:
     if data.auth_method != store.FILE_SOURCE:  # an imported mailbox has no server to check
         check_host(data.host)
         check_security(data.host, data.security, allow_plaintext=ctx.settings.imap_allow_plaintext)
-    return MailboxInput(
-        **{
-            **data.__dict__,
-            "addresses": addresses,
-            "holiday_country": country,
-            "name": data.name.strip(),
-        }
-    )
+    return replace(data, addresses=addresses, holiday_country=country, name=data.name.strip())
 
 
 async def test_connection(ctx: Context, account: ImapAccount, *, user_id: int) -> list[str]:
@@ -172,14 +169,15 @@ async def keep_renewed_secret(ctx: Context, mailbox_id: int, session: ImapSessio
     """Store the token a refresh produced (encrypted), so the next login starts with it."""
     if session.renewed_secret is not None:
         async with ctx.engine.begin() as conn:
+            sealed = ctx.box.encrypt(session.renewed_secret)
             await store.update_mailbox(
-                conn, mailbox_id, {"secret_enc": ctx.box.encrypt(session.renewed_secret)}
+                conn, mailbox_id, MailboxChanges(secret_enc=sealed), now=ctx.clock()
             )
 
 
 async def open_mailbox_session(
     ctx: Context,
-    mailbox: dict[str, Any],
+    mailbox: MailboxRow,
     *,
     executor: Executor | None = None,
     purpose: str | None = None,
@@ -193,7 +191,7 @@ async def open_mailbox_session(
     addresses = await checked_addresses(ctx, account.host, account.port, field="imap.host")
     loop = asyncio.get_running_loop()
     executor = executor or ctx.mail_io.executor
-    granted = bool(mailbox.get("oauth2_provider"))
+    granted = bool(mailbox["oauth2_provider"])
 
     def login(account: ImapAccount) -> ImapSession:
         return open_session(ctx, account, addresses, refresh_command=not granted)
@@ -236,7 +234,7 @@ async def create_mailbox(
     user_id: int,
     data: MailboxInput,
     verify: bool = True,
-    grant: dict[str, Any] | None = None,
+    grant: Grant | None = None,
 ) -> int:
     """Save a mailbox after a live login (unless `verify` is off). `grant`: the columns of a
     provider's sign-in (`oauth2_tokens.grant_values`)."""
@@ -251,33 +249,50 @@ async def create_mailbox(
         async with ctx.engine.begin() as conn:
             # Read over IMAP: its first sync is a baseline (evaluation.end_baseline).
             baseline = data.auth_method != store.FILE_SOURCE
-            values = {**_row_values(ctx, user_id, data), "baseline": baseline, **(grant or {})}
-            return await store.create_mailbox(conn, values)
+            values = NewMailbox(
+                user_id=user_id,
+                name=data.name,
+                imap_host=data.host,
+                imap_port=data.port,
+                imap_security=data.security,
+                imap_username=data.username,
+                auth_method=data.auth_method,
+                secret_enc=ctx.box.encrypt(data.secret),
+                addresses=data.addresses,
+                timezone=data.timezone,
+                holiday_country=data.holiday_country,
+                holiday_subdiv=data.holiday_subdiv,
+                folder_include=data.folder_include,
+                folder_exclude=data.folder_exclude,
+                rules={},
+                baseline=baseline,
+            )
+            return await store.create_mailbox(conn, values, now=ctx.clock(), grant=grant)
     except IntegrityError:
         raise Conflict(f"you have a mailbox named {data.name!r} already") from None
 
 
-def _row_values(ctx: Context, user_id: int, data: MailboxInput) -> dict[str, Any]:
-    return {
-        "user_id": user_id,
-        "name": data.name,
-        "imap_host": data.host,
-        "imap_port": data.port,
-        "imap_security": data.security,
-        "imap_username": data.username,
-        "auth_method": data.auth_method,
-        "secret_enc": ctx.box.encrypt(data.secret),
-        "addresses": data.addresses,
-        "timezone": data.timezone,
-        "holiday_country": data.holiday_country,
-        "holiday_subdiv": data.holiday_subdiv,
-        "folder_include": data.folder_include,
-        "folder_exclude": data.folder_exclude,
-        "rules": {},
-    }
+def _changes(ctx: Context, data: MailboxInput) -> MailboxChanges:
+    """Every column the connect form sets, as `data` has them."""
+    return MailboxChanges(
+        name=data.name,
+        imap_host=data.host,
+        imap_port=data.port,
+        imap_security=data.security,
+        imap_username=data.username,
+        auth_method=data.auth_method,
+        secret_enc=ctx.box.encrypt(data.secret),
+        addresses=data.addresses,
+        timezone=data.timezone,
+        holiday_country=data.holiday_country,
+        holiday_subdiv=data.holiday_subdiv,
+        folder_include=data.folder_include,
+        folder_exclude=data.folder_exclude,
+    )
 
 
-async def get_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[str, Any]:
+async def get_row(ctx: Context, *, user_id: int, mailbox_id: int) -> MailboxRow:
+    """The user's stored mailbox, secrets sealed: for services that log in or revoke."""
     async with reading(ctx.engine) as conn:
         row = await store.get_mailbox(conn, mailbox_id, user_id=user_id)
     if row is None:
@@ -285,16 +300,28 @@ async def get_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> dict[st
     return row
 
 
-async def list_mailboxes(ctx: Context, *, user_id: int) -> list[dict[str, Any]]:
+async def get_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> Mailbox:
+    return mailbox_of(await get_row(ctx, user_id=user_id, mailbox_id=mailbox_id))
+
+
+async def list_mailboxes(ctx: Context, *, user_id: int) -> list[Mailbox]:
     async with reading(ctx.engine) as conn:
-        return await store.list_mailboxes(conn, user_id)
+        return [mailbox_of(r) for r in await store.list_mailboxes(conn, user_id)]
+
+
+async def test_stored(ctx: Context, *, user_id: int, mailbox_id: int) -> list[str]:
+    """Log in with the stored credentials (a provider's token refreshed if due) and list the
+    folders, as `test_connection`."""
+    row = await get_row(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    account = await stored_account(ctx, row)
+    return await test_connection(ctx, account, user_id=user_id)
 
 
 async def update_mailbox(
-    ctx: Context, *, user_id: int, mailbox_id: int, changes: dict[str, Any]
-) -> dict[str, Any]:
+    ctx: Context, *, user_id: int, mailbox_id: int, changes: MailboxEdit
+) -> Mailbox:
     """Apply a partial update; a changed connection or secret is checked with a live login."""
-    row = await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    row = await get_row(ctx, user_id=user_id, mailbox_id=mailbox_id)
     current = MailboxInput(
         name=row["name"],
         host=row["imap_host"],
@@ -310,19 +337,18 @@ async def update_mailbox(
         folder_include=row["folder_include"] or [],
         folder_exclude=row["folder_exclude"] or [],
     )
-    merged = validate(ctx, MailboxInput(**{**current.__dict__, **changes}))
+    merged = validate(ctx, replace(current, **changes))
     connection_fields = {"host", "port", "security", "username", "secret", "auth_method"}
     if connection_fields & changes.keys():
         await test_connection(ctx, merged.account(), user_id=user_id)
-    values = _row_values(ctx, user_id, merged)
-    values.pop("rules")
+    values = _changes(ctx, merged)
     if connection_fields & changes.keys():
-        values.update(status="new", status_message="")
+        values["status"], values["status_message"] = "new", ""
     if {"secret", "auth_method"} & changes.keys():
         values.update(oauth2_tokens.NO_GRANT)  # a password or pasted token replaces a sign-in
     try:
         async with ctx.engine.begin() as conn:
-            await store.update_mailbox(conn, mailbox_id, values)
+            await store.update_mailbox(conn, mailbox_id, values, now=ctx.clock())
             updated = await store.get_mailbox(conn, mailbox_id)
     except IntegrityError:
         raise Conflict(f"you have a mailbox named {merged.name!r} already") from None
@@ -330,12 +356,12 @@ async def update_mailbox(
     if {"secret", "auth_method"} & changes.keys():
         # The sign-in it replaced is no longer of use to anyone: end it at the provider too.
         await oauth2_tokens.revoke(ctx, row)
-    return updated
+    return mailbox_of(updated)
 
 
 async def delete_mailbox(ctx: Context, *, user_id: int, mailbox_id: int) -> None:
     """Forget the mailbox; a provider's grant is revoked there first where it offers that."""
-    row = await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    row = await get_row(ctx, user_id=user_id, mailbox_id=mailbox_id)
     await oauth2_tokens.revoke(ctx, row)
     async with ctx.engine.begin() as conn:
         await store.delete_mailbox(conn, mailbox_id)
@@ -348,12 +374,12 @@ async def check_connection(ctx: Context, data: MailboxInput, *, user_id: int) ->
     return await test_connection(ctx, data.account(), user_id=user_id)
 
 
-async def folders_read(ctx: Context, *, user_id: int, mailbox_id: int) -> list[dict[str, Any]]:
-    await get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+async def folders_read(ctx: Context, *, user_id: int, mailbox_id: int) -> list[FolderRead]:
+    await get_row(ctx, user_id=user_id, mailbox_id=mailbox_id)
     async with reading(ctx.engine) as conn:
         return await store.folders_read(conn, mailbox_id)
 
 
-def is_imported(row: dict[str, Any]) -> bool:
+def is_imported(mailbox: Mailbox) -> bool:
     """The mailbox was read from a file (`radiosilence import`): no server behind it."""
-    return bool(row["auth_method"] == store.FILE_SOURCE)
+    return mailbox.auth_method == store.FILE_SOURCE

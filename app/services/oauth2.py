@@ -9,7 +9,6 @@ import logging
 import secrets
 from dataclasses import dataclass, replace
 from datetime import timedelta
-from typing import Any
 from urllib.parse import urlsplit
 
 from app.crypto import hash_api_token
@@ -21,6 +20,7 @@ from app.services import oauth2_tokens as tokens_service
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
 from app.storage import oauth2_starts as store
+from app.storage.mailboxes import Grant, MailboxChanges
 
 log = logging.getLogger(__name__)
 START_TTL = timedelta(minutes=15)  # time to sign in at the provider
@@ -91,26 +91,25 @@ async def start(
     `mailbox_id`, the sign-in reconnects that mailbox (signed in with the same provider)."""
     provider = providers.find(ctx.settings, provider_key)
     if mailbox_id is not None:
-        row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
-        if row["oauth2_provider"] != provider.key:
+        mailbox = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+        if mailbox.oauth2_provider != provider.key:
             raise InvalidInput(f"this mailbox was not connected with {provider.label}")
     state = secrets.token_urlsafe(32)
     verifier = secrets.token_urlsafe(64)  # 86 characters: RFC 7636 asks for 43 to 128
     async with ctx.engine.begin() as conn:
         if await store.count_for_user(conn, user_id, ctx.clock()) >= MAX_STARTS_PER_USER:
             raise RateLimited("too many sign-ins under way: finish one or wait a few minutes")
-        await store.save(
-            conn,
-            {
-                "user_id": user_id,
-                "state_hash": _hash(state),
-                "session_hash": _hash(session_token) if session_token else None,
-                "provider": provider.key,
-                "verifier_enc": ctx.box.encrypt(verifier),
-                "mailbox_id": mailbox_id,
-                "expires_at": ctx.clock() + START_TTL,
-            },
+        now = ctx.clock()
+        started = store.NewStart(
+            user_id=user_id,
+            state_hash=_hash(state),
+            session_hash=_hash(session_token) if session_token else None,
+            provider=provider.key,
+            verifier_enc=ctx.box.encrypt(verifier),
+            mailbox_id=mailbox_id,
+            expires_at=now + START_TTL,
         )
+        await store.save(conn, started, now=now)
     return await client.authorization_url(
         provider, redirect_uri=redirect_uri(ctx), state=state, code_verifier=verifier
     )
@@ -139,14 +138,14 @@ async def finish(
         begun = await store.take(conn, _hash(state), ctx.clock())
     if (
         begun is None
-        or begun["user_id"] != user_id
+        or begun.user_id != user_id
         or (
-            begun["session_hash"] is not None
-            and (session_token is None or begun["session_hash"] != _hash(session_token))
+            begun.session_hash is not None
+            and (session_token is None or begun.session_hash != _hash(session_token))
         )
     ):
         raise InvalidInput(REFUSED_STATE)
-    provider = providers.find(ctx.settings, begun["provider"])
+    provider = providers.find(ctx.settings, begun.provider)
     if error:
         raise InvalidInput(
             f"{provider.label} did not give access ({error[:60]}): nothing was connected"
@@ -157,7 +156,7 @@ async def finish(
         provider,
         redirect_uri=redirect_uri(ctx),
         code=code,
-        code_verifier=ctx.box.decrypt(begun["verifier_enc"]),
+        code_verifier=ctx.box.decrypt(begun.verifier_enc),
     )
     address = client.address_of(got.id_token, client_id=provider.client_id, now=ctx.clock())
     if got.refresh_token is None:
@@ -166,8 +165,8 @@ async def finish(
             "long: ask your operator to check the app's scopes (offline access)"
         )
     grant = tokens_service.grant_values(ctx, provider.key, got)
-    if begun["mailbox_id"] is not None:
-        return await _reconnect(ctx, user_id, int(begun["mailbox_id"]), address, got, grant)
+    if begun.mailbox_id is not None:
+        return await _reconnect(ctx, user_id, begun.mailbox_id, address, got, grant)
     data = mailboxes.MailboxInput(
         name=address,
         host=provider.imap_host,
@@ -190,10 +189,10 @@ async def _reconnect(
     mailbox_id: int,
     address: str,
     got: client.Tokens,
-    grant: dict[str, Any],
+    grant: Grant,
 ) -> Finished:
     """The same mailbox (its id, threads and history) with the new grant, once it logs in."""
-    row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
+    row = await mailboxes.get_row(ctx, user_id=user_id, mailbox_id=mailbox_id)
     if row["imap_username"].lower() != address.lower():
         raise InvalidInput(
             f"you signed in as {address}, but this mailbox is {row['imap_username']}: "
@@ -202,9 +201,7 @@ async def _reconnect(
     account = replace(mailboxes.account_of(ctx, row), secret=got.access_token)
     await mailboxes.test_connection(ctx, account, user_id=user_id)
     async with ctx.engine.begin() as conn:
-        await mailbox_store.update_mailbox(
-            conn,
-            mailbox_id,
-            {**grant, "status": "new", "status_message": "", "next_sync_at": ctx.clock()},
-        )
+        now = ctx.clock()
+        changes = MailboxChanges(status="new", status_message="", next_sync_at=now)
+        await mailbox_store.update_mailbox(conn, mailbox_id, changes, now=now, grant=grant)
     return Finished(mailbox_id=mailbox_id, reconnected=True, address=address)

@@ -11,7 +11,6 @@ import asyncio
 import logging
 from dataclasses import replace
 from datetime import timedelta
-from typing import Any
 
 from app.errors import ConfigError, InvalidInput, MailAuthError
 from app.mail import oauth2_client as client
@@ -21,27 +20,24 @@ from app.mail.oauth2_client import GrantRefused, Tokens
 from app.services.context import Context
 from app.storage import mailboxes as store
 from app.storage.engine import reading
+from app.storage.mailboxes import Grant, MailboxChanges, MailboxRow
 
 log = logging.getLogger(__name__)
 
 
-def grant_values(ctx: Context, provider_key: str, tokens: Tokens) -> dict[str, Any]:
+def grant_values(ctx: Context, provider_key: str, tokens: Tokens) -> Grant:
     """The mailbox columns that hold a grant, encrypted."""
     assert tokens.refresh_token is not None
-    return {
-        "auth_method": "oauth2",
-        "secret_enc": ctx.box.encrypt(tokens.access_token),
-        "oauth2_provider": provider_key,
-        "refresh_token_enc": ctx.box.encrypt(tokens.refresh_token),
-        "token_expires_at": tokens.expires_at,
-    }
+    return Grant(
+        auth_method="oauth2",
+        secret_enc=ctx.box.encrypt(tokens.access_token),
+        oauth2_provider=provider_key,
+        refresh_token_enc=ctx.box.encrypt(tokens.refresh_token),
+        token_expires_at=tokens.expires_at,
+    )
 
 
-NO_GRANT: dict[str, Any] = {
-    "oauth2_provider": None,
-    "refresh_token_enc": None,
-    "token_expires_at": None,
-}
+NO_GRANT = MailboxChanges(oauth2_provider=None, refresh_token_enc=None, token_expires_at=None)
 
 
 def _provider(ctx: Context, key: str) -> providers.Provider:
@@ -58,7 +54,7 @@ def _lock(ctx: Context, mailbox_id: int) -> asyncio.Lock:
     return ctx.oauth2_locks.setdefault(mailbox_id, asyncio.Lock())
 
 
-async def _row(ctx: Context, mailbox_id: int) -> dict[str, Any]:
+async def _row(ctx: Context, mailbox_id: int) -> MailboxRow:
     async with reading(ctx.engine) as conn:
         row = await store.get_mailbox(conn, mailbox_id)
     if row is None:
@@ -67,13 +63,13 @@ async def _row(ctx: Context, mailbox_id: int) -> dict[str, Any]:
 
 
 async def fresh_account(
-    ctx: Context, mailbox: dict[str, Any], account: ImapAccount, *, refused: bool = False
+    ctx: Context, mailbox: MailboxRow, account: ImapAccount, *, refused: bool = False
 ) -> ImapAccount:
     """`account` with an access token the server should take: the stored one while it has more
     than the margin to live, else a refreshed one (stored). `refused`: the server has just
     refused `account.secret`, so refresh whatever its expiry says. Mailboxes without a
     provider are returned unchanged."""
-    key = mailbox.get("oauth2_provider")
+    key = mailbox["oauth2_provider"]
     if not key:
         return account
     async with _lock(ctx, int(mailbox["id"])):
@@ -98,11 +94,12 @@ async def fresh_account(
             await store.update_mailbox(
                 conn,
                 int(row["id"]),
-                {
-                    "secret_enc": ctx.box.encrypt(tokens.access_token),
-                    "refresh_token_enc": ctx.box.encrypt(tokens.refresh_token or used),
-                    "token_expires_at": tokens.expires_at,
-                },
+                MailboxChanges(
+                    secret_enc=ctx.box.encrypt(tokens.access_token),
+                    refresh_token_enc=ctx.box.encrypt(tokens.refresh_token or used),
+                    token_expires_at=tokens.expires_at,
+                ),
+                now=ctx.clock(),
             )
     log.info("oauth2.token_refreshed mailbox=%s provider=%s", row["id"], key)
     return replace(account, secret=tokens.access_token)
@@ -115,13 +112,14 @@ async def _forget_refused(ctx: Context, mailbox_id: int, used: str) -> None:
     current = row["refresh_token_enc"]
     if current is not None and ctx.box.decrypt(current) == used:
         async with ctx.engine.begin() as conn:
-            await store.update_mailbox(conn, mailbox_id, {"refresh_token_enc": None})
+            forgotten = MailboxChanges(refresh_token_enc=None)
+            await store.update_mailbox(conn, mailbox_id, forgotten, now=ctx.clock())
     log.info("oauth2.grant_refused mailbox=%s", mailbox_id)
 
 
-async def revoke(ctx: Context, mailbox: dict[str, Any]) -> bool:
+async def revoke(ctx: Context, mailbox: MailboxRow) -> bool:
     """Revoke the mailbox's grant at its provider, where it offers that (best effort)."""
-    key, sealed = mailbox.get("oauth2_provider"), mailbox.get("refresh_token_enc")
+    key, sealed = mailbox["oauth2_provider"], mailbox["refresh_token_enc"]
     if not key or sealed is None:
         return False
     try:

@@ -5,7 +5,7 @@ kept at import. The composing itself is the same for both (`services.followups`)
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Protocol
+from typing import Protocol
 
 from app.mail.blocking import MailThreads
 from app.mail.imap import ImapSession
@@ -15,7 +15,7 @@ from app.storage import drafts as draft_store
 from app.storage import originals as original_store
 from app.storage.drafts import MessageLocation
 from app.storage.engine import reading
-from app.storage.mailboxes import FILE_SOURCE
+from app.storage.mailboxes import FILE_SOURCE, MailboxRow
 
 
 class OriginalSource(Protocol):
@@ -27,7 +27,7 @@ class OriginalSource(Protocol):
 
 
 async def open_originals(
-    ctx: Context, mailbox: dict[str, Any], message_ids: Sequence[int]
+    ctx: Context, mailbox: MailboxRow, message_ids: Sequence[int]
 ) -> OriginalSource:
     """The source of the mailbox's messages `message_ids`, ready to read them."""
     if mailbox["auth_method"] == FILE_SOURCE:

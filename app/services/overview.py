@@ -8,11 +8,12 @@ on the day the page is read, not the day the rules last ran.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
 from zoneinfo import ZoneInfo
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import MessageKind, Rules, ThreadState
 from app.domain.people import Person, person_of
@@ -28,6 +29,7 @@ from app.storage import mailboxes as mailbox_store
 from app.storage import threads as store
 from app.storage.drafts import ListedDraft
 from app.storage.engine import reading
+from app.storage.threads import Correspondence, RuleThread, ThreadRow
 
 DASHBOARD_ROWS = 10
 PAGE_ROWS = 25
@@ -78,7 +80,7 @@ class Dashboard:
     quiet: list[ThreadLine]
     quiet_total: int
     counts: list[StateCount]
-    mailboxes: list[dict[str, Any]]
+    mailboxes: list[mailbox_store.MailboxRow]
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -114,87 +116,93 @@ def _span(start: datetime, now: datetime, cal: WorkCalendar) -> str:
     return "1 minute" if minutes == 1 else f"{minutes} minutes"
 
 
-def waited(thread: dict[str, Any], cal: WorkCalendar, now: datetime) -> str:
+def waited(thread: RuleThread, cal: WorkCalendar, now: datetime) -> str:
     """How long it has really been, and since which e-mail, for the thread's state."""
     tz = cal.tz
-    out, into = thread["last_outbound_at"], thread["last_inbound_at"]
-    if thread["needs_response"] and into is not None:
+    out, into = thread.last_outbound_at, thread.last_inbound_at
+    if thread.needs_response and into is not None:
         return (
             f"waiting for your answer for {_span(into, now, cal)} "
             f"since their e-mail of {local_day(into, tz, now)}"
         )
-    state = thread["state"]
+    state = thread.state
     if state == ThreadState.QUIET and out is not None:
         return f"quiet for {_span(out, now, cal)} since your e-mail of {local_day(out, tz, now)}"
     if state == ThreadState.AWAITING_REPLY and out is not None:
         return f"{_span(out, now, cal)} since your e-mail of {local_day(out, tz, now)}"
     if state == ThreadState.REPLIED and into is not None:
         return f"they wrote on {local_day(into, tz, now)}"
-    if state == ThreadState.SNOOZED and thread["snoozed_until"] is not None:
-        return f"snoozed until {local_day(thread['snoozed_until'], tz, now)}"
+    if state == ThreadState.SNOOZED and thread.snoozed_until is not None:
+        return f"snoozed until {local_day(thread.snoozed_until, tz, now)}"
     latest = max((t for t in (out, into) if t is not None), default=None)
     return f"last e-mail {local_day(latest, tz, now)}" if latest else ""
 
 
-def counterpart(rows: Sequence[dict[str, Any]], own: frozenset[str]) -> Person | None:
+def counterpart(rows: Sequence[Correspondence], own: frozenset[str]) -> Person | None:
     """The person the thread is with: the latest outside sender, else whom the rep wrote to."""
     for row in reversed(rows):
-        if row["kind"] in _INBOUND and row["from_addr"] and row["from_addr"] not in own:
-            return person_of(row["from_addr"], row["from_name"] or "")
-    names = {r["from_addr"]: r["from_name"] for r in rows if r["from_addr"]}
+        if row.kind in _INBOUND and row.from_addr and row.from_addr not in own:
+            return person_of(row.from_addr, row.from_name or "")
+    names = {r.from_addr: r.from_name for r in rows if r.from_addr}
     for row in reversed(rows):
-        if row["kind"] == MessageKind.OUTBOUND.value:
-            for address in row["to_addrs"] or []:
+        if row.kind == MessageKind.OUTBOUND.value:
+            for address in row.to_addrs or []:
                 if address not in own:
                     return person_of(address, names.get(address) or "")
     for row in reversed(rows):
-        if row["from_addr"] and row["from_addr"] not in own:
-            return person_of(row["from_addr"], row["from_name"] or "")
+        if row.from_addr and row.from_addr not in own:
+            return person_of(row.from_addr, row.from_name or "")
     return None
 
 
 async def _lines(
-    conn: Any, threads: list[dict[str, Any]], mailboxes: dict[int, dict[str, Any]], now: datetime
+    conn: AsyncConnection,
+    threads: Sequence[ThreadRow],
+    mailboxes: Mapping[int, mailbox_store.MailboxRow],
+    now: datetime,
+    known_drafts: Mapping[int, int | None] | None = None,
 ) -> list[ThreadLine]:
-    ids = [t["id"] for t in threads]
+    """The threads as list rows; `known_drafts` are the drafts already read with them (the
+    quiet ones' others are read here)."""
+    ids = [t.id for t in threads]
     people = await store.people_of_threads(conn, ids)
-    drafts = {t["id"]: t["draft_id"] for t in threads if "draft_id" in t}
-    unknown = [t["id"] for t in threads if t["state"] == ThreadState.QUIET and "draft_id" not in t]
+    drafts = dict(known_drafts or {})
+    unknown = [t.id for t in threads if t.state == ThreadState.QUIET and t.id not in drafts]
     drafts.update(await store.current_drafts(conn, unknown))
     setups: dict[int, tuple[Rules, WorkCalendar, frozenset[str]]] = {}
     lines = []
     for t in threads:
-        mailbox = mailboxes[t["mailbox_id"]]
+        mailbox = mailboxes[t.mailbox_id]
         if mailbox["id"] not in setups:  # once per mailbox, not per row
             rules = rules_of(mailbox)
             own = frozenset(a.lower() for a in mailbox["addresses"])
             setups[mailbox["id"]] = (rules, calendar_of(mailbox, now, rules), own)
         rules, cal, own = setups[mailbox["id"]]
-        step, note = "", t["reason"]
-        if t["state"] == ThreadState.QUIET:
-            due = int(t["followups_sent"]) + 1
+        step, note = "", t.reason
+        if t.state == ThreadState.QUIET:
+            due = int(t.followups_sent) + 1
             step = f"follow-up {due} of {rules.max_followups}"
             if due == rules.max_followups:
                 step += " — the last one: permission to say no"
             # The quiet reason's time and step are on the row already; keep the rest
             # (holidays skipped on the way).
             note = "; ".join(
-                part for part in t["reason"].split("; ")[1:] if not part.startswith("follow-up ")
+                part for part in t.reason.split("; ")[1:] if not part.startswith("follow-up ")
             )
         lines.append(
             ThreadLine(
-                id=t["id"],
-                mailbox_id=t["mailbox_id"],
+                id=t.id,
+                mailbox_id=t.mailbox_id,
                 mailbox_name=mailbox["name"],
-                subject=t["subject"] or "(no subject)",
-                state=t["state"],
-                reason=t["reason"],
+                subject=t.subject or "(no subject)",
+                state=t.state or "",
+                reason=t.reason,
                 note=note,
-                needs_response=bool(t["needs_response"]),
-                person=counterpart(people.get(t["id"], []), own),
+                needs_response=bool(t.needs_response),
+                person=counterpart(people.get(t.id, []), own),
                 waited=waited(t, cal, now),
                 step=step,
-                draft_id=drafts.get(t["id"]),
+                draft_id=drafts.get(t.id),
                 timezone=mailbox["timezone"],
             )
         )
@@ -208,9 +216,12 @@ async def dashboard(ctx: Context, *, user_id: int) -> Dashboard:
         by_id = {m["id"]: m for m in mailboxes}
         counts, owed_total = await store.count_by_state(conn, user_id=user_id)
         owed, quiet = await store.dashboard_threads(conn, user_id=user_id, limit=DASHBOARD_ROWS)
-        owed.sort(key=lambda t: -t["id"])
-        quiet.sort(key=lambda t: -t["id"])
-        lines = await _lines(conn, owed + quiet, by_id, now)
+        owed.sort(key=lambda t: -t.thread.id)
+        quiet.sort(key=lambda t: -t.thread.id)
+        listed = owed + quiet
+        lines = await _lines(
+            conn, [t.thread for t in listed], by_id, now, {t.thread.id: t.draft_id for t in listed}
+        )
     return Dashboard(
         owed=lines[: len(owed)],
         owed_total=owed_total,
@@ -239,7 +250,7 @@ async def thread_list(
         by_id = {m["id"]: m for m in await mailbox_store.list_mailboxes(conn, user_id)}
         if mailbox_id is not None and mailbox_id not in by_id:
             mailbox_id = -1  # another user's mailbox: an empty list, nothing revealed
-        rows = await store.list_threads(
+        rows = await store.list_threads_with_drafts(
             conn,
             user_id=user_id,
             mailbox_id=mailbox_id,
@@ -247,13 +258,14 @@ async def thread_list(
             needs_response=needs_response,
             before_id=before,
             limit=limit + 1,
-            with_draft=True,
         )
         page, more = split_page(rows, limit)
-        lines = await _lines(conn, page, by_id, now)
+        lines = await _lines(
+            conn, [t.thread for t in page], by_id, now, {t.thread.id: t.draft_id for t in page}
+        )
     return ThreadList(
         lines=lines,
-        next_cursor=encode_cursor("t", page[-1]["id"]) if more else None,
+        next_cursor=encode_cursor("t", page[-1].thread.id) if more else None,
         mailboxes=[(m["id"], m["name"]) for m in by_id.values()],
     )
 
@@ -287,14 +299,14 @@ async def thread_page(ctx: Context, *, user_id: int, thread_id: int) -> ThreadPa
     now = ctx.clock()
     async with reading(ctx.engine) as conn:
         row = await store.get_thread(conn, thread_id, user_id=user_id)
-        if row is None or row["state"] is None:
+        if row is None or row.state is None:
             raise NotFound(f"no thread {thread_id}")
-        mailbox = await mailbox_store.get_mailbox(conn, row["mailbox_id"], user_id=user_id)
+        mailbox = await mailbox_store.get_mailbox(conn, row.mailbox_id, user_id=user_id)
         if mailbox is None:
             raise NotFound(f"no thread {thread_id}")
         line = (await _lines(conn, [row], {mailbox["id"]: mailbox}, now))[0]
         messages = (await store.messages_of_threads(conn, [thread_id]))[thread_id]
-        where = await store.folders_of_messages(conn, [m["id"] for m in messages])
+        where = await store.folders_of_messages(conn, [m.id for m in messages])
         drafts = await draft_store.list_drafts(
             conn,
             user_id=user_id,
@@ -308,15 +320,15 @@ async def thread_page(ctx: Context, *, user_id: int, thread_id: int) -> ThreadPa
     own = frozenset(a.lower() for a in mailbox["addresses"])
     timeline = [
         MessageLine(
-            sender=person_of(m["from_addr"], m["from_name"] or "") if m["from_addr"] else None,
-            own=m["kind"] == MessageKind.OUTBOUND.value or m["from_addr"] in own,
-            kind=m["kind"],
-            kind_reason=m["kind_reason"],
-            thread_reason=m["thread_reason"] or "",
-            date=m["date"],
-            subject=m["subject"],
-            to=list(m["to_addrs"] or []) + list(m["cc_addrs"] or []),
-            folder=next(iter(where.get(m["id"], [])), ""),
+            sender=person_of(m.from_addr, m.from_name or "") if m.from_addr else None,
+            own=m.kind == MessageKind.OUTBOUND.value or m.from_addr in own,
+            kind=m.kind,
+            kind_reason=m.kind_reason,
+            thread_reason=m.thread_reason or "",
+            date=m.date,
+            subject=m.subject,
+            to=list(m.to_addrs or []) + list(m.cc_addrs or []),
+            folder=next(iter(where.get(m.id, [])), ""),
         )
         for m in messages
     ]
@@ -324,9 +336,9 @@ async def thread_page(ctx: Context, *, user_id: int, thread_id: int) -> ThreadPa
         line=line,
         messages=timeline,
         drafts=drafts,
-        snoozed_until=row["snoozed_until"],
-        closed_reason=row["closed_reason"] or "",
-        answered_note=row["answered_note"] or "",
+        snoozed_until=row.snoozed_until,
+        closed_reason=row.closed_reason or "",
+        answered_note=row.answered_note or "",
     )
 
 
@@ -336,7 +348,7 @@ async def snooze_time(ctx: Context, *, user_id: int, thread_id: int, day: str) -
         row = await store.get_thread(conn, thread_id, user_id=user_id)
     if row is None:
         raise NotFound(f"no thread {thread_id}")
-    return await morning_of(ctx, user_id=user_id, mailbox_id=row["mailbox_id"], day=day)
+    return await morning_of(ctx, user_id=user_id, mailbox_id=row.mailbox_id, day=day)
 
 
 async def morning_of(ctx: Context, *, user_id: int, mailbox_id: int, day: str) -> datetime:
@@ -373,7 +385,7 @@ async def draft_page(ctx: Context, *, user_id: int, draft_id: int) -> DraftPage:
         thread = await store.get_thread(conn, view.thread_id, user_id=user_id)
         settings = settings_of(await draft_store.get_settings(conn, view.mailbox_id))
         line = None
-        if mailbox is not None and thread is not None and thread["state"] is not None:
+        if mailbox is not None and thread is not None and thread.state is not None:
             line = (await _lines(conn, [thread], {mailbox["id"]: mailbox}, now))[0]
     if mailbox is None:
         raise NotFound(f"no draft {draft_id}")

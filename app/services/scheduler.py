@@ -20,4 +20,4 @@ async def evaluate_due_checks(ctx: Context) -> int:
 async def earliest_check(ctx: Context) -> datetime | None:
     """Now when a thread has new mail, else the first next_check_at; None when none is set."""
     async with reading(ctx.engine) as conn:
-        return await thread_store.earliest_check(conn)
+        return await thread_store.earliest_check(conn, now=ctx.clock())

@@ -11,7 +11,7 @@ import random
 import threading
 from collections.abc import AsyncIterator, Callable, Coroutine
 from concurrent.futures import Executor
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import timedelta
 from typing import Any
 
@@ -33,13 +33,12 @@ from app.runtime import worker_id
 from app.services.context import Context
 from app.services.evaluation import decide_early, end_baseline, evaluate_mailbox
 from app.services.followups import create_due_drafts
-from app.services.mailboxes import (
-    open_mailbox_session,
-    public_view,
-)
+from app.services.mailbox_views import mailbox_of, public_view
+from app.services.mailboxes import open_mailbox_session
 from app.storage import mailboxes as store
 from app.storage import outbox
 from app.storage.engine import reading
+from app.storage.mailboxes import MailboxChanges, MailboxRow
 
 log = logging.getLogger(__name__)
 AUTH_FAILURE_BACKOFF = timedelta(minutes=30)  # a refused login is not retried in a tight loop
@@ -109,7 +108,7 @@ async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> Asyn
     deadline = asyncio.get_running_loop().time() + wait
     while True:
         async with ctx.engine.begin() as conn:
-            if await store.claim_lease(conn, mailbox_id, owner, lease):
+            if await store.claim_lease(conn, mailbox_id, owner, lease, now=ctx.lease_clock()):
                 break
         if asyncio.get_running_loop().time() >= deadline:
             raise Conflict(
@@ -122,7 +121,7 @@ async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> Asyn
             await asyncio.sleep(ctx.settings.lease_seconds / 3)
             try:
                 async with ctx.engine.begin() as conn:
-                    await store.claim_lease(conn, mailbox_id, owner, lease)
+                    await store.claim_lease(conn, mailbox_id, owner, lease, now=ctx.lease_clock())
             except Exception:  # a busy database must not end the sync; try again next beat
                 log.warning("sync.lease_renewal_failed mailbox=%s", mailbox_id, exc_info=True)
 
@@ -138,14 +137,14 @@ async def _lease(ctx: Context, mailbox_id: int, owner: str, wait: float) -> Asyn
 
 
 async def _run(
-    ctx: Context, mailbox: dict[str, Any], progress: mail_sync.Progress | None
+    ctx: Context, mailbox: MailboxRow, progress: mail_sync.Progress | None
 ) -> SyncOutcome:
     mailbox_id = mailbox["id"]
     if mailbox["auth_method"] == store.FILE_SOURCE:
         raise Conflict(f"mailbox {mailbox_id} was imported from a file and has no IMAP server")
     now = ctx.clock()
     async with ctx.engine.begin() as conn:
-        await store.set_status(conn, mailbox_id, "syncing", mailbox["status_message"])
+        await store.set_status(conn, mailbox_id, "syncing", mailbox["status_message"], now=now)
     ref = mail_sync.MailboxRef(
         id=mailbox_id,
         user_id=mailbox["user_id"],
@@ -176,14 +175,15 @@ async def _run(
         evaluated = await evaluate_mailbox(ctx.engine, ctx.clock, mailbox_id)
     await create_due_drafts(ctx, mailbox_id)
     async with ctx.engine.begin() as conn:
-        await store.set_status(conn, mailbox_id, "ok", "", synced=True)
+        done = ctx.clock()
+        await store.set_status(conn, mailbox_id, "ok", "", now=done, synced=True)
         # Not when an IDLE watcher made the mailbox due during this pass: that mail may have
         # come after INBOX was read, and must not wait for the next poll.
         await store.schedule_next_sync(
             conn,
             mailbox_id,
             unless_moved_from=mailbox["next_sync_at"],
-            at=ctx.clock() + timedelta(seconds=_poll_interval(ctx, mailbox)),
+            at=done + timedelta(seconds=_poll_interval(ctx, mailbox)),
         )
     metrics.SYNC_PASSES.labels(outcome="ok").inc()
     metrics.SYNC_SECONDS.observe(asyncio.get_running_loop().time() - started)
@@ -206,7 +206,7 @@ async def _run(
     )
 
 
-def _poll_interval(ctx: Context, mailbox: dict[str, Any]) -> float:
+def _poll_interval(ctx: Context, mailbox: MailboxRow) -> float:
     """A mailbox with a live IDLE watch has its INBOX pushed: its other folders are polled
     less often (500 watched mailboxes polled every 60 s kept a worker 22 % busy)."""
     expires = mailbox["watch_expires_at"]
@@ -224,7 +224,7 @@ def _count(report: mail_sync.SyncReport) -> None:
 
 async def _pass_with_retries(
     ctx: Context,
-    mailbox: dict[str, Any],
+    mailbox: MailboxRow,
     ref: mail_sync.MailboxRef,
     options: mail_sync.SyncOptions,
     progress: mail_sync.Progress | None,
@@ -248,7 +248,7 @@ async def _pass_with_retries(
 
 async def _one_pass(
     ctx: Context,
-    mailbox: dict[str, Any],
+    mailbox: MailboxRow,
     ref: mail_sync.MailboxRef,
     options: mail_sync.SyncOptions,
     progress: mail_sync.Progress | None,
@@ -301,7 +301,7 @@ async def watch_for_news(
     claimed_at = loop.time()
     lease = timedelta(seconds=ctx.settings.lease_seconds)
     async with ctx.engine.begin() as conn:
-        if not await store.claim_watch(conn, mailbox_id, owner, lease):
+        if not await store.claim_watch(conn, mailbox_id, owner, lease, now=ctx.lease_clock()):
             log.debug("idle.watched_elsewhere mailbox=%s", mailbox_id)
             return
     log.info("idle.watching mailbox=%s owner=%s", mailbox_id, owner)
@@ -342,7 +342,7 @@ async def _keep_watch(
         try:
             async with asyncio.timeout(seconds / 3), ctx.engine.begin() as conn:
                 renewed = await store.claim_watch(
-                    conn, mailbox_id, owner, timedelta(seconds=seconds)
+                    conn, mailbox_id, owner, timedelta(seconds=seconds), now=ctx.lease_clock()
                 )
         except Exception:  # a busy database must not end the watch while the lease lasts
             log.warning("idle.lease_renewal_failed mailbox=%s", mailbox_id, exc_info=True)
@@ -388,9 +388,9 @@ async def _idle_loop(
                     failures = 0
                     if news:
                         async with ctx.engine.begin() as conn:
-                            await store.update_mailbox(
-                                conn, mailbox_id, {"next_sync_at": ctx.clock()}
-                            )
+                            now = ctx.clock()
+                            due = MailboxChanges(next_sync_at=now)
+                            await store.update_mailbox(conn, mailbox_id, due, now=now)
                         log.info("idle.news mailbox=%s", mailbox_id)
                         on_news(mailbox_id)
             finally:
@@ -408,21 +408,22 @@ async def _idle_loop(
                 await asyncio.sleep(delay / math.ceil(delay))
 
 
-async def _record_failure(ctx: Context, mailbox: dict[str, Any], exc: MailServerError) -> None:
+async def _record_failure(ctx: Context, mailbox: MailboxRow, exc: MailServerError) -> None:
     backoff = AUTH_FAILURE_BACKOFF if isinstance(exc, MailAuthError) else CONNECTION_FAILURE_BACKOFF
     log.warning("sync.failed mailbox=%s error=%s", mailbox["id"], exc.message)
     async with ctx.engine.begin() as conn:
+        now = ctx.clock()
         await store.set_status(
-            conn, mailbox["id"], "failed", exc.message, next_sync_at=ctx.clock() + backoff
+            conn, mailbox["id"], "failed", exc.message, now=now, next_sync_at=now + backoff
         )
         if mailbox["status"] != "failed":  # once per change into failed, not per retry
-            view = public_view({**mailbox, "status": "failed", "status_message": exc.message})
+            failed = replace(mailbox_of(mailbox), status="failed", status_message=exc.message)
             await outbox.enqueue(
                 conn,
                 user_id=mailbox["user_id"],
                 type=EventType.MAILBOX_FAILED.value,
-                payload={"schema_version": 1, "mailbox": view},
-                now=ctx.clock(),
+                payload={"schema_version": 1, "mailbox": public_view(failed).payload()},
+                now=now,
                 mailbox_id=mailbox["id"],
             )
 

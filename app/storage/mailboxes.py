@@ -4,53 +4,212 @@ watcher per mailbox."""
 from __future__ import annotations
 
 from collections.abc import Iterable
+from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, Final, Literal, Required, TypedDict, cast
 
-from sqlalchemy import bindparam, delete, func, insert, or_, select, update
+from sqlalchemy import RowMapping, bindparam, delete, func, insert, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from app.storage.common import bulk_insert, utcnow
+from app.domain.ruleset import RulesJson
+from app.storage.common import bulk_insert
 from app.storage.tables import folders, mailboxes, users
 
 # auth_method of a mailbox imported from a file (`radiosilence import`): no IMAP server behind it
-FILE_SOURCE = "none"
+FILE_SOURCE: Final = "none"
+
+AuthMethod = Literal["password", "oauth2", "none"]
+Security = Literal["tls", "starttls", "plain"]
 
 
-async def create_mailbox(conn: AsyncConnection, values: dict[str, Any]) -> int:
-    now = utcnow()
-    row = {
+class SyncProgress(TypedDict):
+    """The running sync's place (mailboxes.progress): shown on the pages and in the API."""
+
+    folder: str
+    done: int
+    total: int
+
+
+class MailboxRow(TypedDict):
+    """One row of `tables.mailboxes`, every column. A TypedDict, not a dataclass: the query
+    modules of other topics read it by key, and it stays one value from SELECT to caller."""
+
+    id: int
+    user_id: int
+    name: str
+    imap_host: str
+    imap_port: int
+    imap_security: Security
+    imap_username: str
+    auth_method: AuthMethod
+    secret_enc: bytes
+    addresses: list[str]
+    timezone: str
+    holiday_country: str | None
+    holiday_subdiv: str | None
+    rules: RulesJson  # overrides of the defaults, checked as they are read
+    status: str
+    status_message: str
+    last_sync_at: datetime | None
+    next_sync_at: datetime | None
+    lease_owner: str | None
+    lease_expires_at: datetime | None
+    watch_owner: str | None
+    watch_expires_at: datetime | None
+    progress: SyncProgress | None
+    folder_include: list[str] | None
+    folder_exclude: list[str] | None
+    oauth2_provider: str | None
+    refresh_token_enc: bytes | None
+    token_expires_at: datetime | None
+    baseline: bool
+    drafts_preparing: int
+    created_at: datetime
+    updated_at: datetime
+
+
+class NewMailbox(TypedDict, total=False):
+    """A mailbox to insert: status is "new" and the first sync is due at once unless given."""
+
+    user_id: Required[int]
+    name: Required[str]
+    imap_host: Required[str]
+    imap_port: Required[int]
+    imap_security: Required[Security]
+    imap_username: Required[str]
+    auth_method: Required[AuthMethod]
+    secret_enc: Required[bytes]
+    addresses: Required[list[str]]
+    timezone: Required[str]
+    rules: Required[RulesJson]
+    holiday_country: str | None
+    holiday_subdiv: str | None
+    folder_include: list[str] | None
+    folder_exclude: list[str] | None
+    status: str
+    next_sync_at: datetime | None
+    baseline: bool
+
+
+class Grant(TypedDict):
+    """The columns of a sign-in with a provider: its access token (in secret_enc) and the
+    refresh token that renews it, both encrypted."""
+
+    auth_method: AuthMethod
+    secret_enc: bytes
+    oauth2_provider: str
+    refresh_token_enc: bytes
+    token_expires_at: datetime | None
+
+
+class MailboxChanges(TypedDict, total=False):
+    """The columns an update may set (any subset); updated_at is always set."""
+
+    name: str
+    imap_host: str
+    imap_port: int
+    imap_security: Security
+    imap_username: str
+    auth_method: AuthMethod
+    secret_enc: bytes
+    addresses: list[str]
+    timezone: str
+    holiday_country: str | None
+    holiday_subdiv: str | None
+    rules: RulesJson
+    status: str
+    status_message: str
+    last_sync_at: datetime | None
+    next_sync_at: datetime | None
+    folder_include: list[str] | None
+    folder_exclude: list[str] | None
+    oauth2_provider: str | None
+    refresh_token_enc: bytes | None
+    token_expires_at: datetime | None
+    baseline: bool
+
+
+class FolderRow(TypedDict):
+    """One row of `tables.folders`: a folder of a mailbox and how far the sync has read it."""
+
+    id: int
+    mailbox_id: int
+    name: str
+    special_use: str | None
+    uidvalidity: int | None
+    highest_uid: int
+    highest_modseq: int | None
+    last_synced_at: datetime | None
+    backfill_top_uid: int | None
+    backfill_low_uid: int | None
+
+
+class FolderPosition(TypedDict, total=False):
+    """How far a folder has been read: the columns `save_folder_position` may set."""
+
+    uidvalidity: int | None
+    highest_uid: int
+    highest_modseq: int | None
+    backfill_top_uid: int | None
+    backfill_low_uid: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FolderRead:
+    """A folder the sync has seen, as the mailbox page lists it."""
+
+    name: str
+    special_use: str | None
+    last_synced_at: datetime | None
+
+
+def mailbox_row(row: RowMapping) -> MailboxRow:
+    # The SELECT is of the whole table: its columns are MailboxRow's keys exactly.
+    return cast("MailboxRow", dict(row))
+
+
+def folder_row(row: RowMapping) -> FolderRow:
+    # As mailbox_row: the whole folders table.
+    return cast("FolderRow", dict(row))
+
+
+async def create_mailbox(
+    conn: AsyncConnection, values: NewMailbox, *, now: datetime, grant: Grant | None = None
+) -> int:
+    """Insert a mailbox (signed in with a provider when `grant` is given); returns its id."""
+    row: dict[str, object] = {
         "status": "new",
         "status_message": "",
         "created_at": now,
         "updated_at": now,
         "next_sync_at": now,
         **values,
+        **(grant or {}),
     }
     result = await conn.execute(insert(mailboxes).values(**row).returning(mailboxes.c.id))
     return int(result.scalar_one())
 
 
-async def find_mailbox(conn: AsyncConnection, *, user_id: int, name: str) -> dict[str, Any] | None:
+async def find_mailbox(conn: AsyncConnection, *, user_id: int, name: str) -> MailboxRow | None:
     query = select(mailboxes).where(mailboxes.c.user_id == user_id, mailboxes.c.name == name)
     row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    return mailbox_row(row) if row else None
 
 
 async def get_mailbox(
     conn: AsyncConnection, mailbox_id: int, *, user_id: int | None = None
-) -> dict[str, Any] | None:
+) -> MailboxRow | None:
     query = select(mailboxes).where(mailboxes.c.id == mailbox_id)
     if user_id is not None:
         query = query.where(mailboxes.c.user_id == user_id)
     row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    return mailbox_row(row) if row else None
 
 
-async def get_mailboxes(conn: AsyncConnection, mailbox_ids: Iterable[int]) -> list[dict[str, Any]]:
+async def get_mailboxes(conn: AsyncConnection, mailbox_ids: Iterable[int]) -> list[MailboxRow]:
     """Several mailboxes in one query (a scheduler batch spans a few)."""
     query = select(mailboxes).where(mailboxes.c.id.in_(list(mailbox_ids)))
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [mailbox_row(r) for r in (await conn.execute(query)).mappings()]
 
 
 async def find_mailbox_ids(
@@ -74,15 +233,22 @@ async def find_mailbox_ids(
     return [int(i) for i in (await conn.execute(query)).scalars()]
 
 
-async def list_mailboxes(conn: AsyncConnection, user_id: int) -> list[dict[str, Any]]:
+async def list_mailboxes(conn: AsyncConnection, user_id: int) -> list[MailboxRow]:
     query = select(mailboxes).where(mailboxes.c.user_id == user_id).order_by(mailboxes.c.id)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [mailbox_row(r) for r in (await conn.execute(query)).mappings()]
 
 
-async def update_mailbox(conn: AsyncConnection, mailbox_id: int, values: dict[str, Any]) -> None:
-    await conn.execute(
-        update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**values, updated_at=utcnow())
-    )
+async def update_mailbox(
+    conn: AsyncConnection,
+    mailbox_id: int,
+    values: MailboxChanges,
+    *,
+    now: datetime,
+    grant: Grant | None = None,
+) -> None:
+    """Set `values` (and a provider's new `grant`); updated_at becomes `now`."""
+    row: dict[str, object] = {**values, **(grant or {}), "updated_at": now}
+    await conn.execute(update(mailboxes).where(mailboxes.c.id == mailbox_id).values(**row))
 
 
 async def set_drafts_preparing(conn: AsyncConnection, mailbox_id: int, count: int) -> None:
@@ -104,15 +270,17 @@ async def set_status(
     status: str,
     message: str = "",
     *,
+    now: datetime,
     next_sync_at: datetime | None = None,
     synced: bool = False,
 ) -> None:
-    values: dict[str, Any] = {"status": status, "status_message": message}
+    """`synced`: a pass ended at `now` (last_sync_at)."""
+    values = MailboxChanges(status=status, status_message=message)
     if next_sync_at is not None:
         values["next_sync_at"] = next_sync_at
     if synced:
-        values["last_sync_at"] = utcnow()
-    await update_mailbox(conn, mailbox_id, values)
+        values["last_sync_at"] = now
+    await update_mailbox(conn, mailbox_id, values, now=now)
 
 
 async def schedule_next_sync(
@@ -137,20 +305,25 @@ async def schedule_next_sync(
     return bool(result.rowcount)
 
 
-async def claim_lease(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
-    """Take the mailbox's sync for `owner` unless someone else holds a live lease."""
-    return await _claim(conn, mailbox_id, owner, lease, _SYNC)
+async def claim_lease(
+    conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta, *, now: datetime
+) -> bool:
+    """Take the mailbox's sync for `owner` unless someone else holds a live lease at `now`
+    (the wall clock: leases are shared between processes)."""
+    return await _claim(conn, mailbox_id, owner, lease, _SYNC, now)
 
 
 async def release_lease(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
     await _release(conn, mailbox_id, owner, _SYNC)
 
 
-async def claim_watch(conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta) -> bool:
+async def claim_watch(
+    conn: AsyncConnection, mailbox_id: int, owner: str, lease: timedelta, *, now: datetime
+) -> bool:
     """Take (or renew) the mailbox's IDLE watch for `owner` unless another owner holds a live
     one: at most one IDLE connection per mailbox across all workers. False also when the
     mailbox is gone; a watcher whose renewal returns False has lost the watch and stops."""
-    return await _claim(conn, mailbox_id, owner, lease, _WATCH)
+    return await _claim(conn, mailbox_id, owner, lease, _WATCH, now)
 
 
 async def release_watch(conn: AsyncConnection, mailbox_id: int, owner: str) -> None:
@@ -169,10 +342,10 @@ async def _claim(
     owner: str,
     lease: timedelta,
     columns: tuple[str, str],
+    now: datetime,
 ) -> bool:
     """One statement, so the claim is correct on SQLite (no SKIP LOCKED) and PostgreSQL."""
     owner_col, expires_col = mailboxes.c[columns[0]], mailboxes.c[columns[1]]
-    now = utcnow()
     result = await conn.execute(
         update(mailboxes)
         .where(
@@ -216,7 +389,7 @@ async def due_for_sync(conn: AsyncConnection, now: datetime, limit: int) -> list
 
 async def ensure_folders(
     conn: AsyncConnection, mailbox_id: int, names: dict[str, str | None]
-) -> dict[str, dict[str, Any]]:
+) -> dict[str, FolderRow]:
     """Register the folders the server lists (name -> special-use) and return every row by name."""
     await bulk_insert(
         conn,
@@ -230,7 +403,7 @@ async def ensure_folders(
     rows = (
         await conn.execute(select(folders).where(folders.c.mailbox_id == mailbox_id))
     ).mappings()
-    by_name = {r["name"]: dict(r) for r in rows}
+    by_name = {r["name"]: folder_row(r) for r in rows}
     # A server may mark a folder \Sent later on: only the folders whose mark changed are
     # written (usually none, on every poll).
     changed = []
@@ -249,50 +422,53 @@ async def ensure_folders(
     return by_name
 
 
-async def save_folder_position(conn: AsyncConnection, folder_id: int, **position: Any) -> None:
-    """Record how far a folder has been read (uidvalidity, highest_uid, highest_modseq,
-    backfill_top_uid, backfill_low_uid): in the transaction of the batch it covers."""
-    allowed = {
-        "uidvalidity",
-        "highest_uid",
-        "highest_modseq",
-        "backfill_top_uid",
-        "backfill_low_uid",
-    }
-    unknown = position.keys() - allowed
+async def save_folder_position(
+    conn: AsyncConnection, folder_id: int, now: datetime, /, **position: int | None
+) -> None:
+    """Record how far a folder has been read (the keys of FolderPosition), read at `now`: in
+    the transaction of the batch it covers."""
+    unknown = position.keys() - FolderPosition.__annotations__.keys()
     if unknown:
         raise ValueError(f"not a folder position: {sorted(unknown)}")
     await conn.execute(
-        update(folders).where(folders.c.id == folder_id).values(**position, last_synced_at=utcnow())
+        update(folders).where(folders.c.id == folder_id).values(**position, last_synced_at=now)
     )
 
 
 async def set_progress(
-    conn: AsyncConnection, mailbox_id: int, progress: dict[str, Any] | None
+    conn: AsyncConnection, mailbox_id: int, progress: SyncProgress | None
 ) -> None:
     await conn.execute(
         update(mailboxes).where(mailboxes.c.id == mailbox_id).values(progress=progress)
     )
 
 
-async def folders_read(conn: AsyncConnection, mailbox_id: int) -> list[dict[str, Any]]:
+async def folders_read(conn: AsyncConnection, mailbox_id: int) -> list[FolderRead]:
     """The mailbox's folders the sync has seen: name, special use, when last read."""
     query = (
         select(folders.c.name, folders.c.special_use, folders.c.last_synced_at)
         .where(folders.c.mailbox_id == mailbox_id)
         .order_by(folders.c.name)
     )
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [
+        FolderRead(name=r.name, special_use=r.special_use, last_synced_at=r.last_synced_at)
+        for r in await conn.execute(query)
+    ]
 
 
 async def claim_due_syncs(
-    conn: AsyncConnection, owner: str, now: datetime, lease: timedelta, limit: int
+    conn: AsyncConnection,
+    owner: str,
+    now: datetime,
+    lease: timedelta,
+    limit: int,
+    *,
+    real: datetime,
 ) -> list[int]:
     """Take the sync lease of up to `limit` mailboxes due at `now` for `owner`, the
     longest-waiting first. One statement: PostgreSQL skips rows another worker is claiming
     right now (FOR UPDATE SKIP LOCKED) instead of queueing behind it; SQLite runs it under its
-    write lock. Leases run on the wall clock, like `claim_lease`."""
-    real = utcnow()
+    write lock. Leases run on the wall clock (`real`), like `claim_lease`."""
     due = (
         select(mailboxes.c.id)
         .where(

@@ -4,9 +4,12 @@ and for reading a message again with its body (`facts_of_row`)."""
 from __future__ import annotations
 
 from datetime import date
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from app.domain.model import Address, HeaderFacts, MessageKind, Subkind, ThreadMessage
+
+if TYPE_CHECKING:  # storage.threads reads its rows with this mapper: no import back at run time
+    from app.storage.threads import RuleMessage
 
 
 def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
@@ -28,29 +31,29 @@ def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
 _KINDS = {kind.value: kind for kind in MessageKind}
 
 
-def thread_message(row: dict[str, Any]) -> ThreadMessage:
+def thread_message(row: RuleMessage) -> ThreadMessage:
     """A stored message as the rules see it (the scheduler calls this for every message of
     every due thread: the common case, no body facts, takes the short way)."""
-    kind = _KINDS.get(row["kind"]) or MessageKind(row["kind"])  # ValueError when unknown
-    details = row.get("details")
+    kind = _KINDS.get(row.kind) or MessageKind(row.kind)  # ValueError when unknown
+    details = row.details
     if not details:
         return ThreadMessage(
-            message_id=row["message_key"],
+            message_id=row.message_key,
             kind=kind,
-            date=row["date"],
-            sender=row["from_addr"],
-            sender_name=row["from_name"],
-            recipients=(*row["to_addrs"], *row["cc_addrs"]),
+            date=row.date,
+            sender=row.from_addr,
+            sender_name=row.from_name,
+            recipients=(*row.to_addrs, *row.cc_addrs),
         )
     subkind = details.get("subkind")
     back = details.get("return_date")
     return ThreadMessage(
-        message_id=row["message_key"],
+        message_id=row.message_key,
         kind=kind,
-        date=row["date"],
-        sender=row["from_addr"],
-        sender_name=row["from_name"],
-        recipients=(*row["to_addrs"], *row["cc_addrs"]),
+        date=row.date,
+        sender=row.from_addr,
+        sender_name=row.from_name,
+        recipients=(*row.to_addrs, *row.cc_addrs),
         subkind=Subkind(subkind) if subkind else None,
         return_date=date.fromisoformat(back) if back else None,
         decline=bool(details.get("decline")),

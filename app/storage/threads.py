@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 from collections import defaultdict
 from collections.abc import Collection, Iterable, Sequence
+from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
+from enum import Enum
 from functools import lru_cache
-from typing import Any
+from typing import Any, Final, Literal, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
@@ -21,12 +23,198 @@ from sqlalchemy import (
     union_all,
     update,
 )
+from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.sql.elements import BindParameter
 from sqlalchemy.types import NullType
 
-from app.storage.common import utcnow
+from app.domain.model import ThreadHistory
 from app.storage.drafts import waiting_for
+from app.storage.stored_messages import thread_message
 from app.storage.tables import drafts, folders, mailboxes, message_locations, messages, threads
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleThread:
+    """What the rules and the events read of a thread (`threads_to_evaluate`'s rows)."""
+
+    id: int
+    mailbox_id: int
+    subject: str
+    state: str | None  # None until the rules have looked at it once
+    reason: str
+    needs_response: bool
+    last_outbound_at: datetime | None
+    last_inbound_at: datetime | None
+    next_check_at: datetime | None
+    followups_sent: int
+    snoozed_until: datetime | None
+    closed_reason: str | None
+    answered_at: datetime | None
+    answered_note: str | None
+    reopened_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadRow(RuleThread):
+    """A whole `threads` row."""
+
+    user_id: int
+    subject_key: str | None
+    dirty: bool
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class DraftedThread:
+    """A listed thread with the draft it waits for now, if any."""
+
+    thread: ThreadRow
+    draft_id: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Decided:
+    """What the rules decided for a thread, as its columns hold it."""
+
+    state: str
+    reason: str
+    needs_response: bool
+    next_check_at: datetime | None
+    followups_sent: int
+    last_outbound_at: datetime | None
+    last_inbound_at: datetime | None
+    subject: str
+
+
+_DECIDED_FIELDS: Final = tuple(f.name for f in fields(Decided))
+
+
+@dataclass(frozen=True, slots=True)
+class DecidedThread:
+    """A decision to write: the thread as it was read, and what it is now."""
+
+    thread: RuleThread
+    decided: Decided
+
+
+_T = TypeVar("_T")
+
+
+class _Keep(Enum):
+    KEEP = "keep"
+
+
+KEEP: Final = _Keep.KEEP  # a ThreadPatch field left as the thread has it
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ThreadPatch:
+    """What the rep decided by hand; a field left at KEEP is not written."""
+
+    snoozed_until: datetime | Literal[_Keep.KEEP] | None = KEEP
+    closed_reason: str | Literal[_Keep.KEEP] | None = KEEP
+    answered_at: datetime | Literal[_Keep.KEEP] | None = KEEP
+    answered_note: str | Literal[_Keep.KEEP] | None = KEEP
+    reopened_at: datetime | Literal[_Keep.KEEP] | None = KEEP
+
+    def values(self) -> dict[str, object]:
+        """The columns to write, by name."""
+        return {f.name: value for f in fields(self) if (value := getattr(self, f.name)) is not KEEP}
+
+    def applied_to(self, thread: ThreadRow) -> ThreadRow:
+        """The thread as it reads once the patch is written."""
+        return replace(
+            thread,
+            snoozed_until=_kept(self.snoozed_until, thread.snoozed_until),
+            closed_reason=_kept(self.closed_reason, thread.closed_reason),
+            answered_at=_kept(self.answered_at, thread.answered_at),
+            answered_note=_kept(self.answered_note, thread.answered_note),
+            reopened_at=_kept(self.reopened_at, thread.reopened_at),
+        )
+
+
+def _kept(new: _T | Literal[_Keep.KEEP], old: _T) -> _T:
+    return old if isinstance(new, _Keep) else new
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RuleMessage:
+    """What the rules and the events read of a message (`messages_for_rules`' rows)."""
+
+    thread_id: int
+    message_key: str
+    has_message_id: bool
+    kind: str
+    date: datetime
+    from_addr: str
+    from_name: str
+    to_addrs: list[str]
+    cc_addrs: list[str]
+    # JSON: what reading the body found; its keys grow with the classifier (open shape).
+    details: dict[str, Any] | None
+    subject: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageRow(RuleMessage):
+    """A message as a timeline and a follow-up read it (`messages_of_threads`' rows)."""
+
+    id: int
+    mailbox_id: int
+    in_reply_to: list[str]
+    references: list[str]
+    kind_reason: str
+    thread_reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Correspondence:
+    """Who wrote to whom in one message of a thread (`people_of_threads`' rows)."""
+
+    kind: str
+    from_addr: str
+    from_name: str
+    to_addrs: list[str]
+    date: datetime
+
+
+def history_of(thread: RuleThread, rows: Sequence[RuleMessage]) -> ThreadHistory:
+    """A stored thread and its messages (oldest first) as the rules see them."""
+    return ThreadHistory(
+        messages=tuple(map(thread_message, rows)),
+        snoozed_until=thread.snoozed_until,
+        closed_reason=thread.closed_reason,
+        answered_at=thread.answered_at,
+        answered_note=thread.answered_note,
+        reopened_at=thread.reopened_at,
+    )
+
+
+def _thread_row(m: RowMapping) -> ThreadRow:
+    return ThreadRow(
+        id=m["id"],
+        mailbox_id=m["mailbox_id"],
+        user_id=m["user_id"],
+        subject=m["subject"],
+        subject_key=m["subject_key"],
+        state=m["state"],
+        reason=m["reason"],
+        needs_response=m["needs_response"],
+        last_outbound_at=m["last_outbound_at"],
+        last_inbound_at=m["last_inbound_at"],
+        next_check_at=m["next_check_at"],
+        followups_sent=m["followups_sent"],
+        snoozed_until=m["snoozed_until"],
+        closed_reason=m["closed_reason"],
+        dirty=m["dirty"],
+        created_at=m["created_at"],
+        updated_at=m["updated_at"],
+        answered_at=m["answered_at"],
+        answered_note=m["answered_note"],
+        reopened_at=m["reopened_at"],
+    )
 
 
 async def list_threads(
@@ -38,12 +226,47 @@ async def list_threads(
     before_id: int | None,
     limit: int,
     needs_response: bool | None = None,
-    with_draft: bool = False,
-) -> list[dict[str, Any]]:
-    """Newest threads first; `before_id` is the keyset cursor (ids only grow). With
-    `with_draft`, each row also carries `draft_id`: the draft it waits for now, if any."""
-    columns = [*threads.c, _current_draft().label("draft_id")] if with_draft else [threads]
-    query = select(*columns).where(threads.c.user_id == user_id, threads.c.state.is_not(None))
+) -> list[ThreadRow]:
+    """Newest threads first; `before_id` is the keyset cursor (ids only grow)."""
+    query = _listing(select(threads), user_id, mailbox_id, state, before_id, limit, needs_response)
+    return [_thread_row(r) for r in (await conn.execute(query)).mappings()]
+
+
+async def list_threads_with_drafts(
+    conn: AsyncConnection,
+    *,
+    user_id: int,
+    mailbox_id: int | None,
+    state: str | None,
+    before_id: int | None,
+    limit: int,
+    needs_response: bool | None = None,
+) -> list[DraftedThread]:
+    """As `list_threads`, each with the draft it waits for now, if any."""
+    query = _listing(
+        select(*threads.c, _current_draft().label("draft_id")),
+        user_id,
+        mailbox_id,
+        state,
+        before_id,
+        limit,
+        needs_response,
+    )
+    return [
+        DraftedThread(_thread_row(r), r["draft_id"]) for r in (await conn.execute(query)).mappings()
+    ]
+
+
+def _listing(
+    query: Any,
+    user_id: int,
+    mailbox_id: int | None,
+    state: str | None,
+    before_id: int | None,
+    limit: int,
+    needs_response: bool | None,
+) -> Any:
+    query = query.where(threads.c.user_id == user_id, threads.c.state.is_not(None))
     if needs_response is not None:
         query = query.where(threads.c.needs_response == needs_response)
     if mailbox_id is not None:
@@ -52,8 +275,7 @@ async def list_threads(
         query = query.where(threads.c.state == state)
     if before_id is not None:
         query = query.where(threads.c.id < before_id)
-    query = query.order_by(threads.c.id.desc()).limit(limit)
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return query.order_by(threads.c.id.desc()).limit(limit)
 
 
 @lru_cache(maxsize=1)
@@ -87,7 +309,7 @@ def _counts_query() -> Any:
 
 
 async def current_drafts(conn: AsyncConnection, thread_ids: Sequence[int]) -> dict[int, int]:
-    """The draft each thread waits for now (as `list_threads(with_draft=True)` reads it), by
+    """The draft each thread waits for now (as `list_threads_with_drafts` reads it), by
     thread id; threads without one are left out."""
     if not thread_ids:
         return {}
@@ -131,22 +353,21 @@ def _dashboard_query() -> Any:
 
 async def dashboard_threads(
     conn: AsyncConnection, *, user_id: int, limit: int
-) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+) -> tuple[list[DraftedThread], list[DraftedThread]]:
     """The newest threads that owe the rep an answer, and the newest quiet ones with their
     current draft: one round trip for both lists."""
-    sections: tuple[list[dict[str, Any]], list[dict[str, Any]]] = ([], [])
+    sections: tuple[list[DraftedThread], list[DraftedThread]] = ([], [])
     rows = await conn.execute(_dashboard_query(), {"user_id": user_id, "limit": limit})
     for row in rows.mappings():
-        values = dict(row)
-        sections[values.pop("section")].append(values)
+        sections[row["section"]].append(DraftedThread(_thread_row(row), row["draft_id"]))
     return sections
 
 
 async def people_of_threads(
     conn: AsyncConnection, thread_ids: Sequence[int]
-) -> dict[int, list[dict[str, Any]]]:
+) -> dict[int, list[Correspondence]]:
     """Who wrote to whom in each thread, oldest first: what a list shows of its people."""
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    out: dict[int, list[Correspondence]] = defaultdict(list)
     if not thread_ids:
         return out
     query = (
@@ -161,17 +382,19 @@ async def people_of_threads(
         .where(messages.c.thread_id.in_(thread_ids))
         .order_by(messages.c.thread_id, messages.c.date, messages.c.id)
     )
-    for row in (await conn.execute(query)).mappings():
-        out[int(row["thread_id"])].append(dict(row))
+    for thread_id, kind, from_addr, from_name, to_addrs, sent in await conn.execute(query):
+        out[int(thread_id)].append(
+            Correspondence(
+                kind=kind, from_addr=from_addr, from_name=from_name, to_addrs=to_addrs, date=sent
+            )
+        )
     return out
 
 
-async def get_thread(
-    conn: AsyncConnection, thread_id: int, *, user_id: int
-) -> dict[str, Any] | None:
+async def get_thread(conn: AsyncConnection, thread_id: int, *, user_id: int) -> ThreadRow | None:
     query = select(threads).where(threads.c.id == thread_id, threads.c.user_id == user_id)
     row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    return _thread_row(row) if row else None
 
 
 async def message_ids_by_thread(
@@ -193,18 +416,18 @@ async def message_ids_by_thread(
 
 async def messages_of_threads(
     conn: AsyncConnection, thread_ids: Sequence[int]
-) -> dict[int, list[dict[str, Any]]]:
-    """Full message rows per thread, oldest first."""
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+) -> dict[int, list[MessageRow]]:
+    """Message rows per thread, oldest first (what timelines and follow-ups read of them)."""
+    out: dict[int, list[MessageRow]] = defaultdict(list)
     if not thread_ids:
         return out
     query = (
-        select(messages)
+        select(*(messages.c[f.name] for f in fields(MessageRow)))
         .where(messages.c.thread_id.in_(thread_ids))
         .order_by(messages.c.thread_id, messages.c.date, messages.c.id)
     )
     for row in (await conn.execute(query)).mappings():
-        out[int(row["thread_id"])].append(dict(row))
+        out[int(row["thread_id"])].append(MessageRow(**row))  # the columns are its fields
     return out
 
 
@@ -266,10 +489,10 @@ _RULE_MESSAGE_COLUMNS = (
 
 async def messages_for_rules(
     conn: AsyncConnection, thread_ids: Sequence[int]
-) -> dict[int, list[dict[str, Any]]]:
+) -> dict[int, list[RuleMessage]]:
     """Per thread, oldest first, only the columns the rules and the events read, in one
     query (decoded as `_utc` and `_json` say, not by SQLAlchemy: see above)."""
-    out: dict[int, list[dict[str, Any]]] = defaultdict(list)
+    out: dict[int, list[RuleMessage]] = defaultdict(list)
     if not thread_ids:
         return out
     m = messages.c
@@ -283,7 +506,7 @@ async def messages_for_rules(
         key,
         has_id,
         kind,
-        date,
+        sent,
         sender,
         name,
         to,
@@ -292,19 +515,19 @@ async def messages_for_rules(
         subject,
     ) in await conn.execute(query):
         out[int(thread_id)].append(
-            {
-                "thread_id": thread_id,
-                "message_key": key,
-                "has_message_id": bool(has_id),
-                "kind": kind,
-                "date": _utc(date),
-                "from_addr": sender,
-                "from_name": name,
-                "to_addrs": _json(to),
-                "cc_addrs": _json(cc),
-                "details": _json(details),
-                "subject": subject,
-            }
+            RuleMessage(
+                thread_id=thread_id,
+                message_key=key,
+                has_message_id=bool(has_id),
+                kind=kind,
+                date=_utc(sent),  # type: ignore[arg-type]  # the column is NOT NULL
+                from_addr=sender,
+                from_name=name,
+                to_addrs=_json(to),
+                cc_addrs=_json(cc),
+                details=_json(details),
+                subject=subject,
+            )
         )
     return out
 
@@ -329,7 +552,7 @@ async def folders_of_messages(
 
 async def threads_to_evaluate(
     conn: AsyncConnection, *, now: datetime, mailbox_id: int | None = None, limit: int = 1000
-) -> list[dict[str, Any]]:
+) -> list[RuleThread]:
     """Threads with new mail (dirty) or whose time has come (next_check_at), oldest due first.
 
     Two lookups, each served by its own index (the partial one on dirty rows and the one on
@@ -355,13 +578,13 @@ async def threads_to_evaluate(
         )
     )
     if len(rows) < limit:
-        seen = {r["id"] for r in rows}
+        seen = {r.id for r in rows}
         # `limit` rows: enough to fill the batch even when every dirty one shows up again.
         query = due.order_by(threads.c.next_check_at).limit(limit)
         for r in _rule_threads(
             await conn.execute(query.with_for_update(skip_locked=True, of=threads))
         ):
-            if r["id"] not in seen and len(rows) < limit:
+            if r.id not in seen and len(rows) < limit:
                 rows.append(r)
     return rows
 
@@ -386,25 +609,25 @@ _RULE_THREAD_COLUMNS = (
 )
 
 
-def _rule_threads(result: Iterable[Any]) -> list[dict[str, Any]]:
+def _rule_threads(result: Iterable[Any]) -> list[RuleThread]:
     return [
-        {
-            "id": tid,
-            "mailbox_id": mailbox_id,
-            "subject": subject,
-            "state": state,
-            "reason": reason,
-            "needs_response": bool(needs_response),
-            "last_outbound_at": _utc(last_outbound_at),
-            "last_inbound_at": _utc(last_inbound_at),
-            "next_check_at": _utc(next_check_at),
-            "followups_sent": followups_sent,
-            "snoozed_until": _utc(snoozed_until),
-            "closed_reason": closed_reason,
-            "answered_at": _utc(answered_at),
-            "answered_note": answered_note,
-            "reopened_at": _utc(reopened_at),
-        }
+        RuleThread(
+            id=tid,
+            mailbox_id=mailbox_id,
+            subject=subject,
+            state=state,
+            reason=reason,
+            needs_response=bool(needs_response),
+            last_outbound_at=_utc(last_outbound_at),
+            last_inbound_at=_utc(last_inbound_at),
+            next_check_at=_utc(next_check_at),
+            followups_sent=followups_sent,
+            snoozed_until=_utc(snoozed_until),
+            closed_reason=closed_reason,
+            answered_at=_utc(answered_at),
+            answered_note=answered_note,
+            reopened_at=_utc(reopened_at),
+        )
         for (
             tid,
             mailbox_id,
@@ -431,12 +654,12 @@ def _settled() -> ColumnElement[bool]:
     return threads.c.mailbox_id.not_in(select(mailboxes.c.id).where(mailboxes.c.baseline == true()))
 
 
-async def earliest_check(conn: AsyncConnection) -> datetime | None:
-    """When the scheduler must wake next: now if anything is dirty, else the first
+async def earliest_check(conn: AsyncConnection, *, now: datetime) -> datetime | None:
+    """When the scheduler must wake next: `now` if anything is dirty, else the first
     next_check_at (both read from an index); mailboxes in their baseline do not count."""
     dirty = select(threads.c.id).where(threads.c.dirty == true(), _settled()).limit(1)
     if (await conn.execute(dirty)).first():
-        return utcnow()
+        return now
     # In index order, stopping at the first row (a MIN() with a WHERE would read them all).
     first = await conn.execute(
         select(threads.c.next_check_at)
@@ -449,28 +672,34 @@ async def earliest_check(conn: AsyncConnection) -> datetime | None:
 
 
 async def save_decisions(
-    conn: AsyncConnection, decisions: Sequence[dict[str, Any]], *, now: datetime
+    conn: AsyncConnection, decisions: Sequence[DecidedThread], *, now: datetime
 ) -> None:
-    """Write many threads' decisions: each dict has `id` and only the columns that changed.
-    One executemany per set of changed columns (usually one or two), so that a batch costs a
-    few statements and a row is not rewritten with values it already holds."""
-    groups: dict[tuple[str, ...], list[dict[str, Any]]] = defaultdict(list)
+    """Write many threads' decisions, each only in the columns that changed from the row as
+    read. One executemany per set of changed columns (usually one or two), so that a batch
+    costs a few statements and a row is not rewritten with values it already holds."""
+    groups: dict[tuple[str, ...], list[dict[str, object]]] = defaultdict(list)
     # In id order: neighbouring rows share table pages, so each page is visited once.
-    for decision in sorted(decisions, key=_by_id):
-        groups[tuple(sorted(k for k in decision if k != "id"))].append(decision)
+    for d in sorted(decisions, key=_by_id):
+        old, new = d.thread, d.decided
+        changed = {
+            f"b_{c}": value
+            for c in _DECIDED_FIELDS
+            if getattr(old, c) != (value := getattr(new, c))
+        }
+        groups[tuple(changed)].append({"b_id": old.id, **changed})
     for columns, rows in groups.items():
-        values: dict[str, Any] = {c: bindparam(f"b_{c}") for c in columns}
+        values: dict[str, BindParameter[Any]] = {c[2:]: bindparam(c) for c in columns}
         stmt = (
             update(threads)
             .where(threads.c.id == bindparam("b_id"))
             # dirty as a literal: one bind fewer to process per row
             .values({**values, "dirty": false(), "updated_at": now})
         )
-        await conn.execute(stmt, [{f"b_{k}": v for k, v in row.items()} for row in rows])
+        await conn.execute(stmt, rows)
 
 
-def _by_id(decision: dict[str, Any]) -> int:
-    return int(decision["id"])
+def _by_id(decision: DecidedThread) -> int:
+    return decision.thread.id
 
 
 async def hold_for_bodies(
@@ -497,9 +726,7 @@ async def mark_dirty_in_state(conn: AsyncConnection, mailbox_id: int, state: str
     )
 
 
-async def lock_thread(
-    conn: AsyncConnection, thread_id: int, *, user_id: int
-) -> dict[str, Any] | None:
+async def lock_thread(conn: AsyncConnection, thread_id: int, *, user_id: int) -> ThreadRow | None:
     """The user's thread, locked for an action in this transaction (PostgreSQL)."""
     query = (
         select(threads)
@@ -507,17 +734,13 @@ async def lock_thread(
         .with_for_update(of=threads)
     )
     row = (await conn.execute(query)).mappings().first()
-    return dict(row) if row else None
+    return _thread_row(row) if row else None
 
 
-async def set_manual(conn: AsyncConnection, thread_id: int, values: dict[str, Any]) -> None:
+async def set_manual(conn: AsyncConnection, thread_id: int, patch: ThreadPatch) -> None:
     """Record what the rep decided by hand (snoozed_until, closed_reason, answered_*,
     reopened_at)."""
-    allowed = {"snoozed_until", "closed_reason", "answered_at", "answered_note", "reopened_at"}
-    unknown = values.keys() - allowed
-    if unknown:
-        raise ValueError(f"not a manual thread field: {sorted(unknown)}")
-    await conn.execute(update(threads).where(threads.c.id == thread_id).values(**values))
+    await conn.execute(update(threads).where(threads.c.id == thread_id).values(patch.values()))
 
 
 async def mark_mailbox_dirty(conn: AsyncConnection, mailbox_id: int) -> int:
@@ -533,7 +756,7 @@ async def mark_mailbox_dirty(conn: AsyncConnection, mailbox_id: int) -> int:
 
 async def threads_of_mailbox(
     conn: AsyncConnection, mailbox_id: int, *, after_id: int = 0, limit: int = 1000
-) -> list[dict[str, Any]]:
+) -> list[ThreadRow]:
     """A page of the mailbox's threads in id order (preview and backtest walk them all)."""
     query = (
         select(threads)
@@ -541,4 +764,4 @@ async def threads_of_mailbox(
         .order_by(threads.c.id)
         .limit(limit)
     )
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [_thread_row(r) for r in (await conn.execute(query)).mappings()]

@@ -4,7 +4,6 @@ status, tune its rules with a preview and a back-test, sync it now, remove it.""
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 from zoneinfo import available_timezones
 
 from fastapi import APIRouter, Request
@@ -12,12 +11,15 @@ from fastapi.responses import HTMLResponse, Response
 from pydantic import ValidationError
 from starlette.datastructures import FormData
 
+from app.domain.backtest import Backtest
+from app.domain.model import Rules
 from app.errors import Conflict, InvalidInput, MailServerError
 from app.services import backtest as backtest_service
 from app.services import mailboxes as service
 from app.services import oauth2 as oauth2_service
 from app.services import rules as rules_service
 from app.services import sync as sync_service
+from app.services.rules import RulesPreview
 from app.services.rules_schema import RulesBody
 from app.web.deps import Ctx, Form, PageUser, row_id, text
 from app.web.oauth2 import form_headers
@@ -94,27 +96,53 @@ _PRESETS = {p.key: p for p in PRESETS}
 _TIMEZONES = sorted(z for z in available_timezones() if "/" in z and not z.startswith("Etc/"))
 
 
-def _form_values(form: FormData | None, preset: Preset) -> dict[str, Any]:
-    """What the connect form shows: the preset's server, or what was sent (never the
-    password: a password field is not filled back)."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ConnectForm:
+    """What the connect form shows (never the password: a password field is not filled back)."""
+
+    preset: str
+    name: str
+    email: str
+    username: str
+    host: str
+    port: str
+    security: str
+    aliases: str
+    timezone: str
+    holiday_country: str
+
+
+def _form_values(form: FormData | None, preset: Preset) -> ConnectForm:
+    """The preset's server, or what was sent."""
     if form is None:
-        return {
-            "preset": preset.key,
-            "name": "Work",
-            "email": "",
-            "username": "",
-            "host": preset.host,
-            "port": str(preset.port),
-            "security": preset.security,
-            "aliases": "",
-            "timezone": "UTC",
-            "holiday_country": "",
-        }
-    keys = ("name", "email", "username", "host", "port", "security", "aliases", "timezone")
-    values = {k: text(form, k).strip()[:500] for k in keys}
-    values["holiday_country"] = text(form, "holiday_country").strip()[:8]
-    values["preset"] = preset.key
-    return values
+        return ConnectForm(
+            preset=preset.key,
+            name="Work",
+            email="",
+            username="",
+            host=preset.host,
+            port=str(preset.port),
+            security=preset.security,
+            aliases="",
+            timezone="UTC",
+            holiday_country="",
+        )
+
+    def sent(key: str) -> str:
+        return text(form, key).strip()[:500]
+
+    return ConnectForm(
+        preset=preset.key,
+        name=sent("name"),
+        email=sent("email"),
+        username=sent("username"),
+        host=sent("host"),
+        port=sent("port"),
+        security=sent("security"),
+        aliases=sent("aliases"),
+        timezone=sent("timezone"),
+        holiday_country=text(form, "holiday_country").strip()[:8],
+    )
 
 
 def _input(form: FormData) -> service.MailboxInput:
@@ -149,7 +177,7 @@ async def _connect_page(
     request: Request,
     ctx: Ctx,
     preset: Preset,
-    values: dict[str, Any],
+    values: ConnectForm,
     *,
     result: str = "",
     error: str = "",
@@ -174,8 +202,8 @@ async def _connect_page(
 
 @router.get("/mailboxes")
 async def mailbox_list(request: Request, ctx: Ctx, user: PageUser) -> HTMLResponse:
-    rows = await service.list_mailboxes(ctx, user_id=user.id)
-    return render(request, "pages/mailboxes.html", {"mailboxes": rows})
+    found = await service.list_mailboxes(ctx, user_id=user.id)
+    return render(request, "pages/mailboxes.html", {"mailboxes": found})
 
 
 @router.get("/mailboxes/new")
@@ -214,12 +242,12 @@ async def connect(request: Request, ctx: Ctx, form: Form, user: PageUser) -> Res
 async def first_sync(request: Request, mailbox_id: int, ctx: Ctx, user: PageUser) -> Response:
     """The first sync's progress; the dashboard once it is done (the page reloads itself,
     no JavaScript needed)."""
-    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
-    if row["status"] == "ok" and row["last_sync_at"] is not None:
+    mailbox = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
+    if mailbox.status == "ok" and mailbox.last_sync_at is not None:
         return redirect("/")
-    if row["status"] == "failed":
+    if mailbox.status == "failed":
         return redirect(f"/mailboxes/{mailbox_id}")
-    return render(request, "pages/first_sync.html", {"mailbox": row})
+    return render(request, "pages/first_sync.html", {"mailbox": mailbox})
 
 
 async def _detail(
@@ -228,23 +256,23 @@ async def _detail(
     user_id: int,
     mailbox_id: int,
     *,
-    preview: dict[str, Any] | None = None,
-    backtest: Any = None,
-    rules: dict[str, Any] | None = None,
+    preview: RulesPreview | None = None,
+    backtest: Backtest | None = None,
+    rules: RulesForm | None = None,
     error: str = "",
     status: int = 200,
 ) -> HTMLResponse:
-    row = await service.get_mailbox(ctx, user_id=user_id, mailbox_id=row_id(mailbox_id))
+    mailbox = await service.get_mailbox(ctx, user_id=user_id, mailbox_id=row_id(mailbox_id))
     folders = await service.folders_read(ctx, user_id=user_id, mailbox_id=mailbox_id)
     saved = await rules_service.get_rules(ctx, user_id=user_id, mailbox_id=mailbox_id)
     sign_in = next(
-        (c for c in oauth2_service.choices(ctx) if c.key == row["oauth2_provider"]), None
+        (c for c in oauth2_service.choices(ctx) if c.key == mailbox.oauth2_provider), None
     )
     return render(
         request,
         "pages/mailbox.html",
         {
-            "mailbox": row,
+            "mailbox": mailbox,
             "folders": folders,
             "rules": rules or _rules_form(saved),
             "preview": preview,
@@ -263,53 +291,69 @@ async def mailbox_detail(request: Request, mailbox_id: int, ctx: Ctx, user: Page
     return await _detail(request, ctx, user.id, mailbox_id)
 
 
-def _rules_form(data: dict[str, Any]) -> dict[str, str]:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class RulesForm:
+    """The rules form's text fields, as shown (the saved rules, or what was sent)."""
+
+    wait_business_days: str
+    cadence_business_days: str
+    max_followups: str
+    auto_reply_pause_business_days: str
+    response_time_business_hours: str
+    work_start: str
+    work_end: str
+    time_off: str
+
+
+def _rules_form(rules: Rules) -> RulesForm:
     """Stored rules as the form's text fields."""
-    return {
-        "wait_business_days": str(data["wait_business_days"]),
-        "cadence_business_days": ", ".join(str(d) for d in data["cadence_business_days"]),
-        "max_followups": str(data["max_followups"]),
-        "auto_reply_pause_business_days": str(data["auto_reply_pause_business_days"]),
-        "response_time_business_hours": f"{data['response_time_business_hours']:g}",
-        "work_start": data["working_hours"]["start"],
-        "work_end": data["working_hours"]["end"],
-        "time_off": "\n".join(f"{t['start']} to {t['end']}" for t in data["time_off"]),
-    }
+    return RulesForm(
+        wait_business_days=str(rules.wait_business_days),
+        cadence_business_days=", ".join(str(d) for d in rules.cadence_business_days),
+        max_followups=str(rules.max_followups),
+        auto_reply_pause_business_days=str(rules.auto_reply_pause_business_days),
+        response_time_business_hours=f"{rules.response_time_business_hours:g}",
+        work_start=rules.work_day_start.strftime("%H:%M"),
+        work_end=rules.work_day_end.strftime("%H:%M"),
+        time_off="\n".join(f"{t.start.isoformat()} to {t.end.isoformat()}" for t in rules.time_off),
+    )
 
 
-def _rules_of_form(form: FormData) -> tuple[dict[str, str], dict[str, Any]]:
+def _rules_of_form(form: FormData) -> tuple[RulesForm, Rules]:
     """The form's text (to show again) and the rules it states, checked like the API's."""
-    shown = {
-        k: text(form, k).strip()[:2000]
-        for k in (
-            "wait_business_days",
-            "cadence_business_days",
-            "max_followups",
-            "auto_reply_pause_business_days",
-            "response_time_business_hours",
-            "work_start",
-            "work_end",
-            "time_off",
-        )
-    }
+
+    def sent(key: str) -> str:
+        return text(form, key).strip()[:2000]
+
+    shown = RulesForm(
+        wait_business_days=sent("wait_business_days"),
+        cadence_business_days=sent("cadence_business_days"),
+        max_followups=sent("max_followups"),
+        auto_reply_pause_business_days=sent("auto_reply_pause_business_days"),
+        response_time_business_hours=sent("response_time_business_hours"),
+        work_start=sent("work_start"),
+        work_end=sent("work_end"),
+        time_off=sent("time_off"),
+    )
     time_off = []
-    for line in shown["time_off"].splitlines():
+    for line in shown.time_off.splitlines():
         if not line.strip():
             continue
         start, _, end = line.replace("–", " to ").partition(" to ")
         time_off.append({"start": start.strip(), "end": (end or start).strip()})
-    cadence = [c.strip() for c in shown["cadence_business_days"].split(",") if c.strip()]
+    cadence = [c.strip() for c in shown.cadence_business_days.split(",") if c.strip()]
+    # The form's text, as JSON would bring it: the body's schema parses and checks it.
     body = {
-        "wait_business_days": shown["wait_business_days"],
+        "wait_business_days": shown.wait_business_days,
         "cadence_business_days": cadence,
-        "max_followups": shown["max_followups"],
-        "auto_reply_pause_business_days": shown["auto_reply_pause_business_days"],
-        "response_time_business_hours": shown["response_time_business_hours"],
-        "working_hours": {"start": shown["work_start"], "end": shown["work_end"]},
+        "max_followups": shown.max_followups,
+        "auto_reply_pause_business_days": shown.auto_reply_pause_business_days,
+        "response_time_business_hours": shown.response_time_business_hours,
+        "working_hours": {"start": shown.work_start, "end": shown.work_end},
         "time_off": time_off,
     }
     try:
-        rules = RulesBody.model_validate(body).model_dump(mode="json")
+        rules = RulesBody.model_validate(body).to_rules()
     except ValidationError as exc:
         problems = [
             f"{'.'.join(str(p) for p in e['loc']) or 'rules'}: {e['msg']}" for e in exc.errors()
@@ -322,22 +366,22 @@ def _rules_of_form(form: FormData) -> tuple[dict[str, str], dict[str, Any]]:
 async def save_rules(
     request: Request, mailbox_id: int, ctx: Ctx, form: Form, user: PageUser
 ) -> Response:
-    shown: dict[str, str] | None = None
+    shown: RulesForm | None = None
     try:
         shown, rules = _rules_of_form(form)
-        changes = {
-            "timezone": text(form, "timezone").strip() or "UTC",
-            "holiday_country": text(form, "holiday_country").strip().upper() or None,
-        }
+        changes = service.MailboxEdit(
+            timezone=text(form, "timezone").strip() or "UTC",
+            holiday_country=text(form, "holiday_country").strip().upper() or None,
+        )
         if text(form, "action") == "preview":
             preview = await rules_service.preview_rules(
-                ctx, user_id=user.id, mailbox_id=row_id(mailbox_id), data=rules
+                ctx, user_id=user.id, mailbox_id=row_id(mailbox_id), rules=rules
             )
             return await _detail(request, ctx, user.id, mailbox_id, preview=preview, rules=shown)
         await service.update_mailbox(
             ctx, user_id=user.id, mailbox_id=row_id(mailbox_id), changes=changes
         )
-        await rules_service.put_rules(ctx, user_id=user.id, mailbox_id=mailbox_id, data=rules)
+        await rules_service.put_rules(ctx, user_id=user.id, mailbox_id=mailbox_id, rules=rules)
     except InvalidInput as exc:
         return await _detail(
             request, ctx, user.id, mailbox_id, rules=shown, error=exc.message, status=422
@@ -358,8 +402,8 @@ async def run_backtest(
 async def sync_now(
     request: Request, mailbox_id: int, ctx: Ctx, form: Form, user: PageUser
 ) -> Response:
-    row = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
-    if service.is_imported(row):
+    mailbox = await service.get_mailbox(ctx, user_id=user.id, mailbox_id=row_id(mailbox_id))
+    if service.is_imported(mailbox):
         return await _detail(
             request,
             ctx,

@@ -18,7 +18,7 @@ pytestmark = pytest.mark.integration
 
 async def state_of(ctx: Context, user_id: int, root: str) -> str | None:
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
-    return next((t["state"] for t in items if t["message_ids"][0] == root), None)
+    return next((t.state for t in items if t.message_ids[0] == root), None)
 
 
 async def wait_for(check: object, seconds: float) -> bool:

@@ -164,7 +164,7 @@ async def test_an_expired_token_is_renewed_by_the_hook_and_stored_encrypted(
         assert outcome.new_messages >= 1
         assert await stored_secret(ctx, mailbox_id) == "token-two"
         view = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
-        assert view["status"] == "ok"
+        assert view.status == "ok"
         # A second sync logs in with the stored token: the hook is not needed again.
         again = await sync_service.sync_mailbox(ctx, mailbox_id)
         assert again.new_messages == 0
@@ -188,10 +188,10 @@ async def test_a_failing_hook_fails_the_mailbox_once_with_its_words(
             with pytest.raises(MailAuthError, match="refresh token revoked"):
                 await sync_service.sync_mailbox(ctx, mailbox_id)
         view = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
-        assert view["status"] == "failed"
-        assert "refresh command" in view["status_message"]
-        assert "exit 3" in view["status_message"]
-        assert "refresh token revoked" in view["status_message"]
+        assert view.status == "failed"
+        assert "refresh command" in view.status_message
+        assert "exit 3" in view.status_message
+        assert "refresh token revoked" in view.status_message
         log = await events.list_events(ctx, user_id=user_id, after=None, limit=50)
         assert [e["type"] for e in log].count("mailbox.failed") == 1
         assert await stored_secret(ctx, mailbox_id) == "token-one"
@@ -209,8 +209,8 @@ async def test_without_a_hook_a_refused_token_says_to_check_it(
         with pytest.raises(MailAuthError, match="check the OAuth2 token"):
             await sync_service.sync_mailbox(ctx, mailbox_id)
         view = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
-        assert view["status"] == "failed"
-        assert "check the OAuth2 token" in view["status_message"]
+        assert view.status == "failed"
+        assert "check the OAuth2 token" in view.status_message
     finally:
         await ctx.close()
 

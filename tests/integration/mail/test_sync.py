@@ -19,7 +19,7 @@ pytestmark = pytest.mark.integration
 async def states(ctx: Context, user_id: int) -> dict[str, tuple[str, str]]:
     items, cursor = await threads.list_threads(ctx, user_id=user_id, limit=200)
     assert cursor is None
-    return {t["message_ids"][0]: (t["state"], t["reason"]) for t in items}
+    return {t.message_ids[0]: (t.state, t.reason) for t in items}
 
 
 async def test_first_sync_finds_quiet_and_replied_threads(
@@ -127,7 +127,7 @@ async def test_uidvalidity_change_rereads_without_duplicates(
     detail = await threads.get_thread(
         ctx, user_id=user_id, thread_id=await thread_id_of(ctx, user_id, scenario.replied)
     )
-    assert [m["message_id"] for m in detail["messages"]] == [
+    assert [m.message_id for m in detail.messages] == [
         "<r1@seller.example>",
         "<r2@buyer.example>",
     ]
@@ -136,7 +136,7 @@ async def test_uidvalidity_change_rereads_without_duplicates(
 
 async def thread_id_of(ctx: Context, user_id: int, message_id: str) -> int:
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
-    return next(t["id"] for t in items if t["message_ids"][0] == message_id)
+    return next(t.id for t in items if t.message_ids[0] == message_id)
 
 
 async def test_refused_login_marks_the_mailbox_failed_once(
@@ -159,8 +159,8 @@ async def test_refused_login_marks_the_mailbox_failed_once(
     assert value(after, "radiosilence_mailboxes", status="ok") == 0
 
     row = await mailboxes.get_mailbox(ctx, user_id=user_id, mailbox_id=mailbox_id)
-    assert row["status"] == "failed"
-    assert "AUTHENTICATIONFAILED" in row["status_message"] or "failed" in row["status_message"]
+    assert row.status == "failed"
+    assert "AUTHENTICATIONFAILED" in row.status_message or "failed" in row.status_message
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
     assert [e["type"] for e in log] == ["mailbox.failed"]
     assert imap_user.password not in str(log)
@@ -199,10 +199,10 @@ async def test_a_reply_that_lost_its_headers_joins_the_reps_thread_whatever_the_
     await sync_service.sync_mailbox(ctx, mailbox_id)
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=10)
     assert len(items) == 1
-    assert items[0]["message_ids"] == ["<pilot@seller.example>", "<broken-reply@buyer.example>"]
-    assert items[0]["state"] == "replied"
-    detail = await threads.get_thread(ctx, user_id=user_id, thread_id=items[0]["id"])
-    reasons = [m["thread_reason"] for m in detail["messages"]]
+    assert items[0].message_ids == ["<pilot@seller.example>", "<broken-reply@buyer.example>"]
+    assert items[0].state == "replied"
+    detail = await threads.get_thread(ctx, user_id=user_id, thread_id=items[0].id)
+    reasons = [m.thread_reason for m in detail.messages]
     assert reasons[0] is None
     assert reasons[1] is not None and "same subject 'Pilot scope for Buyer GmbH'" in reasons[1]
 

@@ -123,7 +123,7 @@ async def test_bodies_decide_bounces_return_dates_declines_and_empty_replies(
     assert [name for name, _ in phases] == ["headers", "parse", "bodies", "store", "commit"]
     assert all(float(seconds) < 60 for _, seconds in phases)
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
-    by_root = {t["message_ids"][0]: (t["state"], t["reason"]) for t in items}
+    by_root = {t.message_ids[0]: (t.state, t.reason) for t in items}
     assert by_root["<s1@seller.example>"][0] == "bounced"
     assert by_root["<s2@seller.example>"][0] == "paused"
     assert f"back on {back.strftime('%a %d %b')}" in by_root["<s2@seller.example>"][1]

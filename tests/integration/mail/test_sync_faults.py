@@ -49,7 +49,7 @@ def fast_reconnect(monkeypatch: pytest.MonkeyPatch) -> None:
 
 async def assert_converged(ctx: Context, user_id: int, scenario: Scenario) -> None:
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
-    by_root = {t["message_ids"][0]: t["state"] for t in items}
+    by_root = {t.message_ids[0]: t.state for t in items}
     assert by_root == {getattr(scenario, k): v for k, v in EXPECTED.items()}
     log = await events.list_events(ctx, user_id=user_id, after=None, limit=100)
     assert [e["type"] for e in log] == ["thread.quiet", "draft.created"]
@@ -124,12 +124,12 @@ async def test_mail_arriving_during_a_sync_is_read_once(ctx: Context, imap_user:
     await sync_service.sync_mailbox(ctx, mailbox_id)
 
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
-    by_root = {t["message_ids"][0]: t for t in items}
-    assert by_root[scenario.awaiting]["message_ids"] == [
+    by_root = {t.message_ids[0]: t for t in items}
+    assert by_root[scenario.awaiting].message_ids == [
         scenario.awaiting,
         "<during@buyer.example>",
     ]
-    assert by_root[scenario.awaiting]["state"] == "replied"
+    assert by_root[scenario.awaiting].state == "replied"
 
 
 async def test_a_deleted_message_stays_in_its_thread(ctx: Context, imap_user: ImapUser) -> None:
@@ -144,9 +144,9 @@ async def test_a_deleted_message_stays_in_its_thread(ctx: Context, imap_user: Im
     await sync_service.sync_mailbox(ctx, mailbox_id)
 
     items, _ = await threads.list_threads(ctx, user_id=user_id, limit=200)
-    replied = next(t for t in items if t["message_ids"][0] == scenario.replied)
-    assert replied["message_ids"] == [scenario.replied, "<r2@buyer.example>"]
-    assert replied["state"] == "replied"
+    replied = next(t for t in items if t.message_ids[0] == scenario.replied)
+    assert replied.message_ids == [scenario.replied, "<r2@buyer.example>"]
+    assert replied.state == "replied"
 
 
 async def test_first_read_is_newest_first_and_an_idle_poll_is_cheap(
@@ -195,7 +195,7 @@ async def test_first_read_is_newest_first_and_an_idle_poll_is_cheap(
     async with ctx.engine.connect() as conn:
         stored = await threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id)
     # ids grow with insertion: the newest offer was stored first
-    by_subject = {t["subject"]: t["id"] for t in stored}
+    by_subject = {t.subject: t.id for t in stored}
     assert by_subject["Offer 5"] < by_subject["Offer 0"]
     assert report.new_messages == 0
     # LIST once, then one STATUS per folder read (INBOX, Sent)

@@ -35,7 +35,7 @@ LEASE = timedelta(seconds=120)
 
 async def claim(ctx: Context, mailbox_id: int, owner: str, lease: timedelta = LEASE) -> bool:
     async with ctx.engine.begin() as conn:
-        return await mailbox_store.claim_watch(conn, mailbox_id, owner, lease)
+        return await mailbox_store.claim_watch(conn, mailbox_id, owner, lease, now=utcnow())
 
 
 async def release(ctx: Context, mailbox_id: int, owner: str) -> None:
@@ -57,6 +57,7 @@ async def expire_watch(ctx: Context, mailbox_id: int, owner: str) -> None:
             conn,
             mailbox_id,
             {"watch_owner": owner, "watch_expires_at": utcnow() - timedelta(seconds=1)},
+            now=utcnow(),
         )
 
 
@@ -93,7 +94,7 @@ async def test_an_expired_watch_is_taken_over_and_its_old_owner_loses_it(ctx: Co
 async def test_the_watch_lease_is_independent_of_the_sync_lease(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
         _, mailbox_id = await make_mailbox(conn, ctx)
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "worker-b", LEASE)
+        assert await mailbox_store.claim_lease(conn, mailbox_id, "worker-b", LEASE, now=utcnow())
     assert await claim(ctx, mailbox_id, "worker-a")  # b syncs while a watches
     async with ctx.engine.begin() as conn:
         await mailbox_store.release_lease(conn, mailbox_id, "worker-b")
@@ -316,7 +317,9 @@ async def test_running_workers_hold_one_idle_connection_while_syncs_rotate(
         deadline = time.monotonic() + 30
         while time.monotonic() < deadline and min(synced_by[w.owner] for w in (a, b)) < 2:
             async with ctx.engine.begin() as conn:  # due now: whichever wakes first syncs it
-                await mailbox_store.update_mailbox(conn, mailbox_id, {"next_sync_at": utcnow()})
+                await mailbox_store.update_mailbox(
+                    conn, mailbox_id, {"next_sync_at": utcnow()}, now=utcnow()
+                )
             first, second = (a, b) if sum(synced_by.values()) % 2 else (b, a)
             first._wake.set()  # take turns: the lease rotates as it does across processes
             await asyncio.sleep(0.3)

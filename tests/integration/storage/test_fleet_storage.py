@@ -29,7 +29,7 @@ async def make_mailboxes(ctx: Context, count: int) -> list[int]:
                                            "addresses", "timezone", "rules")}  # fmt: skip
             ids.append(
                 await mailbox_store.create_mailbox(
-                    conn, {**values, "user_id": user_id, "name": f"Box {n}"}
+                    conn, {**values, "user_id": user_id, "name": f"Box {n}"}, now=utcnow()
                 )
             )
     return ids
@@ -42,7 +42,9 @@ async def test_due_syncs_are_claimed_by_one_worker_each_and_only_as_many_as_aske
 
     async def claim(owner: str) -> list[int]:
         async with ctx.engine.begin() as conn:
-            return await mailbox_store.claim_due_syncs(conn, owner, utcnow(), LEASE, 4)
+            return await mailbox_store.claim_due_syncs(
+                conn, owner, utcnow(), LEASE, 4, real=utcnow()
+            )
 
     claimed = await asyncio.gather(*(claim(f"w{i}") for i in range(4)))
     flat = [m for batch in claimed for m in batch]
@@ -58,8 +60,8 @@ async def test_free_watches_are_claimed_once_and_released_at_stop(ctx: Context) 
     ids = await make_mailboxes(ctx, 6)
     async with ctx.engine.begin() as conn:
         for m in ids[:5]:  # first-synced; the sixth is not: nothing to watch yet
-            await mailbox_store.set_status(conn, m, "ok", synced=True)
-        await mailbox_store.set_status(conn, ids[4], "failed", "refused", synced=True)
+            await mailbox_store.set_status(conn, m, "ok", now=utcnow(), synced=True)
+        await mailbox_store.set_status(conn, ids[4], "failed", "refused", now=utcnow(), synced=True)
         assert await mailbox_store.count_watchable(conn) == 4
         a = await mailbox_store.claim_unwatched(conn, "a", utcnow(), LEASE, 3, skip=[ids[0]])
         b = await mailbox_store.claim_unwatched(conn, "b", utcnow(), LEASE, 3)
@@ -95,7 +97,9 @@ async def test_news_during_a_pass_keeps_the_mailbox_due(ctx: Context) -> None:
         )
         # The next pass starts with `later`; an IDLE watcher makes it due meanwhile.
         news_at = utcnow()
-        await mailbox_store.update_mailbox(conn, mailbox_id, {"next_sync_at": news_at})
+        await mailbox_store.update_mailbox(
+            conn, mailbox_id, {"next_sync_at": news_at}, now=utcnow()
+        )
         assert not await mailbox_store.schedule_next_sync(
             conn, mailbox_id, unless_moved_from=later, at=utcnow() + timedelta(seconds=60)
         )

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import mailbox
 import time
+from dataclasses import asdict, fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -54,6 +55,7 @@ async def make_threads(conn: AsyncConnection, ctx: Context) -> tuple[int, dict[s
             "holiday_subdiv": None,
             "rules": {},
         },
+        now=datetime.now(UTC),
     )
     kinds = {
         "dirty": (True, None),
@@ -87,26 +89,33 @@ async def test_due_threads_come_from_two_indexed_lookups(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
         mailbox_id, ids = await make_threads(conn, ctx)
         rows = await store.threads_to_evaluate(conn, now=NOW)
-        assert [r["id"] for r in rows] == [ids["dirty"], ids["dirty_and_due"], ids["due"]]
+        assert [r.id for r in rows] == [ids["dirty"], ids["dirty_and_due"], ids["due"]]
         limited = await store.threads_to_evaluate(conn, now=NOW, limit=2)
-        assert [r["id"] for r in limited] == [ids["dirty"], ids["dirty_and_due"]]
+        assert [r.id for r in limited] == [ids["dirty"], ids["dirty_and_due"]]
         mine = await store.threads_to_evaluate(conn, now=NOW, mailbox_id=mailbox_id)
         assert len(mine) == 3
         assert await store.threads_to_evaluate(conn, now=NOW, mailbox_id=mailbox_id + 1) == []
         # Anything dirty: wake now; else at the earliest check.
-        assert await store.earliest_check(conn) is not None
+        assert await store.earliest_check(conn, now=NOW) == NOW
+
+        read = {r.id: r for r in rows}
+
+        def decided(thread_id: int, **changes: object) -> store.DecidedThread:
+            thread = read[thread_id]
+            values = {f.name: getattr(thread, f.name) for f in fields(store.Decided)}
+            return store.DecidedThread(thread, store.Decided(**(values | changes)))
 
         await store.save_decisions(
             conn,
             [
-                {"id": ids["dirty"], "state": "ignored", "reason": "ignored: test"},
-                {"id": ids["dirty_and_due"], "state": "quiet", "next_check_at": None},
-                {"id": ids["due"], "next_check_at": NOW + timedelta(days=1)},
+                decided(ids["dirty"], state="ignored", reason="ignored: test"),
+                decided(ids["dirty_and_due"], state="quiet", next_check_at=None),
+                decided(ids["due"], next_check_at=NOW + timedelta(days=1)),
             ],
             now=NOW,
         )
         assert await store.threads_to_evaluate(conn, now=NOW) == []
-        assert await store.earliest_check(conn) == NOW + timedelta(hours=1)
+        assert await store.earliest_check(conn, now=NOW) == NOW + timedelta(hours=1)
         saved = {
             r.id: (r.state, r.dirty)
             for r in await conn.execute(select(threads.c.id, threads.c.state, threads.c.dirty))
@@ -187,14 +196,14 @@ async def test_the_scheduler_reads_decode_like_the_column_types(ctx: Context) ->
             for r in (
                 await conn.execute(
                     select(*store._RULE_THREAD_COLUMNS).where(
-                        threads.c.id.in_([r["id"] for r in found])
+                        threads.c.id.in_([r.id for r in found])
                     )
                 )
             ).mappings()
         }
-        assert sorted(typed) == sorted(r["id"] for r in found)
+        assert sorted(typed) == sorted(r.id for r in found)
         for row in found:
-            assert row == typed[row["id"]]
+            assert asdict(row) == typed[row.id]
         assert typed[ids["due"]]["answered_note"] == "they called – “yes”"
         loaded = await store.messages_for_rules(conn, [ids["due"]])
         m = messages.c
@@ -208,13 +217,13 @@ async def test_the_scheduler_reads_decode_like_the_column_types(ctx: Context) ->
                 )
             ).mappings()
         ]
-        assert loaded[ids["due"]] == expected
-        values = [v for r in [*found, *loaded[ids["due"]]] for v in r.values()]
+        assert [asdict(m) for m in loaded[ids["due"]]] == expected
+        values = [v for r in [*found, *loaded[ids["due"]]] for v in asdict(r).values()]
         for value in values:
             if isinstance(value, datetime):
                 assert value.tzinfo is UTC or value.utcoffset() == timedelta(0), value
         assert expected[1]["details"] == {"subkind": "out_of_office", "return_date": "2026-12-01"}
-        assert expected[0]["has_message_id"] is True and loaded[ids["due"]][0]["has_message_id"]
+        assert expected[0]["has_message_id"] is True and loaded[ids["due"]][0].has_message_id
 
 
 async def test_the_lookups_use_their_indexes(sqlite_url: str) -> None:
@@ -356,21 +365,21 @@ async def test_the_scheduler_wakes_at_the_earliest_check(ctx: Context, tmp_path:
         ctx, await accounts.create_token(ctx, email="rep@seller.example")
     )
     (item,), _ = await thread_service.list_threads(ctx, user_id=user.id)
-    assert item["state"] == "quiet"
+    assert item.state == "quiet"
     until = datetime.now(UTC) + timedelta(seconds=2)
-    snoozed = await thread_actions.snooze(ctx, user_id=user.id, thread_id=item["id"], until=until)
-    assert snoozed["state"] == "snoozed"
+    snoozed = await thread_actions.snooze(ctx, user_id=user.id, thread_id=item.id, until=until)
+    assert snoozed.state == "snoozed"
 
     workers = Workers(ctx)
     workers.start()
     try:
         deadline = time.monotonic() + 12
         while time.monotonic() < deadline:
-            shown = await thread_service.get_thread(ctx, user_id=user.id, thread_id=item["id"])
-            if shown["state"] == "quiet":
+            shown = await thread_service.get_thread(ctx, user_id=user.id, thread_id=item.id)
+            if shown.thread.state == "quiet":
                 break
             await asyncio.sleep(0.2)
-        assert shown["state"] == "quiet", shown
+        assert shown.thread.state == "quiet", shown
         assert workers_module.SCHEDULER_MAX_SLEEP > 12  # so only the early wake-up explains it
     finally:
         await workers.stop()

@@ -80,8 +80,8 @@ async def test_threads_do_not_depend_on_arrival_order(ctx: Context, order: tuple
 
         rows = await threads_to_evaluate(conn, now=T0, mailbox_id=mailbox_id)
         assert len(rows) == 1
-        ids = await message_ids_by_thread(conn, [rows[0]["id"]])
-        assert ids[rows[0]["id"]] == ["<a@x>", "<b@x>", "<c@x>"]
+        ids = await message_ids_by_thread(conn, [rows[0].id])
+        assert ids[rows[0].id] == ["<a@x>", "<b@x>", "<c@x>"]
 
 
 async def test_a_merged_threads_id_is_never_given_to_another_thread(ctx: Context) -> None:
@@ -134,22 +134,34 @@ async def test_only_one_worker_holds_a_mailbox(ctx: Context) -> None:
         _, mailbox_id = await make_mailbox(conn, ctx)
     lease = timedelta(seconds=60)
     async with ctx.engine.begin() as conn:
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "worker-a", lease)
+        assert await mailbox_store.claim_lease(
+            conn, mailbox_id, "worker-a", lease, now=datetime.now(UTC)
+        )
     async with ctx.engine.begin() as conn:
-        assert not await mailbox_store.claim_lease(conn, mailbox_id, "worker-b", lease)
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "worker-a", lease)  # renewal
+        assert not await mailbox_store.claim_lease(
+            conn, mailbox_id, "worker-b", lease, now=datetime.now(UTC)
+        )
+        assert await mailbox_store.claim_lease(
+            conn, mailbox_id, "worker-a", lease, now=datetime.now(UTC)
+        )  # renewal
     async with ctx.engine.begin() as conn:
         await mailbox_store.release_lease(conn, mailbox_id, "worker-a")
     async with ctx.engine.begin() as conn:
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "worker-b", lease)
+        assert await mailbox_store.claim_lease(
+            conn, mailbox_id, "worker-b", lease, now=datetime.now(UTC)
+        )
 
 
 async def test_an_expired_lease_is_taken_over(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
         _, mailbox_id = await make_mailbox(conn, ctx)
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "dead", timedelta(seconds=-1))
+        assert await mailbox_store.claim_lease(
+            conn, mailbox_id, "dead", timedelta(seconds=-1), now=datetime.now(UTC)
+        )
     async with ctx.engine.begin() as conn:
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "alive", timedelta(seconds=60))
+        assert await mailbox_store.claim_lease(
+            conn, mailbox_id, "alive", timedelta(seconds=60), now=datetime.now(UTC)
+        )
 
 
 async def test_secrets_are_stored_encrypted(ctx: Context) -> None:

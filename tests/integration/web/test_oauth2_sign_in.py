@@ -378,7 +378,7 @@ async def test_the_api_answers_the_url_to_open_and_the_browser_finishes(rep: Rep
     assert done.status == 303, done.text[:300]
     await asyncio.gather(*rep.page.tasks)
     (mailbox,) = await mailboxes.list_mailboxes(rep.ctx, user_id=rep.user_id)
-    assert mailbox["status"] == "ok"
+    assert mailbox.status == "ok"
 
 
 class XOAuth2Sink:
