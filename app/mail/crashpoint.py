@@ -1,6 +1,7 @@
 """A test hook for the crash-consistency tests: `RADIOSILENCE_TEST_CRASH_AT=inside:N` kills
 this process with SIGKILL while the Nth sync batch it stores (of headers, or of bodies read
-after them) is written but not committed; `after:N` right after that batch's commit. Unset
+after them) is written but not committed; `after:N` right after that batch's commit;
+`deciding:N` inside the early decisions that follow the Nth batch. Unset
 (always, outside tests), it does nothing.
 
 A process killing itself at a named point makes the chaos test deterministic: a kill from
@@ -25,6 +26,12 @@ def batch_stored() -> None:
 
 def batch_committed() -> None:
     _crash_if("after")
+
+
+def decisions_stored() -> None:
+    """Called inside the transaction of a first sync's early decisions, before its commit:
+    `deciding:N` kills there once N header batches are committed."""
+    _crash_if("deciding")
 
 
 def _crash_if(where: str) -> None:

@@ -15,7 +15,7 @@ import functools
 import logging
 import time
 from array import array
-from collections.abc import Callable, Collection, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -51,6 +51,7 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 Progress = Callable[[str, int, int], None]  # folder, done, total
+AfterBatch = Callable[[], Awaitable[object]]
 
 
 @dataclass
@@ -120,9 +121,12 @@ async def sync_mailbox(
     options: SyncOptions,
     progress: Progress | None = None,
     report: SyncReport | None = None,
+    after_batch: AfterBatch | None = None,
 ) -> SyncReport:
     """Read every chosen folder from where the last committed batch left it. Counts add up in
-    `report` when given (a pass retried after a dropped connection keeps what it did)."""
+    `report` when given (a pass retried after a dropped connection keeps what it did).
+    `after_batch` runs after each header batch's commit (a first sync decides its newest
+    threads while older mail is still read), overlapping the next batch's reading."""
     listed = await _blocking(options, session.list_folders)
     chosen = folders_to_sync(
         listed, gmail=session.is_gmail, include=mailbox.include, exclude=mailbox.exclude
@@ -134,10 +138,18 @@ async def sync_mailbox(
     report = report or SyncReport()
     report.idle_capable = session.has_idle
     report.folders = 0
-    for folder in chosen:
-        reader = _FolderReader(engine, session, mailbox, rows[folder.name], options, report)
-        await reader.run(progress)
-        report.folders += 1
+    readers = [
+        _FolderReader(engine, session, mailbox, rows[f.name], options, report, after_batch)
+        for f in chosen
+    ]
+    # First reads of every folder together, newest batches first across them: the rep's
+    # latest sent mail and the latest answers to it arrive (and are decided) in the first
+    # seconds, not after the whole INBOX.
+    firsts = [(reader, plan) for reader in readers if (plan := await reader.start(progress))]
+    await _read_batches(_interleaved(firsts), progress)
+    for reader, plan in firsts:
+        await reader.finish(plan, progress)
+    report.folders = len(readers)
     # Join first, then read: an answer that lost its threading headers (a decline, a
     # quote-only "reply") needs its body read once it is in the rep's thread, and must be
     # decided in this sync, not the next one. A poll that found nothing new usually has no
@@ -158,6 +170,7 @@ async def sync_mailbox(
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
+FIRST_BATCH = 500  # a folder's first read starts with at most this many (not 4,000)
 
 
 async def read_bodies(
@@ -251,15 +264,21 @@ def _read_body(
 class NewestFirst(Sequence[list[int]]):
     """The ascending `uids` below `below` in batches of `size`, newest batch first, each
     batch newest first and made only when read: a folder's window of a million UIDs stays a
-    4 MB array instead of lists of int objects (about 57 MB)."""
+    4 MB array instead of lists of int objects (about 57 MB). With `first`, the newest batch
+    holds that many only (a first sync shows its newest threads sooner)."""
 
-    def __init__(self, uids: array[int], *, below: int, size: int) -> None:
+    def __init__(
+        self, uids: array[int], *, below: int, size: int, first: int | None = None
+    ) -> None:
         self._uids = uids
         self._end = bisect.bisect_left(uids, below)
         self._size = size
+        self._first = min(first or size, size)
 
     def __len__(self) -> int:
-        return -(-self._end // self._size)
+        if self._end == 0:
+            return 0
+        return 1 + -(-max(0, self._end - self._first) // self._size)
 
     @overload
     def __getitem__(self, index: int) -> list[int]: ...
@@ -273,8 +292,11 @@ class NewestFirst(Sequence[list[int]]):
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        high = self._end - index * self._size
-        return self._uids[max(0, high - self._size) : high].tolist()[::-1]
+        if index == 0:
+            high, size = self._end, self._first
+        else:
+            high, size = self._end - self._first - (index - 1) * self._size, self._size
+        return self._uids[max(0, high - size) : high].tolist()[::-1]
 
 
 def _shown(progress: Progress, folder: str, task: asyncio.Task[tuple[int, int]]) -> None:
@@ -287,6 +309,80 @@ def _arrival(item: FetchedHeader, now: datetime) -> datetime:
     return item.internal_date or now
 
 
+@dataclass
+class _Plan:
+    """A folder about to be read: its STATUS, the UID it has been read up to, and for a first
+    read (or its resumption) the batches of its look-back window, newest first."""
+
+    status: FolderStatus
+    highest: int
+    chunks: Sequence[list[int]] | None = None
+    top: int = 0
+    done: int = 0
+    above: Sequence[int] = ()  # UIDs above `top`, to read once the window is read
+
+
+@dataclass(frozen=True)
+class _Batch:
+    reader: _FolderReader
+    plan: _Plan
+    uids: list[int]
+    position: dict[str, int]
+
+
+def interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:
+    """(source, batch) pairs that walk several newest-first sequences of batches together:
+    next comes the source least far through its own batches, so all of them go back in time
+    at the same pace (the first source wins ties)."""
+    taken = [0] * len(sizes)
+    out: list[tuple[int, int]] = []
+    for _ in range(sum(sizes)):
+        source = min(
+            (i for i, size in enumerate(sizes) if taken[i] < size),
+            key=lambda i: taken[i] / sizes[i],
+        )
+        out.append((source, taken[source]))
+        taken[source] += 1
+    return out
+
+
+def _interleaved(backfills: Sequence[tuple[_FolderReader, _Plan]]) -> Iterator[_Batch]:
+    chunked = [(reader, plan, plan.chunks or ()) for reader, plan in backfills]
+    for source, index in interleave([len(chunks) for _, _, chunks in chunked]):
+        reader, plan, chunks = chunked[source]
+        uids = chunks[index]
+        yield _Batch(reader, plan, uids, {"backfill_low_uid": min(uids)})
+
+
+async def _read_batches(
+    batches: Iterable[_Batch], progress: Progress | None, *, selected: str | None = None
+) -> None:
+    """Read batch after batch, storing one while the next is fetched and parsed: the IMAP
+    socket, Dovecot and SQLite's own work then overlap instead of waiting on each other.
+    Commits stay in order, one batch at a time, each with its folder position."""
+    storing: asyncio.Task[tuple[int, int]] | None = None
+    try:
+        for item in batches:
+            reader, plan = item.reader, item.plan
+            select = reader.name if reader.name != selected else None
+            batch, errors = await _blocking(
+                reader.options, reader._read, item.uids, plan.status.uidvalidity, select
+            )
+            selected = reader.name
+            if storing is not None:
+                await storing
+            plan.done += len(item.uids)
+            total = sum(len(c) for c in plan.chunks) if plan.chunks is not None else plan.done
+            storing = asyncio.create_task(
+                reader._store(batch, errors, plan.status, (plan.done, total), item.position)
+            )
+            if progress:
+                storing.add_done_callback(functools.partial(_shown, progress, reader.name))
+    finally:
+        if storing is not None:
+            await storing  # a batch read is never left half-stored, even on a failure
+
+
 class _FolderReader:
     def __init__(
         self,
@@ -296,12 +392,17 @@ class _FolderReader:
         row: mailbox_store.FolderRow,
         options: SyncOptions,
         report: SyncReport,
+        after_batch: AfterBatch | None = None,
     ) -> None:
         self.engine, self.session, self.mailbox = engine, session, mailbox
         self.row, self.options, self.report = row, options, report
+        self.after_batch = after_batch
         self.name: str = row["name"]
 
-    async def run(self, progress: Progress | None) -> None:
+    async def start(self, progress: Progress | None) -> _Plan | None:
+        """STATUS, then a folder read through before reads what came above its position
+        (nothing when STATUS says nothing changed); a folder whose first read is still to
+        do returns its batches instead, for `_interleaved`, then `finish`."""
         status = await _blocking(self.options, self.session.status, self.name)
         row = self.row
         if row["uidvalidity"] is not None and row["uidvalidity"] != status.uidvalidity:
@@ -320,7 +421,7 @@ class _FolderReader:
                     backfill_top_uid=None,
                     backfill_low_uid=None,
                 )
-            row = {
+            self.row = row = {
                 **row,
                 "uidvalidity": status.uidvalidity,
                 "highest_uid": 0,
@@ -329,12 +430,39 @@ class _FolderReader:
                 "backfill_low_uid": None,
             }
         elif self._unchanged(status):
-            return
+            return None
         await _blocking(self.options, self.session.select, self.name)
         highest = int(row["highest_uid"] or 0)
-        if highest == 0:
-            highest = await self._backfill(row, status, progress)
-        await self._incremental(highest, status, progress)
+        if highest != 0:  # read through before: what came above it, now
+            above = await self._search_above(highest, status)
+            await self._read_above(highest, above, status, progress, selected=True)
+            return None
+        plan = await self._backfill_plan(row, status)
+        # Mail above the window's top (come since a first read began) is searched now, while
+        # the folder is selected, and read once the window is.
+        plan.above = await self._search_above(plan.top, status)
+        return plan
+
+    async def finish(self, plan: _Plan, progress: Progress | None) -> None:
+        """After the first read's batches: the folder is read up to its top; then whatever
+        came above it, also while the window was read (SELECT's UIDNEXT tells)."""
+        async with self.engine.begin() as conn:
+            await mailbox_store.save_folder_position(
+                conn,
+                self.row["id"],
+                self.options.now,
+                highest_uid=plan.top,
+                highest_modseq=plan.status.highest_modseq,
+                backfill_top_uid=None,
+                backfill_low_uid=None,
+            )
+        now = await _blocking(self.options, self.session.select, self.name)
+        above, status = plan.above, plan.status
+        seen = max(plan.top, above[-1] if above else 0)
+        if now.uidvalidity == status.uidvalidity and (now.uidnext or 0) > seen + 1:
+            status = now  # searched after it: every UID below its UIDNEXT is seen
+            above = await self._search_above(plan.top, now)
+        await self._read_above(plan.top, above, status, progress, selected=True)
 
     def _unchanged(self, status: FolderStatus) -> bool:
         row = self.row
@@ -344,9 +472,7 @@ class _FolderReader:
             return False
         return status.highest_modseq is None or status.highest_modseq == row["highest_modseq"]
 
-    async def _backfill(
-        self, row: mailbox_store.FolderRow, status: FolderStatus, progress: Progress | None
-    ) -> int:
+    async def _backfill_plan(self, row: mailbox_store.FolderRow, status: FolderStatus) -> _Plan:
         """The first read: the look-back window, newest first, resumable from its low-water."""
         uids = await _blocking(
             self.options,
@@ -373,35 +499,39 @@ class _FolderReader:
             saved_low = row["backfill_low_uid"]
             assert saved_low is not None  # saved with backfill_top_uid
             low = int(saved_low)
-        chunks = NewestFirst(uids, below=min(low, top + 1), size=self.options.batch_size)
-        await self._read_chunks(
-            chunks, status, progress, lambda chunk: {"backfill_low_uid": min(chunk)}
-        )
-        async with self.engine.begin() as conn:
-            await mailbox_store.save_folder_position(
-                conn,
-                row["id"],
-                self.options.now,
-                highest_uid=top,
-                highest_modseq=status.highest_modseq,
-                backfill_top_uid=None,
-                backfill_low_uid=None,
-            )
-        return int(top)
+        size = self.options.batch_size
+        # The newest batch small: its threads are decided and shown within a second or two.
+        chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=FIRST_BATCH)
+        return _Plan(status=status, highest=0, chunks=chunks, top=int(top))
 
-    async def _incremental(
-        self, highest: int, status: FolderStatus, progress: Progress | None
-    ) -> None:
-        uids = await _blocking(
+    async def _search_above(self, highest: int, status: FolderStatus) -> array[int]:
+        return await _blocking(
             self.options,
             self.session.search_uids,
             min_uid=highest + 1,
             since=None,
             exists=status.exists,
         )
+
+    async def _read_above(
+        self,
+        highest: int,
+        uids: Sequence[int],
+        status: FolderStatus,
+        progress: Progress | None,
+        *,
+        selected: bool,
+    ) -> None:
+        """The UIDs above the folder's position, oldest first, each batch committed with the
+        highest UID it read; then the position up to what STATUS saw."""
         size = self.options.batch_size
         chunks = [list(uids[start : start + size]) for start in range(0, len(uids), size)]
-        await self._read_chunks(chunks, status, progress, lambda chunk: {"highest_uid": chunk[-1]})
+        plan = _Plan(status=status, highest=highest, chunks=chunks)
+        await _read_batches(
+            (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}) for chunk in chunks),
+            progress,
+            selected=self.name if selected else None,
+        )
         # Every UID below UIDNEXT existed when STATUS answered and has been seen by now, so
         # the next poll can tell "nothing new" from STATUS alone, even after expunges.
         final = max(highest, uids[-1] if uids else 0, (status.uidnext or 1) - 1)
@@ -415,41 +545,16 @@ class _FolderReader:
                 highest_modseq=status.highest_modseq,
             )
 
-    async def _read_chunks(
-        self,
-        chunks: Sequence[list[int]],
-        status: FolderStatus,
-        progress: Progress | None,
-        position_after: Callable[[list[int]], dict[str, int]],
-    ) -> None:
-        """Read batch after batch, storing one while the next is fetched and parsed: the IMAP
-        socket, Dovecot and SQLite's own work then overlap instead of waiting on each other.
-        Commits stay in order, one batch at a time, each with its folder position."""
-        total = sum(len(c) for c in chunks)
-        done = 0
-        storing: asyncio.Task[tuple[int, int]] | None = None
-        try:
-            for chunk in chunks:
-                batch, errors = await _blocking(self.options, self._read, chunk, status.uidvalidity)
-                if storing is not None:
-                    await storing
-                done += len(chunk)
-                storing = asyncio.create_task(
-                    self._store(batch, errors, status, (done, total), position_after(chunk))
-                )
-                if progress:
-                    storing.add_done_callback(functools.partial(_shown, progress, self.name))
-        finally:
-            if storing is not None:
-                await storing  # a batch read is never left half-stored, even on a failure
-
     def _read(
-        self, uids: list[int], uidvalidity: int
+        self, uids: list[int], uidvalidity: int, select: str | None = None
     ) -> tuple[list[NewMessage], list[tuple[int, str]]]:
         """One batch from the server (in a worker thread): headers, then the start of the
-        bodies that decisions need, read at once while the folder is selected."""
+        bodies that decisions need, read at once while the folder is selected (`select`:
+        the folder to select first, when the batch before was another folder's)."""
         timed = self.report.timed
         with timed("headers"):
+            if select is not None:
+                self.session.select(select)
             fetched = self.session.fetch_headers(uids)
         with timed("parse"):
             batch, errors = self._prepare(fetched, uidvalidity)
@@ -519,6 +624,8 @@ class _FolderReader:
         crashpoint.batch_committed()
         self.report.new_messages += stored.new_messages
         self.report.skipped += len(errors)
+        if self.after_batch is not None:
+            await self.after_batch()
         return done_of
 
     def _prepare(

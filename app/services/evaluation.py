@@ -9,6 +9,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import date, datetime, time
+from enum import Enum
 from functools import lru_cache
 from typing import NamedTuple
 
@@ -21,6 +22,7 @@ from app.domain.model import Decision, MessageKind, Rules, ThreadState
 from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
+from app.mail import crashpoint
 from app.services.threads import decided_view, shown_ids
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
@@ -102,6 +104,14 @@ async def thread_pages(
         yield page, await store.messages_for_rules(conn, [t.id for t in page])
 
 
+class Announce(Enum):
+    """Which events a batch of decisions emits."""
+
+    CHANGES = "changes"  # each change of state (the scheduler, a sync after the first)
+    AS_FIRST_SEEN = "as_first_seen"  # as if no state was known: a baseline's end
+    NOTHING = "nothing"  # a state shown early during a first sync
+
+
 class Evaluated(NamedTuple):
     """One thread of a batch, decided, not yet written (a tuple: a batch makes a thousand)."""
 
@@ -135,9 +145,16 @@ async def decide_threads(
     return out
 
 
-async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now: datetime) -> int:
+async def write_decisions(
+    conn: AsyncConnection,
+    batch: Sequence[Evaluated],
+    now: datetime,
+    *,
+    announce: Announce = Announce.CHANGES,
+) -> int:
     """Write each decision (only the columns it changes, one executemany per set of them)
-    and the events of the changes (one INSERT). Returns how many threads changed state."""
+    and the events of the changes (one INSERT), as `announce` says. Returns how many threads
+    changed state."""
     writes: list[DecidedThread] = []
     news: list[NewEvent] = []
     changed = 0
@@ -165,10 +182,13 @@ async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now
         old_state = ThreadState(thread.state) if thread.state else None
         if decision.state != old_state:
             changed += 1
+        if announce is Announce.NOTHING:
+            continue
+        first = announce is Announce.AS_FIRST_SEEN  # a state shown early is not announced yet
         events = thread_events(
-            old_state=old_state,
+            old_state=None if first else old_state,
             new_state=decision.state,
-            old_needs_response=bool(thread.needs_response),
+            old_needs_response=False if first else bool(thread.needs_response),
             new_needs_response=decision.needs_response,
         )
         if events:
@@ -190,15 +210,25 @@ async def write_decisions(conn: AsyncConnection, batch: Sequence[Evaluated], now
 
 
 async def evaluate_threads(
-    conn: AsyncConnection, thread_rows: Sequence[RuleThread], now: datetime
+    conn: AsyncConnection,
+    thread_rows: Sequence[RuleThread],
+    now: datetime,
+    *,
+    announce: Announce = Announce.CHANGES,
 ) -> int:
     """Decide each thread; write every decision and the events of the changes. Returns how
     many threads changed state."""
-    return await write_decisions(conn, await decide_threads(conn, thread_rows, now), now)
+    decided = await decide_threads(conn, thread_rows, now)
+    return await write_decisions(conn, decided, now, announce=announce)
 
 
 async def evaluate_due(
-    conn: AsyncConnection, now: datetime, *, mailbox_id: int | None = None, limit: int = 1000
+    conn: AsyncConnection,
+    now: datetime,
+    *,
+    mailbox_id: int | None = None,
+    limit: int = 1000,
+    announce: Announce = Announce.CHANGES,
 ) -> int:
     """Evaluate threads with new mail or whose next check has come. Returns how many were
     looked at (those waiting for a body included). Three steps, which `bench/rules_bench.py`
@@ -209,11 +239,13 @@ async def evaluate_due(
     # makes it due again. Counted as looked at, so that the callers' loops move on.
     held = await message_store.threads_awaiting_body(conn, [r.id for r in rows])
     if held:
-        await store.hold_for_bodies(conn, held)
+        # In a baseline, a state shown early is taken back: the thread is decided (and
+        # announced, as if first seen) only once its body is read.
+        await store.hold_for_bodies(conn, held, forget_state=announce is not Announce.CHANGES)
         rows_now = [r for r in rows if r.id not in held]
     else:
         rows_now = rows
-    await evaluate_threads(conn, rows_now, now)
+    await evaluate_threads(conn, rows_now, now, announce=announce)
     metrics.THREADS_EVALUATED.inc(len(rows_now))  # both the scheduler and the syncs come here
     return len(rows)
 
@@ -232,15 +264,35 @@ async def evaluate_mailbox(
         evaluated += batch
 
 
+async def decide_early(engine: AsyncEngine, clock: Callable[[], datetime], mailbox_id: int) -> int:
+    """During a first sync (after each batch it stores): decide the threads with new mail so
+    that the rep sees them while older mail is still read, announcing nothing: `end_baseline`
+    announces what holds at the end. A batch per transaction; returns how many ran."""
+    evaluated = 0
+    while True:
+        async with engine.begin() as conn:
+            batch = await evaluate_due(
+                conn, clock(), mailbox_id=mailbox_id, announce=Announce.NOTHING
+            )
+            crashpoint.decisions_stored()
+        if not batch:
+            return evaluated
+        evaluated += batch
+
+
 async def end_baseline(engine: AsyncEngine, clock: Callable[[], datetime], mailbox_id: int) -> int:
-    """A first sync that has read everything decides every thread of its mailbox and leaves
-    its baseline in one transaction: a crash before the commit leaves it a baseline to
-    resume, and no thread had a state before, so the only events are the `thread.quiet`
-    announcements of the threads quiet at its end. Returns how many threads ran."""
+    """A first sync that has read everything decides what changed since `decide_early` saw
+    it (and every quiet thread again) and leaves its baseline in one transaction: a crash
+    before the commit leaves it a baseline to resume, and each thread is announced as if
+    first seen, so the only events are the `thread.quiet` announcements of the threads quiet
+    at its end. Returns how many threads ran."""
     evaluated = 0
     async with engine.begin() as conn:
         now = clock()
-        while batch := await evaluate_due(conn, now, mailbox_id=mailbox_id):
+        await store.mark_dirty_in_state(conn, mailbox_id, ThreadState.QUIET.value)
+        while batch := await evaluate_due(
+            conn, now, mailbox_id=mailbox_id, announce=Announce.AS_FIRST_SEEN
+        ):
             evaluated += batch
         await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False}, now=clock())
     log.info("sync.baseline_done mailbox=%s threads=%s", mailbox_id, evaluated)

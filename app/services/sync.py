@@ -31,7 +31,7 @@ from app.errors import (
 from app.mail import sync as mail_sync
 from app.runtime import worker_id
 from app.services.context import Context
-from app.services.evaluation import end_baseline, evaluate_mailbox
+from app.services.evaluation import decide_early, end_baseline, evaluate_mailbox
 from app.services.followups import create_due_drafts
 from app.services.mailbox_views import mailbox_of, public_view
 from app.services.mailboxes import open_mailbox_session
@@ -49,6 +49,9 @@ RECONNECT_MAX_DELAY = 30.0
 # imapclient's advice: renew IDLE every 10 minutes (RFC 2177 allows up to 29), because NAT
 # boxes and proxies drop connections that look idle for longer.
 IDLE_RENEW_SECONDS = 600.0
+# A first sync decides its threads as it reads until it has stored this many messages (a
+# fortnight of a busy rep's mail); the rest wait for the baseline's end.
+EARLY_DECISIONS = 20_000
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -252,10 +255,28 @@ async def _one_pass(
     report: mail_sync.SyncReport,
 ) -> mail_sync.SyncReport:
     session = await open_mailbox_session(ctx, mailbox, purpose="sync")
+    early = _decide_early(ctx, ref.id, report) if mailbox["baseline"] else None
     try:
-        return await mail_sync.sync_mailbox(ctx.engine, session, ref, options, progress, report)
+        return await mail_sync.sync_mailbox(
+            ctx.engine, session, ref, options, progress, report, after_batch=early
+        )
     finally:
         await ctx.mail_io.run(session.close)
+
+
+def _decide_early(
+    ctx: Context, mailbox_id: int, report: mail_sync.SyncReport
+) -> mail_sync.AfterBatch:
+    """A first sync shows the threads of its newest batches (decided, not yet announced)
+    while it reads older mail: those of its first EARLY_DECISIONS messages. Not of all of
+    them: the baseline's end decides again whatever later batches touched, so deciding every
+    batch would decide most threads twice and slow the sync down."""
+
+    async def decide() -> None:
+        if report.new_messages <= EARLY_DECISIONS:
+            await decide_early(ctx.engine, ctx.clock, mailbox_id)
+
+    return decide
 
 
 async def watch_for_news(

@@ -702,15 +702,28 @@ def _by_id(decision: DecidedThread) -> int:
     return decision.thread.id
 
 
-async def hold_for_bodies(conn: AsyncConnection, thread_ids: Collection[int]) -> None:
-    """Threads with a body still to read wait for it undecided: not dirty, no check due.
+async def hold_for_bodies(
+    conn: AsyncConnection, thread_ids: Collection[int], *, forget_state: bool = False
+) -> None:
+    """Threads with a body still to read wait for it undecided: not dirty, no check due
+    (with `forget_state`, no state either: a first sync's early one is taken back).
     The sync marks them dirty again when it has read the body (mail.sync.read_bodies)."""
     if thread_ids:
+        values: dict[str, Any] = {"dirty": False, "next_check_at": None}
+        if forget_state:
+            values["state"] = None
         await conn.execute(
-            update(threads)
-            .where(threads.c.id.in_(sorted(thread_ids)))
-            .values(dirty=False, next_check_at=None)
+            update(threads).where(threads.c.id.in_(sorted(thread_ids))).values(values)
         )
+
+
+async def mark_dirty_in_state(conn: AsyncConnection, mailbox_id: int, state: str) -> None:
+    """Ask the rules to look again at the mailbox's threads in `state`."""
+    await conn.execute(
+        update(threads)
+        .where(threads.c.mailbox_id == mailbox_id, threads.c.state == state)
+        .values(dirty=True)
+    )
 
 
 async def lock_thread(conn: AsyncConnection, thread_id: int, *, user_id: int) -> ThreadRow | None:

@@ -7,7 +7,7 @@ import random
 import pytest
 
 from app.mail.answers import uid_array
-from app.mail.sync import NewestFirst
+from app.mail.sync import NewestFirst, interleave
 
 
 def as_lists(uids: list[int], below: int, size: int) -> list[list[int]]:
@@ -46,3 +46,26 @@ def test_a_million_uids_are_held_in_four_megabytes() -> None:
     assert (
         len(batches) == 250 and batches[0][0] == 1_001_999_998 and batches[-1][-1] == 1_000_000_000
     )
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_a_smaller_first_batch_then_the_same_batches_further_back(seed: int) -> None:
+    rng = random.Random(seed)
+    uids = sorted(rng.sample(range(1, 5_000), rng.randrange(0, 300)))
+    below = rng.randrange(1, 5_200)
+    size = rng.randrange(1, 40)
+    first = rng.randrange(1, size + 1)
+    todo = sorted((u for u in uids if u < below), reverse=True)
+    expected = [todo[:first], *as_lists(todo[first:], below, size)] if todo else []
+    batches = NewestFirst(uid_array(uids), below=below, size=size, first=first)
+    assert list(batches) == expected
+    assert len(batches) == len(expected)
+    assert [u for batch in batches for u in batch] == todo  # each UID once, newest first
+
+
+def test_folders_go_back_in_time_together() -> None:
+    # INBOX with 6 batches, Sent with 3, Archive with none: Sent every other step.
+    order = interleave([6, 3, 0])
+    assert order == [(0, 0), (1, 0), (0, 1), (0, 2), (1, 1), (0, 3), (0, 4), (1, 2), (0, 5)]
+    for source, size in enumerate([6, 3, 0]):  # each folder's batches all, in their order
+        assert [i for s, i in order if s == source] == list(range(size))

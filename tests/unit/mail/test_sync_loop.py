@@ -143,8 +143,9 @@ async def test_first_sync_reads_newest_first_in_batches(
 
     report = await sync(engine, server, ref)
 
-    # INBOX first, newest of the window first, three at a time; then Sent; never Trash
-    assert server.header_batches == [[9, 8, 7], [6, 5, 4], [3, 2], [1]]
+    # Newest of each window first, three at a time, never Trash; INBOX and Sent go back in
+    # time together (issue 19: Sent's one batch right after INBOX's first, not after all of it)
+    assert server.header_batches == [[9, 8, 7], [1], [6, 5, 4], [3, 2]]
     assert report.new_messages == 9 and report.folders == 2 and report.skipped == 0
     assert await stored(engine, "INBOX") == dict(
         zip(range(2, 10), keys(*range(2, 10)), strict=True)
