@@ -138,6 +138,7 @@ async def _flush(
             folder_id=folder_id,
             batch=batch,
             errors=errors,
+            now=now,
         )
         kept = await keep_originals(conn, mailbox_id=mailbox_id, originals=originals, now=now)
     report.new_messages += stored.new_messages

@@ -85,14 +85,15 @@ async def store_batch(
     folder_id: int,
     batch: list[NewMessage],
     errors: list[tuple[int, str]],
+    now: datetime,
 ) -> StoreResult:
     """Store a batch and record the messages that could not be read, in the caller's
     transaction (a sync commits its folder position with it)."""
     stored = await message_store.store_messages(
-        conn, mailbox_id=mailbox_id, user_id=user_id, batch=batch
+        conn, mailbox_id=mailbox_id, user_id=user_id, batch=batch, now=now
     )
     for uid, error in errors:
-        await message_store.record_error(conn, folder_id=folder_id, uid=uid, error=error)
+        await message_store.record_error(conn, folder_id=folder_id, uid=uid, error=error, now=now)
     return stored
 
 
@@ -216,5 +217,5 @@ async def join_orphans_by_subject(
             touched.add(best[0])
         elif orphan["date"] < now - SUBJECT_FALLBACK_WINDOW:
             expired.append(orphan["id"])
-    await message_store.mark_threads_dirty(conn, touched)
+    await message_store.mark_threads_dirty(conn, touched, now=now)
     await message_store.stop_looking(conn, expired)

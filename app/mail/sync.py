@@ -239,7 +239,7 @@ async def _read_slice(
                             keys=classification.returned_message_ids,
                         )
                     touched.add(thread_id)
-                await message_store.mark_threads_dirty(conn, touched)
+                await message_store.mark_threads_dirty(conn, touched, now=options.now)
                 crashpoint.batch_stored()
         crashpoint.batch_committed()
         report.bodies_read += len(rows)
@@ -607,6 +607,7 @@ class _FolderReader:
                     folder_id=self.row["id"],
                     batch=batch,
                     errors=errors,
+                    now=self.options.now,
                 )
                 await mailbox_store.save_folder_position(
                     conn,

@@ -16,10 +16,6 @@ from sqlalchemy.sql.schema import ScalarElementColumnDefault
 from app.storage.tables import UTCDateTime
 
 
-def utcnow() -> datetime:
-    return datetime.now(UTC)
-
-
 async def allocate_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
     """Ids for `count` new rows, so that a bulk INSERT needs no RETURNING (which SQLAlchemy
     can only order row by row on SQLite). PostgreSQL draws them from the column's sequence;

@@ -31,7 +31,6 @@ from app.storage.common import (
     json_strings,
     json_value,
     time_value,
-    utcnow,
 )
 from app.storage.tables import (
     folders,
@@ -54,7 +53,12 @@ class StoreResult:
 
 
 async def store_messages(
-    conn: AsyncConnection, *, mailbox_id: int, user_id: int, batch: Sequence[NewMessage]
+    conn: AsyncConnection,
+    *,
+    mailbox_id: int,
+    user_id: int,
+    batch: Sequence[NewMessage],
+    now: datetime,
 ) -> StoreResult:
     """Store a batch idempotently: known messages only gain a location; new ones are threaded.
 
@@ -73,10 +77,10 @@ async def store_messages(
     touched: set[int] = set()
     if fresh:
         new = list(fresh.values())
-        thread_ids = await _assign_threads(conn, mailbox_id, user_id, new, key_thread)
+        thread_ids = await _assign_threads(conn, mailbox_id, user_id, new, key_thread, now)
         touched = set(thread_ids)
         ids = await allocate_ids(conn, messages, len(new))
-        await _insert_messages(conn, mailbox_id, [m for m, _ in new], thread_ids, ids)
+        await _insert_messages(conn, mailbox_id, [m for m, _ in new], thread_ids, ids, now)
         known.update(zip(fresh, ids, strict=True))
     await insert_rows(
         conn,
@@ -92,12 +96,14 @@ async def store_messages(
     return StoreResult(new_messages=len(fresh), touched_threads=touched)
 
 
-async def record_error(conn: AsyncConnection, *, folder_id: int, uid: int, error: str) -> None:
+async def record_error(
+    conn: AsyncConnection, *, folder_id: int, uid: int, error: str, now: datetime
+) -> None:
     """A message that could not be read: remembered with its error, then skipped."""
     await bulk_insert(
         conn,
         sync_errors,
-        [{"folder_id": folder_id, "uid": uid, "error": error[:2000], "created_at": utcnow()}],
+        [{"folder_id": folder_id, "uid": uid, "error": error[:2000], "created_at": now}],
         ignore_conflicts_on=["folder_id", "uid"],
     )
 
@@ -186,9 +192,10 @@ async def _insert_messages(
     fresh: Sequence[NewMessage],
     thread_ids: Sequence[int],
     ids: Sequence[int],
+    now: datetime,
 ) -> None:
     time, flag = time_value(conn.dialect), flag_value(conn.dialect)
-    created = time(utcnow())
+    created = time(now)
     groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for m, thread_id, message_id in zip(fresh, thread_ids, ids, strict=True):
         f, sender, kind = m.facts, m.facts.from_, m.classification.kind
@@ -235,6 +242,7 @@ async def _assign_threads(
     user_id: int,
     fresh: Sequence[tuple[NewMessage, ThreadLinks]],
     key_thread: dict[str, int],
+    now: datetime,
 ) -> list[int]:
     """Each new message's thread: the thread of any key it shares, merging threads it bridges,
     or a new one. Union-find in memory, then a few bulk statements."""
@@ -251,8 +259,8 @@ async def _assign_threads(
     for source, into in survivor.items():
         await _merge_thread(conn, source=source, target=into)
     target = {root: survivor.get(min(found), min(found)) for root, found in existing.items()}
-    await mark_threads_dirty(conn, set(target.values()))  # existing threads with new mail
-    target.update(await _new_threads(conn, mailbox_id, user_id, fresh, roots, target))
+    await mark_threads_dirty(conn, set(target.values()), now=now)  # existing threads with new mail
+    target.update(await _new_threads(conn, mailbox_id, user_id, fresh, roots, target, now))
     # Keys no stored message owns, so that their message finds the thread when it comes.
     phantoms: dict[str, int] = {}
     for (_, link), root in zip(fresh, roots, strict=True):
@@ -293,6 +301,7 @@ async def _new_threads(
     fresh: Sequence[tuple[NewMessage, ThreadLinks]],
     roots: Sequence[str],
     taken: dict[str, int],
+    now: datetime,
 ) -> dict[str, int]:
     """A thread for each group without one, named after its earliest message; ids follow
     the order of the messages."""
@@ -305,7 +314,7 @@ async def _new_threads(
     if not earliest:
         return {}
     ids = await allocate_ids(conn, threads, len(earliest))
-    now = time_value(conn.dialect)(utcnow())
+    stamp = time_value(conn.dialect)(now)
     no, yes = flag_value(conn.dialect)(False), flag_value(conn.dialect)(True)
     await insert_rows(
         conn,
@@ -324,7 +333,7 @@ async def _new_threads(
             "updated_at",
         ),  # state: NULL until the rules have looked at it
         [
-            (thread_id, mailbox_id, user_id, *_subjects(m), "", no, 0, yes, now, now)
+            (thread_id, mailbox_id, user_id, *_subjects(m), "", no, 0, yes, stamp, stamp)
             for m, thread_id in zip(earliest.values(), ids, strict=True)
         ],
     )
@@ -574,11 +583,13 @@ async def link_message(
     return target
 
 
-async def mark_threads_dirty(conn: AsyncConnection, thread_ids: Iterable[int]) -> None:
+async def mark_threads_dirty(
+    conn: AsyncConnection, thread_ids: Iterable[int], *, now: datetime
+) -> None:
     params = sorted(set(thread_ids))
     if params:
-        now, yes = time_value(conn.dialect)(utcnow()), flag_value(conn.dialect)(True)
+        stamp, yes = time_value(conn.dialect)(now), flag_value(conn.dialect)(True)
         await conn.exec_driver_sql(
             driver_sql(conn.dialect, "UPDATE threads SET dirty = ?, updated_at = ? WHERE id = ?"),
-            [(yes, now, thread_id) for thread_id in params],
+            [(yes, stamp, thread_id) for thread_id in params],
         )

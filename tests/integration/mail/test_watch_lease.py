@@ -12,7 +12,7 @@ import threading
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -21,7 +21,6 @@ from app.mail.imap import ImapSession
 from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
-from app.storage.common import utcnow
 from app.storage.engine import reading
 from app.workers import Workers
 from tests.factories import ImapUser, connect, make_mailbox, now_utc, populate
@@ -35,7 +34,9 @@ LEASE = timedelta(seconds=120)
 
 async def claim(ctx: Context, mailbox_id: int, owner: str, lease: timedelta = LEASE) -> bool:
     async with ctx.engine.begin() as conn:
-        return await mailbox_store.claim_watch(conn, mailbox_id, owner, lease, now=utcnow())
+        return await mailbox_store.claim_watch(
+            conn, mailbox_id, owner, lease, now=datetime.now(UTC)
+        )
 
 
 async def release(ctx: Context, mailbox_id: int, owner: str) -> None:
@@ -56,8 +57,8 @@ async def expire_watch(ctx: Context, mailbox_id: int, owner: str) -> None:
         await mailbox_store.update_mailbox(
             conn,
             mailbox_id,
-            {"watch_owner": owner, "watch_expires_at": utcnow() - timedelta(seconds=1)},
-            now=utcnow(),
+            {"watch_owner": owner, "watch_expires_at": datetime.now(UTC) - timedelta(seconds=1)},
+            now=datetime.now(UTC),
         )
 
 
@@ -69,7 +70,7 @@ async def test_one_owner_holds_the_watch_and_a_release_frees_it_at_once(ctx: Con
     assert not await claim(ctx, mailbox_id, "worker-b")
     assert await claim(ctx, mailbox_id, "worker-a")  # the heartbeat renews it
     owner, expires = await watch_of(ctx, mailbox_id)
-    assert owner == "worker-a" and expires > utcnow() + LEASE - timedelta(seconds=30)
+    assert owner == "worker-a" and expires > datetime.now(UTC) + LEASE - timedelta(seconds=30)
 
     await release(ctx, mailbox_id, "worker-b")  # not b's to release
     assert not await claim(ctx, mailbox_id, "worker-b")
@@ -94,7 +95,9 @@ async def test_an_expired_watch_is_taken_over_and_its_old_owner_loses_it(ctx: Co
 async def test_the_watch_lease_is_independent_of_the_sync_lease(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
         _, mailbox_id = await make_mailbox(conn, ctx)
-        assert await mailbox_store.claim_lease(conn, mailbox_id, "worker-b", LEASE, now=utcnow())
+        assert await mailbox_store.claim_lease(
+            conn, mailbox_id, "worker-b", LEASE, now=datetime.now(UTC)
+        )
     assert await claim(ctx, mailbox_id, "worker-a")  # b syncs while a watches
     async with ctx.engine.begin() as conn:
         await mailbox_store.release_lease(conn, mailbox_id, "worker-b")
@@ -318,7 +321,7 @@ async def test_running_workers_hold_one_idle_connection_while_syncs_rotate(
         while time.monotonic() < deadline and min(synced_by[w.owner] for w in (a, b)) < 2:
             async with ctx.engine.begin() as conn:  # due now: whichever wakes first syncs it
                 await mailbox_store.update_mailbox(
-                    conn, mailbox_id, {"next_sync_at": utcnow()}, now=utcnow()
+                    conn, mailbox_id, {"next_sync_at": datetime.now(UTC)}, now=datetime.now(UTC)
                 )
             first, second = (a, b) if sum(synced_by.values()) % 2 else (b, a)
             first._wake.set()  # take turns: the lease rotates as it does across processes

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from contextlib import contextmanager
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -15,7 +15,6 @@ from app.services import accounts, webhooks
 from app.services.context import Context
 from app.storage import outbox
 from app.storage import webhooks as store
-from app.storage.common import utcnow
 from app.storage.outbox import NewEvent
 from app.storage.tables import webhook_deliveries, webhook_subscriptions
 
@@ -61,7 +60,7 @@ async def test_a_batch_of_events_is_fanned_out_with_one_select_and_one_insert(
         ctx, user_id=other, url="http://127.0.0.1:9/d", event_types=None
     )
     async with ctx.engine.begin() as conn:
-        await store.disable_subscription(conn, off, "by hand", utcnow())
+        await store.disable_subscription(conn, off, "by hand", datetime.now(UTC))
 
     items = [
         NewEvent(user_id=rep, type="thread.quiet", payload={}),
@@ -168,7 +167,7 @@ async def test_a_retry_refused_for_a_disabled_endpoint_leaves_the_delivery_dead(
     ping = await webhooks.send_test(ctx, user_id=rep, webhook_id=webhook_id)
     assert ping.status == "pending" and ping.subscription_id == webhook_id
     async with ctx.engine.begin() as conn:
-        await store.disable_subscription(conn, webhook_id, "by hand", utcnow())
+        await store.disable_subscription(conn, webhook_id, "by hand", datetime.now(UTC))
 
     with pytest.raises(Conflict, match=rf"webhook {webhook_id} is disabled \(by hand\)"):
         await webhooks.retry_delivery(ctx, user_id=rep, delivery_id=ping.id)

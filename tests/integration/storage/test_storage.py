@@ -74,7 +74,7 @@ async def test_threads_do_not_depend_on_arrival_order(ctx: Context, order: tuple
         for i in order:  # one batch per message: the worst case for merging
             m = prepare_message(raw[i], identity=REP, fallback_date=T0)
             await message_store.store_messages(
-                conn, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
+                conn, now=T0, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
             )
         from app.storage.threads import message_ids_by_thread, threads_to_evaluate
 
@@ -91,7 +91,7 @@ async def test_a_merged_threads_id_is_never_given_to_another_thread(ctx: Context
     async def store(conn: AsyncConnection, raw: bytes) -> set[int]:
         m = prepare_message(raw, identity=REP, fallback_date=T0)
         stored = await message_store.store_messages(
-            conn, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
+            conn, now=T0, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
         )
         return stored.touched_threads
 
@@ -120,10 +120,10 @@ async def test_storing_twice_changes_nothing(ctx: Context) -> None:
             uidvalidity=7,
         )
         first = await message_store.store_messages(
-            conn, mailbox_id=mailbox_id, user_id=user_id, batch=[m, m]
+            conn, now=T0, mailbox_id=mailbox_id, user_id=user_id, batch=[m, m]
         )
         second = await message_store.store_messages(
-            conn, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
+            conn, now=T0, mailbox_id=mailbox_id, user_id=user_id, batch=[m]
         )
     assert first.new_messages == 1
     assert second.new_messages == 0
@@ -195,7 +195,7 @@ async def _store(
         for i, raw in enumerate(raws)
     ]
     return await message_store.store_messages(
-        conn, mailbox_id=mailbox_id, user_id=user_id, batch=batch
+        conn, now=T0, mailbox_id=mailbox_id, user_id=user_id, batch=batch
     )
 
 
@@ -250,6 +250,7 @@ async def test_stored_values_read_back_as_written(ctx: Context) -> None:
         m = prepare_message(raw, identity=REP, fallback_date=T0)
         await message_store.store_messages(
             conn,
+            now=T0,
             mailbox_id=mailbox_id,
             user_id=user_id,
             batch=[replace(m, details={"body_read": True, "x": [1, "é"]}, gm_msgid=5)],
