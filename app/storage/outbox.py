@@ -15,7 +15,7 @@ from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.storage import webhooks
-from app.storage.common import allocate_ids
+from app.storage.common import allocate_ids, insert_rows, json_value, time_value
 from app.storage.tables import events
 
 
@@ -83,6 +83,9 @@ async def list_events(
     return [EventRow(**r._mapping) for r in await conn.execute(query)]  # columns match
 
 
+_EVENT_COLUMNS = ("id", "user_id", "mailbox_id", "thread_id", "type", "payload", "created_at")
+
+
 async def enqueue_many(
     conn: AsyncConnection, items: Sequence[NewEvent], *, now: datetime
 ) -> list[int]:
@@ -92,18 +95,22 @@ async def enqueue_many(
         return []
     created_at = now
     ids = await allocate_ids(conn, events, len(items))
-    await conn.execute(
-        insert(events),
+    stamp = time_value(conn.dialect)(created_at)
+    # As driver tuples: a baseline's end writes tens of thousands of events at once.
+    await insert_rows(
+        conn,
+        events,
+        _EVENT_COLUMNS,
         [
-            {
-                "id": event_id,
-                "user_id": item.user_id,
-                "mailbox_id": item.mailbox_id,
-                "thread_id": item.thread_id,
-                "type": item.type,
-                "payload": item.payload,
-                "created_at": created_at,
-            }
+            (
+                event_id,
+                item.user_id,
+                item.mailbox_id,
+                item.thread_id,
+                item.type,
+                json_value(item.payload),
+                stamp,
+            )
             for event_id, item in zip(ids, items, strict=True)
         ],
     )
