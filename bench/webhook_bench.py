@@ -21,6 +21,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import httpx
@@ -32,7 +33,6 @@ from app.services import accounts, webhooks
 from app.services.context import Context
 from app.storage import outbox
 from app.storage import webhooks as store
-from app.storage.common import utcnow
 from app.storage.engine import reading
 from app.storage.migrate import upgrade
 from app.webhooks.deliver import PER_ENDPOINT
@@ -137,7 +137,7 @@ async def post_all(
 ) -> float:
     """Signed POSTs of `n` bodies with PER_ENDPOINT in flight; returns requests per second."""
     key = secret_key(secret)
-    bodies = [encode_body("thread.quiet", utcnow(), {**PAYLOAD, "n": i}) for i in range(n)]
+    bodies = [encode_body("thread.quiet", datetime.now(UTC), {**PAYLOAD, "n": i}) for i in range(n)]
     work = iter(enumerate(bodies))
     limits = httpx.Limits(max_connections=PER_ENDPOINT, max_keepalive_connections=PER_ENDPOINT)
     async with httpx.AsyncClient(transport=transport, limits=limits, timeout=15) as client:

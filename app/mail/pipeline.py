@@ -30,7 +30,7 @@ from app.domain.threads import (
 )
 from app.storage import messages as message_store
 from app.storage.messages import StoreResult
-from app.storage.stored_messages import facts_of_row
+from app.storage.stored_messages import StoredHeader, facts_of_row
 
 TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
 
@@ -166,9 +166,9 @@ def classification_details(c: Classification) -> dict[str, Any]:
     }
 
 
-def body_bytes(row: dict[str, Any], text: bytes) -> bytes:
+def body_bytes(row: StoredHeader, text: bytes) -> bytes:
     """The start of a message rebuilt from its stored MIME headers and its fetched TEXT."""
-    return mime_head(row["signals"]) + text
+    return mime_head(row.signals) + text
 
 
 def mime_head(signals: dict[str, str]) -> bytes:
@@ -191,18 +191,18 @@ async def join_orphans_by_subject(
     if not orphans:
         return
     candidates = await message_store.subject_candidates(
-        conn, mailbox_id, sorted({o["orphan_subject"] for o in orphans})
+        conn, mailbox_id, sorted({o.orphan_subject for o in orphans if o.orphan_subject})
     )
     moved: dict[int, int] = {}  # thread merged away -> the thread it went into
     touched: set[int] = set()
     expired: list[int] = []
-    for orphan in sorted(orphans, key=lambda o: (o["date"], o["id"])):
-        own = orphan["thread_id"]
+    for orphan in sorted(orphans, key=lambda o: (o.date, o.id)):
+        own = orphan.thread_id
         while own in moved:
             own = moved[own]
         facts = facts_of_row(orphan)
         best = None
-        for thread_id, candidate in candidates.get(orphan["orphan_subject"], []):
+        for thread_id, candidate in candidates.get(orphan.orphan_subject or "", []):
             if thread_id == own or thread_id in moved:
                 continue
             match = subject_fallback_match(facts, candidate, own_domains=identity.org_domains)
@@ -210,12 +210,12 @@ async def join_orphans_by_subject(
                 best = (thread_id, candidate, match.reason)
         if best is not None:
             await message_store.join_thread(
-                conn, message={**orphan, "thread_id": own}, thread_id=best[0], reason=best[2]
+                conn, message_id=orphan.id, own_thread=own, thread_id=best[0], reason=best[2]
             )
             if own is not None and own != best[0]:
                 moved[own] = best[0]
             touched.add(best[0])
-        elif orphan["date"] < now - SUBJECT_FALLBACK_WINDOW:
-            expired.append(orphan["id"])
+        elif orphan.date < now - SUBJECT_FALLBACK_WINDOW:
+            expired.append(orphan.id)
     await message_store.mark_threads_dirty(conn, touched, now=now)
     await message_store.stop_looking(conn, expired)

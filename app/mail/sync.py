@@ -44,7 +44,7 @@ from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.engine import reading
 from app.storage.messages import BodyReading
-from app.storage.stored_messages import facts_of_row
+from app.storage.stored_messages import MessageToRead, facts_of_row
 
 P = ParamSpec("P")
 T = TypeVar("T")
@@ -200,18 +200,18 @@ async def _read_slice(
     mailbox: MailboxRef,
     options: SyncOptions,
     report: SyncReport,
-    pending: list[dict[str, Any]],
+    pending: list[MessageToRead],
 ) -> None:
-    by_folder: dict[str, list[dict[str, Any]]] = {}
+    by_folder: dict[str, list[MessageToRead]] = {}
     for row in pending:
-        by_folder.setdefault(row["folder_name"], []).append(row)
+        by_folder.setdefault(row.folder_name, []).append(row)
     for folder, rows in by_folder.items():
         with report.timed("bodies"):
             await _blocking(options, session.select, folder)
-            texts = await _blocking(options, session.fetch_text_prefixes, [r["uid"] for r in rows])
+            texts = await _blocking(options, session.fetch_text_prefixes, [r.uid for r in rows])
         with report.timed("parse"):
             readings = [
-                (row, _read_body(row, texts.get(row["uid"]), mailbox, options)) for row in rows
+                (row, _read_body(row, texts.get(row.uid), mailbox, options)) for row in rows
             ]
         with report.timed("store"):
             async with engine.begin() as conn:
@@ -219,7 +219,7 @@ async def _read_slice(
                     conn,
                     [
                         BodyReading(
-                            message_id=row["id"],
+                            message_id=row.id,
                             kind=classification.kind.value,
                             kind_reason=classification.reason,
                             details=details,
@@ -230,15 +230,16 @@ async def _read_slice(
                 )
                 touched: set[int] = set()
                 for row, (classification, _, _) in readings:
-                    thread_id = int(row["thread_id"])
+                    thread_id = row.thread_id
                     if classification.returned_message_ids:
                         thread_id = await message_store.link_message(
                             conn,
                             mailbox_id=mailbox.id,
-                            message=row,
+                            message_id=row.id,
                             keys=classification.returned_message_ids,
                         )
-                    touched.add(thread_id)
+                    if thread_id is not None:  # a stored message always has one
+                        touched.add(thread_id)
                 await message_store.mark_threads_dirty(conn, touched, now=options.now)
                 crashpoint.batch_stored()
         crashpoint.batch_committed()
@@ -246,7 +247,7 @@ async def _read_slice(
 
 
 def _read_body(
-    row: dict[str, Any], text: bytes | None, mailbox: MailboxRef, options: SyncOptions
+    row: MessageToRead, text: bytes | None, mailbox: MailboxRef, options: SyncOptions
 ) -> tuple[Classification, dict[str, Any], str | None]:
     facts = facts_of_row(row)
     if text is None:  # expunged since its header was read: judge it by its header for good

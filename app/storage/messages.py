@@ -32,6 +32,7 @@ from app.storage.common import (
     json_value,
     time_value,
 )
+from app.storage.stored_messages import MessageToRead, StoredHeader
 from app.storage.tables import (
     folders,
     message_locations,
@@ -356,6 +357,14 @@ def _keys(link: ThreadLinks) -> tuple[str, ...]:
     return (link.key, *link.references)
 
 
+# The columns of a `StoredHeader`, in its fields' order.
+_HEADER_COLUMNS = tuple(messages.c[name] for name in StoredHeader.__dataclass_fields__)
+
+
+def _header(row: Any) -> StoredHeader:
+    return StoredHeader(**row._mapping)
+
+
 async def has_pending_orphans(conn: AsyncConnection, mailbox_id: int) -> bool:
     query = select(messages.c.id).where(
         messages.c.mailbox_id == mailbox_id, messages.c.orphan_subject.is_not(None)
@@ -363,12 +372,12 @@ async def has_pending_orphans(conn: AsyncConnection, mailbox_id: int) -> bool:
     return (await conn.execute(query.limit(1))).first() is not None
 
 
-async def pending_orphans(conn: AsyncConnection, mailbox_id: int) -> list[dict[str, Any]]:
+async def pending_orphans(conn: AsyncConnection, mailbox_id: int) -> list[StoredHeader]:
     """Answers that lost their threading headers and have not found their thread yet."""
-    query = select(messages).where(
+    query = select(*_HEADER_COLUMNS).where(
         messages.c.mailbox_id == mailbox_id, messages.c.orphan_subject.is_not(None)
     )
-    return [dict(r) for r in (await conn.execute(query)).mappings()]
+    return [_header(r) for r in await conn.execute(query)]
 
 
 async def subject_candidates(
@@ -413,16 +422,16 @@ async def subject_candidates(
 
 
 async def join_thread(
-    conn: AsyncConnection, *, message: dict[str, Any], thread_id: int, reason: str
+    conn: AsyncConnection, *, message_id: int, own_thread: int | None, thread_id: int, reason: str
 ) -> None:
     """An orphan found its thread: its own thread (it and whatever threaded under it) merges
     into that one, which the rep already knows, and the reason is kept on the message. The
     caller marks the thread dirty."""
-    if message["thread_id"] is not None and int(message["thread_id"]) != thread_id:
-        await _merge_thread(conn, source=int(message["thread_id"]), target=thread_id)
+    if own_thread is not None and own_thread != thread_id:
+        await _merge_thread(conn, source=own_thread, target=thread_id)
     await conn.execute(
         update(messages)
-        .where(messages.c.id == message["id"])
+        .where(messages.c.id == message_id)
         .values(orphan_subject=None, thread_reason=reason)
     )
 
@@ -480,13 +489,13 @@ def _body_matters() -> ColumnElement[bool]:
 
 async def messages_needing_body(
     conn: AsyncConnection, mailbox_id: int, *, limit: int
-) -> list[dict[str, Any]]:
+) -> list[MessageToRead]:
     """Inbound messages whose body has not been read yet and matters: answers in threads
     where the rep wrote, and every automatic answer or bounce (a bounce may not be threaded
     until its body names the returned message). With the folder and UID to fetch it by,
     in folder and UID order; the oldest messages first when there are more than `limit`."""
     query = (
-        select(messages, folders.c.name.label("folder_name"), message_locations.c.uid)
+        select(*_HEADER_COLUMNS, folders.c.name.label("folder_name"), message_locations.c.uid)
         .join(message_locations, message_locations.c.message_id == messages.c.id)
         .join(folders, _current_location)
         .where(messages.c.mailbox_id == mailbox_id, _UNREAD, _body_matters())
@@ -496,11 +505,11 @@ async def messages_needing_body(
     )
     seen: set[int] = set()
     out = []
-    for row in (await conn.execute(query)).mappings():
-        if row["id"] not in seen:  # one location per message is enough
-            seen.add(row["id"])
-            out.append(dict(row))
-    out.sort(key=lambda row: (row["folder_name"], row["uid"]))
+    for row in await conn.execute(query):
+        if row.id not in seen:  # one location per message is enough
+            seen.add(row.id)
+            out.append(MessageToRead(**row._mapping))
+    out.sort(key=lambda row: (row.folder_name, row.uid))
     return out
 
 
@@ -559,7 +568,7 @@ async def save_body_readings(conn: AsyncConnection, readings: Sequence[BodyReadi
 
 
 async def link_message(
-    conn: AsyncConnection, *, mailbox_id: int, message: dict[str, Any], keys: Sequence[str]
+    conn: AsyncConnection, *, mailbox_id: int, message_id: int, keys: Sequence[str]
 ) -> int:
     """Tie a stored message to more Message-IDs (a bounce to the message it returns): its
     thread absorbs, or is absorbed by, the threads of those IDs. Returns the thread now;
@@ -567,7 +576,7 @@ async def link_message(
     # Read again: an earlier link in the same slice may have merged its thread away.
     current = int(
         (
-            await conn.execute(select(messages.c.thread_id).where(messages.c.id == message["id"]))
+            await conn.execute(select(messages.c.thread_id).where(messages.c.id == message_id))
         ).scalar_one()
     )
     found = await _threads_by_key(conn, mailbox_id, list(keys))

@@ -1,10 +1,12 @@
 """A stored message row read back as the domain's values: for the rules (`thread_message`)
-and for reading a message again with its body (`facts_of_row`)."""
+and for reading a message again with its body or threading it again (`StoredHeader`,
+`facts_of_row`)."""
 
 from __future__ import annotations
 
-from datetime import date
-from typing import TYPE_CHECKING, Any
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import TYPE_CHECKING
 
 from app.domain.model import Address, HeaderFacts, MessageKind, Subkind, ThreadMessage
 
@@ -12,19 +14,49 @@ if TYPE_CHECKING:  # storage.threads reads its rows with this mapper: no import 
     from app.storage.threads import RuleMessage
 
 
-def facts_of_row(row: dict[str, Any]) -> HeaderFacts:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class StoredHeader:
+    """A stored message's header facts with its ids: what classifying it again (with its
+    body) or threading it again (by its subject) needs."""
+
+    id: int
+    thread_id: int | None
+    message_key: str
+    has_message_id: bool
+    in_reply_to: list[str]
+    references: list[str]
+    subject: str
+    from_addr: str
+    from_name: str
+    to_addrs: list[str]
+    cc_addrs: list[str]
+    date: datetime
+    signals: dict[str, str]
+    defects: list[str]
+    orphan_subject: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MessageToRead(StoredHeader):
+    """A stored message whose body is still to be read, with where to fetch it."""
+
+    folder_name: str
+    uid: int
+
+
+def facts_of_row(row: StoredHeader) -> HeaderFacts:
     """A stored message's header facts, for reading it again with its body."""
     return HeaderFacts(
-        message_id=row["message_key"] if row["has_message_id"] else None,
-        in_reply_to=tuple(row["in_reply_to"]),
-        references=tuple(row["references"]),
-        subject=row["subject"],
-        from_=Address(email=row["from_addr"], name=row["from_name"]) if row["from_addr"] else None,
-        to=tuple(Address(email=a) for a in row["to_addrs"]),
-        cc=tuple(Address(email=a) for a in row["cc_addrs"]),
-        date=row["date"],
-        signals=dict(row["signals"]),
-        defects=tuple(row["defects"]),
+        message_id=row.message_key if row.has_message_id else None,
+        in_reply_to=tuple(row.in_reply_to),
+        references=tuple(row.references),
+        subject=row.subject,
+        from_=Address(email=row.from_addr, name=row.from_name) if row.from_addr else None,
+        to=tuple(Address(email=a) for a in row.to_addrs),
+        cc=tuple(Address(email=a) for a in row.cc_addrs),
+        date=row.date,
+        signals=dict(row.signals),
+        defects=tuple(row.defects),
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import AsyncIterator
+from datetime import UTC, datetime
 from typing import Any
 
 import httpx
@@ -13,7 +14,6 @@ from app.services import accounts
 from app.services.context import Context
 from app.storage import outbox
 from app.storage import webhooks as store
-from app.storage.common import utcnow
 from tests.conftest import make_settings
 from tests.support.api import api_client
 
@@ -213,7 +213,7 @@ async def test_retrying_for_a_disabled_endpoint_says_to_enable_it(
     delivery_id = (await api.post(f"/api/v1/webhooks/{webhook_id}/test")).json()["id"]
     async with ctx.engine.begin() as conn:
         await store.disable_subscription(
-            conn, webhook_id, "the endpoint answered 410 Gone", utcnow()
+            conn, webhook_id, "the endpoint answered 410 Gone", datetime.now(UTC)
         )
     shown = (await api.get(f"/api/v1/webhooks/{webhook_id}")).json()
     assert shown["enabled"] is False and "410" in shown["disabled_reason"]

@@ -5,12 +5,11 @@ IDLE watcher's news must not be overwritten by."""
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 from app.services.context import Context
 from app.storage import mailboxes as mailbox_store
 from app.storage import workers as worker_store
-from app.storage.common import utcnow
 from app.storage.engine import reading
 from tests.factories import make_mailbox
 
@@ -29,7 +28,7 @@ async def make_mailboxes(ctx: Context, count: int) -> list[int]:
                                            "addresses", "timezone", "rules")}  # fmt: skip
             ids.append(
                 await mailbox_store.create_mailbox(
-                    conn, {**values, "user_id": user_id, "name": f"Box {n}"}, now=utcnow()
+                    conn, {**values, "user_id": user_id, "name": f"Box {n}"}, now=datetime.now(UTC)
                 )
             )
     return ids
@@ -43,7 +42,7 @@ async def test_due_syncs_are_claimed_by_one_worker_each_and_only_as_many_as_aske
     async def claim(owner: str) -> list[int]:
         async with ctx.engine.begin() as conn:
             return await mailbox_store.claim_due_syncs(
-                conn, owner, utcnow(), LEASE, 4, real=utcnow()
+                conn, owner, datetime.now(UTC), LEASE, 4, real=datetime.now(UTC)
             )
 
     claimed = await asyncio.gather(*(claim(f"w{i}") for i in range(4)))
@@ -60,20 +59,26 @@ async def test_free_watches_are_claimed_once_and_released_at_stop(ctx: Context) 
     ids = await make_mailboxes(ctx, 6)
     async with ctx.engine.begin() as conn:
         for m in ids[:5]:  # first-synced; the sixth is not: nothing to watch yet
-            await mailbox_store.set_status(conn, m, "ok", now=utcnow(), synced=True)
-        await mailbox_store.set_status(conn, ids[4], "failed", "refused", now=utcnow(), synced=True)
+            await mailbox_store.set_status(conn, m, "ok", now=datetime.now(UTC), synced=True)
+        await mailbox_store.set_status(
+            conn, ids[4], "failed", "refused", now=datetime.now(UTC), synced=True
+        )
         assert await mailbox_store.count_watchable(conn) == 4
-        a = await mailbox_store.claim_unwatched(conn, "a", utcnow(), LEASE, 3, skip=[ids[0]])
-        b = await mailbox_store.claim_unwatched(conn, "b", utcnow(), LEASE, 3)
+        a = await mailbox_store.claim_unwatched(
+            conn, "a", datetime.now(UTC), LEASE, 3, skip=[ids[0]]
+        )
+        b = await mailbox_store.claim_unwatched(conn, "b", datetime.now(UTC), LEASE, 3)
     assert a == ids[1:4]
     assert b == [ids[0]]
     async with ctx.engine.begin() as conn:
         assert await mailbox_store.release_all(conn, "a") == 3
-        assert await mailbox_store.claim_unwatched(conn, "b", utcnow(), LEASE, 9) == ids[1:4]
+        assert (
+            await mailbox_store.claim_unwatched(conn, "b", datetime.now(UTC), LEASE, 9) == ids[1:4]
+        )
 
 
 async def test_live_workers_are_counted_until_they_stop_or_age_out(ctx: Context) -> None:
-    now = utcnow()
+    now = datetime.now(UTC)
     async with ctx.engine.begin() as conn:
         await worker_store.heartbeat(conn, "a", now - timedelta(seconds=30))
         await worker_store.heartbeat(conn, "b", now)
@@ -91,17 +96,17 @@ async def test_news_during_a_pass_keeps_the_mailbox_due(ctx: Context) -> None:
     async with ctx.engine.begin() as conn:
         _, mailbox_id = await make_mailbox(conn, ctx)
         started_with = (await mailbox_store.get_mailbox(conn, mailbox_id) or {})["next_sync_at"]
-        later = utcnow() + timedelta(seconds=60)
+        later = datetime.now(UTC) + timedelta(seconds=60)
         assert await mailbox_store.schedule_next_sync(
             conn, mailbox_id, unless_moved_from=started_with, at=later
         )
         # The next pass starts with `later`; an IDLE watcher makes it due meanwhile.
-        news_at = utcnow()
+        news_at = datetime.now(UTC)
         await mailbox_store.update_mailbox(
-            conn, mailbox_id, {"next_sync_at": news_at}, now=utcnow()
+            conn, mailbox_id, {"next_sync_at": news_at}, now=datetime.now(UTC)
         )
         assert not await mailbox_store.schedule_next_sync(
-            conn, mailbox_id, unless_moved_from=later, at=utcnow() + timedelta(seconds=60)
+            conn, mailbox_id, unless_moved_from=later, at=datetime.now(UTC) + timedelta(seconds=60)
         )
         row = await mailbox_store.get_mailbox(conn, mailbox_id)
     assert row is not None and row["next_sync_at"] == news_at

@@ -331,17 +331,17 @@ async def test_messages_needing_body_finds_only_what_matters(ctx: Context) -> No
     async with ctx.engine.connect() as conn:
         found = await message_store.messages_needing_body(conn, mailbox_id, limit=10)
         first = await message_store.messages_needing_body(conn, mailbox_id, limit=1)
-    assert [(r["message_key"], r["folder_name"], r["uid"]) for r in found] == [
+    assert [(r.message_key, r.folder_name, r.uid) for r in found] == [
         ("<r2@x>", "INBOX", 10),
         ("<r1@x>", "INBOX", 11),
     ]
-    assert [r["message_key"] for r in first] == ["<r2@x>"]  # oldest stored first
+    assert [r.message_key for r in first] == ["<r2@x>"]  # oldest stored first
     async with ctx.engine.begin() as conn:
         await message_store.save_body_readings(
             conn,
             [
                 message_store.BodyReading(
-                    message_id=r["id"], kind="reply", kind_reason="", details={}, text_prefix=None
+                    message_id=r.id, kind="reply", kind_reason="", details={}, text_prefix=None
                 )
                 for r in found
             ],

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import func, select
@@ -12,7 +12,6 @@ from app.services import accounts, webhooks
 from app.services.context import Context
 from app.storage import outbox
 from app.storage import webhooks as store
-from app.storage.common import utcnow
 from app.storage.tables import events, webhook_deliveries
 
 pytestmark = pytest.mark.integration
@@ -45,7 +44,7 @@ async def test_events_fan_out_to_matching_enabled_subscriptions_of_their_user(
     )
     await webhooks.create_webhook(ctx, user_id=other, url="http://127.0.0.1:9/d", event_types=None)
     async with ctx.engine.begin() as conn:
-        await store.disable_subscription(conn, off, "by hand", utcnow())
+        await store.disable_subscription(conn, off, "by hand", datetime.now(UTC))
         quiet = await outbox.enqueue(
             conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock()
         )
@@ -102,7 +101,7 @@ async def queue(ctx: Context, count: int) -> list[int]:
 
 async def test_concurrent_claimers_never_share_a_delivery(ctx: Context) -> None:
     queued = await queue(ctx, 60)
-    now = utcnow() + timedelta(seconds=1)
+    now = datetime.now(UTC) + timedelta(seconds=1)
 
     async def claim(owner: str) -> list[int]:
         async with ctx.engine.begin() as conn:
@@ -118,7 +117,7 @@ async def test_concurrent_claimers_never_share_a_delivery(ctx: Context) -> None:
 
 async def test_a_dead_workers_lease_runs_out_and_its_deliveries_come_back(ctx: Context) -> None:
     queued = await queue(ctx, 3)
-    now = utcnow() + timedelta(seconds=1)
+    now = datetime.now(UTC) + timedelta(seconds=1)
     async with ctx.engine.begin() as conn:
         assert await store.claim_due(conn, owner="dead", now=now, lease=LEASE, limit=10) == queued
         assert not await store.has_due(conn, now + LEASE / 2)
@@ -132,7 +131,7 @@ async def test_a_dead_workers_lease_runs_out_and_its_deliveries_come_back(ctx: C
 
 async def test_a_late_settlement_does_not_overwrite_the_new_owner(ctx: Context) -> None:
     (delivery_id,) = await queue(ctx, 1)
-    now = utcnow() + timedelta(seconds=1)
+    now = datetime.now(UTC) + timedelta(seconds=1)
     async with ctx.engine.begin() as conn:
         await store.claim_due(conn, owner="slow", now=now, lease=LEASE, limit=1)
         await store.claim_due(conn, owner="fast", now=now + LEASE * 2, lease=LEASE, limit=1)
@@ -166,7 +165,7 @@ async def test_subscriptions_changed_within_a_transaction_are_seen_by_the_fan_ou
         before = await outbox.enqueue(
             conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock()
         )
-        await store.disable_subscription(conn, first, "by hand", utcnow())
+        await store.disable_subscription(conn, first, "by hand", datetime.now(UTC))
         await outbox.enqueue(conn, user_id=rep, type="thread.quiet", payload={}, now=ctx.clock())
         rows = await conn.execute(select(webhook_deliveries.c.event_id))
         assert list(rows.scalars()) == [before]

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -13,7 +13,6 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from app.services import accounts, metrics, webhooks
 from app.services.context import Context
 from app.storage import outbox
-from app.storage.common import utcnow
 from app.webhooks.deliver import Dispatcher, Sender, wake_on_commit
 from app.webhooks.schedule import MAX_ATTEMPTS
 from app.webhooks.transport import PinnedTransport
@@ -31,13 +30,13 @@ class FakeClock:
         self.offset = timedelta(0)
 
     def __call__(self) -> datetime:
-        return utcnow() + self.offset
+        return datetime.now(UTC) + self.offset
 
     def advance(self, delta: timedelta) -> None:
         self.offset += delta
 
     def jump_to(self, when: datetime) -> None:
-        self.offset = max(self.offset, when - utcnow())
+        self.offset = max(self.offset, when - datetime.now(UTC))
 
 
 @pytest.fixture

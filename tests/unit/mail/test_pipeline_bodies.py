@@ -77,6 +77,7 @@ def test_a_delay_notice_gone_before_its_body_was_read_keeps_its_subkind() -> Non
     """Expunged between the two FETCHes: judged by its header for good, and what the header
     said (a delay notice, which the rules ignore) is stored with it, not lost."""
     from app.mail.sync import MailboxRef, SyncOptions, _read_body
+    from app.storage.stored_messages import MessageToRead
 
     raw = header(
         "From: MAILER-DAEMON@mx.buyer.example",
@@ -86,20 +87,25 @@ def test_a_delay_notice_gone_before_its_body_was_read_keeps_its_subkind() -> Non
     )
     m = prepare_message(raw, identity=REP, fallback_date=WHEN)
     f = m.facts
-    row = {
-        "message_key": m.links.key,
-        "has_message_id": True,
-        "in_reply_to": list(f.in_reply_to),
-        "references": list(f.references),
-        "subject": f.subject,
-        "from_addr": f.from_.normalized if f.from_ else "",
-        "from_name": "",
-        "to_addrs": [a.normalized for a in f.to],
-        "cc_addrs": [],
-        "date": f.date,
-        "signals": f.signals,
-        "defects": [],
-    }
+    row = MessageToRead(
+        id=1,
+        thread_id=1,
+        message_key=m.links.key,
+        has_message_id=True,
+        in_reply_to=list(f.in_reply_to),
+        references=list(f.references),
+        subject=f.subject,
+        from_addr=f.from_.normalized if f.from_ else "",
+        from_name="",
+        to_addrs=[a.normalized for a in f.to],
+        cc_addrs=[],
+        date=f.date,
+        signals=dict(f.signals),
+        defects=[],
+        orphan_subject=None,
+        folder_name="INBOX",
+        uid=7,
+    )
     mailbox = MailboxRef(id=1, user_id=1, identity=REP)
     verdict, details, _ = _read_body(row, None, mailbox, SyncOptions(since=None, now=WHEN))
     assert verdict.kind.value == "bounce" and verdict.bounce_hard is False
