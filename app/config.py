@@ -161,6 +161,19 @@ class Settings(BaseSettings):
         description="Messages fetched and committed together during a sync (each commit has "
         "a fixed cost: a first sync of 100,000 messages ran 1.3x faster at 4,000 than at 1,000).",
     )
+    sync_reader_process_at: int = Field(
+        5000,
+        ge=0,
+        description="A first sync reading at least this many messages fetches and "
+        "parses them in a second process with its own IMAP connection, while it stores and "
+        "decides on the other core (0: never; one connection and one core per sync).",
+    )
+    sync_reader_wait: bool = Field(
+        False,
+        description="Wait for the reader process's login before the first batch, instead of "
+        "reading the first batches in the sync's own process meanwhile (for tests: a small "
+        "mailbox is read before the child has started).",
+    )
     sync_keep_text_prefix: bool = Field(
         False,
         description="Keep the first 2,000 characters of the inbound bodies that were read "

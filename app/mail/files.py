@@ -16,7 +16,8 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from app.domain.incoming import NewMessage
 from app.domain.model import Identity, MessageKind
 from app.errors import InvalidInput
-from app.mail.pipeline import join_orphans_by_subject, prepare_message, store_batch
+from app.mail.pipeline import prepare_message
+from app.mail.storing import join_orphans_by_subject, store_batch
 from app.storage import mailboxes as mailbox_store
 from app.storage.originals import keep_originals
 

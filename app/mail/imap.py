@@ -80,6 +80,32 @@ class ImapAccount:
         return f"ImapAccount({self.username}@{self.host}:{self.port}, {self.security})"
 
 
+@dataclass(frozen=True, kw_only=True)
+class SessionRecipe:
+    """What `ImapSession.open` was given: the same login again, to the same checked
+    addresses, from another process (a first sync's reader). Holds the secret: never logged."""
+
+    account: ImapAccount
+    ca_file: Path | None
+    timeout: float
+    connect_timeout: float | None
+    allow_plaintext: bool
+    addresses: tuple[str, ...] | None
+
+    def __repr__(self) -> str:
+        return f"SessionRecipe({self.account!r})"
+
+    def open(self) -> ImapSession:
+        return ImapSession.open(
+            self.account,
+            ca_file=self.ca_file,
+            timeout=self.timeout,
+            connect_timeout=self.connect_timeout,
+            allow_plaintext=self.allow_plaintext,
+            addresses=self.addresses,
+        )
+
+
 def is_loopback(host: str) -> bool:
     if host.lower() == "localhost":
         return True
@@ -198,6 +224,9 @@ class ImapSession:
         self.round_trips = 0
         # An OAuth2 token the refresh hook produced for this session: the caller stores it.
         self.renewed_secret: str | None = None
+        # How to open a second connection like this one (`open()` sets it): a first sync's
+        # reader process logs in with it.
+        self.sibling: SessionRecipe | None = None
         # Every command, through imaplib or imapclient, takes a new tag: count them there.
         self._raw = RawImap(client)
         self._raw.count_tags(self._count_round_trip)
@@ -255,6 +284,14 @@ class ImapSession:
         session = cls(client, account)
         session._login()
         session.refresh_capabilities()
+        session.sibling = SessionRecipe(
+            account=account,
+            ca_file=ca_file,
+            timeout=timeout,
+            connect_timeout=connect_timeout,
+            allow_plaintext=allow_plaintext,
+            addresses=tuple(addresses) if addresses is not None else None,
+        )
         return session
 
     def _login(self) -> None:

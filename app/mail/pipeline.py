@@ -1,5 +1,6 @@
 """Raw bytes -> a message ready to store, and a stored message read again with its body.
-Shared by IMAP sync and file import."""
+Shared by IMAP sync (in its reader process too: no database here, see `mail.storing`) and
+file import."""
 
 from __future__ import annotations
 
@@ -7,8 +8,6 @@ from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.body import extract_body
 from app.domain.bulk import worth_reading
@@ -22,15 +21,11 @@ from app.domain.model import (
     MessageKind,
 )
 from app.domain.threads import (
-    SUBJECT_FALLBACK_WINDOW,
     ThreadLinks,
-    subject_fallback_match,
     synthetic_message_key,
     thread_links,
 )
-from app.storage import messages as message_store
-from app.storage.messages import StoreResult
-from app.storage.stored_messages import StoredHeader, facts_of_row
+from app.storage.stored_messages import StoredHeader
 
 TEXT_PREFIX_KEEP = 2000  # characters kept when the operator asks to keep text prefixes
 
@@ -75,26 +70,6 @@ def prepare_message(
         gm_thrid=gm_thrid,
         details=details,
     )
-
-
-async def store_batch(
-    conn: AsyncConnection,
-    *,
-    mailbox_id: int,
-    user_id: int,
-    folder_id: int,
-    batch: list[NewMessage],
-    errors: list[tuple[int, str]],
-    now: datetime,
-) -> StoreResult:
-    """Store a batch and record the messages that could not be read, in the caller's
-    transaction (a sync commits its folder position with it)."""
-    stored = await message_store.store_messages(
-        conn, mailbox_id=mailbox_id, user_id=user_id, batch=batch, now=now
-    )
-    for uid, error in errors:
-        await message_store.record_error(conn, folder_id=folder_id, uid=uid, error=error, now=now)
-    return stored
 
 
 def read_body(
@@ -179,43 +154,3 @@ def mime_head(signals: dict[str, str]) -> bytes:
         if name in signals
     )
     return head.encode("utf-8", "replace") + b"MIME-Version: 1.0\r\n\r\n"
-
-
-async def join_orphans_by_subject(
-    conn: AsyncConnection, *, mailbox_id: int, identity: Identity, now: datetime
-) -> None:
-    """Give answers that lost their threading headers to the thread with the same subject,
-    the same people and near dates (`domain.threads.subject_fallback_match`). Run after
-    every folder is read, so that it does not matter which folder came first."""
-    orphans = await message_store.pending_orphans(conn, mailbox_id)
-    if not orphans:
-        return
-    candidates = await message_store.subject_candidates(
-        conn, mailbox_id, sorted({o.orphan_subject for o in orphans if o.orphan_subject})
-    )
-    moved: dict[int, int] = {}  # thread merged away -> the thread it went into
-    touched: set[int] = set()
-    expired: list[int] = []
-    for orphan in sorted(orphans, key=lambda o: (o.date, o.id)):
-        own = orphan.thread_id
-        while own in moved:
-            own = moved[own]
-        facts = facts_of_row(orphan)
-        best = None
-        for thread_id, candidate in candidates.get(orphan.orphan_subject or "", []):
-            if thread_id == own or thread_id in moved:
-                continue
-            match = subject_fallback_match(facts, candidate, own_domains=identity.org_domains)
-            if match.matched and (best is None or candidate.last_date > best[1].last_date):
-                best = (thread_id, candidate, match.reason)
-        if best is not None:
-            await message_store.join_thread(
-                conn, message_id=orphan.id, own_thread=own, thread_id=best[0], reason=best[2]
-            )
-            if own is not None and own != best[0]:
-                moved[own] = best[0]
-            touched.add(best[0])
-        elif orphan.date < now - SUBJECT_FALLBACK_WINDOW:
-            expired.append(orphan.id)
-    await message_store.mark_threads_dirty(conn, touched, now=now)
-    await message_store.stop_looking(conn, expired)

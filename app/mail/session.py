@@ -97,3 +97,10 @@ class MailSession(Protocol):
     def close(self) -> None:
         """LOGOUT, or just the socket's end when the connection is gone already."""
         ...
+
+
+class SessionOpener(Protocol):
+    """Opens another session with a session's own login (`ImapSession.sibling`): picklable,
+    for a first sync's reader process."""
+
+    def open(self) -> MailSession: ...

@@ -12,13 +12,15 @@ from __future__ import annotations
 import asyncio
 import bisect
 import functools
+import itertools
 import logging
 import time
 from array import array
+from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
 from contextlib import contextmanager
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -26,20 +28,17 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
-from app.domain.incoming import NewMessage
 from app.domain.model import Classification, Identity
 from app.mail import crashpoint
+from app.mail.batches import FolderSpec, ReadBatch, read_batch
 from app.mail.pipeline import (
     body_bytes,
     classification_details,
-    join_orphans_by_subject,
-    prepare_message,
     read_body,
-    store_batch,
-    wants_body,
-    with_body,
 )
-from app.mail.session import FetchedHeader, FolderStatus, MailSession
+from app.mail.reader import AHEAD, ReaderProcess
+from app.mail.session import FolderStatus, MailSession, SessionOpener
+from app.mail.storing import join_orphans_by_subject, store_batch
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage.engine import reading
@@ -105,6 +104,11 @@ class SyncOptions:
     keep_text: bool = False  # keep a short text prefix of read bodies (operators debugging)
     # Where the blocking IMAP work runs: the mail thread pool (None: the loop's default).
     executor: Executor | None = None
+    # A first read of at least `split_at` messages is read by a second process that logs in
+    # with `split` (the sync's own login again; picklable), while this one stores.
+    split: SessionOpener | None = None
+    split_at: int = 5000
+    split_wait: bool = False  # no batch read in this process while the reader logs in
 
 
 async def _blocking(
@@ -146,7 +150,14 @@ async def sync_mailbox(
     # latest sent mail and the latest answers to it arrive (and are decided) in the first
     # seconds, not after the whole INBOX.
     firsts = [(reader, plan) for reader in readers if (plan := await reader.start(progress))]
-    await _read_batches(_interleaved(firsts), progress)
+    second = _reader_process(options, sum(plan.total for _, plan in firsts))
+    if second is not None and options.split_wait:
+        await second.started()
+    try:
+        await _read_batches(_interleaved(firsts), progress, reader=second)
+    finally:
+        if second is not None:
+            await second.close()
     for reader, plan in firsts:
         await reader.finish(plan, progress)
     report.folders = len(readers)
@@ -167,6 +178,14 @@ async def sync_mailbox(
         async with engine.begin() as conn:
             await mailbox_store.set_progress(conn, mailbox.id, None)
     return report
+
+
+def _reader_process(options: SyncOptions, messages: int) -> ReaderProcess | None:
+    """A reader process for a large first read (starting one takes a few hundred ms and a
+    second IMAP connection: a poll that finds ten new messages reads them itself)."""
+    if options.split is None or messages < options.split_at:
+        return None
+    return ReaderProcess(options.split)
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
@@ -276,6 +295,11 @@ class NewestFirst(Sequence[list[int]]):
         self._size = size
         self._first = min(first or size, size)
 
+    @property
+    def uids(self) -> int:
+        """How many UIDs the batches hold."""
+        return self._end
+
     def __len__(self) -> int:
         if self._end == 0:
             return 0
@@ -306,10 +330,6 @@ def _shown(progress: Progress, folder: str, task: asyncio.Task[tuple[int, int]])
         progress(folder, *task.result())
 
 
-def _arrival(item: FetchedHeader, now: datetime) -> datetime:
-    return item.internal_date or now
-
-
 @dataclass
 class _Plan:
     """A folder about to be read: its STATUS, the UID it has been read up to, and for a first
@@ -321,6 +341,7 @@ class _Plan:
     top: int = 0
     done: int = 0
     above: Sequence[int] = ()  # UIDs above `top`, to read once the window is read
+    total: int = 0  # UIDs in `chunks`
 
 
 @dataclass(frozen=True)
@@ -356,32 +377,112 @@ def _interleaved(backfills: Sequence[tuple[_FolderReader, _Plan]]) -> Iterator[_
 
 
 async def _read_batches(
-    batches: Iterable[_Batch], progress: Progress | None, *, selected: str | None = None
+    batches: Iterable[_Batch],
+    progress: Progress | None,
+    *,
+    selected: str | None = None,
+    reader: ReaderProcess | None = None,
 ) -> None:
-    """Read batch after batch, storing one while the next is fetched and parsed: the IMAP
-    socket, Dovecot and SQLite's own work then overlap instead of waiting on each other.
-    Commits stay in order, one batch at a time, each with its folder position."""
+    """Read batch after batch, storing one while the next ones are fetched and parsed: the
+    IMAP socket, Dovecot and SQLite's own work then overlap instead of waiting on each other.
+    With a `reader` process (once it is ready) reading runs on the other core, `AHEAD` batches
+    ahead. Commits stay in order, one batch at a time, each with its folder position."""
+    reads = _Reads(selected, reader)
+    pending: deque[tuple[_Batch, asyncio.Future[ReadBatch]]] = deque()
+    upcoming = iter(batches)
     storing: asyncio.Task[tuple[int, int]] | None = None
     try:
-        for item in batches:
-            reader, plan = item.reader, item.plan
-            select = reader.name if reader.name != selected else None
-            batch, errors = await _blocking(
-                reader.options, reader._read, item.uids, plan.status.uidvalidity, select
-            )
-            selected = reader.name
+        while True:
+            while len(pending) < reads.ahead and (item := next(upcoming, None)) is not None:
+                pending.append((item, reads.start(item)))
+            if not pending:
+                break
+            item, reading = pending.popleft()
+            read = await reading  # MailConnectionError if the reader process died under it
+            reader_of, plan = item.reader, item.plan
+            reads.report(reader_of.report, read)
             if storing is not None:
                 await storing
             plan.done += len(item.uids)
-            total = sum(len(c) for c in plan.chunks) if plan.chunks is not None else plan.done
             storing = asyncio.create_task(
-                reader._store(batch, errors, plan.status, (plan.done, total), item.position)
+                reader_of._store(read, plan.status, (plan.done, plan.total), item.position)
             )
             if progress:
-                storing.add_done_callback(functools.partial(_shown, progress, reader.name))
+                storing.add_done_callback(functools.partial(_shown, progress, reader_of.name))
     finally:
+        for _, reading in pending:  # a failure: what was asked for ahead is not stored
+            reading.cancel()
+        await reads.idle()  # the session is free again before anyone closes it
         if storing is not None:
             await storing  # a batch read is never left half-stored, even on a failure
+
+
+_asked = itertools.count(1)  # batches asked of reader processes (`crashpoint.batch_read`)
+
+
+class _Reads:
+    """Where batches are read: on the sync's own session in a mail thread, one at a time, or
+    by the reader process once it has logged in, up to `AHEAD` at once."""
+
+    def __init__(self, selected: str | None, reader: ReaderProcess | None) -> None:
+        self.selected = selected  # the folder the sync's own session has selected
+        self.reader = reader
+        self._one_at_a_time = asyncio.Lock()  # asyncio's Lock is first come, first served
+        self._threaded: set[asyncio.Task[ReadBatch]] = set()
+
+    @property
+    def ahead(self) -> int:
+        return AHEAD if self.reader is not None and self.reader.ready else 1
+
+    def start(self, item: _Batch) -> asyncio.Future[ReadBatch]:
+        if self.reader is not None and self.reader.ready:
+            spec, uidvalidity = item.reader.spec, item.plan.status.uidvalidity
+            return self.reader.read(spec, item.uids, uidvalidity, next(_asked))
+        task = asyncio.create_task(self._in_thread(item))
+        self._threaded.add(task)
+        task.add_done_callback(self._threaded.discard)
+        return task
+
+    async def _in_thread(self, item: _Batch) -> ReadBatch:
+        folder = item.reader
+        async with self._one_at_a_time:
+            select = folder.name if folder.name != self.selected else None
+            self.selected = None  # unknown until the SELECT has answered
+            read = await _blocking(
+                folder.options,
+                _read_selected,
+                folder.session,
+                folder.spec,
+                item.uids,
+                item.plan.status.uidvalidity,
+                select,
+            )
+            self.selected = folder.name
+            return read
+
+    def report(self, report: SyncReport, read: ReadBatch) -> None:
+        for phase, seconds in read.seconds.items():
+            report.add(phase, seconds)
+
+    async def idle(self) -> None:
+        """Wait for reads still running in the mail thread (they cannot be interrupted)."""
+        if self._threaded:
+            await asyncio.gather(*self._threaded, return_exceptions=True)
+
+
+def _read_selected(
+    session: MailSession, folder: FolderSpec, uids: list[int], uidvalidity: int, select: str | None
+) -> ReadBatch:
+    """One batch from the sync's own session (in a mail thread); `select`: the folder to
+    select first, when the batch before was another folder's."""
+    if select is None:
+        return read_batch(session, folder, uids, uidvalidity)
+    started = time.perf_counter()
+    session.select(select)
+    selecting = time.perf_counter() - started
+    read = read_batch(session, folder, uids, uidvalidity)
+    read.seconds["headers"] = read.seconds.get("headers", 0.0) + selecting
+    return read
 
 
 class _FolderReader:
@@ -503,7 +604,7 @@ class _FolderReader:
         size = self.options.batch_size
         # The newest batch small: its threads are decided and shown within a second or two.
         chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=FIRST_BATCH)
-        return _Plan(status=status, highest=0, chunks=chunks, top=int(top))
+        return _Plan(status=status, highest=0, chunks=chunks, top=int(top), total=chunks.uids)
 
     async def _search_above(self, highest: int, status: FolderStatus) -> array[int]:
         return await _blocking(
@@ -527,7 +628,7 @@ class _FolderReader:
         highest UID it read; then the position up to what STATUS saw."""
         size = self.options.batch_size
         chunks = [list(uids[start : start + size]) for start in range(0, len(uids), size)]
-        plan = _Plan(status=status, highest=highest, chunks=chunks)
+        plan = _Plan(status=status, highest=highest, chunks=chunks, total=len(uids))
         await _read_batches(
             (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}) for chunk in chunks),
             progress,
@@ -546,59 +647,26 @@ class _FolderReader:
                 highest_modseq=status.highest_modseq,
             )
 
-    def _read(
-        self, uids: list[int], uidvalidity: int, select: str | None = None
-    ) -> tuple[list[NewMessage], list[tuple[int, str]]]:
-        """One batch from the server (in a worker thread): headers, then the start of the
-        bodies that decisions need, read at once while the folder is selected (`select`:
-        the folder to select first, when the batch before was another folder's)."""
-        timed = self.report.timed
-        with timed("headers"):
-            if select is not None:
-                self.session.select(select)
-            fetched = self.session.fetch_headers(uids)
-        with timed("parse"):
-            batch, errors = self._prepare(fetched, uidvalidity)
-        batch = self._dated(batch)
-        wanted = [m.uid for m in batch if m.uid is not None and wants_body(m)]
-        if not wanted:
-            return batch, errors
-        # Only wanted UIDs are in it; one gone between the two FETCHes is left to the after-pass.
-        with timed("bodies"):
-            texts = self.session.fetch_text_prefixes(wanted)
-        with timed("parse"):
-            read = [self._with_body(m, texts[m.uid]) if m.uid in texts else m for m in batch]
-        self.report.bodies_read += len(wanted)
-        return read, errors
-
-    def _dated(self, batch: list[NewMessage]) -> list[NewMessage]:
-        """A message whose Date header the parser could not read takes the server's arrival
-        time instead: one more FETCH, for those messages only."""
-        undated = [m.uid for m in batch if m.facts.date is None and m.uid is not None]
-        if not undated:
-            return batch
-        with self.report.timed("headers"):
-            arrived = self.session.fetch_internal_dates(undated)
-        return [replace(m, date=arrived[m.uid]) if m.uid in arrived else m for m in batch]
-
-    def _with_body(self, m: NewMessage, text: bytes) -> NewMessage:
-        """Read with its body; one whose body cannot be read is judged by its header alone."""
-        try:
-            return with_body(m, text, self.mailbox.identity, keep_text=self.options.keep_text)
-        except Exception as exc:  # junk in a body never stops a sync
-            log.warning("sync.body_unreadable folder=%s uid=%s error=%r", self.name, m.uid, exc)
-            return m
+    @property
+    def spec(self) -> FolderSpec:
+        return FolderSpec(
+            name=self.name,
+            folder_id=self.row["id"],
+            identity=self.mailbox.identity,
+            keep_text=self.options.keep_text,
+            now=self.options.now,
+        )
 
     async def _store(
         self,
-        batch: list[NewMessage],
-        errors: list[tuple[int, str]],
+        read: ReadBatch,
         status: FolderStatus,
         done_of: tuple[int, int],
         position: dict[str, int],
     ) -> tuple[int, int]:
         """One batch, the folder's position after it and the progress shown, in one commit."""
         done, total = done_of
+        batch, errors = read.messages, read.errors
         async with self.engine.begin() as conn:
             with self.report.timed("store"):
                 stored = await store_batch(
@@ -626,33 +694,7 @@ class _FolderReader:
         crashpoint.batch_committed()
         self.report.new_messages += stored.new_messages
         self.report.skipped += len(errors)
+        self.report.bodies_read += read.bodies_read
         if self.after_batch is not None:
             await self.after_batch()
         return done_of
-
-    def _prepare(
-        self, fetched: list[FetchedHeader], uidvalidity: int
-    ) -> tuple[list[NewMessage], list[tuple[int, str]]]:
-        batch: list[NewMessage] = []
-        errors: list[tuple[int, str]] = []
-        for item in fetched:
-            try:
-                batch.append(
-                    prepare_message(
-                        item.header,
-                        identity=self.mailbox.identity,
-                        # INTERNALDATE is parsed only for the rare message without a Date
-                        fallback_date=functools.partial(_arrival, item, self.options.now),
-                        folder_id=self.row["id"],
-                        uid=item.uid,
-                        uidvalidity=uidvalidity,
-                        gm_msgid=item.gm_msgid,
-                        gm_thrid=item.gm_thrid,
-                    )
-                )
-            except Exception as exc:  # one unreadable message never stops a sync
-                log.warning(
-                    "sync.message_skipped folder=%s uid=%s error=%r", self.name, item.uid, exc
-                )
-                errors.append((item.uid, f"{type(exc).__name__}: {exc}"))
-        return batch, errors

@@ -158,6 +158,8 @@ async def _run(
         now=now,
         keep_text=ctx.settings.sync_keep_text_prefix,
         executor=ctx.mail_io.executor,
+        split_at=ctx.settings.sync_reader_process_at,
+        split_wait=ctx.settings.sync_reader_wait,
     )
     started = asyncio.get_running_loop().time()
     report = mail_sync.SyncReport()  # shared by the attempts: an interrupted pass still counts
@@ -256,6 +258,8 @@ async def _one_pass(
 ) -> mail_sync.SyncReport:
     session = await open_mailbox_session(ctx, mailbox, purpose="sync")
     early = _decide_early(ctx, ref.id, report) if mailbox["baseline"] else None
+    if options.split_at > 0:  # the reader process of a large first read logs in the same way
+        options = replace(options, split=session.sibling)
     try:
         return await mail_sync.sync_mailbox(
             ctx.engine, session, ref, options, progress, report, after_batch=early

@@ -1,0 +1,130 @@
+"""One batch of a folder read from the server and made ready to store: headers fetched,
+parsed, threaded and classified, and the start of the bodies that decisions need read at once.
+No database: the same code runs in the sync's mail thread and in a first sync's reader
+process (`mail.reader`)."""
+
+from __future__ import annotations
+
+import functools
+import logging
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import dataclass, field, replace
+from datetime import datetime
+
+from app.domain.incoming import NewMessage
+from app.domain.model import Identity
+from app.mail.pipeline import prepare_message, wants_body, with_body
+from app.mail.session import FetchedHeader, MailSession
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, kw_only=True)
+class FolderSpec:
+    """What reading a batch of one folder needs to know besides its UIDs (picklable: it goes
+    to the reader process with each batch)."""
+
+    name: str
+    folder_id: int
+    identity: Identity
+    keep_text: bool
+    now: datetime  # the date of a message with neither a Date header nor an INTERNALDATE
+
+
+@dataclass(kw_only=True)
+class ReadBatch:
+    """A batch ready to store, the UIDs that could not be read (with why), and where the
+    reading's time went (seconds per phase: headers, parse, bodies)."""
+
+    messages: list[NewMessage]
+    errors: list[tuple[int, str]]
+    bodies_read: int = 0
+    seconds: dict[str, float] = field(default_factory=dict)
+
+    @contextmanager
+    def timed(self, phase: str) -> Iterator[None]:
+        start = time.perf_counter()
+        try:
+            yield
+        finally:
+            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+
+
+def read_batch(
+    session: MailSession, folder: FolderSpec, uids: list[int], uidvalidity: int
+) -> ReadBatch:
+    """Headers of `uids` (the folder selected), then the start of the bodies that decisions
+    need, read while the folder is selected."""
+    out = ReadBatch(messages=[], errors=[])
+    with out.timed("headers"):
+        fetched = session.fetch_headers(uids)
+    with out.timed("parse"):
+        batch = _prepare(fetched, folder, uidvalidity, out.errors)
+    batch = _dated(session, batch, out)
+    wanted = [m.uid for m in batch if m.uid is not None and wants_body(m)]
+    if wanted:
+        # Only wanted UIDs are in it; one gone between the two FETCHes is left to the
+        # after-pass.
+        with out.timed("bodies"):
+            texts = session.fetch_text_prefixes(wanted)
+        with out.timed("parse"):
+            batch = [_with_body(m, texts[m.uid], folder) if m.uid in texts else m for m in batch]
+        out.bodies_read = len(wanted)
+    out.messages = batch
+    return out
+
+
+def _prepare(
+    fetched: list[FetchedHeader],
+    folder: FolderSpec,
+    uidvalidity: int,
+    errors: list[tuple[int, str]],
+) -> list[NewMessage]:
+    batch: list[NewMessage] = []
+    for item in fetched:
+        try:
+            batch.append(
+                prepare_message(
+                    item.header,
+                    identity=folder.identity,
+                    # INTERNALDATE is parsed only for the rare message without a Date
+                    fallback_date=functools.partial(_arrival, item, folder.now),
+                    folder_id=folder.folder_id,
+                    uid=item.uid,
+                    uidvalidity=uidvalidity,
+                    gm_msgid=item.gm_msgid,
+                    gm_thrid=item.gm_thrid,
+                )
+            )
+        except Exception as exc:  # one unreadable message never stops a sync
+            log.warning(
+                "sync.message_skipped folder=%s uid=%s error=%r", folder.name, item.uid, exc
+            )
+            errors.append((item.uid, f"{type(exc).__name__}: {exc}"))
+    return batch
+
+
+def _arrival(item: FetchedHeader, now: datetime) -> datetime:
+    return item.internal_date or now
+
+
+def _dated(session: MailSession, batch: list[NewMessage], out: ReadBatch) -> list[NewMessage]:
+    """A message whose Date header the parser could not read takes the server's arrival
+    time instead: one more FETCH, for those messages only."""
+    undated = [m.uid for m in batch if m.facts.date is None and m.uid is not None]
+    if not undated:
+        return batch
+    with out.timed("headers"):
+        arrived = session.fetch_internal_dates(undated)
+    return [replace(m, date=arrived[m.uid]) if m.uid in arrived else m for m in batch]
+
+
+def _with_body(m: NewMessage, text: bytes, folder: FolderSpec) -> NewMessage:
+    """Read with its body; one whose body cannot be read is judged by its header alone."""
+    try:
+        return with_body(m, text, folder.identity, keep_text=folder.keep_text)
+    except Exception as exc:  # junk in a body never stops a sync
+        log.warning("sync.body_unreadable folder=%s uid=%s error=%r", folder.name, m.uid, exc)
+        return m

@@ -1,0 +1,178 @@
+"""A large first sync reads on the second core (issue 19): a child process with its own IMAP
+login fetches and parses while the sync stores and decides. What a rep sees is the same as
+with one process; a reader that cannot log in, or dies mid-sync, loses nothing; a sync killed
+mid-way leaves no reader behind."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import logging
+import os
+from pathlib import Path
+
+import pytest
+
+from app.mail import imap
+from app.services import accounts, followups
+from app.services import sync as sync_service
+from app.services.context import Context
+from tests.conftest import TEST_SECRET_KEY
+from tests.factories import ImapUser, now_utc
+from tests.support.crashes import expire_lease, killed, mailbox, running, settled, until
+from tests.support.dovecot import DovecotServer
+from tests.support.history import History, Outcome, outcome, write_history
+from tests.support.processes import cli_env
+
+pytestmark = pytest.mark.integration
+
+QUIET = 8
+
+
+def readers_of(parent: int) -> list[int]:
+    """Pids of live reader processes started by `parent` (`python -m app.mail.reader PID`)."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            argv = (entry / "cmdline").read_bytes().split(b"\0")
+            state = (entry / "stat").read_text().split(") ")[-1][:1]
+        except OSError:  # gone meanwhile
+            continue
+        if b"app.mail.reader" in argv and str(parent).encode() in argv and state != "Z":
+            found.append(int(entry.name))
+    return found
+
+
+async def _synced(
+    ctx: Context, dovecot: DovecotServer, owner: int, name: str, *, reader_at: int
+) -> tuple[History, Outcome]:
+    """A fresh mailbox with the same kind of history, first-synced in batches of 3 with the
+    reader process from `reader_at` messages on (0: never), and its first drafts made."""
+    user = ImapUser.new(dovecot)
+    history = write_history(dovecot, user.username, now_utc(), quiet=QUIET)
+    mailbox_id = await mailbox(ctx, owner, user, name, due_now=False)
+    ctx.settings = ctx.settings.model_copy(
+        update={
+            "sync_batch_size": 3,
+            "sync_reader_process_at": reader_at,
+            "sync_reader_wait": True,
+        }
+    )
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+    await followups.create_due_drafts(ctx, mailbox_id, all_due=True)
+    return history, await outcome(ctx.engine, mailbox_id)
+
+
+async def _owner(ctx: Context) -> int:
+    return await accounts.create_user(ctx, email="owner@seller.example", password="pw-123456789")
+
+
+async def test_a_reader_process_reads_what_one_process_would(
+    ctx: Context, dovecot: DovecotServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="app.mail.reader")
+    owner = await _owner(ctx)
+    _, alone = await _synced(ctx, dovecot, owner, "Alone", reader_at=0)
+    assert "sync.reader_ready" not in caplog.text
+    history, split = await _synced(ctx, dovecot, owner, "Split", reader_at=1)
+
+    assert "sync.reader_ready" in caplog.text  # the batches after its login went to it
+    assert split.states == history.expected
+    assert alone.states == history.expected
+    assert split.events == alone.events  # the same announcements, and drafts
+    assert not split.baseline
+    assert readers_of(os.getpid()) == []  # asked to leave when the sync ended
+
+
+async def test_a_reader_that_cannot_log_in_leaves_the_sync_to_one_process(
+    ctx: Context,
+    dovecot: DovecotServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    opened = imap.ImapSession.open.__func__  # type: ignore[attr-defined]
+
+    def refused_twice(cls: type[imap.ImapSession], *args: object, **kw: object) -> object:
+        session = opened(cls, *args, **kw)
+        # As a server that allows one connection per user would: the second login fails.
+        recipe = session.sibling
+        wrong = dataclasses.replace(recipe.account, secret="not-the-password")
+        session.sibling = dataclasses.replace(recipe, account=wrong)
+        return session
+
+    monkeypatch.setattr(imap.ImapSession, "open", classmethod(refused_twice))
+    caplog.set_level(logging.INFO, logger="app.mail.reader")
+    history, seen = await _synced(ctx, dovecot, await _owner(ctx), "Refused", reader_at=1)
+
+    assert "sync.reader_unavailable" in caplog.text
+    assert "refused the login" in caplog.text
+    assert "not-the-password" not in caplog.text
+    assert seen.states == history.expected
+    assert not seen.baseline
+
+
+async def test_a_reader_killed_mid_sync_is_replaced_and_nothing_is_lost(
+    ctx: Context,
+    dovecot: DovecotServer,
+    caplog: pytest.LogCaptureFixture,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    owner = await _owner(ctx)
+    _, calm = await _synced(ctx, dovecot, owner, "Calm", reader_at=1)
+    # The reader kills itself (SIGKILL) as it hands over the 4th batch the sync asked of a
+    # reader in this process (the calm sync's asked before: counted on from there).
+    asked = next(sync_service.mail_sync._asked)
+    monkeypatch.setenv("RADIOSILENCE_TEST_CRASH_AT", f"reading:{asked + 4}")
+    monkeypatch.setattr(sync_service, "_backoff", lambda attempt, cap: 0.0)
+    caplog.set_level(logging.INFO)
+    history, seen = await _synced(ctx, dovecot, owner, "Killed", reader_at=1)
+
+    # The pass that lost it says how; the next pass had a reader of its own.
+    assert "the mail reader process stopped: killed by signal 9" in caplog.text
+    assert caplog.text.count("sync.reader_ready") == 2
+    assert seen.states == history.expected
+    assert seen.events == calm.events  # nothing announced twice, nothing missing
+    assert not seen.baseline
+
+
+async def test_a_sync_killed_mid_way_leaves_no_reader_and_resumes(
+    ctx: Context, database_url: str, dovecot: DovecotServer, tmp_path: Path
+) -> None:
+    owner = await _owner(ctx)
+    _, calm = await _synced(ctx, dovecot, owner, "Calm", reader_at=1)
+    user = ImapUser.new(dovecot)
+    history = write_history(dovecot, user.username, now_utc(), quiet=QUIET)
+    killed_id = await mailbox(ctx, owner, user, "Killed", due_now=True)
+    env = cli_env(
+        database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
+        sync_batch_size="3",
+        sync_reader_process_at="1",
+        sync_reader_wait="true",
+        sync_interval_seconds="5",
+        lease_seconds="10",
+    )
+    kind = "worker" if database_url.startswith("postgresql") else "serve"
+
+    # Killed right after the 6th batch's commit: by then the reader has logged in and
+    # batches are being read ahead of the store.
+    with running(kind, env, tmp_path / "first.log", crash_at="after:6") as first:
+        await killed(first)
+        dead = first.pid
+
+    async def no_reader_left() -> bool:
+        return not readers_of(dead)
+
+    # It notices its parent is gone (its stdin closes, its parent id changes) and leaves.
+    await until(no_reader_left, "the reader of the killed sync left")
+    assert "sync.reader_ready" in (tmp_path / "first.log").read_text()
+    await expire_lease(ctx, killed_id)
+    with running(kind, env, tmp_path / "second.log") as second:
+        final = await until(lambda: settled(ctx, killed_id, history), "the sync finished")
+        assert second.poll() is None
+
+    assert final.states == history.expected == calm.states
+    assert final.events == calm.events
+    await asyncio.sleep(0)  # (nothing else: the worker is stopped by `running`)
