@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import logging
 import os
 import pickle
@@ -32,7 +33,7 @@ import sys
 import threading
 import time
 from collections import deque
-from typing import Any, BinaryIO
+from typing import Any
 
 from app.errors import MailConnectionError
 from app.mail import crashpoint
@@ -188,14 +189,14 @@ def _why(exc: BaseException) -> str:
 # -- in the child process ------------------------------------------------------------------
 
 
-def _serve(parent: int, jobs: BinaryIO, answers: BinaryIO) -> None:
+def _serve(parent: int, jobs: io.FileIO, answers: io.FileIO) -> None:
     threading.Thread(target=_watch_parent, args=(parent,), daemon=True).start()
     session: MailSession | None = None
     selected: str | None = None
     try:
-        while header := jobs.read(_FRAME.size):
+        while header := _read_exactly(jobs, _FRAME.size):
             (size,) = _FRAME.unpack(header)
-            job = pickle.loads(jobs.read(size))  # noqa: S301 - from our parent
+            job = pickle.loads(_read_exactly(jobs, size))  # noqa: S301 - from our parent
             try:
                 if job[0] == "hello":
                     session = job[1].open()
@@ -219,11 +220,27 @@ def _serve(parent: int, jobs: BinaryIO, answers: BinaryIO) -> None:
                 data = pickle.dumps((True, answer), protocol=pickle.HIGHEST_PROTOCOL)
             except Exception as exc:  # the parent raises it where it waits for the batch
                 data = pickle.dumps((False, _portable(exc)), protocol=pickle.HIGHEST_PROTOCOL)
-            answers.write(_FRAME.pack(len(data)) + data)
-            answers.flush()
+            _write_all(answers, _FRAME.pack(len(data)) + data)
     finally:
         if session is not None:
             session.close()
+
+
+def _read_exactly(jobs: io.FileIO, size: int) -> bytes:
+    """`size` bytes, or b"" at the end (the parent closed our stdin)."""
+    parts = []
+    while size > 0 and (part := jobs.read(size)):
+        parts.append(part)
+        size -= len(part)
+    return b"".join(parts) if size <= 0 else b""
+
+
+def _write_all(answers: io.FileIO, data: bytes) -> None:
+    """A write to a pipe may take part of the data and say so (seen when the process was
+    paused by a profiler mid-write): the rest goes after it, or the frames interleave."""
+    view = memoryview(data)
+    while view:
+        view = view[answers.write(view) or 0 :]
 
 
 def _portable(exc: Exception) -> Exception:
@@ -243,6 +260,5 @@ def _watch_parent(parent: int) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    # stdout carries the answers: nothing else may write to it.
-    answers, sys.stdout = sys.stdout.buffer, sys.stderr
-    _serve(int(sys.argv[1]), sys.stdin.buffer, answers)
+    sys.stdout = sys.stderr  # stdout carries the answers: nothing else may write to it
+    _serve(int(sys.argv[1]), io.FileIO(0, "rb", closefd=False), io.FileIO(1, "wb", closefd=False))
