@@ -10,7 +10,7 @@ import pytest
 
 from app.api.schemas import MessageOut, ThreadOut
 from app.domain.model import MessageKind, Subkind
-from app.services.threads import MessageView, decided_view, thread_view
+from app.services.threads import MessageView, decided_json, decided_view, thread_view
 from app.storage import threads as store
 from app.storage.stored_messages import thread_message
 from app.storage.tables import messages, threads
@@ -89,6 +89,11 @@ def test_a_decided_view_is_the_view_of_the_thread_as_written() -> None:
     written = replace(thread, **{n: getattr(decided, n) for n in names(store.Decided)})
     assert decided_view(thread, decided, ["<a@x>"], at=NOW) == thread_view(
         written, ["<a@x>"], updated_at=NOW
+    )
+    # An event's `thread`, built without the view, is the view's JSON.
+    assert (
+        decided_json(thread, decided, ["<a@x>"], updated_at=NOW.isoformat())
+        == decided_view(thread, decided, ["<a@x>"], at=NOW).as_json()
     )
 
 
