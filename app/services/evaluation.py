@@ -7,7 +7,7 @@ executemany for the threads and one INSERT for the events, so its cost follows t
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from enum import Enum
 from functools import lru_cache
@@ -123,17 +123,23 @@ class Evaluated(NamedTuple):
 
 
 async def decide_threads(
-    conn: AsyncConnection, thread_rows: Sequence[RuleThread], now: datetime
+    conn: AsyncConnection,
+    thread_rows: Sequence[RuleThread],
+    now: datetime,
+    *,
+    messages: Mapping[int, DecisionInput] | None = None,
 ) -> list[Evaluated]:
     """Read what the rules need for a batch (its mailboxes, then every message of every
-    thread in one query) and decide each thread. Reads only; `write_decisions` records them."""
+    thread in one query, unless `messages` has them already) and decide each thread. Reads
+    only; `write_decisions` records them."""
     if not thread_rows:
         return []
     setups: dict[int, tuple[int, Rules, WorkCalendar] | None] = {}
     for row in await mailbox_store.get_mailboxes(conn, {t.mailbox_id for t in thread_rows}):
         rules = rules_of(row)
         setups[row["id"]] = (row["user_id"], rules, calendar_of(row, now, rules))
-    messages = await store.messages_for_decisions(conn, [t.id for t in thread_rows])
+    if messages is None:
+        messages = await store.messages_for_decisions(conn, [t.id for t in thread_rows])
     out: list[Evaluated] = []
     for thread in thread_rows:
         setup = setups.get(thread.mailbox_id)
@@ -210,10 +216,11 @@ async def evaluate_threads(
     now: datetime,
     *,
     announce: Announce = Announce.CHANGES,
+    messages: Mapping[int, DecisionInput] | None = None,
 ) -> int:
     """Decide each thread; write every decision and the events of the changes. Returns how
     many threads changed state."""
-    decided = await decide_threads(conn, thread_rows, now)
+    decided = await decide_threads(conn, thread_rows, now, messages=messages)
     return await write_decisions(conn, decided, now, announce=announce)
 
 
@@ -229,10 +236,13 @@ async def evaluate_due(
     looked at (those waiting for a body included). Three steps, which `bench/rules_bench.py`
     times one by one: find, decide, write."""
     rows = await store.threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id, limit=limit)
+    messages = await store.messages_for_decisions(conn, [r.id for r in rows])
     # A thread is never decided on a header whose body is still to be read (a bounce not yet
     # joined, an auto-reply's return date, a decline): it waits, and the body's reading
-    # makes it due again. Counted as looked at, so that the callers' loops move on.
-    held = await message_store.threads_awaiting_body(conn, [r.id for r in rows])
+    # makes it due again. Counted as looked at, so that the callers' loops move on. Asked
+    # only of threads with an answer whose body facts are missing: usually none.
+    maybe = [r.id for r in rows if messages.get(r.id, NO_MESSAGES).may_await_body]
+    held = await message_store.threads_awaiting_body(conn, maybe)
     if held:
         # In a baseline, a state shown early is taken back: the thread is decided (and
         # announced, as if first seen) only once its body is read.
@@ -240,7 +250,7 @@ async def evaluate_due(
         rows_now = [r for r in rows if r.id not in held]
     else:
         rows_now = rows
-    await evaluate_threads(conn, rows_now, now, announce=announce)
+    await evaluate_threads(conn, rows_now, now, announce=announce, messages=messages)
     metrics.THREADS_EVALUATED.inc(len(rows_now))  # both the scheduler and the syncs come here
     return len(rows)
 

@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import Enum
 from functools import lru_cache
+from operator import attrgetter
 from typing import Any, Final, Literal, TypeVar
 
 from sqlalchemy import (
@@ -29,14 +30,15 @@ from sqlalchemy.engine import RowMapping
 from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.types import NullType
 
-from app.domain.model import MessageKind, ThreadHistory, ThreadMessage
+from app.domain.model import MessageKind, ThreadHistory, ThreadMessage, cheap_init
 from app.storage.common import driver_sql, flag_value, time_value
 from app.storage.drafts import waiting_for
 from app.storage.stored_messages import message_of_columns, thread_message
 from app.storage.tables import drafts, folders, mailboxes, message_locations, messages, threads
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cheap_init  # one per thread the rules look at (see domain.model.cheap_init)
+@dataclass(frozen=True, kw_only=True)
 class RuleThread:
     """What the rules and the events read of a thread (`threads_to_evaluate`'s rows)."""
 
@@ -57,7 +59,8 @@ class RuleThread:
     reopened_at: datetime | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cheap_init  # its own __init__: the base's sets only the base's fields
+@dataclass(frozen=True, kw_only=True)
 class ThreadRow(RuleThread):
     """A whole `threads` row."""
 
@@ -76,7 +79,8 @@ class DraftedThread:
     draft_id: int | None
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cheap_init  # one per thread decided
+@dataclass(frozen=True, kw_only=True)
 class Decided:
     """What the rules decided for a thread, as its columns hold it."""
 
@@ -91,6 +95,8 @@ class Decided:
 
 
 _DECIDED_FIELDS: Final = tuple(f.name for f in fields(Decided))
+# A row's or a decision's values of those columns, as one tuple (one call, not eight).
+_decided_of: Final = attrgetter(*_DECIDED_FIELDS)
 
 
 @dataclass(frozen=True, slots=True)
@@ -539,7 +545,8 @@ async def messages_for_rules(
     return out
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cheap_init  # one per thread decided
+@dataclass(frozen=True, kw_only=True)
 class DecisionInput:
     """A thread's messages as one decision reads them (`messages_for_decisions`' values):
     for the rules, and the few things its columns and its event take of them."""
@@ -549,6 +556,9 @@ class DecisionInput:
     subject: str | None  # the oldest message's (None: no messages)
     last_outbound_at: datetime | None
     last_inbound_at: datetime | None
+    # An answer without body facts yet: only then can the thread wait for a body, which
+    # `messages.threads_awaiting_body` then asks (most batches need not ask at all).
+    may_await_body: bool = False
 
 
 NO_MESSAGES: Final = DecisionInput(
@@ -579,6 +589,7 @@ async def messages_for_decisions(
     first_subject = ""
     last_out: datetime | None = None
     last_in: datetime | None = None
+    unread = False
     # Rows come grouped by thread: a thread's value is built when the next thread starts.
     for (
         thread_id,
@@ -601,9 +612,11 @@ async def messages_for_decisions(
                     subject=first_subject,
                     last_outbound_at=last_out,
                     last_inbound_at=last_in,
+                    may_await_body=unread,
                 )
             current, items, shown, first_subject = int(thread_id), [], [], subject
             last_out = last_in = None
+            unread = False
         message = message_of_columns(
             key,
             kind,
@@ -622,6 +635,7 @@ async def messages_for_decisions(
             last_out = message.date
         elif message.kind in _INBOUND:
             last_in = message.date
+            unread = unread or details is None  # as messages._UNREAD says
     if current is not None:
         out[current] = DecisionInput(
             messages=tuple(items),
@@ -629,6 +643,7 @@ async def messages_for_decisions(
             subject=first_subject,
             last_outbound_at=last_out,
             last_inbound_at=last_in,
+            may_await_body=unread,
         )
     return out
 
@@ -786,12 +801,14 @@ async def save_decisions(
     stamp = as_time(now)
     # In id order: neighbouring rows share table pages, so each page is visited once.
     for d in sorted(decisions, key=_by_id):
-        old, new = d.thread, d.decided
+        before, after = _decided_of(d.thread), _decided_of(d.decided)
+        if before == after:  # nothing changed: the row is only stamped
+            groups[()].append((stamp, d.thread.id))
+            continue
         names: list[str] = []
         values: list[Any] = []
-        for c in _DECIDED_FIELDS:
-            value = getattr(new, c)
-            if getattr(old, c) != value:
+        for c, old, value in zip(_DECIDED_FIELDS, before, after, strict=True):
+            if old != value:
                 names.append(c)
                 values.append(
                     as_time(value)
@@ -800,7 +817,7 @@ async def save_decisions(
                     if c == "needs_response"
                     else value
                 )
-        groups[tuple(names)].append((*values, stamp, old.id))
+        groups[tuple(names)].append((*values, stamp, d.thread.id))
     for columns, rows in groups.items():
         await conn.exec_driver_sql(_save_sql(dialect, columns), rows)
 
