@@ -232,6 +232,7 @@ class MessageBody:
     defects: tuple[str, ...] = ()
 
 
+@cheap_init  # built for every message (or thread) the rules decide on
 @dataclass(frozen=True, kw_only=True)
 class ThreadMessage:
     """One message of a thread as the rules see it."""
@@ -248,6 +249,7 @@ class ThreadMessage:
     replacement_contact: str | None = None  # whom a left-the-company reply names
 
 
+@cheap_init  # built for every message (or thread) the rules decide on
 @dataclass(frozen=True, kw_only=True)
 class ThreadHistory:
     """A thread's messages (oldest first) plus what the rep decided or told us by hand.
@@ -374,6 +376,7 @@ class Rules:
                 )
 
 
+@cheap_init  # built for every message (or thread) the rules decide on
 @dataclass(frozen=True, kw_only=True)
 class Decision:
     state: ThreadState

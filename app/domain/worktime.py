@@ -18,6 +18,8 @@ from types import MappingProxyType
 from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from app.domain.model import cheap_init
+
 # Longest run of non-working days we accept before declaring the calendar broken.
 MAX_NON_WORKING_RUN = 366 * 2
 # Entries a calendar's memo holds before it starts again (a bound on memory, not a tuning knob).
@@ -98,6 +100,7 @@ class WorkCalendar:
         return self.holidays.get(d)
 
 
+@cheap_init  # one per waiting thread the rules decide on
 @dataclass(frozen=True, kw_only=True)
 class BusinessSpan:
     due_at: datetime

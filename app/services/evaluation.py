@@ -7,7 +7,7 @@ executemany for the threads and one INSERT for the events, so its cost follows t
 from __future__ import annotations
 
 import logging
-from collections.abc import AsyncIterator, Callable, Sequence
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import date, datetime, time
 from enum import Enum
 from functools import lru_cache
@@ -18,28 +18,29 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from app import metrics
 from app.calendars import work_calendar
 from app.domain.events import thread_events, thread_payload
-from app.domain.model import Decision, MessageKind, Rules, ThreadState
+from app.domain.model import Decision, Rules, ThreadState
 from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
 from app.mail import crashpoint
-from app.services.threads import decided_view, shown_ids
+from app.services.threads import decided_json
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
 from app.storage import threads as store
 from app.storage.outbox import NewEvent
 from app.storage.threads import (
+    NO_MESSAGES,
     Decided,
     DecidedThread,
+    DecisionInput,
     RuleMessage,
     RuleThread,
     ThreadRow,
-    history_of,
+    thread_history,
 )
 
 log = logging.getLogger(__name__)
-_INBOUND = frozenset({MessageKind.REPLY, MessageKind.AUTO_REPLY, MessageKind.BOUNCE})
 
 
 def rules_of(mailbox: mailbox_store.MailboxRow) -> Rules:
@@ -116,32 +117,38 @@ class Evaluated(NamedTuple):
     """One thread of a batch, decided, not yet written (a tuple: a batch makes a thousand)."""
 
     thread: RuleThread
-    messages: list[RuleMessage]
+    messages: DecisionInput
     decision: Decision
     user_id: int
 
 
 async def decide_threads(
-    conn: AsyncConnection, thread_rows: Sequence[RuleThread], now: datetime
+    conn: AsyncConnection,
+    thread_rows: Sequence[RuleThread],
+    now: datetime,
+    *,
+    messages: Mapping[int, DecisionInput] | None = None,
 ) -> list[Evaluated]:
     """Read what the rules need for a batch (its mailboxes, then every message of every
-    thread in one query) and decide each thread. Reads only; `write_decisions` records them."""
+    thread in one query, unless `messages` has them already) and decide each thread. Reads
+    only; `write_decisions` records them."""
     if not thread_rows:
         return []
     setups: dict[int, tuple[int, Rules, WorkCalendar] | None] = {}
     for row in await mailbox_store.get_mailboxes(conn, {t.mailbox_id for t in thread_rows}):
         rules = rules_of(row)
         setups[row["id"]] = (row["user_id"], rules, calendar_of(row, now, rules))
-    messages = await store.messages_for_rules(conn, [t.id for t in thread_rows])
+    if messages is None:
+        messages = await store.messages_for_decisions(conn, [t.id for t in thread_rows])
     out: list[Evaluated] = []
     for thread in thread_rows:
         setup = setups.get(thread.mailbox_id)
         if setup is None:  # its mailbox is gone (deleted meanwhile): nothing to decide
             continue
         user_id, rules, calendar = setup
-        rows = messages.get(thread.id, [])
-        decision = decide(history_of(thread, rows), rules, calendar, now)
-        out.append(Evaluated(thread=thread, messages=rows, decision=decision, user_id=user_id))
+        read = messages.get(thread.id, NO_MESSAGES)
+        decision = decide(thread_history(thread, read.messages), rules, calendar, now)
+        out.append(Evaluated(thread=thread, messages=read, decision=decision, user_id=user_id))
     return out
 
 
@@ -158,25 +165,18 @@ async def write_decisions(
     writes: list[DecidedThread] = []
     news: list[NewEvent] = []
     changed = 0
+    stamp = now.isoformat()  # each event's updated_at: the decisions are written at `now`
     for item in batch:
-        thread, rows, decision = item.thread, item.messages, item.decision
-        last_out: datetime | None = None
-        last_in: datetime | None = None
-        for r in rows:
-            kind, when = r.kind, r.date
-            if kind == MessageKind.OUTBOUND:
-                last_out = when if last_out is None or when > last_out else last_out
-            elif kind in _INBOUND:
-                last_in = when if last_in is None or when > last_in else last_in
+        thread, read, decision = item.thread, item.messages, item.decision
         decided = Decided(
             state=decision.state.value,
             reason=decision.reason,
             needs_response=decision.needs_response,
             next_check_at=decision.next_check_at,
             followups_sent=decision.followups_sent,
-            last_outbound_at=last_out,
-            last_inbound_at=last_in,
-            subject=rows[0].subject if rows else thread.subject,
+            last_outbound_at=read.last_outbound_at,
+            last_inbound_at=read.last_inbound_at,
+            subject=thread.subject if read.subject is None else read.subject,
         )
         writes.append(DecidedThread(thread, decided))
         old_state = ThreadState(thread.state) if thread.state else None
@@ -192,8 +192,9 @@ async def write_decisions(
             new_needs_response=decision.needs_response,
         )
         if events:
-            view = decided_view(thread, decided, shown_ids(rows), at=now)
-            payload = thread_payload(view.as_json())
+            payload = thread_payload(
+                decided_json(thread, decided, read.shown_ids, updated_at=stamp)
+            )
             news.extend(
                 NewEvent(
                     user_id=item.user_id,
@@ -215,10 +216,11 @@ async def evaluate_threads(
     now: datetime,
     *,
     announce: Announce = Announce.CHANGES,
+    messages: Mapping[int, DecisionInput] | None = None,
 ) -> int:
     """Decide each thread; write every decision and the events of the changes. Returns how
     many threads changed state."""
-    decided = await decide_threads(conn, thread_rows, now)
+    decided = await decide_threads(conn, thread_rows, now, messages=messages)
     return await write_decisions(conn, decided, now, announce=announce)
 
 
@@ -234,10 +236,13 @@ async def evaluate_due(
     looked at (those waiting for a body included). Three steps, which `bench/rules_bench.py`
     times one by one: find, decide, write."""
     rows = await store.threads_to_evaluate(conn, now=now, mailbox_id=mailbox_id, limit=limit)
+    messages = await store.messages_for_decisions(conn, [r.id for r in rows])
     # A thread is never decided on a header whose body is still to be read (a bounce not yet
     # joined, an auto-reply's return date, a decline): it waits, and the body's reading
-    # makes it due again. Counted as looked at, so that the callers' loops move on.
-    held = await message_store.threads_awaiting_body(conn, [r.id for r in rows])
+    # makes it due again. Counted as looked at, so that the callers' loops move on. Asked
+    # only of threads with an answer whose body facts are missing: usually none.
+    maybe = [r.id for r in rows if messages.get(r.id, NO_MESSAGES).may_await_body]
+    held = await message_store.threads_awaiting_body(conn, maybe)
     if held:
         # In a baseline, a state shown early is taken back: the thread is decided (and
         # announced, as if first seen) only once its body is read.
@@ -245,7 +250,7 @@ async def evaluate_due(
         rows_now = [r for r in rows if r.id not in held]
     else:
         rows_now = rows
-    await evaluate_threads(conn, rows_now, now, announce=announce)
+    await evaluate_threads(conn, rows_now, now, announce=announce, messages=messages)
     metrics.THREADS_EVALUATED.inc(len(rows_now))  # both the scheduler and the syncs come here
     return len(rows)
 
@@ -282,18 +287,70 @@ async def decide_early(engine: AsyncEngine, clock: Callable[[], datetime], mailb
 
 async def end_baseline(engine: AsyncEngine, clock: Callable[[], datetime], mailbox_id: int) -> int:
     """A first sync that has read everything decides what changed since `decide_early` saw
-    it (and every quiet thread again) and leaves its baseline in one transaction: a crash
-    before the commit leaves it a baseline to resume, and each thread is announced as if
-    first seen, so the only events are the `thread.quiet` announcements of the threads quiet
-    at its end. Returns how many threads ran."""
-    evaluated = 0
+    it and leaves its baseline in one transaction: a crash before the commit leaves it a
+    baseline to resume, and each thread is announced as if first seen, so the only events
+    are the `thread.quiet` announcements of the threads quiet at its end. Returns how many
+    threads ran."""
     async with engine.begin() as conn:
         now = clock()
-        await store.mark_dirty_in_state(conn, mailbox_id, ThreadState.QUIET.value)
+        # First the quiet threads whose early decision holds (announced, not decided again):
+        # then nothing of theirs is dirty or due, and the loop below passes them by.
+        evaluated = await _announce_holding(conn, mailbox_id, now)
         while batch := await evaluate_due(
-            conn, now, mailbox_id=mailbox_id, announce=Announce.AS_FIRST_SEEN
+            conn,
+            now,
+            mailbox_id=mailbox_id,
+            limit=BASELINE_BATCH,
+            announce=Announce.AS_FIRST_SEEN,
         ):
             evaluated += batch
         await mailbox_store.update_mailbox(conn, mailbox_id, {"baseline": False}, now=clock())
     log.info("sync.baseline_done mailbox=%s threads=%s", mailbox_id, evaluated)
     return evaluated
+
+
+# A baseline's end is one transaction anyway: bigger batches, fewer statements.
+BASELINE_BATCH = 5000
+
+
+async def _announce_holding(conn: AsyncConnection, mailbox_id: int, now: datetime) -> int:
+    """Announce, as first seen, the mailbox's threads that `decide_early` found quiet and
+    that nothing changed since (no mail, no check due): `decide` would answer the same now,
+    as the scheduler also relies on (it looks again only at dirty or due threads). Written
+    as a decision that changes nothing is (the row stamped, not dirty), so their events
+    read exactly as if decided again. Returns how many."""
+    mailbox = await mailbox_store.get_mailbox(conn, mailbox_id)
+    if mailbox is None:
+        return 0
+    announced = after_id = 0
+    quiet = ThreadState.QUIET
+    while rows := await store.holding_in_state(
+        conn, mailbox_id, quiet.value, now=now, after_id=after_id, limit=BASELINE_BATCH
+    ):
+        after_id = rows[-1].id
+        ids = await store.message_ids_by_thread(conn, [r.id for r in rows])
+        held = [
+            Evaluated(
+                thread=row,
+                # What the decision's columns took of the messages is on the row already.
+                messages=DecisionInput(
+                    messages=(),  # not read: the rules do not run again
+                    shown_ids=ids.get(row.id, []),
+                    subject=row.subject,
+                    last_outbound_at=row.last_outbound_at,
+                    last_inbound_at=row.last_inbound_at,
+                ),
+                decision=Decision(
+                    state=quiet,
+                    reason=row.reason,
+                    next_check_at=row.next_check_at,
+                    needs_response=row.needs_response,
+                    followups_sent=row.followups_sent,
+                ),
+                user_id=mailbox["user_id"],
+            )
+            for row in rows
+        ]
+        await write_decisions(conn, held, now, announce=Announce.AS_FIRST_SEEN)
+        announced += len(held)
+    return announced

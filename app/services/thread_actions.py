@@ -15,7 +15,7 @@ from app.domain.model import ThreadState
 from app.errors import Conflict, InvalidInput, NotFound
 from app.services.context import Context
 from app.services.evaluation import decide_threads, write_decisions
-from app.services.threads import ThreadView, shown_ids, thread_view
+from app.services.threads import ThreadView, thread_view
 from app.storage import threads as store
 from app.storage.threads import ThreadPatch, ThreadRow
 
@@ -94,8 +94,8 @@ async def _act(
         batch = await decide_threads(conn, [patch.applied_to(row)], now)
         await write_decisions(conn, batch, now)
         updated = await _thread(conn, thread_id, user_id)
-    messages = batch[0].messages if batch else []
-    return thread_view(updated, shown_ids(messages), updated_at=updated.updated_at)
+    message_ids = batch[0].messages.shown_ids if batch else []
+    return thread_view(updated, message_ids, updated_at=updated.updated_at)
 
 
 async def _thread(conn: AsyncConnection, thread_id: int, user_id: int) -> ThreadRow:

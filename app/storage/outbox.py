@@ -14,12 +14,14 @@ from typing import Any
 from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
+from app.domain.model import cheap_init
 from app.storage import webhooks
 from app.storage.common import allocate_ids, insert_rows, json_value, time_value
 from app.storage.tables import events
 
 
-@dataclass(frozen=True, slots=True, kw_only=True)
+@cheap_init  # a baseline's end writes tens of thousands
+@dataclass(frozen=True, kw_only=True)
 class NewEvent:
     """An event to write (see `enqueue_many`)."""
 

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from app.domain.model import Address, HeaderFacts, MessageKind, Subkind, ThreadMessage
 
@@ -64,28 +64,52 @@ _KINDS = {kind.value: kind for kind in MessageKind}
 
 
 def thread_message(row: RuleMessage) -> ThreadMessage:
-    """A stored message as the rules see it (the scheduler calls this for every message of
-    every due thread: the common case, no body facts, takes the short way)."""
-    kind = _KINDS.get(row.kind) or MessageKind(row.kind)  # ValueError when unknown
-    details = row.details
+    """A stored message as the rules see it."""
+    return message_of_columns(
+        row.message_key,
+        row.kind,
+        row.date,
+        row.from_addr,
+        row.from_name,
+        row.to_addrs,
+        row.cc_addrs,
+        row.details,
+    )
+
+
+def message_of_columns(
+    key: str,
+    kind_name: str,
+    sent: datetime,
+    sender: str,
+    name: str,
+    to: list[str],
+    cc: list[str],
+    details: dict[str, Any] | None,
+) -> ThreadMessage:
+    """`thread_message` from the decoded columns themselves: the rules' batch query builds
+    the domain value straight from its result rows, with no typed row in between (the
+    scheduler and a baseline's end call this for every message they decide on; the common
+    case, no body facts, takes the short way)."""
+    kind = _KINDS.get(kind_name) or MessageKind(kind_name)  # ValueError when unknown
     if not details:
         return ThreadMessage(
-            message_id=row.message_key,
+            message_id=key,
             kind=kind,
-            date=row.date,
-            sender=row.from_addr,
-            sender_name=row.from_name,
-            recipients=(*row.to_addrs, *row.cc_addrs),
+            date=sent,
+            sender=sender,
+            sender_name=name,
+            recipients=(*to, *cc),
         )
     subkind = details.get("subkind")
     back = details.get("return_date")
     return ThreadMessage(
-        message_id=row.message_key,
+        message_id=key,
         kind=kind,
-        date=row.date,
-        sender=row.from_addr,
-        sender_name=row.from_name,
-        recipients=(*row.to_addrs, *row.cc_addrs),
+        date=sent,
+        sender=sender,
+        sender_name=name,
+        recipients=(*to, *cc),
         subkind=Subkind(subkind) if subkind else None,
         return_date=date.fromisoformat(back) if back else None,
         decline=bool(details.get("decline")),

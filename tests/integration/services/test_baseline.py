@@ -14,12 +14,13 @@ from sqlalchemy import select
 
 from app.mail import sync as mail_sync
 from app.services import sync as sync_service
+from app.services import threads as threads_service
 from app.services.context import Context
 from app.services.evaluation import evaluate_due
 from app.services.followups import create_due_drafts_everywhere
-from app.storage.tables import messages
+from app.storage.tables import events, messages
 from tests.factories import ImapUser, connect, make_message, now_utc
-from tests.support.history import REP, announcements, outcome, prospect, write_history
+from tests.support.history import REP, announcements, answer, outcome, prospect, write_history
 
 pytestmark = pytest.mark.integration
 
@@ -135,6 +136,56 @@ async def test_a_thread_waits_for_a_body_still_to_read(
     assert after.states[root] == "closed"  # a decline, which only its body says
     assert after.events[("thread.closed", root)] == 1
     assert ("thread.replied", root) not in after.events
+
+
+async def test_its_end_announces_early_quiet_threads_once_and_decides_touched_ones_again(
+    ctx: Context, imap_user: ImapUser, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Threads decided quiet early and not touched since are announced at the end as they
+    stand (once each, their payload what the API shows); a thread whose answer a later batch
+    brought is decided again, and its early "quiet" is never announced."""
+    now = now_utc()
+    history = write_history(imap_user.server, imap_user.username, now, quiet=4)
+    user_id, mailbox_id = await connect(ctx, imap_user)
+    ctx.settings = ctx.settings.model_copy(update={"sync_batch_size": 2})
+
+    async def not_yet(*_args: object, **_kw: object) -> int:
+        return 0
+
+    # 1. A first sync reads everything and decides it early, but stops before its end.
+    with monkeypatch.context() as patch:
+        patch.setattr(sync_service, "end_baseline", not_yet)
+        await sync_service.sync_mailbox(ctx, mailbox_id)
+    early = await outcome(ctx.engine, mailbox_id)
+    assert early.baseline
+    assert not [kind for kind, _ in early.events if kind.startswith("thread.")]
+    assert [early.states[root] for root in history.quiet] == ["quiet"] * 4
+    touched = history.quiet[-1]
+
+    # 2. It resumes and reads an answer to one of them, which is not decided early.
+    answer(imap_user.server, imap_user.username, history, 1, now)
+    monkeypatch.setattr(sync_service, "EARLY_DECISIONS", 0)
+    await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    after = await outcome(ctx.engine, mailbox_id)
+    assert not after.baseline
+    assert after.states == history.expected
+    assert after.states[touched] == "replied" and len(history.quiet) == 3
+    thread_events = Counter({k: n for k, n in after.events.items() if k[0].startswith("thread.")})
+    assert thread_events == announcements(history)
+    async with ctx.engine.connect() as conn:
+        announced = (
+            await conn.execute(
+                select(events.c.thread_id, events.c.payload).where(
+                    events.c.mailbox_id == mailbox_id, events.c.type == "thread.quiet"
+                )
+            )
+        ).all()
+    assert len(announced) == 3
+    for thread_id, payload in announced:
+        shown = await threads_service.get_thread(ctx, user_id=user_id, thread_id=thread_id)
+        assert payload["thread"] == shown.thread.as_json()
+        assert shown.thread.message_ids and shown.thread.message_ids[0] in history.quiet
 
 
 async def test_every_quiet_thread_has_its_draft_or_is_being_prepared_right_after_a_sync(

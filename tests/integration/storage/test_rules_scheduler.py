@@ -24,6 +24,7 @@ from app.storage import outbox
 from app.storage import threads as store
 from app.storage import users as user_store
 from app.storage.outbox import NewEvent
+from app.storage.stored_messages import thread_message
 from app.storage.tables import events, messages, threads
 from app.workers import Workers
 from tests.conftest import TEST_SECRET_KEY
@@ -224,6 +225,15 @@ async def test_the_scheduler_reads_decode_like_the_column_types(ctx: Context) ->
                 assert value.tzinfo is UTC or value.utcoffset() == timedelta(0), value
         assert expected[1]["details"] == {"subkind": "out_of_office", "return_date": "2026-12-01"}
         assert expected[0]["has_message_id"] is True and loaded[ids["due"]][0].has_message_id
+        # The decisions' read of the same rows: the rules' values, the shown Message-IDs, the
+        # oldest subject and the latest e-mail each way, as the typed rows give them.
+        for_decisions = (await store.messages_for_decisions(conn, [ids["due"]]))[ids["due"]]
+        assert for_decisions.messages == tuple(map(thread_message, loaded[ids["due"]]))
+        assert for_decisions.shown_ids == ["<a@x>"]
+        assert for_decisions.subject == "Offer"
+        assert for_decisions.last_outbound_at == when
+        assert for_decisions.last_inbound_at == when + timedelta(days=1)
+        assert await store.messages_for_decisions(conn, []) == {}
 
 
 async def test_the_lookups_use_their_indexes(sqlite_url: str) -> None:
@@ -242,6 +252,11 @@ async def test_the_lookups_use_their_indexes(sqlite_url: str) -> None:
         "ORDER BY threads.mailbox_id, threads.id LIMIT 1000",
         "SELECT * FROM threads WHERE threads.next_check_at <= '2026-11-23 10:00:00.000000' "
         "AND threads.mailbox_id = 1 ORDER BY threads.next_check_at LIMIT 1000",
+        # holding_in_state: a baseline's end, its early quiet threads still as decided
+        "SELECT * FROM threads WHERE threads.mailbox_id = 1 AND threads.state = 'quiet' "
+        "AND threads.dirty = 0 AND (threads.next_check_at IS NULL "
+        "OR threads.next_check_at > '2026-11-23 10:00:00.000000') AND threads.id > 0 "
+        "ORDER BY threads.id LIMIT 5000",
     ]
     # The queries above are what the storage functions send (checked here, then planned).
     dirty = (

@@ -24,19 +24,27 @@ from app.domain.headers import parse_date, parse_header_bytes, parse_header_gene
 from app.domain.model import (
     Address,
     Classification,
+    Decision,
     HeaderFacts,
     Identity,
     MessageBody,
     MessageKind,
     RecipientStatus,
+    Subkind,
+    ThreadHistory,
+    ThreadMessage,
+    ThreadState,
     canonical_address,
     cheap_init,
 )
 from app.domain.replytext import ReplyText
 from app.domain.threads import ThreadLinks
+from app.domain.worktime import BusinessSpan
 from app.mail.pipeline import mime_head
 from tests.support.corpora import CORPORA, corpus_files, needs_corpora
 from tests.unit.domain.mailcases import CASES
+
+NOW_UTC = datetime(2026, 11, 23, 14, 0, tzinfo=UTC)
 
 REP = Identity.from_addresses(["rep@seller.example"])
 
@@ -367,6 +375,44 @@ def test_corpora_bodies_and_classifications_are_the_same_both_ways() -> None:
         (ThreadLinks, {"key": "<a@b>", "references": ()}),
         (ReplyText, {"own": "x", "quoted": True}),
         (DeliveryReport, {"reason": "r"}),
+        (
+            ThreadMessage,
+            {
+                "message_id": "<a@b>",
+                "kind": MessageKind.REPLY,
+                "date": NOW_UTC,
+                "sender": "a@b.example",
+            },
+        ),
+        (
+            ThreadMessage,
+            {
+                "message_id": "<a@b>",
+                "kind": MessageKind.AUTO_REPLY,
+                "date": NOW_UTC,
+                "sender": "a@b.example",
+                "sender_name": "A",
+                "recipients": ("r@s.example",),
+                "subkind": Subkind.OUT_OF_OFFICE,
+                "decline": True,
+                "replacement_contact": "c@b.example",
+            },
+        ),
+        (ThreadHistory, {"messages": ()}),
+        (ThreadHistory, {"messages": (), "closed_reason": "no", "answered_note": "called"}),
+        (Decision, {"state": ThreadState.QUIET, "reason": "r", "next_check_at": None}),
+        (
+            Decision,
+            {
+                "state": ThreadState.REPLIED,
+                "reason": "r",
+                "next_check_at": NOW_UTC,
+                "needs_response": True,
+                "step": 2,
+                "followups_sent": 1,
+            },
+        ),
+        (BusinessSpan, {"due_at": NOW_UTC, "skipped": ()}),
     ],
 )
 def test_cheap_init_builds_what_the_dataclass_init_builds(

@@ -10,8 +10,9 @@ import pytest
 
 from app.api.schemas import MessageOut, ThreadOut
 from app.domain.model import MessageKind, Subkind
-from app.services.threads import MessageView, decided_view, thread_view
+from app.services.threads import MessageView, decided_json, decided_view, thread_view
 from app.storage import threads as store
+from app.storage.outbox import NewEvent
 from app.storage.stored_messages import thread_message
 from app.storage.tables import messages, threads
 
@@ -52,6 +53,35 @@ def test_a_thread_row_has_exactly_the_tables_columns() -> None:
     assert names(store.ThreadRow) == set(threads.c.keys())
 
 
+def test_the_rows_built_for_every_decided_thread_behave_as_dataclasses() -> None:
+    """RuleThread, ThreadRow, Decided, DecisionInput and NewEvent take `cheap_init`'s
+    __init__: every field set, defaults kept, frozen, equal by value, unknown names refused."""
+    thread = a_thread()
+    base = store.RuleThread(**{n: getattr(thread, n) for n in names(store.RuleThread)})
+    decided = store.Decided(**{n: getattr(thread, n) for n in names(store.Decided)})
+    read = store.DecisionInput(
+        messages=(),
+        shown_ids=["<a@x>"],
+        subject="Offer",
+        last_outbound_at=NOW,
+        last_inbound_at=None,
+    )
+    event = NewEvent(user_id=1, type="thread.quiet", payload={"n": 1})
+    for row in (thread, base, decided, read, event):
+        cls = type(row)
+        values = {n: getattr(row, n) for n in names(cls)}
+        assert cls(**values) == row and asdict(cls(**values)) == asdict(row)
+        assert replace(row) == row
+        with pytest.raises(AttributeError):  # frozen
+            row.id = 1  # type: ignore[misc, union-attr]
+        with pytest.raises(TypeError):
+            cls(**values, not_a_field=1)
+    assert thread != replace(thread, updated_at=NOW) and base != thread
+    assert read.may_await_body is False and (event.mailbox_id, event.thread_id) == (None, None)
+    with pytest.raises(TypeError):
+        store.Decided(state="quiet")  # type: ignore[call-arg]
+
+
 def test_the_message_rows_are_columns_of_the_messages_table() -> None:
     assert names(store.MessageRow) <= set(messages.c.keys())
     assert names(store.RuleMessage) <= names(store.MessageRow)
@@ -89,6 +119,11 @@ def test_a_decided_view_is_the_view_of_the_thread_as_written() -> None:
     written = replace(thread, **{n: getattr(decided, n) for n in names(store.Decided)})
     assert decided_view(thread, decided, ["<a@x>"], at=NOW) == thread_view(
         written, ["<a@x>"], updated_at=NOW
+    )
+    # An event's `thread`, built without the view, is the view's JSON.
+    assert (
+        decided_json(thread, decided, ["<a@x>"], updated_at=NOW.isoformat())
+        == decided_view(thread, decided, ["<a@x>"], at=NOW).as_json()
     )
 
 
