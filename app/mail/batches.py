@@ -17,6 +17,7 @@ from app.domain.incoming import NewMessage
 from app.domain.model import Identity
 from app.mail.pipeline import prepare_message, wants_body, with_body
 from app.mail.session import FetchedHeader, MailSession
+from app.storage.message_rows import MessageRow, message_row
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +32,7 @@ class FolderSpec:
     identity: Identity
     keep_text: bool
     now: datetime  # the date of a message with neither a Date header nor an INTERNALDATE
+    dialect: str  # the database's (SQLAlchemy's name): the rows are encoded for it here
 
 
 @dataclass(kw_only=True)
@@ -38,7 +40,7 @@ class ReadBatch:
     """A batch ready to store, the UIDs that could not be read (with why), and where the
     reading's time went (seconds per phase: headers, parse, bodies)."""
 
-    messages: list[NewMessage]
+    messages: list[MessageRow]
     errors: list[tuple[int, str]]
     bodies_read: int = 0
     seconds: dict[str, float] = field(default_factory=dict)
@@ -72,7 +74,8 @@ def read_batch(
         with out.timed("parse"):
             batch = [_with_body(m, texts[m.uid], folder) if m.uid in texts else m for m in batch]
         out.bodies_read = len(wanted)
-    out.messages = batch
+    with out.timed("parse"):
+        out.messages = [message_row(m, folder.dialect) for m in batch]
     return out
 
 

@@ -3,6 +3,7 @@ headers joined to their thread by subject: the storing half of IMAP sync and fil
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from datetime import datetime
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -11,6 +12,7 @@ from app.domain.incoming import NewMessage
 from app.domain.model import Identity
 from app.domain.threads import SUBJECT_FALLBACK_WINDOW, subject_fallback_match
 from app.storage import messages as message_store
+from app.storage.message_rows import MessageRow
 from app.storage.messages import StoreResult
 from app.storage.stored_messages import facts_of_row
 
@@ -21,7 +23,7 @@ async def store_batch(
     mailbox_id: int,
     user_id: int,
     folder_id: int,
-    batch: list[NewMessage],
+    batch: Sequence[NewMessage | MessageRow],
     errors: list[tuple[int, str]],
     now: datetime,
 ) -> StoreResult:

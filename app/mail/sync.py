@@ -655,6 +655,7 @@ class _FolderReader:
             identity=self.mailbox.identity,
             keep_text=self.options.keep_text,
             now=self.options.now,
+            dialect=self.engine.dialect.name,
         )
 
     async def _store(

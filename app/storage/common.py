@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import json
 import zlib
 from collections.abc import Callable, Mapping, Sequence
-from datetime import UTC, datetime
+from datetime import datetime
 from functools import lru_cache
-from json.encoder import encode_basestring
 from typing import Any
 
 from sqlalchemy import JSON, Boolean, Dialect, Table, text
@@ -16,6 +14,15 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from app.storage.tables import UTCDateTime
+from app.storage.values import (
+    driver_flag,
+    driver_time,
+    json_string_map,
+    json_strings,
+    json_value,
+)
+
+__all__ = ["json_string_map", "json_strings", "json_value"]  # also here, as they always were
 
 
 async def allocate_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
@@ -49,62 +56,14 @@ def _allocate_sql(name: str) -> str:
     )
 
 
-_json = json.JSONEncoder(ensure_ascii=False, separators=(",", ":")).encode
-
-
-def json_value(value: Any) -> str | None:
-    """What the JSON column type would store, without its per-row machinery."""
-    if value is None:
-        return None
-    if not value and isinstance(value, list | tuple):
-        return "[]"  # most address and reference lists are empty: skip the encoder
-    return _json(value)
-
-
-def json_strings(items: Sequence[str]) -> str:
-    """A JSON list of strings, exactly as `json_value` writes it but several times faster."""
-    if not items:
-        return "[]"
-    return "[" + ",".join(map(encode_basestring, items)) + "]"
-
-
-def json_string_map(items: Mapping[str, str]) -> str:
-    """A JSON object of strings, exactly as `json_value` writes it."""
-    pairs = [encode_basestring(k) + ":" + encode_basestring(v) for k, v in items.items()]
-    return "{" + ",".join(pairs) + "}"
-
-
-def _sqlite_time(value: datetime | None) -> str | None:
-    # Exactly SQLAlchemy's SQLite DATETIME text, so that stored values compare as strings.
-    if value is None:
-        return None
-    if value.tzinfo is not UTC:  # parsed dates are UTC already: skip the conversion
-        value = value.astimezone(UTC)
-    # Faster than isoformat() on an aware datetime, which formats its offset too.
-    return "%04d-%02d-%02d %02d:%02d:%02d.%06d" % (  # noqa: UP031
-        value.year,
-        value.month,
-        value.day,
-        value.hour,
-        value.minute,
-        value.second,
-        value.microsecond,
-    )
-
-
-def _pg_time(value: datetime | None) -> datetime | None:
-    return None if value is None else value.astimezone(UTC)
-
-
 def time_value(dialect: Dialect) -> Callable[[datetime | None], Any]:
     """How an aware datetime goes to the driver: SQLite text or a UTC datetime."""
-    return _pg_time if dialect.name == "postgresql" else _sqlite_time
+    return driver_time(dialect.name)
 
 
 def flag_value(dialect: Dialect) -> Callable[[bool], Any]:
-    """How a boolean goes to the driver. sqlite3 binds a plain int several times faster than
-    a bool (which it first looks up adapters for); asyncpg wants a real bool."""
-    return bool if dialect.name == "postgresql" else int
+    """How a boolean goes to the driver (`values.driver_flag`)."""
+    return driver_flag(dialect.name)
 
 
 def driver_sql(dialect: Dialect, sql: str) -> str:

@@ -13,13 +13,10 @@ from sqlalchemy import ColumnElement, bindparam, delete, or_, select, text, upda
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.incoming import NewMessage
-from app.domain.model import MessageKind
 from app.domain.threads import (
     SubjectCandidate,
     ThreadLinks,
     group_threads,
-    orphan_subject_key,
-    subject_key,
 )
 from app.storage.common import (
     allocate_ids,
@@ -27,10 +24,13 @@ from app.storage.common import (
     driver_sql,
     flag_value,
     insert_rows,
-    json_string_map,
-    json_strings,
-    json_value,
     time_value,
+)
+from app.storage.message_rows import (
+    MESSAGE_COLUMNS,
+    OPTIONAL_COLUMNS,
+    MessageRow,
+    message_row,
 )
 from app.storage.stored_messages import MessageToRead, StoredHeader
 from app.storage.tables import (
@@ -44,7 +44,6 @@ from app.storage.tables import (
 
 # SQLite allows 32,766 bound parameters; stay far below for IN (…) lists.
 _IN_CHUNK = 500
-GMAIL_THREAD_DOMAIN = "gmail-thread.radiosilence.invalid"
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -58,40 +57,38 @@ async def store_messages(
     *,
     mailbox_id: int,
     user_id: int,
-    batch: Sequence[NewMessage],
+    batch: Sequence[NewMessage | MessageRow],
     now: datetime,
 ) -> StoreResult:
     """Store a batch idempotently: known messages only gain a location; new ones are threaded.
 
     A fixed handful of statements per batch, whatever its size: the first sync of a large
-    mailbox is bound by this, so rows go to the driver as tuples of ready values. Threads
-    touched are marked dirty so the rules look at them again, even after a crash.
+    mailbox is bound by this, so rows go to the driver as tuples of ready values (encoded
+    already where the messages were read: `message_rows`). Threads touched are marked dirty
+    so the rules look at them again, even after a crash.
     """
-    links = [_links_of(m) for m in batch]
+    dialect = conn.dialect.name
+    rows = [m if isinstance(m, MessageRow) else message_row(m, dialect) for m in batch]
     known, key_thread = await _lookup(
-        conn, mailbox_id, list(dict.fromkeys(k for link in links for k in _keys(link)))
+        conn, mailbox_id, list(dict.fromkeys(k for r in rows for k in _keys(r.links)))
     )
-    fresh: dict[str, tuple[NewMessage, ThreadLinks]] = {}
-    for m, link in zip(batch, links, strict=True):
-        if link.key not in known:
-            fresh.setdefault(link.key, (m, link))
+    fresh: dict[str, MessageRow] = {}
+    for r in rows:
+        if r.links.key not in known:
+            fresh.setdefault(r.links.key, r)
     touched: set[int] = set()
     if fresh:
         new = list(fresh.values())
         thread_ids = await _assign_threads(conn, mailbox_id, user_id, new, key_thread, now)
         touched = set(thread_ids)
         ids = await allocate_ids(conn, messages, len(new))
-        await _insert_messages(conn, mailbox_id, [m for m, _ in new], thread_ids, ids, now)
+        await _insert_messages(conn, mailbox_id, new, thread_ids, ids, now)
         known.update(zip(fresh, ids, strict=True))
     await insert_rows(
         conn,
         message_locations,
         ("folder_id", "uid", "uidvalidity", "message_id"),
-        [
-            (m.folder_id, m.uid, m.uidvalidity, known[m.links.key])
-            for m in batch
-            if m.folder_id is not None
-        ],
+        [(*r.location, known[r.links.key]) for r in rows if r.location is not None],
         ignore_conflicts_on=["folder_id", "uid", "uidvalidity"],
     )
     return StoreResult(new_messages=len(fresh), touched_threads=touched)
@@ -161,96 +158,46 @@ async def _threads_by_key(
     return (await _lookup(conn, mailbox_id, list(dict.fromkeys(keys))))[1]
 
 
-_MESSAGE_COLUMNS = (
-    "id",
-    "mailbox_id",
-    "thread_id",
-    "message_key",
-    "has_message_id",
-    "in_reply_to",
-    "references",
-    "subject",
-    "from_addr",
-    "from_name",
-    "to_addrs",
-    "cc_addrs",
-    "date",
-    "kind",
-    "kind_reason",
-    "signals",
-    "defects",
-    "created_at",
-)  # thread_reason: NULL (only the subject fallback sets one)
-# Mostly NULL: a row leaves out those it has not, since sqlite3 binds a None slowly (it
-# looks for an adapter first). Rows are grouped by which of them they carry.
-_OPTIONAL_COLUMNS = ("details", "text_prefix", "gm_msgid", "gm_thrid", "orphan_subject")
-_ALL_NULL = (None,) * len(_OPTIONAL_COLUMNS)
+_ALL_NULL = (None,) * len(OPTIONAL_COLUMNS)
 
 
 async def _insert_messages(
     conn: AsyncConnection,
     mailbox_id: int,
-    fresh: Sequence[NewMessage],
+    fresh: Sequence[MessageRow],
     thread_ids: Sequence[int],
     ids: Sequence[int],
     now: datetime,
 ) -> None:
-    time, flag = time_value(conn.dialect), flag_value(conn.dialect)
-    created = time(now)
+    created = time_value(conn.dialect)(now)
     groups: dict[tuple[bool, ...], list[tuple[Any, ...]]] = defaultdict(list)
     for m, thread_id, message_id in zip(fresh, thread_ids, ids, strict=True):
-        f, sender, kind = m.facts, m.facts.from_, m.classification.kind
-        row = (
-            message_id,
-            mailbox_id,
-            thread_id,
-            m.links.key,
-            flag(f.message_id is not None),
-            json_strings(f.in_reply_to),
-            json_strings(f.references),
-            f.subject,
-            sender.normalized if sender else "",
-            sender.name if sender else "",
-            json_strings([a.normalized for a in f.to]),
-            json_strings([a.normalized for a in f.cc]),
-            time(m.date),
-            kind.value,
-            m.classification.reason,
-            json_string_map(f.signals),
-            json_strings(f.defects),
-            created,
-        )
-        optional = (
-            json_value(m.details),
-            m.text_prefix,
-            m.gm_msgid,
-            m.gm_thrid,
-            orphan_subject_key(f) if kind is not MessageKind.BULK else None,
-        )
+        row = (message_id, mailbox_id, thread_id, *m.values, created)
+        optional = m.optional
         if optional == _ALL_NULL:
             groups[()].append(row)
         else:
             carried = tuple(value is not None for value in optional)
             groups[carried].append(row + tuple(v for v in optional if v is not None))
     for carried, rows in groups.items():
-        names = [n for n, has in zip(_OPTIONAL_COLUMNS, carried, strict=False) if has]
-        await insert_rows(conn, messages, (*_MESSAGE_COLUMNS, *names), rows)
+        names = [n for n, has in zip(OPTIONAL_COLUMNS, carried, strict=False) if has]
+        await insert_rows(conn, messages, (*MESSAGE_COLUMNS, *names), rows)
 
 
 async def _assign_threads(
     conn: AsyncConnection,
     mailbox_id: int,
     user_id: int,
-    fresh: Sequence[tuple[NewMessage, ThreadLinks]],
+    fresh: Sequence[MessageRow],
     key_thread: dict[str, int],
     now: datetime,
 ) -> list[int]:
     """Each new message's thread: the thread of any key it shares, merging threads it bridges,
     or a new one. Union-find in memory, then a few bulk statements."""
     # Only a message that points somewhere can join others; the rest are their own group.
-    root_of = group_threads(link for _, link in fresh if link.references)
-    roots = [root_of.get(link.key, link.key) for _, link in fresh]
-    own = {link.key for _, link in fresh}
+    root_of = group_threads(m.links for m in fresh if m.links.references)
+    roots = [root_of.get(m.links.key, m.links.key) for m in fresh]
+    own = {m.links.key for m in fresh}
     existing: dict[str, set[int]] = defaultdict(set)
     for key, thread_id in key_thread.items():
         root = root_of.get(key, key if key in own else None)
@@ -264,8 +211,8 @@ async def _assign_threads(
     target.update(await _new_threads(conn, mailbox_id, user_id, fresh, roots, target, now))
     # Keys no stored message owns, so that their message finds the thread when it comes.
     phantoms: dict[str, int] = {}
-    for (_, link), root in zip(fresh, roots, strict=True):
-        for key in link.references:
+    for m, root in zip(fresh, roots, strict=True):
+        for key in m.links.references:
             if key not in key_thread and key not in own:
                 phantoms.setdefault(key, target[root])
     await insert_rows(
@@ -299,15 +246,15 @@ async def _new_threads(
     conn: AsyncConnection,
     mailbox_id: int,
     user_id: int,
-    fresh: Sequence[tuple[NewMessage, ThreadLinks]],
+    fresh: Sequence[MessageRow],
     roots: Sequence[str],
     taken: dict[str, int],
     now: datetime,
 ) -> dict[str, int]:
     """A thread for each group without one, named after its earliest message; ids follow
     the order of the messages."""
-    earliest: dict[str, NewMessage] = {}
-    for (m, _), root in zip(fresh, roots, strict=True):
+    earliest: dict[str, MessageRow] = {}
+    for m, root in zip(fresh, roots, strict=True):
         if root not in taken:
             first = earliest.get(root)
             if first is None or m.date < first.date:
@@ -334,23 +281,11 @@ async def _new_threads(
             "updated_at",
         ),  # state: NULL until the rules have looked at it
         [
-            (thread_id, mailbox_id, user_id, *_subjects(m), "", no, 0, yes, stamp, stamp)
+            (thread_id, mailbox_id, user_id, m.subject, m.subject_key, "", no, 0, yes, stamp, stamp)
             for m, thread_id in zip(earliest.values(), ids, strict=True)
         ],
     )
     return dict(zip(earliest, ids, strict=True))
-
-
-def _subjects(m: NewMessage) -> tuple[str, str]:
-    return m.facts.subject, subject_key(m.facts.subject)
-
-
-def _links_of(m: NewMessage) -> ThreadLinks:
-    if m.gm_thrid is None:
-        return m.links
-    # Gmail already knows the conversation: trust it.
-    gmail = f"<gm-thread-{m.gm_thrid}@{GMAIL_THREAD_DOMAIN}>"
-    return ThreadLinks(key=m.links.key, references=(*m.links.references, gmail))
 
 
 def _keys(link: ThreadLinks) -> tuple[str, ...]:
