@@ -231,6 +231,7 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
                 "phases": dict(report.seconds),
                 "batch_size": settings.sync_batch_size,
                 "first_quiet_s": first_quiet - t0,
+                "readers": settings.sync_reader_processes,
                 "all_decided_s": marks["decided"] - t0,
             }
         finally:
@@ -407,15 +408,16 @@ def main() -> None:
         f" (median of {rates})"
     )
     print(
-        f"ours, first sync into {args.database}: {result['messages']} messages in "
+        f"ours, first sync into {args.database} with {result['readers']} reader processes: "
+        f"{result['messages']} messages in "
         f"{result['sync_s']:.2f}s = {our_rate:,.0f}/s (its threads decided as it goes); then "
         f"the baseline's end, rules over {result['threads']} threads and the first drafts in "
         f"{result['rules_s']:.2f}s"
     )
     per_message = {p: s * 1e6 / result["messages"] for p, s in result["phases"].items()}
     print(
-        "where the sync's time went, us per message (reading overlaps storing): "
-        + " ".join(f"{p}={us:.0f}" for p, us in per_message.items())
+        "where the sync's time went, us per message (reading, in other processes, overlaps "
+        "storing): " + " ".join(f"{p}={us:.0f}" for p, us in per_message.items())
     )
     store_s = result["phases"].get("store", 0.0) + result["phases"].get("commit", 0.0)
     if floor_s is not None:

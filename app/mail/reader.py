@@ -82,6 +82,11 @@ class ReaderProcess:
             if not self._hello.done():
                 self._hello.set_exception(exc)
 
+    @property
+    def asked(self) -> int:
+        """Batches asked for and not answered yet."""
+        return len(self._waiting)
+
     async def started(self) -> None:
         """Wait until the child has logged in, or failed to."""
         await asyncio.wait([self._hello])

@@ -104,10 +104,11 @@ class SyncOptions:
     keep_text: bool = False  # keep a short text prefix of read bodies (operators debugging)
     # Where the blocking IMAP work runs: the mail thread pool (None: the loop's default).
     executor: Executor | None = None
-    # A first read of at least `split_at` messages is read by a second process that logs in
+    # A first read of at least `split_at` messages is read by `split_into` more processes that
     # with `split` (the sync's own login again; picklable), while this one stores.
     split: SessionOpener | None = None
     split_at: int = 5000
+    split_into: int = 1
     split_wait: bool = False  # no batch read in this process while the reader logs in
 
 
@@ -150,14 +151,13 @@ async def sync_mailbox(
     # latest sent mail and the latest answers to it arrive (and are decided) in the first
     # seconds, not after the whole INBOX.
     firsts = [(reader, plan) for reader in readers if (plan := await reader.start(progress))]
-    second = _reader_process(options, sum(plan.total for _, plan in firsts))
-    if second is not None and options.split_wait:
-        await second.started()
+    others = _reader_processes(options, sum(plan.total for _, plan in firsts))
+    if options.split_wait:
+        await asyncio.gather(*(other.started() for other in others))
     try:
-        await _read_batches(_interleaved(firsts), progress, reader=second)
+        await _read_batches(_interleaved(firsts), progress, readers=others)
     finally:
-        if second is not None:
-            await second.close()
+        await asyncio.gather(*(other.close() for other in others))
     for reader, plan in firsts:
         await reader.finish(plan, progress)
     report.folders = len(readers)
@@ -180,12 +180,12 @@ async def sync_mailbox(
     return report
 
 
-def _reader_process(options: SyncOptions, messages: int) -> ReaderProcess | None:
-    """A reader process for a large first read (starting one takes a few hundred ms and a
-    second IMAP connection: a poll that finds ten new messages reads them itself)."""
+def _reader_processes(options: SyncOptions, messages: int) -> list[ReaderProcess]:
+    """Reader processes for a large first read (starting one takes a few hundred ms and an
+    IMAP connection more: a poll that finds ten new messages reads them itself)."""
     if options.split is None or messages < options.split_at:
-        return None
-    return ReaderProcess(options.split)
+        return []
+    return [ReaderProcess(options.split) for _ in range(options.split_into)]
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
@@ -381,13 +381,13 @@ async def _read_batches(
     progress: Progress | None,
     *,
     selected: str | None = None,
-    reader: ReaderProcess | None = None,
+    readers: Sequence[ReaderProcess] = (),
 ) -> None:
     """Read batch after batch, storing one while the next ones are fetched and parsed: the
     IMAP socket, Dovecot and SQLite's own work then overlap instead of waiting on each other.
-    With a `reader` process (once it is ready) reading runs on the other core, `AHEAD` batches
-    ahead. Commits stay in order, one batch at a time, each with its folder position."""
-    reads = _Reads(selected, reader)
+    With `readers` (those that have logged in) reading runs on the other core, `AHEAD` batches
+    ahead for each. Commits stay in order, one batch at a time, each with its folder position."""
+    reads = _Reads(selected, readers)
     pending: deque[tuple[_Batch, asyncio.Future[ReadBatch]]] = deque()
     upcoming = iter(batches)
     storing: asyncio.Task[tuple[int, int]] | None = None
@@ -422,22 +422,26 @@ _asked = itertools.count(1)  # batches asked of reader processes (`crashpoint.ba
 
 class _Reads:
     """Where batches are read: on the sync's own session in a mail thread, one at a time, or
-    by the reader process once it has logged in, up to `AHEAD` at once."""
+    by the reader processes that have logged in, up to `AHEAD` at once each."""
 
-    def __init__(self, selected: str | None, reader: ReaderProcess | None) -> None:
+    def __init__(self, selected: str | None, readers: Sequence[ReaderProcess]) -> None:
         self.selected = selected  # the folder the sync's own session has selected
-        self.reader = reader
+        self.readers = readers
         self._one_at_a_time = asyncio.Lock()  # asyncio's Lock is first come, first served
         self._threaded: set[asyncio.Task[ReadBatch]] = set()
 
+    def _ready(self) -> list[ReaderProcess]:
+        return [r for r in self.readers if r.ready]
+
     @property
     def ahead(self) -> int:
-        return AHEAD if self.reader is not None and self.reader.ready else 1
+        return AHEAD * len(self._ready()) or 1
 
     def start(self, item: _Batch) -> asyncio.Future[ReadBatch]:
-        if self.reader is not None and self.reader.ready:
+        if ready := self._ready():
+            reader = min(ready, key=lambda r: r.asked)  # the least busy
             spec, uidvalidity = item.reader.spec, item.plan.status.uidvalidity
-            return self.reader.read(spec, item.uids, uidvalidity, next(_asked))
+            return reader.read(spec, item.uids, uidvalidity, next(_asked))
         task = asyncio.create_task(self._in_thread(item))
         self._threaded.add(task)
         task.add_done_callback(self._threaded.discard)

@@ -159,6 +159,7 @@ async def _run(
         keep_text=ctx.settings.sync_keep_text_prefix,
         executor=ctx.mail_io.executor,
         split_at=ctx.settings.sync_reader_process_at,
+        split_into=ctx.settings.sync_reader_processes,
         split_wait=ctx.settings.sync_reader_wait,
     )
     started = asyncio.get_running_loop().time()
