@@ -195,9 +195,11 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
             watcher = spawn.Process(target=watch_quiet, args=(url, token, seen), daemon=True)
             watcher.start()
             assert seen.get(timeout=120) == "ready"
+            readers = ReaderMemory()
             t0 = time.monotonic()  # the rep connects
             outcome = await sync_service.sync_mailbox(ctx, mailbox_id)
             done = time.monotonic()
+            reader_rss_mb = readers.stop()
             first_quiet = seen.get(timeout=600)
             watcher.join(timeout=30)
             report = reports[0]
@@ -232,6 +234,7 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
                 "batch_size": settings.sync_batch_size,
                 "first_quiet_s": first_quiet - t0,
                 "readers": settings.sync_reader_processes,
+                "reader_rss_mb": reader_rss_mb,
                 "all_decided_s": marks["decided"] - t0,
             }
         finally:
@@ -244,6 +247,38 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
         raise
     result["peak_rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     queue.put(result)
+
+
+class ReaderMemory:
+    """The largest peak RSS (VmHWM) of this process's reader processes, read from /proc every
+    100 ms while the sync runs (they are gone when it ends)."""
+
+    def __init__(self) -> None:
+        import threading
+
+        self.peak_kb = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._watch, daemon=True)
+        self._thread.start()
+
+    def _watch(self) -> None:
+        me = str(os.getpid()).encode()
+        while not self._stop.wait(0.1):
+            for entry in Path("/proc").iterdir():
+                try:
+                    argv = (entry / "cmdline").read_bytes().split(b"\0")
+                    if b"app.mail.reader" not in argv or me not in argv:
+                        continue
+                    for line in (entry / "status").read_text().splitlines():
+                        if line.startswith("VmHWM:"):
+                            self.peak_kb = max(self.peak_kb, int(line.split()[1]))
+                except (OSError, ValueError):
+                    continue
+
+    def stop(self) -> float:
+        self._stop.set()
+        self._thread.join()
+        return self.peak_kb / 1024
 
 
 def _settings(url: str) -> Any:
@@ -435,7 +470,8 @@ def main() -> None:
         f"-> every thread decided: {result['all_decided_s']:.2f}s"
     )
     print(
-        f"peak RSS of the syncing process: {result['peak_rss_mb']:.0f} MB; idle re-poll: "
+        f"peak RSS of the syncing process: {result['peak_rss_mb']:.0f} MB, of its largest "
+        f"reader process {result['reader_rss_mb']:.0f} MB; idle re-poll: "
         f"{result['idle_trips']} round trips for {result['folders']} folders"
     )
     print(
