@@ -53,7 +53,18 @@ class ReaderProcess:
     """The child process of one sync. `ready` once it has logged in; until then (and for
     good if it cannot) the sync reads in its own mail thread."""
 
+    alive = 0  # reader processes of this process's syncs not closed yet
+
+    @classmethod
+    def spare(cls, wanted: int, limit: int) -> int:
+        """How many more may start when at most `limit` may live in this process at once: a
+        second large first sync in the same worker reads with what is left (maybe none,
+        then in its own process), so that one rep's mailbox does not take every core."""
+        return max(0, min(wanted, limit - cls.alive))
+
     def __init__(self, recipe: SessionOpener) -> None:
+        ReaderProcess.alive += 1
+        self._closed = False
         self._recipe = recipe
         self._process: asyncio.subprocess.Process | None = None
         self._waiting: deque[asyncio.Future[Any]] = deque()
@@ -167,6 +178,9 @@ class ReaderProcess:
     async def close(self) -> None:
         """Stop the child: asked to log out and leave; one still busy after a few seconds is
         killed (all it held is in the parent's database or still on the server)."""
+        if not self._closed:
+            self._closed = True
+            ReaderProcess.alive -= 1
         await self._starting
         process = self._process
         if process is None:

@@ -182,10 +182,12 @@ async def sync_mailbox(
 
 def _reader_processes(options: SyncOptions, messages: int) -> list[ReaderProcess]:
     """Reader processes for a large first read (starting one takes a few hundred ms and an
-    IMAP connection more: a poll that finds ten new messages reads them itself)."""
+    IMAP connection more: a poll that finds ten new messages reads them itself), at most
+    `split_into` in this process at once, whatever the number of syncs."""
     if options.split is None or messages < options.split_at:
         return []
-    return [ReaderProcess(options.split) for _ in range(options.split_into)]
+    count = ReaderProcess.spare(options.split_into, options.split_into)
+    return [ReaderProcess(options.split) for _ in range(count)]
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice

@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 
 from app.mail import imap
+from app.mail import sync as mail_sync
 from app.services import accounts, followups
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -177,3 +178,42 @@ async def test_a_sync_killed_mid_way_leaves_no_reader_and_resumes(
     assert final.states == history.expected == calm.states
     assert final.events == calm.events
     await asyncio.sleep(0)  # (nothing else: the worker is stopped by `running`)
+
+
+async def test_one_worker_runs_at_most_its_readers_whatever_the_syncs(
+    dovecot: DovecotServer,
+) -> None:
+    user = ImapUser.new(dovecot)
+    account = imap.ImapAccount(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        username=user.username,
+        secret=user.password,
+    )
+    recipe = imap.SessionRecipe(
+        account=account,
+        ca_file=None,
+        timeout=10.0,
+        connect_timeout=None,
+        allow_plaintext=True,
+        addresses=None,
+    )
+    options = mail_sync.SyncOptions(since=None, now=now_utc(), split=recipe, split_into=2)
+    first = mail_sync._reader_processes(options, 100_000)  # a large first sync
+    second = mail_sync._reader_processes(options, 100_000)  # another, meanwhile
+    try:
+        assert len(first) == 2
+        assert second == []  # it reads in its own process
+        assert len(readers_of(os.getpid())) <= 2
+    finally:
+        for reader in first + second:
+            await reader.close()
+    third = mail_sync._reader_processes(options, 100_000)  # the first ended: its turn
+    try:
+        assert len(third) == 2
+        assert mail_sync._reader_processes(options, 4_999) == []  # small: no reader at all
+    finally:
+        for reader in third:
+            await reader.close()
+    assert readers_of(os.getpid()) == []
