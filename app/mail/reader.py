@@ -198,7 +198,10 @@ class ReaderProcess:
             self._answers.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await self._answers
-        self._fail(MailConnectionError("closed"))
+        if self._hello.done() and not self._hello.cancelled():
+            self._hello.exception()  # seen: a refused login was logged by `ready`, or moot
+        while self._waiting:  # nobody waits for these any more (the sync has ended)
+            self._waiting.popleft().cancel()
 
 
 def _why(exc: BaseException) -> str:
