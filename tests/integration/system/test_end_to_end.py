@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
 import httpx
 import pytest
 
+from app.calendars import work_calendar
+from app.domain.worktime import business_days_elapsed, day_label
 from tests.conftest import TEST_SECRET_KEY
 from tests.factories import ImapUser, make_user, now_utc, populate
 from tests.support.metrics import samples, value
@@ -55,7 +58,8 @@ def test_walking_skeleton(
     else:
         database_url = request.getfixturevalue("database_url_pg")
     env = cli_env(database_url=database_url, secret_key=TEST_SECRET_KEY, log_level="DEBUG")
-    scenario = populate(imap_user, now_utc())
+    written = now_utc()
+    scenario = populate(imap_user, written)
     migrated = run_cli("migrate", env=env, cwd=tmp_path)
     assert migrated.returncode == 0, migrated.stderr
     token = make_user("rep@seller.example", env, tmp_path)
@@ -93,7 +97,16 @@ def test_walking_skeleton(
         assert thread.keys() >= THREAD_FIELDS
         assert thread["message_ids"] == [scenario.quiet]
         assert thread["subject"] == "Proposal for Buyer Inc"
-        assert thread["reason"].startswith("quiet for 7 business days since your e-mail of ")
+        # Ten days ago hold 6 to 8 whole business days (09:00–17:00 UTC, no holidays), by the
+        # weekday and the hour it runs at: the reason says how many, and the e-mail's date.
+        quiet_since = written - timedelta(days=10)
+        years = range(quiet_since.year, written.year + 2)
+        calendar = work_calendar(timezone="UTC", country=None, years=years)
+        days = business_days_elapsed(quiet_since, now_utc(), calendar)
+        assert 6 <= days <= 8
+        assert thread["reason"].startswith(
+            f"quiet for {days} business days since your e-mail of {day_label(quiet_since.date())} "
+        ), thread["reason"]
         assert thread["needs_response"] is False
 
         by_root = {t["message_ids"][0]: t for t in all_threads(api, mailbox_id=mailbox_id)}
