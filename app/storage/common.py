@@ -14,15 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from sqlalchemy.sql.schema import ScalarElementColumnDefault
 
 from app.storage.tables import UTCDateTime
-from app.storage.values import (
-    driver_flag,
-    driver_time,
-    json_string_map,
-    json_strings,
-    json_value,
-)
-
-__all__ = ["json_string_map", "json_strings", "json_value"]  # also here, as they always were
+from app.storage.values import driver_flag, driver_time, json_value
 
 
 async def allocate_ids(conn: AsyncConnection, table: Table, count: int) -> list[int]:
@@ -92,7 +84,7 @@ async def insert_rows(
     *,
     ignore_conflicts_on: Sequence[str] = (),
 ) -> None:
-    """INSERT rows of driver values (see `time_value`, `flag_value`, `json_value`), in the
+    """INSERT rows of driver values (see `time_value`, `flag_value`, `values.json_value`), in the
     order of `names`: the first sync's hot path. One executemany, or on PostgreSQL from
     `COPY_MIN_ROWS` rows up a binary COPY, in the caller's transaction either way. With
     `ignore_conflicts_on`, rows that exist already are skipped (ON CONFLICT DO NOTHING)."""

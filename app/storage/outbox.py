@@ -16,8 +16,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from app.domain.model import cheap_init
 from app.storage import webhooks
-from app.storage.common import allocate_ids, insert_rows, json_value, time_value
+from app.storage.common import allocate_ids, insert_rows, time_value
 from app.storage.tables import events
+from app.storage.values import json_value
 
 
 @cheap_init  # a baseline's end writes tens of thousands
