@@ -15,6 +15,7 @@ from datetime import datetime
 
 from app.domain.incoming import NewMessage
 from app.domain.model import Identity
+from app.errors import MailConnectionError
 from app.mail.pipeline import prepare_message, wants_body, with_body
 from app.mail.session import FetchedHeader, MailSession
 from app.storage.message_rows import MessageRow, message_row
@@ -35,15 +36,8 @@ class FolderSpec:
     dialect: str  # the database's (SQLAlchemy's name): the rows are encoded for it here
 
 
-@dataclass(kw_only=True)
-class ReadBatch:
-    """A batch ready to store, the UIDs that could not be read (with why), and where the
-    reading's time went (seconds per phase: headers, parse, bodies)."""
-
-    messages: list[MessageRow]
-    errors: list[tuple[int, str]]
-    bodies_read: int = 0
-    seconds: dict[str, float] = field(default_factory=dict)
+class PhaseSeconds(dict[str, float]):
+    """Seconds spent per phase of a sync (`mail.sync.PHASES`), added up."""
 
     @contextmanager
     def timed(self, phase: str) -> Iterator[None]:
@@ -51,30 +45,57 @@ class ReadBatch:
         try:
             yield
         finally:
-            self.seconds[phase] = self.seconds.get(phase, 0.0) + time.perf_counter() - start
+            self.add(phase, time.perf_counter() - start)
+
+    def add(self, phase: str, seconds: float) -> None:
+        self[phase] = self.get(phase, 0.0) + seconds
+
+
+@dataclass(kw_only=True)
+class ReadBatch:
+    """A batch ready to store, the UIDs that could not be read (with why), and where the
+    reading's time went."""
+
+    messages: list[MessageRow]
+    errors: list[tuple[int, str]]
+    bodies_read: int = 0
+    seconds: PhaseSeconds = field(default_factory=PhaseSeconds)
 
 
 def read_batch(
-    session: MailSession, folder: FolderSpec, uids: list[int], uidvalidity: int
+    session: MailSession,
+    folder: FolderSpec,
+    uids: list[int],
+    uidvalidity: int,
+    *,
+    selected: str | None,
 ) -> ReadBatch:
-    """Headers of `uids` (the folder selected), then the start of the bodies that decisions
-    need, read while the folder is selected."""
+    """Headers of `uids`, then the start of the bodies that decisions need, read while the
+    folder is selected. `selected`: the folder the session has selected now; another is
+    selected first, and must still have the UIDVALIDITY the UIDs were planned with."""
     out = ReadBatch(messages=[], errors=[])
-    with out.timed("headers"):
+    if selected != folder.name:
+        with out.seconds.timed("headers"):
+            status = session.select(folder.name)
+        if status.uidvalidity != uidvalidity:
+            # Renumbered since the sync's STATUS: its UIDs mean other messages now. The
+            # sync's retry sees it and reads the folder again.
+            raise MailConnectionError(f"folder {folder.name} was renumbered during the sync")
+    with out.seconds.timed("headers"):
         fetched = session.fetch_headers(uids)
-    with out.timed("parse"):
+    with out.seconds.timed("parse"):
         batch = _prepare(fetched, folder, uidvalidity, out.errors)
     batch = _dated(session, batch, out)
     wanted = [m.uid for m in batch if m.uid is not None and wants_body(m)]
     if wanted:
         # Only wanted UIDs are in it; one gone between the two FETCHes is left to the
         # after-pass.
-        with out.timed("bodies"):
+        with out.seconds.timed("bodies"):
             texts = session.fetch_text_prefixes(wanted)
-        with out.timed("parse"):
+        with out.seconds.timed("parse"):
             batch = [_with_body(m, texts[m.uid], folder) if m.uid in texts else m for m in batch]
         out.bodies_read = len(wanted)
-    with out.timed("parse"):
+    with out.seconds.timed("parse"):
         out.messages = [message_row(m, folder.dialect) for m in batch]
     return out
 
@@ -119,7 +140,7 @@ def _dated(session: MailSession, batch: list[NewMessage], out: ReadBatch) -> lis
     undated = [m.uid for m in batch if m.facts.date is None and m.uid is not None]
     if not undated:
         return batch
-    with out.timed("headers"):
+    with out.seconds.timed("headers"):
         arrived = session.fetch_internal_dates(undated)
     return [replace(m, date=arrived[m.uid]) if m.uid in arrived else m for m in batch]
 

@@ -225,17 +225,9 @@ def _serve(parent: int, jobs: io.FileIO, answers: io.FileIO) -> None:
                     answer: Any = os.getpid()
                 elif job[0] == "read" and session is not None:
                     _, folder, uids, uidvalidity, sequence = job
-                    if selected != folder.name:
-                        selected = None
-                        status = session.select(folder.name)
-                        if status.uidvalidity != uidvalidity:
-                            # Renumbered since the parent's STATUS: its UIDs mean other
-                            # messages now. The parent's retry sees it and reads again.
-                            raise MailConnectionError(
-                                f"folder {folder.name} was renumbered during the sync"
-                            )
-                        selected = folder.name
-                    answer = read_batch(session, folder, uids, uidvalidity)
+                    now_selected, selected = selected, None  # unknown until it has answered
+                    answer = read_batch(session, folder, uids, uidvalidity, selected=now_selected)
+                    selected = folder.name
                     crashpoint.batch_read(sequence)
                 else:
                     return  # "stop", or no session to read with

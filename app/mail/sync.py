@@ -19,7 +19,6 @@ from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar, overload
@@ -30,7 +29,7 @@ from app.domain.classify import classify
 from app.domain.folders import folders_to_sync
 from app.domain.model import Classification, Identity
 from app.mail import crashpoint
-from app.mail.batches import FolderSpec, ReadBatch, read_batch
+from app.mail.batches import FolderSpec, PhaseSeconds, ReadBatch, read_batch
 from app.mail.pipeline import (
     body_bytes,
     classification_details,
@@ -62,19 +61,7 @@ class SyncReport:
     idle_capable: bool = False  # the server offers IDLE: new mail can be pushed
     # Seconds spent per phase of the header pass (see PHASES). Reading one batch overlaps
     # storing the previous one, so together they exceed the wall time.
-    seconds: dict[str, float] = field(default_factory=dict)
-
-    @contextmanager
-    def timed(self, phase: str) -> Iterator[None]:
-        # Each phase is timed by one thread only (reads in a worker, stores on the loop).
-        start = time.perf_counter()
-        try:
-            yield
-        finally:
-            self.add(phase, time.perf_counter() - start)
-
-    def add(self, phase: str, seconds: float) -> None:
-        self.seconds[phase] = self.seconds.get(phase, 0.0) + seconds
+    seconds: PhaseSeconds = field(default_factory=PhaseSeconds)
 
     def phases(self) -> str:
         """`headers=1.20s parse=3.40s …` for the log, in the order the work happens."""
@@ -227,14 +214,14 @@ async def _read_slice(
     for row in pending:
         by_folder.setdefault(row.folder_name, []).append(row)
     for folder, rows in by_folder.items():
-        with report.timed("bodies"):
+        with report.seconds.timed("bodies"):
             await _blocking(options, session.select, folder)
             texts = await _blocking(options, session.fetch_text_prefixes, [r.uid for r in rows])
-        with report.timed("parse"):
+        with report.seconds.timed("parse"):
             readings = [
                 (row, _read_body(row, texts.get(row.uid), mailbox, options)) for row in rows
             ]
-        with report.timed("store"):
+        with report.seconds.timed("store"):
             async with engine.begin() as conn:
                 await message_store.save_body_readings(
                     conn,
@@ -402,7 +389,8 @@ async def _read_batches(
             item, reading = pending.popleft()
             read = await reading  # MailConnectionError if the reader process died under it
             reader_of, plan = item.reader, item.plan
-            reads.report(reader_of.report, read)
+            for phase, seconds in read.seconds.items():
+                reader_of.report.seconds.add(phase, seconds)
             if storing is not None:
                 await storing
             plan.done += len(item.uids)
@@ -452,43 +440,22 @@ class _Reads:
     async def _in_thread(self, item: _Batch) -> ReadBatch:
         folder = item.reader
         async with self._one_at_a_time:
-            select = folder.name if folder.name != self.selected else None
-            self.selected = None  # unknown until the SELECT has answered
+            selected, self.selected = self.selected, None  # unknown until it has answered
             read = await _blocking(
                 folder.options,
-                _read_selected,
+                functools.partial(read_batch, selected=selected),
                 folder.session,
                 folder.spec,
                 item.uids,
                 item.plan.status.uidvalidity,
-                select,
             )
             self.selected = folder.name
             return read
-
-    def report(self, report: SyncReport, read: ReadBatch) -> None:
-        for phase, seconds in read.seconds.items():
-            report.add(phase, seconds)
 
     async def idle(self) -> None:
         """Wait for reads still running in the mail thread (they cannot be interrupted)."""
         if self._threaded:
             await asyncio.gather(*self._threaded, return_exceptions=True)
-
-
-def _read_selected(
-    session: MailSession, folder: FolderSpec, uids: list[int], uidvalidity: int, select: str | None
-) -> ReadBatch:
-    """One batch from the sync's own session (in a mail thread); `select`: the folder to
-    select first, when the batch before was another folder's."""
-    if select is None:
-        return read_batch(session, folder, uids, uidvalidity)
-    started = time.perf_counter()
-    session.select(select)
-    selecting = time.perf_counter() - started
-    read = read_batch(session, folder, uids, uidvalidity)
-    read.seconds["headers"] = read.seconds.get("headers", 0.0) + selecting
-    return read
 
 
 class _FolderReader:
@@ -675,7 +642,7 @@ class _FolderReader:
         done, total = done_of
         batch, errors = read.messages, read.errors
         async with self.engine.begin() as conn:
-            with self.report.timed("store"):
+            with self.report.seconds.timed("store"):
                 stored = await store_batch(
                     conn,
                     mailbox_id=self.mailbox.id,
@@ -697,7 +664,7 @@ class _FolderReader:
                 )
                 crashpoint.batch_stored()
             committing = time.perf_counter()
-        self.report.add("commit", time.perf_counter() - committing)
+        self.report.seconds.add("commit", time.perf_counter() - committing)
         crashpoint.batch_committed()
         self.report.new_messages += stored.new_messages
         self.report.skipped += len(errors)
