@@ -23,7 +23,7 @@ from app.domain.rules import decide
 from app.domain.ruleset import rules_from_dict
 from app.domain.worktime import WorkCalendar
 from app.mail import crashpoint
-from app.services.threads import decided_json
+from app.services.threads import decided_view
 from app.storage import mailboxes as mailbox_store
 from app.storage import messages as message_store
 from app.storage import outbox
@@ -165,7 +165,6 @@ async def write_decisions(
     writes: list[DecidedThread] = []
     news: list[NewEvent] = []
     changed = 0
-    stamp = now.isoformat()  # each event's updated_at: the decisions are written at `now`
     for item in batch:
         thread, read, decision = item.thread, item.messages, item.decision
         decided = Decided(
@@ -192,9 +191,8 @@ async def write_decisions(
             new_needs_response=decision.needs_response,
         )
         if events:
-            payload = thread_payload(
-                decided_json(thread, decided, read.shown_ids, updated_at=stamp)
-            )
+            view = decided_view(thread, decided, read.shown_ids, at=now)
+            payload = thread_payload(view.as_json())
             news.extend(
                 NewEvent(
                     user_id=item.user_id,

@@ -125,29 +125,6 @@ def decided_view(
     )
 
 
-def decided_json(
-    thread: store.RuleThread, decided: store.Decided, message_ids: list[str], *, updated_at: str
-) -> dict[str, Any]:
-    """`decided_view(...).as_json()` without the view (`updated_at` already as ISO text, the
-    same for a whole batch): an event's `thread`, which a baseline's end builds for tens of
-    thousands of threads."""
-    return {
-        "id": thread.id,
-        "mailbox_id": thread.mailbox_id,
-        "subject": decided.subject,
-        "state": decided.state,
-        "reason": decided.reason,
-        "needs_response": decided.needs_response,
-        "message_ids": message_ids,
-        "last_outbound_at": iso(decided.last_outbound_at),
-        "last_inbound_at": iso(decided.last_inbound_at),
-        "next_check_at": iso(decided.next_check_at),
-        "followups_sent": decided.followups_sent,
-        "snoozed_until": iso(thread.snoozed_until),
-        "updated_at": updated_at,
-    }
-
-
 def shown_ids(messages: Sequence[store.RuleMessage]) -> list[str]:
     """The thread's Message-IDs, oldest first (synthetic keys are not Message-IDs)."""
     return [m.message_key for m in messages if m.has_message_id]
