@@ -9,6 +9,7 @@ from dataclasses import dataclass, fields, replace
 from datetime import UTC, datetime
 from enum import Enum
 from functools import lru_cache
+from itertools import groupby
 from operator import attrgetter
 from typing import Any, Final, Literal, TypeVar
 
@@ -500,6 +501,16 @@ _RULE_MESSAGE_COLUMNS = (
 )
 
 
+async def _rule_message_rows(conn: AsyncConnection, thread_ids: Sequence[int]) -> Any:
+    """The rules' messages of `thread_ids`, grouped by thread, oldest first (raw values)."""
+    m = messages.c
+    return await conn.execute(
+        select(*(_raw(c) for c in _RULE_MESSAGE_COLUMNS))
+        .where(m.thread_id.in_(thread_ids))
+        .order_by(m.thread_id, m.date, m.id)
+    )
+
+
 async def messages_for_rules(
     conn: AsyncConnection, thread_ids: Sequence[int]
 ) -> dict[int, list[RuleMessage]]:
@@ -508,12 +519,6 @@ async def messages_for_rules(
     out: dict[int, list[RuleMessage]] = defaultdict(list)
     if not thread_ids:
         return out
-    m = messages.c
-    query = (
-        select(*(_raw(c) for c in _RULE_MESSAGE_COLUMNS))
-        .where(m.thread_id.in_(thread_ids))
-        .order_by(m.thread_id, m.date, m.id)
-    )
     for (
         thread_id,
         key,
@@ -526,7 +531,7 @@ async def messages_for_rules(
         cc,
         details,
         subject,
-    ) in await conn.execute(query):
+    ) in await _rule_message_rows(conn, thread_ids):
         out[int(thread_id)].append(
             RuleMessage(
                 thread_id=thread_id,
@@ -574,49 +579,25 @@ async def messages_for_decisions(
     each row goes straight to the rules' `ThreadMessage` (no `RuleMessage` in between: that
     second object per message cost a tenth of deciding) and the summaries are taken in the
     same pass."""
-    out: dict[int, DecisionInput] = {}
     if not thread_ids:
-        return out
-    m = messages.c
-    query = (
-        select(*(_raw(c) for c in _RULE_MESSAGE_COLUMNS))
-        .where(m.thread_id.in_(thread_ids))
-        .order_by(m.thread_id, m.date, m.id)
-    )
-    current: int | None = None
+        return {}
+    rows = await _rule_message_rows(conn, thread_ids)
+    return {int(thread_id): _decision_input(group) for thread_id, group in groupby(rows, _first)}
+
+
+def _first(row: Sequence[Any]) -> Any:
+    return row[0]
+
+
+def _decision_input(rows: Iterable[Sequence[Any]]) -> DecisionInput:
+    """One thread's rows (`_RULE_MESSAGE_COLUMNS`), oldest first."""
     items: list[ThreadMessage] = []
     shown: list[str] = []
-    first_subject = ""
+    first_subject: str | None = None
     last_out: datetime | None = None
     last_in: datetime | None = None
     unread = False
-    # Rows come grouped by thread: a thread's value is built when the next thread starts.
-    for (
-        thread_id,
-        key,
-        has_id,
-        kind,
-        sent,
-        sender,
-        name,
-        to,
-        cc,
-        details,
-        subject,
-    ) in await conn.execute(query):
-        if thread_id != current:
-            if current is not None:
-                out[current] = DecisionInput(
-                    messages=tuple(items),
-                    shown_ids=shown,
-                    subject=first_subject,
-                    last_outbound_at=last_out,
-                    last_inbound_at=last_in,
-                    may_await_body=unread,
-                )
-            current, items, shown, first_subject = int(thread_id), [], [], subject
-            last_out = last_in = None
-            unread = False
+    for _, key, has_id, kind, sent, sender, name, to, cc, details, subject in rows:
         message = message_of_columns(
             key,
             kind,
@@ -627,6 +608,8 @@ async def messages_for_decisions(
             _json(cc),
             _json(details),
         )
+        if not items:
+            first_subject = subject
         items.append(message)
         if has_id:
             shown.append(key)
@@ -636,16 +619,14 @@ async def messages_for_decisions(
         elif message.kind in _INBOUND:
             last_in = message.date
             unread = unread or details is None  # as messages._UNREAD says
-    if current is not None:
-        out[current] = DecisionInput(
-            messages=tuple(items),
-            shown_ids=shown,
-            subject=first_subject,
-            last_outbound_at=last_out,
-            last_inbound_at=last_in,
-            may_await_body=unread,
-        )
-    return out
+    return DecisionInput(
+        messages=tuple(items),
+        shown_ids=shown,
+        subject=first_subject,
+        last_outbound_at=last_out,
+        last_inbound_at=last_in,
+        may_await_body=unread,
+    )
 
 
 async def folders_of_messages(
