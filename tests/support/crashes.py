@@ -16,9 +16,10 @@ from sqlalchemy import update
 from app.services import mailboxes
 from app.services.context import Context
 from app.storage.tables import mailboxes as mailbox_table
+from tests.conftest import TEST_SECRET_KEY
 from tests.factories import ImapUser, now_utc
 from tests.support.history import History, Outcome, outcome
-from tests.support.processes import CLI, free_port
+from tests.support.processes import CLI, cli_env, free_port
 
 WAIT = 60.0  # seconds, for any one step; the whole test takes far less
 
@@ -32,6 +33,21 @@ async def mailbox(ctx: Context, owner: int, user: ImapUser, name: str, *, due_no
             update(mailbox_table).where(mailbox_table.c.id == mailbox_id).values(next_sync_at=due)
         )
     return mailbox_id
+
+
+def crash_env(database_url: str, **settings: str) -> tuple[dict[str, str], str]:
+    """The environment of the processes a crash test kills (batches of 3, a poll every 5 s,
+    10 s leases, and `settings`), and the command that syncs: `worker` on PostgreSQL,
+    `serve` (its workers inside) on SQLite."""
+    env = cli_env(
+        database_url=database_url,
+        secret_key=TEST_SECRET_KEY,
+        sync_batch_size="3",
+        sync_interval_seconds="5",
+        lease_seconds="10",
+        **settings,
+    )
+    return env, "worker" if database_url.startswith("postgresql") else "serve"
 
 
 @contextmanager

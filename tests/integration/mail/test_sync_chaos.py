@@ -18,9 +18,9 @@ from app.services import sync as sync_service
 from app.services.context import Context
 from app.storage.tables import mailboxes as mailbox_table
 from app.storage.tables import messages
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import ImapUser, now_utc
 from tests.support.crashes import (
+    crash_env,
     expire_lease,
     killed,
     mailbox,
@@ -30,7 +30,6 @@ from tests.support.crashes import (
 )
 from tests.support.dovecot import DovecotServer
 from tests.support.history import answer, outcome, write_history
-from tests.support.processes import cli_env
 
 pytestmark = pytest.mark.integration
 QUIET = 8
@@ -55,15 +54,8 @@ async def test_chaos_during_a_first_sync_ends_like_a_calm_run(
     chaos_user = ImapUser.new(dovecot)
     chaos = write_history(dovecot, chaos_user.username, now, quiet=QUIET)
     chaos_id = await mailbox(ctx, owner, chaos_user, "Chaos", due_now=True)
-    env = cli_env(
-        database_url=database_url,
-        secret_key=TEST_SECRET_KEY,
-        sync_batch_size="3",
-        sync_interval_seconds="5",
-        lease_seconds="10",
-    )
-    postgres = database_url.startswith("postgresql")
-    kind = "worker" if postgres else "serve"
+    env, kind = crash_env(database_url)
+    postgres = kind == "worker"
 
     # 1. Killed inside the second batch's transaction (on PostgreSQL, with a second worker
     #    running, whose scheduler sees the half-read mailbox throughout).

@@ -15,12 +15,10 @@ from app.mail import sync as mail_sync
 from app.services import accounts, followups
 from app.services import sync as sync_service
 from app.services.context import Context
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import ImapUser, connect, now_utc
-from tests.support.crashes import expire_lease, killed, mailbox, running, settled, until
+from tests.support.crashes import crash_env, expire_lease, killed, mailbox, running, settled, until
 from tests.support.dovecot import DovecotServer
 from tests.support.history import Outcome, announcements, outcome, write_history
-from tests.support.processes import cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -75,14 +73,7 @@ async def test_sigkill_mid_first_sync_resumes_to_the_calm_run(
     killed_user = ImapUser.new(dovecot)
     history = write_history(dovecot, killed_user.username, now, quiet=8)
     killed_id = await mailbox(ctx, owner, killed_user, "Killed", due_now=True)
-    env = cli_env(
-        database_url=database_url,
-        secret_key=TEST_SECRET_KEY,
-        sync_batch_size="3",
-        sync_interval_seconds="5",
-        lease_seconds="10",
-    )
-    kind = "worker" if database_url.startswith("postgresql") else "serve"
+    env, kind = crash_env(database_url)
 
     # 1. Killed inside the early decisions that follow the third batch: those of the first
     #    two are committed and shown, nothing is announced.

@@ -18,12 +18,10 @@ from app.mail import sync as mail_sync
 from app.services import accounts, followups
 from app.services import sync as sync_service
 from app.services.context import Context
-from tests.conftest import TEST_SECRET_KEY
 from tests.factories import ImapUser, now_utc
-from tests.support.crashes import expire_lease, killed, mailbox, running, settled, until
+from tests.support.crashes import crash_env, expire_lease, killed, mailbox, running, settled, until
 from tests.support.dovecot import DovecotServer
 from tests.support.history import History, Outcome, outcome, write_history
-from tests.support.processes import cli_env
 
 pytestmark = pytest.mark.integration
 
@@ -147,16 +145,7 @@ async def test_a_sync_killed_mid_way_leaves_no_reader_and_resumes(
     user = ImapUser.new(dovecot)
     history = write_history(dovecot, user.username, now_utc(), quiet=QUIET)
     killed_id = await mailbox(ctx, owner, user, "Killed", due_now=True)
-    env = cli_env(
-        database_url=database_url,
-        secret_key=TEST_SECRET_KEY,
-        sync_batch_size="3",
-        sync_reader_process_at="1",
-        sync_reader_wait="true",
-        sync_interval_seconds="5",
-        lease_seconds="10",
-    )
-    kind = "worker" if database_url.startswith("postgresql") else "serve"
+    env, kind = crash_env(database_url, sync_reader_process_at="1", sync_reader_wait="true")
 
     # Killed right after the 6th batch's commit: by then the reader has logged in and
     # batches are being read ahead of the store.
