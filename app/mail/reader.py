@@ -56,11 +56,11 @@ class ReaderProcess:
     alive = 0  # reader processes of this process's syncs not closed yet
 
     @classmethod
-    def spare(cls, wanted: int, limit: int) -> int:
+    def spare(cls, limit: int) -> int:
         """How many more may start when at most `limit` may live in this process at once: a
         second large first sync in the same worker reads with what is left (maybe none,
         then in its own process), so that one rep's mailbox does not take every core."""
-        return max(0, min(wanted, limit - cls.alive))
+        return max(0, limit - cls.alive)
 
     def __init__(self, recipe: SessionOpener) -> None:
         ReaderProcess.alive += 1

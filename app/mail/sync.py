@@ -173,8 +173,7 @@ def _reader_processes(options: SyncOptions, messages: int) -> list[ReaderProcess
     `split_into` in this process at once, whatever the number of syncs."""
     if options.split is None or messages < options.split_at:
         return []
-    count = ReaderProcess.spare(options.split_into, options.split_into)
-    return [ReaderProcess(options.split) for _ in range(count)]
+    return [ReaderProcess(options.split) for _ in range(ReaderProcess.spare(options.split_into))]
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
