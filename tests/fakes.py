@@ -31,6 +31,7 @@ Command = Literal[
     "status",
     "select",
     "search_uids",
+    "window_uids",
     "fetch_headers",
     "fetch_internal_dates",
     "fetch_text_prefixes",
@@ -44,6 +45,7 @@ _IMAP_NAME = {
     "status": "STATUS",
     "select": "SELECT",
     "search_uids": "UID SEARCH",
+    "window_uids": "UID SEARCH",
     "fetch_headers": "UID FETCH",
     "fetch_internal_dates": "UID FETCH",
     "fetch_text_prefixes": "UID FETCH",
@@ -247,6 +249,13 @@ class FakeSession:
             for uid in sorted(box.messages)
             if uid >= min_uid and (since is None or box.messages[uid].arrived.date() >= since)
         )
+
+    def window_uids(self, uids: Sequence[int], since: date) -> list[int]:
+        self.server._answer(self, "window_uids", f"{_uid_set(uids)} since={since}")
+        box = self._in_selected("UID SEARCH")
+        return [
+            uid for uid in uids if uid in box.messages and box.messages[uid].arrived.date() >= since
+        ]
 
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         self.server._answer(self, "fetch_headers", _uid_set(uids))

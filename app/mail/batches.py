@@ -11,7 +11,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import date, datetime
 
 from app.domain.incoming import NewMessage
 from app.domain.model import Identity
@@ -34,6 +34,9 @@ class FolderSpec:
     keep_text: bool
     now: datetime  # the date of a message with neither a Date header nor an INTERNALDATE
     dialect: str  # the database's (SQLAlchemy's name): the rows are encoded for it here
+    # A first read's look-back window: of a batch's UIDs, only those that arrived since then
+    # are read (one SEARCH a batch, see `ImapSession.window_uids`). None: every UID.
+    since: date | None = None
 
 
 class PhaseSeconds(dict[str, float]):
@@ -70,9 +73,10 @@ def read_batch(
     *,
     selected: str | None,
 ) -> ReadBatch:
-    """Headers of `uids`, then the start of the bodies that decisions need, read while the
-    folder is selected. `selected`: the folder the session has selected now; another is
-    selected first, and must still have the UIDVALIDITY the UIDs were planned with."""
+    """Headers of `uids` (those in the folder's window), then the start of the bodies that
+    decisions need, read while the folder is selected. `selected`: the folder the session
+    has selected now; another is selected first, and must still have the UIDVALIDITY the
+    UIDs were planned with."""
     out = ReadBatch(messages=[], errors=[])
     if selected != folder.name:
         with out.seconds.timed("headers"):
@@ -81,6 +85,11 @@ def read_batch(
             # Renumbered since the sync's STATUS: its UIDs mean other messages now. The
             # sync's retry sees it and reads the folder again.
             raise MailConnectionError(f"folder {folder.name} was renumbered during the sync")
+    if folder.since is not None:
+        with out.seconds.timed("headers"):
+            uids = session.window_uids(uids, folder.since)
+        if not uids:
+            return out  # an older stretch of the folder: its position still moves on
     with out.seconds.timed("headers"):
         fetched = session.fetch_headers(uids)
     with out.seconds.timed("parse"):

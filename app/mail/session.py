@@ -78,6 +78,10 @@ class MailSession(Protocol):
         """UIDs >= min_uid (arrived on or after `since`) of the selected folder, ascending."""
         ...
 
+    def window_uids(self, uids: Sequence[int], since: date) -> list[int]:
+        """Those of `uids` that arrived on or after `since`, in the order given."""
+        ...
+
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         """The header fields of these UIDs (never marking them read); a UID gone is left out."""
         ...

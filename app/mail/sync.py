@@ -19,7 +19,7 @@ from array import array
 from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Sequence
 from concurrent.futures import Executor
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, ParamSpec, TypeVar, overload
 
@@ -177,6 +177,9 @@ def _reader_processes(options: SyncOptions, messages: int) -> list[ReaderProcess
 
 
 BODY_PASS_LIMIT = 2000  # bodies read per slice
+# A first read holds every UID of a folder up to this many (4 MB), and cuts them to its
+# look-back window batch by batch; a larger folder is cut by one SEARCH up front.
+WHOLE_FOLDER_UIDS = 1_000_000
 FIRST_BATCH = 500  # a folder's first read starts with at most this many (not 4,000)
 
 
@@ -330,6 +333,7 @@ class _Plan:
     done: int = 0
     above: Sequence[int] = ()  # UIDs above `top`, to read once the window is read
     total: int = 0  # UIDs in `chunks`
+    since: date | None = None  # each batch keeps those of its UIDs that arrived since then
 
 
 @dataclass(frozen=True)
@@ -338,6 +342,7 @@ class _Batch:
     plan: _Plan
     uids: list[int]
     position: dict[str, int]
+    spec: FolderSpec  # what reading it needs (a first read's window included)
 
 
 def interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:
@@ -357,11 +362,14 @@ def interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def _interleaved(backfills: Sequence[tuple[_FolderReader, _Plan]]) -> Iterator[_Batch]:
-    chunked = [(reader, plan, plan.chunks or ()) for reader, plan in backfills]
-    for source, index in interleave([len(chunks) for _, _, chunks in chunked]):
-        reader, plan, chunks = chunked[source]
+    chunked = [
+        (reader, plan, plan.chunks or (), replace(reader.spec, since=plan.since))
+        for reader, plan in backfills
+    ]
+    for source, index in interleave([len(chunks) for _, _, chunks, _ in chunked]):
+        reader, plan, chunks, spec = chunked[source]
         uids = chunks[index]
-        yield _Batch(reader, plan, uids, {"backfill_low_uid": min(uids)})
+        yield _Batch(reader, plan, uids, {"backfill_low_uid": min(uids)}, spec)
 
 
 async def _read_batches(
@@ -429,7 +437,7 @@ class _Reads:
     def start(self, item: _Batch) -> asyncio.Future[ReadBatch]:
         if ready := self._ready():
             reader = min(ready, key=lambda r: r.asked)  # the least busy
-            spec, uidvalidity = item.reader.spec, item.plan.status.uidvalidity
+            spec, uidvalidity = item.spec, item.plan.status.uidvalidity
             return reader.read(spec, item.uids, uidvalidity, next(_asked))
         task = asyncio.create_task(self._in_thread(item))
         self._threaded.add(task)
@@ -444,7 +452,7 @@ class _Reads:
                 folder.options,
                 functools.partial(read_batch, selected=selected),
                 folder.session,
-                folder.spec,
+                item.spec,
                 item.uids,
                 item.plan.status.uidvalidity,
             )
@@ -547,12 +555,17 @@ class _FolderReader:
         return status.highest_modseq is None or status.highest_modseq == row["highest_modseq"]
 
     async def _backfill_plan(self, row: mailbox_store.FolderRow, status: FolderStatus) -> _Plan:
-        """The first read: the look-back window, newest first, resumable from its low-water."""
+        """The first read: every UID, newest first, resumable from its low-water; each batch
+        keeps those in the look-back window when it is read (`window_spec`). Not one SEARCH
+        SINCE over the whole folder first: the server reads every message's arrival for it,
+        and the newest batch, the one the rep waits for, would wait for the oldest."""
+        # A folder too large to hold all its UIDs (memory) is cut to its window first.
+        whole = status.exists <= WHOLE_FOLDER_UIDS
         uids = await _blocking(
             self.options,
             self.session.search_uids,
             min_uid=1,
-            since=self.options.since,
+            since=None if whole else self.options.since,
             exists=status.exists,
         )
         top = row["backfill_top_uid"]
@@ -576,7 +589,14 @@ class _FolderReader:
         size = self.options.batch_size
         # The newest batch small: its threads are decided and shown within a second or two.
         chunks = NewestFirst(uids, below=min(low, top + 1), size=size, first=FIRST_BATCH)
-        return _Plan(status=status, highest=0, chunks=chunks, top=int(top), total=chunks.uids)
+        return _Plan(
+            status=status,
+            highest=0,
+            chunks=chunks,
+            top=int(top),
+            total=chunks.uids,
+            since=self.options.since if whole else None,
+        )
 
     async def _search_above(self, highest: int, status: FolderStatus) -> array[int]:
         return await _blocking(
@@ -602,7 +622,7 @@ class _FolderReader:
         chunks = [list(uids[start : start + size]) for start in range(0, len(uids), size)]
         plan = _Plan(status=status, highest=highest, chunks=chunks, total=len(uids))
         await _read_batches(
-            (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}) for chunk in chunks),
+            (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}, self.spec) for chunk in chunks),
             progress,
             selected=self.name if selected else None,
         )

@@ -9,16 +9,19 @@ import asyncio
 import dataclasses
 import logging
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from sqlalchemy import select
 
 from app.mail import imap
 from app.mail import sync as mail_sync
 from app.services import accounts, followups
 from app.services import sync as sync_service
 from app.services.context import Context
-from tests.factories import ImapUser, now_utc
+from app.storage import tables
+from tests.factories import REP, ImapUser, make_message, now_utc
 from tests.support.crashes import crash_env, expire_lease, killed, mailbox, running, settled, until
 from tests.support.dovecot import DovecotServer
 from tests.support.history import History, Outcome, outcome, write_history
@@ -206,3 +209,45 @@ async def test_one_worker_runs_at_most_its_readers_whatever_the_syncs(
         for reader in third:
             await reader.close()
     assert readers_of(os.getpid()) == []
+
+
+@pytest.mark.parametrize("reader_at", [0, 1], ids=["one process", "reader process"])
+async def test_a_first_sync_reads_only_its_window_whatever_the_arrival_order(
+    ctx: Context, dovecot: DovecotServer, reader_at: int
+) -> None:
+    """Each batch of a first read keeps the UIDs that arrived within the look-back window
+    (one UID SEARCH SINCE a batch, on whichever connection reads it): mail copied in from an
+    archive has old arrival dates among new ones, and stays out."""
+    owner = await _owner(ctx)
+    user = ImapUser.new(dovecot)
+    now = now_utc()
+    lookback = ctx.settings.sync_lookback_days
+    ages = [3, lookback + 40, 2, lookback + 10, lookback + 90, lookback + 5, 1, lookback + 1]
+    for n, age in enumerate(ages):
+        raw = make_message(
+            from_="buyer@customer.example",
+            to=[REP],
+            subject=f"Order {n}",
+            date=now - timedelta(days=age),
+            message_id=f"order{n}@customer.example",
+        )
+        dovecot.append(user.username, "INBOX", raw, date=now - timedelta(days=age))
+    mailbox_id = await mailbox(ctx, owner, user, "Window", due_now=False)
+    ctx.settings = ctx.settings.model_copy(
+        update={
+            "sync_batch_size": 3,
+            "sync_reader_process_at": reader_at,
+            "sync_reader_wait": True,
+        }
+    )
+
+    synced = await sync_service.sync_mailbox(ctx, mailbox_id)
+
+    async with ctx.engine.connect() as conn:
+        keys = await conn.scalars(
+            select(tables.messages.c.message_key).where(tables.messages.c.mailbox_id == mailbox_id)
+        )
+        stored = sorted(keys)
+    inside = sorted(f"<order{n}@customer.example>" for n, age in enumerate(ages) if age < lookback)
+    assert stored == inside and len(inside) == 3
+    assert synced.new_messages == 3

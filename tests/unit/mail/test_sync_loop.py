@@ -159,6 +159,34 @@ async def test_first_sync_reads_newest_first_in_batches(
     assert report.idle_capable
 
 
+async def test_a_first_read_keeps_its_window_batch_by_batch(
+    engine: AsyncEngine, server: FakeImapServer, ref: mail_sync.MailboxRef
+) -> None:
+    """Arrival order is not UID order (mail copied in from an old archive): each batch asks
+    which of its UIDs are in the window, and a batch with none fetches nothing."""
+    ages = [5, 70, 3, 80, 90, 95, 2, 61, 1]  # days since arrival of UIDs 1..9
+    for n, age in enumerate(ages, 1):
+        server.deliver("INBOX", message(n, days_ago=age), arrived=NOW - timedelta(days=age))
+
+    report = await sync(engine, server, ref)
+
+    inside = [n for n, age in enumerate(ages, 1) if age <= 30]
+    assert sorted(await stored(engine, "INBOX")) == inside == [1, 3, 7, 9]
+    assert report.new_messages == 4
+    # [9, 8, 7] keeps 9 and 7; [6, 5, 4] none (no FETCH); [3, 2, 1] keeps 3 and 1
+    assert server.header_batches == [[9, 7], [3, 1]]
+    asked = [argument for command, argument in server.log if command == "window_uids"]
+    assert asked == [f"{low}..{low + 2} (3) since={SINCE}" for low in (7, 4, 1)]
+    assert (await position(engine, "INBOX"))["highest_uid"] == 9
+
+    # Later passes read what is new, window or not: no window search.
+    server.deliver("INBOX", message(10, days_ago=40), arrived=NOW - timedelta(days=40))
+    server.log.clear()
+    await sync(engine, server, ref)
+    assert 10 in await stored(engine, "INBOX")
+    assert "window_uids" not in server.commands()
+
+
 async def test_incremental_sync_reads_only_above_the_high_water_uid(
     engine: AsyncEngine, server: FakeImapServer, ref: mail_sync.MailboxRef
 ) -> None:
