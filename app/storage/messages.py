@@ -531,9 +531,16 @@ async def mark_threads_dirty(
     conn: AsyncConnection, thread_ids: Iterable[int], *, now: datetime
 ) -> None:
     params = sorted(set(thread_ids))
-    if params:
-        stamp, yes = time_value(conn.dialect)(now), flag_value(conn.dialect)(True)
+    if not params:
+        return
+    stamp = time_value(conn.dialect)(now)
+    if conn.dialect.name == "postgresql":  # one statement, not a Bind/Execute per thread
         await conn.exec_driver_sql(
-            driver_sql(conn.dialect, "UPDATE threads SET dirty = ?, updated_at = ? WHERE id = ?"),
-            [(yes, stamp, thread_id) for thread_id in params],
+            "UPDATE threads SET dirty = TRUE, updated_at = $1 WHERE id = ANY($2::BIGINT[])",
+            (stamp, params),
         )
+        return
+    await conn.exec_driver_sql(
+        driver_sql(conn.dialect, "UPDATE threads SET dirty = ?, updated_at = ? WHERE id = ?"),
+        [(flag_value(conn.dialect)(True), stamp, thread_id) for thread_id in params],
+    )

@@ -800,7 +800,15 @@ async def save_decisions(
                 )
         groups[tuple(names)].append((*values, stamp, d.thread.id))
     for columns, rows in groups.items():
-        await conn.exec_driver_sql(_save_sql(dialect, columns), rows)
+        if dialect.name == "postgresql":
+            # One statement over arrays, not a Bind/Execute per row: asyncpg's executemany
+            # of 5,000 rows cost some 60 ms here, about five times this.
+            *values, stamps, ids = zip(*rows, strict=True)
+            await conn.exec_driver_sql(
+                _save_arrays_sql(dialect, columns), (stamps[0], *map(list, values), list(ids))
+            )
+        else:
+            await conn.exec_driver_sql(_save_sql(dialect, columns), rows)
 
 
 _DECIDED_TIMES: Final = frozenset(f.name for f in fields(Decided) if f.name.endswith("_at"))
@@ -814,6 +822,20 @@ def _save_sql(dialect: Dialect, columns: tuple[str, ...]) -> str:
     return driver_sql(
         dialect,
         f"UPDATE threads SET {sets}dirty = FALSE, updated_at = ? WHERE id = ?",  # noqa: S608
+    )
+
+
+@lru_cache(maxsize=64)
+def _save_arrays_sql(dialect: Dialect, columns: tuple[str, ...]) -> str:
+    """`_save_sql` for PostgreSQL: the stamp, then each column's values as one array, then
+    the ids'."""
+    arrays = [f"?::{threads.c[c].type.compile(dialect=dialect)}[]" for c in columns]
+    sets = "".join(f"{c} = v.{c}, " for c in columns)
+    return driver_sql(
+        dialect,
+        f"UPDATE threads SET {sets}dirty = FALSE, updated_at = ? "  # noqa: S608 - our names
+        f"FROM unnest({', '.join([*arrays, '?::BIGINT[]'])}) AS v({', '.join([*columns, 'id'])})"
+        " WHERE threads.id = v.id",
     )
 
 
