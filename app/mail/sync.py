@@ -180,7 +180,8 @@ BODY_PASS_LIMIT = 2000  # bodies read per slice
 # A first read holds every UID of a folder up to this many (4 MB), and cuts them to its
 # look-back window batch by batch; a larger folder is cut by one SEARCH up front.
 WHOLE_FOLDER_UIDS = 1_000_000
-FIRST_BATCH = 500  # a folder's first read starts with at most this many (not 4,000)
+# A folder's first read starts with at most this many (not 4,000), then twice as many…
+FIRST_BATCH = 500
 
 
 async def read_bodies(
@@ -276,7 +277,8 @@ class NewestFirst(Sequence[list[int]]):
     """The ascending `uids` below `below` in batches of `size`, newest batch first, each
     batch newest first and made only when read: a folder's window of a million UIDs stays a
     4 MB array instead of lists of int objects (about 57 MB). With `first`, the newest batch
-    holds that many only (a first sync shows its newest threads sooner)."""
+    holds that many only and each next one twice as many, up to `size` (a first sync shows
+    its newest threads sooner, and reaches back a few days in small steps)."""
 
     def __init__(
         self, uids: array[int], *, below: int, size: int, first: int | None = None
@@ -284,7 +286,13 @@ class NewestFirst(Sequence[list[int]]):
         self._uids = uids
         self._end = bisect.bisect_left(uids, below)
         self._size = size
-        self._first = min(first or size, size)
+        # The ramp's batch sizes, then `size` for the rest.
+        self._ramp: list[int] = []
+        step, held = min(first or size, size), 0
+        while step < size and held < self._end:
+            self._ramp.append(step)
+            held, step = held + step, min(step * 2, size)
+        self._ramp_uids = held
 
     @property
     def uids(self) -> int:
@@ -292,9 +300,8 @@ class NewestFirst(Sequence[list[int]]):
         return self._end
 
     def __len__(self) -> int:
-        if self._end == 0:
-            return 0
-        return 1 + -(-max(0, self._end - self._first) // self._size)
+        rest = max(0, self._end - self._ramp_uids)
+        return len(self._ramp) + -(-rest // self._size)
 
     @overload
     def __getitem__(self, index: int) -> list[int]: ...
@@ -308,10 +315,11 @@ class NewestFirst(Sequence[list[int]]):
         if not -len(self) <= index < len(self):
             raise IndexError(index)
         index %= len(self)
-        if index == 0:
-            high, size = self._end, self._first
+        if index < len(self._ramp):
+            high, size = self._end - sum(self._ramp[:index]), self._ramp[index]
         else:
-            high, size = self._end - self._first - (index - 1) * self._size, self._size
+            back = index - len(self._ramp)
+            high, size = self._end - self._ramp_uids - back * self._size, self._size
         return self._uids[max(0, high - size) : high].tolist()[::-1]
 
 

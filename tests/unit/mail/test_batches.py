@@ -48,19 +48,31 @@ def test_a_million_uids_are_held_in_four_megabytes() -> None:
     )
 
 
-@pytest.mark.parametrize("seed", range(20))
-def test_a_smaller_first_batch_then_the_same_batches_further_back(seed: int) -> None:
+@pytest.mark.parametrize("seed", range(40))
+def test_a_small_first_batch_doubles_up_to_the_batch_size(seed: int) -> None:
     rng = random.Random(seed)
     uids = sorted(rng.sample(range(1, 5_000), rng.randrange(0, 300)))
     below = rng.randrange(1, 5_200)
     size = rng.randrange(1, 40)
     first = rng.randrange(1, size + 1)
     todo = sorted((u for u in uids if u < below), reverse=True)
-    expected = [todo[:first], *as_lists(todo[first:], below, size)] if todo else []
+    expected: list[list[int]] = []
+    rest, step = todo, first
+    while rest and step < size:  # first, 2 x first, 4 x first… while smaller than size
+        expected.append(rest[:step])
+        rest, step = rest[step:], min(step * 2, size)
+    expected += [rest[start : start + size] for start in range(0, len(rest), size)]
     batches = NewestFirst(uid_array(uids), below=below, size=size, first=first)
     assert list(batches) == expected
     assert len(batches) == len(expected)
+    assert [list(batches[i]) for i in range(-len(expected), 0)] == expected
     assert [u for batch in batches for u in batch] == todo  # each UID once, newest first
+
+
+def test_a_first_read_ramps_500_1000_2000_then_4000() -> None:
+    batches = NewestFirst(uid_array(range(1, 10_001)), below=10_001, size=4000, first=500)
+    assert [len(b) for b in batches] == [500, 1000, 2000, 4000, 2500]
+    assert batches[0][0] == 10_000 and batches[-1][-1] == 1
 
 
 def test_folders_go_back_in_time_together() -> None:
