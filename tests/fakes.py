@@ -32,6 +32,7 @@ Command = Literal[
     "select",
     "search_uids",
     "window_uids",
+    "window_below",
     "fetch_headers",
     "fetch_internal_dates",
     "fetch_text_prefixes",
@@ -46,6 +47,7 @@ _IMAP_NAME = {
     "select": "SELECT",
     "search_uids": "UID SEARCH",
     "window_uids": "UID SEARCH",
+    "window_below": "UID SEARCH",
     "fetch_headers": "UID FETCH",
     "fetch_internal_dates": "UID FETCH",
     "fetch_text_prefixes": "UID FETCH",
@@ -256,6 +258,15 @@ class FakeSession:
         return [
             uid for uid in uids if uid in box.messages and box.messages[uid].arrived.date() >= since
         ]
+
+    def window_below(self, below: int, since: date) -> array[int]:
+        self.server._answer(self, "window_below", f"{below} since={since}")
+        box = self._in_selected("UID SEARCH")
+        return uid_array(
+            uid
+            for uid in sorted(box.messages)
+            if uid < below and box.messages[uid].arrived.date() >= since
+        )
 
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         self.server._answer(self, "fetch_headers", _uid_set(uids))

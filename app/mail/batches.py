@@ -8,6 +8,7 @@ from __future__ import annotations
 import functools
 import logging
 import time
+from array import array
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
@@ -62,6 +63,10 @@ class ReadBatch:
     messages: list[MessageRow]
     errors: list[tuple[int, str]]
     bodies_read: int = 0
+    # A first read's batch with none of its UIDs in the window (its mail is older): the
+    # window's UIDs below the batch, asked at once, so that the rest is not searched batch
+    # by batch (a round trip each to a remote server, for mail mostly outside the window).
+    rest: array[int] | None = None
     seconds: PhaseSeconds = field(default_factory=PhaseSeconds)
 
 
@@ -85,11 +90,14 @@ def read_batch(
             # Renumbered since the sync's STATUS: its UIDs mean other messages now. The
             # sync's retry sees it and reads the folder again.
             raise MailConnectionError(f"folder {folder.name} was renumbered during the sync")
-    if folder.since is not None:
+    if folder.since is not None and uids:
         with out.seconds.timed("headers"):
-            uids = session.window_uids(uids, folder.since)
-        if not uids:
+            kept = session.window_uids(uids, folder.since)
+            if not kept:  # past the window's edge, most likely: the rest of it in one go
+                out.rest = session.window_below(min(uids), folder.since)
+        if not kept:
             return out  # an older stretch of the folder: its position still moves on
+        uids = kept
     with out.seconds.timed("headers"):
         fetched = session.fetch_headers(uids)
     with out.seconds.timed("parse"):

@@ -466,6 +466,14 @@ class ImapSession:
         found = set(self._search(window, len(uids) + 1))  # a range holds no UIDs but these
         return [uid for uid in uids if uid in found]
 
+    def window_below(self, below: int, since: date) -> array[int]:
+        """UIDs under `below` that arrived on or after `since`, ascending: the rest of a
+        first read's window, asked once its batches have reached mail older than it."""
+        if below <= 1:
+            return answers.uid_array()
+        window = b"UID 1:%d SINCE %s" % (below - 1, format_criteria_date(since))
+        return _ascending(self._search(window, SEARCH_UID_LIMIT))
+
     def _search(self, criteria: bytes, limit: int) -> array[int]:
         """One UID SEARCH (RETURN (ALL) with ESEARCH), read by `answers.read_search`."""
         returning = b"RETURN (ALL) " if self.has_esearch else b""

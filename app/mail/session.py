@@ -82,6 +82,10 @@ class MailSession(Protocol):
         """Those of `uids` that arrived on or after `since`, in the order given."""
         ...
 
+    def window_below(self, below: int, since: date) -> array[int]:
+        """UIDs under `below` that arrived on or after `since`, ascending."""
+        ...
+
     def fetch_headers(self, uids: Sequence[int]) -> list[FetchedHeader]:
         """The header fields of these UIDs (never marking them read); a UID gone is left out."""
         ...

@@ -342,6 +342,10 @@ class _Plan:
     above: Sequence[int] = ()  # UIDs above `top`, to read once the window is read
     total: int = 0  # UIDs in `chunks`
     since: date | None = None  # each batch keeps those of its UIDs that arrived since then
+    # Once a batch had none in the window: the window's UIDs below `cut_below` (ascending),
+    # by which the batches under it are cut without asking the server again.
+    cut: array[int] | None = None
+    cut_below: int = 0
 
 
 @dataclass(frozen=True)
@@ -404,6 +408,8 @@ async def _read_batches(
             item, reading = pending.popleft()
             read = await reading  # MailConnectionError if the reader process died under it
             reader_of, plan = item.reader, item.plan
+            if read.rest is not None and plan.cut is None:
+                plan.cut, plan.cut_below = read.rest, min(item.uids)
             for phase, seconds in read.seconds.items():
                 reader_of.report.seconds.add(phase, seconds)
             if storing is not None:
@@ -425,6 +431,11 @@ async def _read_batches(
 _asked = itertools.count(1)  # batches asked of reader processes (`crashpoint.batch_read`)
 
 
+def _holds(ascending: array[int], uid: int) -> bool:
+    at = bisect.bisect_left(ascending, uid)
+    return at < len(ascending) and ascending[at] == uid
+
+
 class _Reads:
     """Where batches are read: on the sync's own session in a mail thread, one at a time, or
     by the reader processes that have logged in, up to `AHEAD` at once each."""
@@ -443,6 +454,16 @@ class _Reads:
         return AHEAD * len(self._ready()) or 1
 
     def start(self, item: _Batch) -> asyncio.Future[ReadBatch]:
+        plan = item.plan
+        if item.spec.since is not None and plan.cut is not None and item.uids[0] < plan.cut_below:
+            # Under a batch that had none in the window: cut by the window's rest, searched
+            # once; a batch with none left is not read at all.
+            kept = [uid for uid in item.uids if _holds(plan.cut, uid)]
+            if not kept:
+                done: asyncio.Future[ReadBatch] = asyncio.get_running_loop().create_future()
+                done.set_result(ReadBatch(messages=[], errors=[]))
+                return done
+            item = replace(item, uids=kept, spec=replace(item.spec, since=None))
         if ready := self._ready():
             reader = min(ready, key=lambda r: r.asked)  # the least busy
             spec, uidvalidity = item.spec, item.plan.status.uidvalidity

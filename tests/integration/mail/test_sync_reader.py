@@ -217,12 +217,16 @@ async def test_a_first_sync_reads_only_its_window_whatever_the_arrival_order(
 ) -> None:
     """Each batch of a first read keeps the UIDs that arrived within the look-back window
     (one UID SEARCH SINCE a batch, on whichever connection reads it): mail copied in from an
-    archive has old arrival dates among new ones, and stays out."""
+    archive has old arrival dates among new ones, and stays out. The first batch with none in
+    the window asks for the rest of the window below it in one search."""
     owner = await _owner(ctx)
     user = ImapUser.new(dovecot)
     now = now_utc()
     lookback = ctx.settings.sync_lookback_days
-    ages = [3, lookback + 40, 2, lookback + 10, lookback + 90, lookback + 5, 1, lookback + 1]
+    # UIDs 1-9 in batches of 3, newest first: [9, 8, 7] keeps 9 and 7; [6, 5, 4] has none,
+    # so the window's rest under 4 is asked at once (UID 1); [3, 2, 1] is cut by it.
+    old = lookback + 1
+    ages = [3, old + 40, old + 2, old + 10, old + 90, old + 5, 1, old, 2]
     for n, age in enumerate(ages):
         raw = make_message(
             from_="buyer@customer.example",
