@@ -193,6 +193,26 @@ async def test_a_first_read_keeps_its_window_batch_by_batch(
     assert not {"window_uids", "window_below"} & set(server.commands())
 
 
+async def test_a_folder_too_large_to_hold_is_cut_to_its_window_first(
+    engine: AsyncEngine,
+    server: FakeImapServer,
+    ref: mail_sync.MailboxRef,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Past WHOLE_FOLDER_UIDS messages the folder's UIDs are not all held: one SEARCH SINCE
+    up front, and its batches ask nothing more."""
+    monkeypatch.setattr(mail_sync, "WHOLE_FOLDER_UIDS", 3)
+    ages = [5, 70, 3, 80, 2]
+    for n, age in enumerate(ages, 1):
+        server.deliver("INBOX", message(n, days_ago=age), arrived=NOW - timedelta(days=age))
+
+    await sync(engine, server, ref)
+
+    assert sorted(await stored(engine, "INBOX")) == [1, 3, 5]
+    assert ("search_uids", f"1:* since={SINCE}") in server.log
+    assert not {"window_uids", "window_below"} & set(server.commands())
+
+
 async def test_incremental_sync_reads_only_above_the_high_water_uid(
     engine: AsyncEngine, server: FakeImapServer, ref: mail_sync.MailboxRef
 ) -> None:
