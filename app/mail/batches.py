@@ -95,8 +95,7 @@ def read_batch(
             kept = session.window_uids(uids, folder.since)
             if not kept:  # past the window's edge, most likely: the rest of it in one go
                 out.rest = session.window_below(min(uids), folder.since)
-        if not kept:
-            return out  # an older stretch of the folder: its position still moves on
+                return out  # an older stretch of the folder: its position still moves on
         uids = kept
     with out.seconds.timed("headers"):
         fetched = session.fetch_headers(uids)

@@ -454,7 +454,7 @@ class ImapSession:
         return _ascending(found)
 
     def window_uids(self, uids: Sequence[int], since: date) -> list[int]:
-        """Those of `uids` (ascending, of the selected folder) that arrived on or after
+        """Those of `uids` (of the selected folder, in any order) that arrived on or after
         `since`, in the order given. One SEARCH over their range: SINCE costs the server
         about 3 us a message searched (Dovecot), so a first sync asks it of each batch
         instead of the whole folder up front (180 ms for 60,000 messages before the first

@@ -354,7 +354,6 @@ class _Batch:
     plan: _Plan
     uids: list[int]
     position: dict[str, int]
-    spec: FolderSpec  # what reading it needs (a first read's window included)
 
 
 def interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:
@@ -374,14 +373,11 @@ def interleave(sizes: Sequence[int]) -> list[tuple[int, int]]:
 
 
 def _interleaved(backfills: Sequence[tuple[_FolderReader, _Plan]]) -> Iterator[_Batch]:
-    chunked = [
-        (reader, plan, plan.chunks or (), replace(reader.spec, since=plan.since))
-        for reader, plan in backfills
-    ]
-    for source, index in interleave([len(chunks) for _, _, chunks, _ in chunked]):
-        reader, plan, chunks, spec = chunked[source]
+    chunked = [(reader, plan, plan.chunks or ()) for reader, plan in backfills]
+    for source, index in interleave([len(chunks) for _, _, chunks in chunked]):
+        reader, plan, chunks = chunked[source]
         uids = chunks[index]
-        yield _Batch(reader, plan, uids, {"backfill_low_uid": min(uids)}, spec)
+        yield _Batch(reader, plan, uids, {"backfill_low_uid": min(uids)})
 
 
 async def _read_batches(
@@ -454,26 +450,27 @@ class _Reads:
         return AHEAD * len(self._ready()) or 1
 
     def start(self, item: _Batch) -> asyncio.Future[ReadBatch]:
-        plan = item.plan
-        if item.spec.since is not None and plan.cut is not None and item.uids[0] < plan.cut_below:
+        plan, uids = item.plan, item.uids
+        # A first read's batch keeps those of its UIDs in the window (`_Plan.since`).
+        spec = replace(item.reader.spec, since=plan.since)
+        if plan.since is not None and plan.cut is not None and uids[0] < plan.cut_below:
             # Under a batch that had none in the window: cut by the window's rest, searched
             # once; a batch with none left is not read at all.
-            kept = [uid for uid in item.uids if _holds(plan.cut, uid)]
-            if not kept:
+            uids = [uid for uid in uids if _holds(plan.cut, uid)]
+            if not uids:
                 done: asyncio.Future[ReadBatch] = asyncio.get_running_loop().create_future()
                 done.set_result(ReadBatch(messages=[], errors=[]))
                 return done
-            item = replace(item, uids=kept, spec=replace(item.spec, since=None))
+            spec = replace(spec, since=None)
         if ready := self._ready():
             reader = min(ready, key=lambda r: r.asked)  # the least busy
-            spec, uidvalidity = item.spec, item.plan.status.uidvalidity
-            return reader.read(spec, item.uids, uidvalidity, next(_asked))
-        task = asyncio.create_task(self._in_thread(item))
+            return reader.read(spec, uids, plan.status.uidvalidity, next(_asked))
+        task = asyncio.create_task(self._in_thread(item, spec, uids))
         self._threaded.add(task)
         task.add_done_callback(self._threaded.discard)
         return task
 
-    async def _in_thread(self, item: _Batch) -> ReadBatch:
+    async def _in_thread(self, item: _Batch, spec: FolderSpec, uids: list[int]) -> ReadBatch:
         folder = item.reader
         async with self._one_at_a_time:
             selected, self.selected = self.selected, None  # unknown until it has answered
@@ -481,8 +478,8 @@ class _Reads:
                 folder.options,
                 functools.partial(read_batch, selected=selected),
                 folder.session,
-                item.spec,
-                item.uids,
+                spec,
+                uids,
                 item.plan.status.uidvalidity,
             )
             self.selected = folder.name
@@ -585,7 +582,7 @@ class _FolderReader:
 
     async def _backfill_plan(self, row: mailbox_store.FolderRow, status: FolderStatus) -> _Plan:
         """The first read: every UID, newest first, resumable from its low-water; each batch
-        keeps those in the look-back window when it is read (`window_spec`). Not one SEARCH
+        keeps those in the look-back window when it is read (`_Plan.since`). Not one SEARCH
         SINCE over the whole folder first: the server reads every message's arrival for it,
         and the newest batch, the one the rep waits for, would wait for the oldest."""
         # A folder too large to hold all its UIDs (memory) is cut to its window first.
@@ -651,7 +648,7 @@ class _FolderReader:
         chunks = [list(uids[start : start + size]) for start in range(0, len(uids), size)]
         plan = _Plan(status=status, highest=highest, chunks=chunks, total=len(uids))
         await _read_batches(
-            (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}, self.spec) for chunk in chunks),
+            (_Batch(self, plan, chunk, {"highest_uid": chunk[-1]}) for chunk in chunks),
             progress,
             selected=self.name if selected else None,
         )

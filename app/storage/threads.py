@@ -828,7 +828,7 @@ def _save_sql(dialect: Dialect, columns: tuple[str, ...]) -> str:
 @lru_cache(maxsize=64)
 def _save_arrays_sql(dialect: Dialect, columns: tuple[str, ...]) -> str:
     """`_save_sql` for PostgreSQL: the stamp, then each column's values as one array, then
-    the ids'."""
+    the ids."""
     arrays = [f"?::{threads.c[c].type.compile(dialect=dialect)}[]" for c in columns]
     sets = "".join(f"{c} = v.{c}, " for c in columns)
     return driver_sql(
