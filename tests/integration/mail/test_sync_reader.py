@@ -17,6 +17,7 @@ from sqlalchemy import select
 
 from app.mail import imap
 from app.mail import sync as mail_sync
+from app.mail.reader import NICENESS
 from app.services import accounts, followups
 from app.services import sync as sync_service
 from app.services.context import Context
@@ -255,3 +256,41 @@ async def test_a_first_sync_reads_only_its_window_whatever_the_arrival_order(
     inside = sorted(f"<order{n}@customer.example>" for n, age in enumerate(ages) if age < lookback)
     assert stored == inside and len(inside) == 3
     assert synced.new_messages == 3
+
+
+def niceness(pid: int) -> int:
+    """The scheduling niceness of process `pid` (field 19 of /proc/PID/stat)."""
+    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(") ", 1)[1].split()
+    return int(fields[16])
+
+
+async def test_a_reader_process_yields_the_cpu_to_the_process_that_serves_reps(
+    dovecot: DovecotServer,
+) -> None:
+    user = ImapUser.new(dovecot)
+    account = imap.ImapAccount(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        username=user.username,
+        secret=user.password,
+    )
+    recipe = imap.SessionRecipe(
+        account=account,
+        ca_file=None,
+        timeout=10.0,
+        connect_timeout=None,
+        allow_plaintext=True,
+        addresses=None,
+    )
+    options = mail_sync.SyncOptions(since=None, now=now_utc(), split=recipe, split_into=1)
+    [reader] = mail_sync._reader_processes(options, 100_000)
+    try:
+        await reader.started()
+        assert reader.ready  # logged in: it reads, at a lower priority than this process
+        [pid] = readers_of(os.getpid())
+        ours = niceness(os.getpid())
+        assert niceness(pid) == min(19, ours + NICENESS)  # 19 is the lowest there is
+    finally:
+        await reader.close()
+    assert readers_of(os.getpid()) == []
