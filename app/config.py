@@ -183,6 +183,15 @@ class Settings(BaseSettings):
         "reading the first batches in the sync's own process meanwhile (for tests: a small "
         "mailbox is read before the child has started).",
     )
+    draft_original_max_bytes: int = Field(
+        40 * 1024 * 1024,
+        ge=1024 * 1024,
+        le=1024 * 1024 * 1024,
+        description="The largest e-mail of the rep's that a follow-up draft forwards: a larger "
+        "one is not fetched (its size is asked first) and the thread's next older e-mail is "
+        "tried. The default is above what Gmail (25 MB) and Microsoft 365 (35 MB by default) "
+        "let one send; it bounds what composing one draft holds in memory.",
+    )
     sync_keep_text_prefix: bool = Field(
         False,
         description="Keep the first 2,000 characters of the inbound bodies that were read "

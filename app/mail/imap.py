@@ -562,12 +562,20 @@ class ImapSession:
                     out[record.uid] = record.text
         return out
 
-    def _uid_fetch(self, uids: Sequence[int], items: bytes, make: wire.Make[T]) -> list[T]:
-        """One UID FETCH, sent and read here rather than by imaplib (see `wire`). The tag comes
-        from imaplib, so round trips are counted and its tag sequence goes on unbroken."""
+    def _uid_fetch(
+        self,
+        uids: Sequence[int],
+        items: bytes,
+        make: wire.Make[T],
+        *,
+        limit: int = wire.RESPONSE_LIMIT,
+    ) -> list[T]:
+        """One UID FETCH, sent and read here rather than by imaplib (see `wire`), each
+        response at most `limit` bytes. The tag comes from imaplib, so round trips are
+        counted and its tag sequence goes on unbroken."""
         raw = self._raw
         tag = raw.new_tag()
-        parser = wire.FetchParser(tag, make)
+        parser = wire.FetchParser(tag, make, limit=limit)
         try:
             command = b"%s UID FETCH %s (%s)\r\n" % (tag, _uid_set(uids).encode(), items)
             with _errors("UID FETCH"):
@@ -604,17 +612,31 @@ class ImapSession:
     # Drafts: one message's full body, APPEND, find and remove by Message-ID.
 
     def fetch_message(
-        self, folder: str, uid: int, *, uidvalidity: int | None = None
+        self, folder: str, uid: int, *, max_bytes: int, uidvalidity: int | None = None
     ) -> bytes | None:
         """The whole message (BODY.PEEK[]: never marks it read), or None when it is gone or
-        the folder was renumbered since `uidvalidity`."""
+        the folder was renumbered since `uidvalidity`. One larger than `max_bytes` is not
+        read: its size is asked first (RFC822.SIZE) and MailAnswerTooLarge says it; a server
+        that then sends more than that bound is cut off there (the session is closed)."""
         selected = self.select(folder)
         if uidvalidity is not None and selected.uidvalidity != uidvalidity:
             return None
         with _errors("UID FETCH"):
-            found = self._client.fetch([uid], ["BODY.PEEK[]"])
-        data = found.get(uid, {}).get(b"BODY[]")
-        return bytes(data) if data is not None else None
+            found = self._client.fetch([uid], ["RFC822.SIZE"])
+        size = found.get(uid, {}).get(b"RFC822.SIZE")
+        if size is None:
+            return None
+        if int(size) > max_bytes:
+            raise MailAnswerTooLarge(
+                f"the e-mail (UID {uid} in {folder}) is {int(size):,} bytes, more than the "
+                f"{max_bytes:,} this service reads of one e-mail"
+            )
+        # Read off the socket here (`wire`), where a response's size is bounded before it is
+        # buffered; imaplib would read any literal whole. The slack is the response's own line.
+        records = self._uid_fetch(
+            [uid], b"UID BODY.PEEK[]", wire.FetchRecord, limit=max_bytes + 64 * 1024
+        )
+        return next((r.text for r in records if r.uid == uid and r.text is not None), None)
 
     def append(self, folder: str, message: bytes, flags: Sequence[str]) -> tuple[int, int | None]:
         """APPEND with `flags` and no INTERNALDATE (the server's clock applies, as for a draft

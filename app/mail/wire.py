@@ -47,7 +47,9 @@ class FetchRecord(NamedTuple):
     gm_msgid: int | None = None
     gm_thrid: int | None = None
     header: bytes | None = None  # BODY[HEADER.FIELDS (...)]; b"" when sent as NIL or ""
-    text: bytes | None = None  # BODY[TEXT] (or a partial of it); b"" when NIL or ""
+    # BODY[TEXT] (or a partial of it), or BODY[] when the whole message was asked for; b""
+    # when NIL or ""
+    text: bytes | None = None
 
 
 class BufferedSource(Protocol):
@@ -245,7 +247,7 @@ class FetchParser(Generic[T]):
                     value, i = None, value_at
                 if section.startswith(b"HEADER.FIELDS"):
                     header = value
-                elif section == b"TEXT":
+                elif section in (b"TEXT", b""):  # BODY[]: the whole message, when asked
                     text = value
         if uid is not None:
             record = self._make(uid, date, msgid, thrid, header, text)

@@ -420,7 +420,9 @@ async def _compose_one(
         if original is None:
             continue
         first = first or (message, original)
-        text, attached = text_and_attachments(original)
+        # Parsing an e-mail of up to draft_original_max_bytes takes a while: off the event
+        # loop, which answers every other rep meanwhile.
+        text, attached = await asyncio.to_thread(text_and_attachments, original)
         verdict = weigh_forward(text, has_attachment=attached)
         if verdict != "bump":
             chosen = (message, original)
@@ -439,7 +441,8 @@ async def _compose_one(
         all_bumps=chosen is None,
     )
     now = ctx.clock()
-    parts = forward_parts(
+    parts = await asyncio.to_thread(
+        forward_parts,
         original,
         attachments=settings.attach_originals,
         max_attachment_bytes=settings.attachment_max_bytes,
@@ -465,7 +468,9 @@ async def _compose_one(
         facts.templates, stage=plan.stage, thread_id=thread.id, variables=plan.variables
     )
     message_id = new_message_id(plan.from_.email)
-    raw = to_bytes(compose(plan, question, parts, message_id=message_id, date=now))
+    raw = await asyncio.to_thread(
+        lambda: to_bytes(compose(plan, question, parts, message_id=message_id, date=now))
+    )
     async with ctx.engine.begin() as conn:
         if not await store.thread_is_due(conn, thread.id, step):
             return 0  # a reply came in while we composed

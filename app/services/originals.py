@@ -4,9 +4,11 @@ kept at import. The composing itself is the same for both (`services.followups`)
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Sequence
 from typing import Protocol
 
+from app.errors import MailAnswerTooLarge
 from app.mail.blocking import MailThreads
 from app.mail.imap import ImapSession
 from app.services.context import Context
@@ -16,6 +18,8 @@ from app.storage import originals as original_store
 from app.storage.drafts import MessageLocation
 from app.storage.engine import reading
 from app.storage.mailboxes import FILE_SOURCE, MailboxRow
+
+log = logging.getLogger(__name__)
 
 
 class OriginalSource(Protocol):
@@ -35,7 +39,12 @@ async def open_originals(
             return _Kept(await original_store.originals_of_messages(conn, message_ids))
     async with reading(ctx.engine) as conn:
         locations = await draft_store.locations_of_messages(conn, message_ids)
-    return _Fetched(await open_mailbox_session(ctx, mailbox), locations, ctx.mail_io)
+    return _Fetched(
+        await open_mailbox_session(ctx, mailbox),
+        locations,
+        ctx.mail_io,
+        max_bytes=ctx.settings.draft_original_max_bytes,
+    )
 
 
 class _Kept:
@@ -59,19 +68,27 @@ class _Fetched:
         session: ImapSession,
         locations: dict[int, list[MessageLocation]],
         mail_io: MailThreads,
+        *,
+        max_bytes: int,
     ) -> None:
         self._session = session
         self._locations = locations
         self._io = mail_io  # blocking IMAP runs on the mail pool, never the shared one
+        self._max_bytes = max_bytes
 
     async def original(self, message_id: int) -> bytes | None:
         for location in self._locations.get(message_id, []):
-            found = await self._io.run(
-                self._session.fetch_message,
-                location.name,
-                location.uid,
-                uidvalidity=location.uidvalidity,
-            )
+            try:
+                found = await self._io.run(
+                    self._session.fetch_message,
+                    location.name,
+                    location.uid,
+                    uidvalidity=location.uidvalidity,
+                    max_bytes=self._max_bytes,
+                )
+            except MailAnswerTooLarge as exc:  # as large in every folder: not forwarded
+                log.warning("drafts.original_too_large message=%s error=%s", message_id, exc)
+                return None
             if found is not None:
                 return found
         return None

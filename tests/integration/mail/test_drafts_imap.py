@@ -5,10 +5,12 @@ from __future__ import annotations
 import pytest
 
 from app.domain.folders import FolderInfo, pick_folder
+from app.errors import MailAnswerTooLarge
 from app.mail.imap import ImapAccount, ImapSession
 from tests.factories import PROSPECT, REP, ImapUser, make_message, now_utc
 
 pytestmark = pytest.mark.integration
+MAX_BYTES = 1024 * 1024
 
 
 def open_session(user: ImapUser) -> ImapSession:
@@ -30,11 +32,18 @@ def test_fetch_append_find_and_delete(imap_user: ImapUser) -> None:
     uid = server.append(name, "Sent", raw)
     with open_session(imap_user) as session:
         status = session.select("Sent")
-        fetched = session.fetch_message("Sent", uid, uidvalidity=status.uidvalidity)
+        fetched = session.fetch_message(
+            "Sent", uid, uidvalidity=status.uidvalidity, max_bytes=MAX_BYTES
+        )
         assert fetched is not None
         assert fetched.replace(b"\r\n", b"\n") == raw.replace(b"\r\n", b"\n")
-        assert session.fetch_message("Sent", uid, uidvalidity=status.uidvalidity + 1) is None
-        assert session.fetch_message("Sent", uid + 100) is None
+        assert (
+            session.fetch_message(
+                "Sent", uid, uidvalidity=status.uidvalidity + 1, max_bytes=MAX_BYTES
+            )
+            is None
+        )
+        assert session.fetch_message("Sent", uid + 100, max_bytes=MAX_BYTES) is None
 
         draft = raw.replace(b"o1@seller.example", b"d1@seller.example")
         uidvalidity, first = session.append("Drafts", draft, ("\\Draft", "\\Seen"))
@@ -47,6 +56,35 @@ def test_fetch_append_find_and_delete(imap_user: ImapUser) -> None:
 
     assert server.fetch_flags(name, "Sent")[uid] == set()  # never marked read
     assert server.fetch_flags(name, "Drafts") == {second: {"\\Draft", "\\Seen"}}
+
+
+def test_an_e_mail_over_the_bound_is_not_read_and_the_session_goes_on(
+    imap_user: ImapUser,
+) -> None:
+    server, name = imap_user.server, imap_user.username
+    large = make_message(
+        from_=REP,
+        to=[PROSPECT],
+        subject="Catalogue",
+        date=now_utc(),
+        message_id="big@seller.example",
+        body="The full catalogue follows.\n" + "x" * 76 * 4000,
+    )
+    small = make_message(
+        from_=REP, to=[PROSPECT], subject="Hi", date=now_utc(), message_id="s@seller.example"
+    )
+    big_uid = server.append(name, "Sent", large)
+    small_uid = server.append(name, "Sent", small)
+    with open_session(imap_user) as session:
+        with pytest.raises(MailAnswerTooLarge) as refused:
+            session.fetch_message("Sent", big_uid, max_bytes=100_000)
+        assert f"UID {big_uid} in Sent" in str(refused.value)
+        assert "more than the 100,000 this service reads" in str(refused.value)
+        # Refused by its size before any of it was sent: the same session reads on.
+        assert session.fetch_message("Sent", small_uid, max_bytes=100_000) is not None
+        whole = session.fetch_message("Sent", big_uid, max_bytes=len(large) + 1000)
+        assert whole is not None and whole.replace(b"\r\n", b"\n") == large.replace(b"\r\n", b"\n")
+    assert server.fetch_flags(name, "Sent") == {big_uid: set(), small_uid: set()}
 
 
 def test_delete_expunges_only_the_given_uids(imap_user: ImapUser) -> None:

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 
 import pytest
 
-from app.errors import MailConnectionError, MailServerError
+from app.errors import MailAnswerTooLarge, MailConnectionError, MailServerError
 from app.mail.wire import FetchParser, FetchRecord, read_fetch
 from tests.support.scripted_imap import session_over
 
@@ -159,6 +159,23 @@ def test_text_partial_and_header_with_text_in_one_response() -> None:
         FetchRecord(6, header=HEADER_1, text=body),
         FetchRecord(7, text=b""),
     ]
+
+
+def test_a_whole_message_is_read_as_its_text() -> None:
+    """BODY[] (what a draft forwards), literal and all, with the size asked beside it."""
+    message = HEADER_1 + b"Hello,\r\n) * 2 FETCH (UID 9 BODY[] {3}\r\n\r\nBye\r\n"
+    data = b"* 4 FETCH (UID 8 RFC822.SIZE %d BODY[] %s)\r\n" % (len(message), literal(message))
+    assert parse_every_split(data + DONE) == [FetchRecord(8, text=message)]
+
+
+def test_a_response_over_the_limit_is_refused_before_its_literal_is_read() -> None:
+    parser = FetchParser(TAG, FetchRecord, limit=1000)
+    announced = b"* 1 FETCH (UID 5 BODY[] {50000000}\r\n"
+    with pytest.raises(MailAnswerTooLarge, match="larger than 1,000 bytes"):
+        parser.feed(announced + b"x" * 10)  # 10 of its 50,000,000 bytes: none is kept
+    small = FetchParser(TAG, FetchRecord, limit=1000)
+    small.feed(b"* 1 FETCH (UID 5 BODY[] %s)\r\n" % literal(b"y" * 900) + DONE)
+    assert small.records == [FetchRecord(5, text=b"y" * 900)]
 
 
 def test_a_uid_lookalike_in_the_section_or_flags_is_not_the_uid() -> None:
