@@ -48,6 +48,26 @@ def readers_of(parent: int) -> list[int]:
     return found
 
 
+def login_recipe(dovecot: DovecotServer) -> imap.SessionRecipe:
+    """How a reader process logs in, for a new user of the suite's Dovecot."""
+    user = ImapUser.new(dovecot)
+    account = imap.ImapAccount(
+        host=dovecot.host,
+        port=dovecot.port,
+        security="plain",
+        username=user.username,
+        secret=user.password,
+    )
+    return imap.SessionRecipe(
+        account=account,
+        ca_file=None,
+        timeout=10.0,
+        connect_timeout=None,
+        allow_plaintext=True,
+        addresses=None,
+    )
+
+
 async def _synced(
     ctx: Context, dovecot: DovecotServer, owner: int, name: str, *, reader_at: int
 ) -> tuple[History, Outcome]:
@@ -176,22 +196,7 @@ async def test_a_sync_killed_mid_way_leaves_no_reader_and_resumes(
 async def test_one_worker_runs_at_most_its_readers_whatever_the_syncs(
     dovecot: DovecotServer,
 ) -> None:
-    user = ImapUser.new(dovecot)
-    account = imap.ImapAccount(
-        host=dovecot.host,
-        port=dovecot.port,
-        security="plain",
-        username=user.username,
-        secret=user.password,
-    )
-    recipe = imap.SessionRecipe(
-        account=account,
-        ca_file=None,
-        timeout=10.0,
-        connect_timeout=None,
-        allow_plaintext=True,
-        addresses=None,
-    )
+    recipe = login_recipe(dovecot)
     options = mail_sync.SyncOptions(since=None, now=now_utc(), split=recipe, split_into=2)
     first = mail_sync._reader_processes(options, 100_000)  # a large first sync
     second = mail_sync._reader_processes(options, 100_000)  # another, meanwhile
@@ -267,22 +272,7 @@ def niceness(pid: int) -> int:
 async def test_a_reader_process_yields_the_cpu_to_the_process_that_serves_reps(
     dovecot: DovecotServer,
 ) -> None:
-    user = ImapUser.new(dovecot)
-    account = imap.ImapAccount(
-        host=dovecot.host,
-        port=dovecot.port,
-        security="plain",
-        username=user.username,
-        secret=user.password,
-    )
-    recipe = imap.SessionRecipe(
-        account=account,
-        ca_file=None,
-        timeout=10.0,
-        connect_timeout=None,
-        allow_plaintext=True,
-        addresses=None,
-    )
+    recipe = login_recipe(dovecot)
     options = mail_sync.SyncOptions(since=None, now=now_utc(), split=recipe, split_into=1)
     [reader] = mail_sync._reader_processes(options, 100_000)
     try:

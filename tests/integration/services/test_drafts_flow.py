@@ -401,33 +401,29 @@ async def test_an_e_mail_too_large_to_forward_gives_way_to_the_one_before(
     """The rep's last e-mail is over RADIOSILENCE_DRAFT_ORIGINAL_MAX_BYTES: it is not fetched,
     and the draft forwards the e-mail before it, still unanswered."""
     ctx.settings = ctx.settings.model_copy(update={"draft_original_max_bytes": 1024 * 1024})
-    sent = now_utc() - timedelta(days=12)
-    for mid, subject, body, when in (
-        ("first@seller.example", "Offer", "Here is our offer for 40 seats.", sent),
-        ("huge@seller.example", "Re: Offer", "Catalogue:\n" + "x" * 76 * 15_000, sent),
-    ):
-        imap_user.server.append(
-            imap_user.username,
-            "Sent",
-            make_message(
-                from_=REP,
-                to=[PROSPECT],
-                subject=subject,
-                date=when + timedelta(days=3 if mid.startswith("huge") else 0),
-                message_id=mid,
-                body=body,
-                **({"in_reply_to": "first@seller.example"} if mid.startswith("huge") else {}),
-            ),
-            date=when,
-        )
+    first = now_utc() - timedelta(days=12)
+    offer = dict(
+        from_=REP, to=[PROSPECT], subject="Offer", date=first, message_id="first@s.example"
+    )
+    later = first + timedelta(days=3)
+    huge = dict(offer, subject="Re: Offer", date=later, message_id="huge@s.example")
+    server, user = imap_user.server, imap_user.username
+    server.append(user, "Sent", make_message(**offer, body="Our offer for 40 seats."), date=first)
+    catalogue = "Catalogue:\n" + "x" * 76 * 15_000  # over 1 MiB
+    server.append(
+        user,
+        "Sent",
+        make_message(**huge, body=catalogue, in_reply_to="first@s.example"),
+        date=later,
+    )
     _, mailbox_id = await connect(ctx, imap_user)
     await sync_service.sync_mailbox(ctx, mailbox_id)
 
     async with await api_client(ctx, "owner@seller.example", create_user=False) as api:
         draft = await only_draft(api, state="pending")
         detail = (await api.get(f"/api/v1/drafts/{draft['id']}")).json()
-    assert draft["in_reply_to"] == "<huge@seller.example>"  # it still answers the last one
-    assert "Here is our offer for 40 seats." in detail["text"]  # and forwards the one before
+    assert draft["in_reply_to"] == "<huge@s.example>"  # it still answers the last one
+    assert "Our offer for 40 seats." in detail["text"]  # and forwards the one before
     assert "Catalogue" not in detail["text"]
     assert "drafts.original_too_large" in caplog.text
     assert "more than the 1,048,576 this service reads" in caplog.text
