@@ -61,25 +61,29 @@ def new_message_id(sender: str) -> str:
     return make_msgid(domain=domain)
 
 
-def text_and_attachments(original: bytes) -> tuple[str, bool]:
+def read_original(raw: bytes) -> Message:
+    """The rep's e-mail as fetched over IMAP (or kept at import), parsed once for both
+    `text_and_attachments` and `forward_parts`: an e-mail may be tens of megabytes."""
+    return message_from_bytes(raw, policy=policy.default)
+
+
+def text_and_attachments(msg: Message) -> tuple[str, bool]:
     """An e-mail's text (from its HTML when it has no plain part) and whether it carries
     attachments: what `followup.is_bare_bump` weighs."""
-    msg = message_from_bytes(original, policy=policy.default)
     text, _ = _bodies(msg)
     attached = isinstance(msg, EmailMessage) and any(True for _ in msg.iter_attachments())
     return text, attached
 
 
 def forward_parts(
-    original: bytes,
+    msg: Message,
     *,
     attachments: bool = False,
     max_attachment_bytes: int = 0,
     now: datetime,
     seed: str = "",
 ) -> ForwardParts:
-    """Read the original e-mail (as fetched over IMAP) into the parts of a forward."""
-    msg = message_from_bytes(original, policy=policy.default)
+    """The original e-mail (`read_original`) as the parts of a forward."""
     header_lines = [(name, _header(msg, name)) for name in FORWARD_HEADERS]
     shown = [(name, value) for name, value in header_lines if value]
     text, original_html = _bodies(msg)

@@ -13,6 +13,7 @@ import functools
 import logging
 from dataclasses import asdict, dataclass, fields
 from datetime import datetime
+from email.message import Message
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -36,6 +37,7 @@ from app.drafts.message import (
     draft_text,
     forward_parts,
     new_message_id,
+    read_original,
     text_and_attachments,
     to_bytes,
 )
@@ -396,6 +398,12 @@ def _forward_candidates(rows: list[MessageRow]) -> list[MessageRow]:
     return [by_key[m.key] for m in run[:FORWARD_CANDIDATES]]
 
 
+def _weighed(raw: bytes) -> tuple[Message, str, bool]:
+    """The rep's e-mail parsed, with what weighing it as a forward reads of it."""
+    original = read_original(raw)
+    return (original, *text_and_attachments(original))
+
+
 async def _compose_one(
     ctx: Context,
     source: OriginalSource,
@@ -412,17 +420,17 @@ async def _compose_one(
     stored = [stored_message(r) for r in rows]
     run = unanswered_run(stored)
     latest = last_outbound(stored)
-    first: tuple[StoredMessage, bytes] | None = None
-    chosen: tuple[StoredMessage, bytes] | None = None
+    first: tuple[StoredMessage, Message] | None = None
+    chosen: tuple[StoredMessage, Message] | None = None
     bumps, verdict = 0, "bump"
     for message, candidate in zip(run, candidates, strict=False):
-        original = await source.original(candidate.id)
-        if original is None:
+        raw = await source.original(candidate.id)
+        if raw is None:
             continue
-        first = first or (message, original)
         # Parsing an e-mail of up to draft_original_max_bytes takes a while: off the event
         # loop, which answers every other rep meanwhile.
-        text, attached = await asyncio.to_thread(text_and_attachments, original)
+        original, text, attached = await asyncio.to_thread(_weighed, raw)
+        first = first or (message, original)
         verdict = weigh_forward(text, has_attachment=attached)
         if verdict != "bump":
             chosen = (message, original)

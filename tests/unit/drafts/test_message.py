@@ -22,6 +22,7 @@ from app.drafts.message import (
     extend_thread_index,
     forward_parts,
     new_message_id,
+    read_original,
     recompose,
     text_and_attachments,
     to_bytes,
@@ -61,7 +62,7 @@ def original(*, html: bool = True, attachment: bytes | None = None) -> bytes:
 
 
 def plan_for(raw: bytes) -> tuple[FollowUpPlan, object]:
-    parts = forward_parts(raw, now=NOW, seed="7")
+    parts = forward_parts(read_original(raw), now=NOW, seed="7")
     stored = StoredMessage(
         message_id="<o1@seller.example>",
         kind=MessageKind.OUTBOUND,
@@ -123,10 +124,10 @@ def test_without_a_message_id_to_answer_the_draft_has_no_threading_headers() -> 
 
 
 def test_text_and_attachments_of_an_email() -> None:
-    text, attached = text_and_attachments(original(attachment=b"%PDF-1.4"))
+    text, attached = text_and_attachments(read_original(original(attachment=b"%PDF-1.4")))
     assert "hier ist das Angebot für Müller & Söhne" in text
     assert attached is True
-    assert text_and_attachments(original())[1] is False
+    assert text_and_attachments(read_original(original()))[1] is False
 
 
 def test_body_starts_with_the_question_then_the_forward_intact() -> None:
@@ -192,7 +193,7 @@ def test_text_only_original_gets_an_html_version_of_its_text() -> None:
 def test_attachments_only_when_enabled_and_under_the_cap(cap: int, kept: bool) -> None:
     raw = original(attachment=b"%PDF-1.4 " + b"x" * 100)
     plan, _ = plan_for(raw)
-    parts = forward_parts(raw, attachments=True, max_attachment_bytes=cap, now=NOW)
+    parts = forward_parts(read_original(raw), attachments=True, max_attachment_bytes=cap, now=NOW)
     msg = compose(plan, QUESTION, parts, message_id="<d1@seller.example>", date=NOW)
     names = [p.get_filename() for p in msg.iter_attachments()]
     assert names == (["Angebot.pdf"] if kept else [])
