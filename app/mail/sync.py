@@ -347,6 +347,20 @@ class _Plan:
     cut: array[int] | None = None
     cut_below: int = 0
 
+    def to_read(self, uids: list[int]) -> tuple[list[int], date | None]:
+        """Of a batch's UIDs, those to read, and the window they are still to be searched
+        by. Under a batch that had none in the window, the window's rest (searched once)
+        has cut them already: none may be left, and none is searched again."""
+        cut = self.cut
+        if cut is None or uids[0] >= self.cut_below:
+            return uids, self.since
+        return [uid for uid in uids if _holds(cut, uid)], None
+
+
+def _holds(ascending: array[int], uid: int) -> bool:
+    at = bisect.bisect_left(ascending, uid)
+    return at < len(ascending) and ascending[at] == uid
+
 
 @dataclass(frozen=True)
 class _Batch:
@@ -427,11 +441,6 @@ async def _read_batches(
 _asked = itertools.count(1)  # batches asked of reader processes (`crashpoint.batch_read`)
 
 
-def _holds(ascending: array[int], uid: int) -> bool:
-    at = bisect.bisect_left(ascending, uid)
-    return at < len(ascending) and ascending[at] == uid
-
-
 class _Reads:
     """Where batches are read: on the sync's own session in a mail thread, one at a time, or
     by the reader processes that have logged in, up to `AHEAD` at once each."""
@@ -450,18 +459,13 @@ class _Reads:
         return AHEAD * len(self._ready()) or 1
 
     def start(self, item: _Batch) -> asyncio.Future[ReadBatch]:
-        plan, uids = item.plan, item.uids
-        # A first read's batch keeps those of its UIDs in the window (`_Plan.since`).
-        spec = replace(item.reader.spec, since=plan.since)
-        if plan.since is not None and plan.cut is not None and uids[0] < plan.cut_below:
-            # Under a batch that had none in the window: cut by the window's rest, searched
-            # once; a batch with none left is not read at all.
-            uids = [uid for uid in uids if _holds(plan.cut, uid)]
-            if not uids:
-                done: asyncio.Future[ReadBatch] = asyncio.get_running_loop().create_future()
-                done.set_result(ReadBatch(messages=[], errors=[]))
-                return done
-            spec = replace(spec, since=None)
+        plan = item.plan
+        uids, since = plan.to_read(item.uids)
+        if not uids:  # none of it in the window: not read at all
+            done: asyncio.Future[ReadBatch] = asyncio.get_running_loop().create_future()
+            done.set_result(ReadBatch(messages=[], errors=[]))
+            return done
+        spec = replace(item.reader.spec, since=since)
         if ready := self._ready():
             reader = min(ready, key=lambda r: r.asked)  # the least busy
             return reader.read(spec, uids, plan.status.uidvalidity, next(_asked))
