@@ -626,9 +626,9 @@ class ImapSession:
         size = found.get(uid, {}).get(b"RFC822.SIZE")
         if size is None:
             return None
-        if int(size) > max_bytes:
+        if (size := int(size)) > max_bytes:
             raise MailAnswerTooLarge(
-                f"the e-mail (UID {uid} in {folder}) is {int(size):,} bytes, more than the "
+                f"the e-mail (UID {uid} in {folder}) is {size:,} bytes, more than the "
                 f"{max_bytes:,} this service reads of one e-mail"
             )
         # Read off the socket here (`wire`), where a response's size is bounded before it is

@@ -39,6 +39,7 @@ from app.errors import MailConnectionError
 from app.mail import crashpoint
 from app.mail.batches import FolderSpec, ReadBatch, read_batch
 from app.mail.session import MailSession, SessionOpener
+from app.runtime import settle_heap
 
 log = logging.getLogger(__name__)
 
@@ -281,8 +282,6 @@ def _watch_parent(parent: int) -> None:
 
 if __name__ == "__main__":
     logging.basicConfig(level=logging.WARNING, format="%(levelname)s %(name)s %(message)s")
-    from app.runtime import settle_heap
-
     settle_heap()  # as the parent did: fewer collections of the many short-lived values
     os.nice(NICENESS)
     sys.stdout = sys.stderr  # stdout carries the answers: nothing else may write to it
