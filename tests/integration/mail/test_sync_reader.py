@@ -263,12 +263,6 @@ async def test_a_first_sync_reads_only_its_window_whatever_the_arrival_order(
     assert synced.new_messages == 3
 
 
-def niceness(pid: int) -> int:
-    """The scheduling niceness of process `pid` (field 19 of /proc/PID/stat)."""
-    fields = (Path("/proc") / str(pid) / "stat").read_text().rsplit(") ", 1)[1].split()
-    return int(fields[16])
-
-
 async def test_a_reader_process_yields_the_cpu_to_the_process_that_serves_reps(
     dovecot: DovecotServer,
 ) -> None:
@@ -279,8 +273,9 @@ async def test_a_reader_process_yields_the_cpu_to_the_process_that_serves_reps(
         await reader.started()
         assert reader.ready  # logged in: it reads, at a lower priority than this process
         [pid] = readers_of(os.getpid())
-        ours = niceness(os.getpid())
-        assert niceness(pid) == min(19, ours + NICENESS)  # 19 is the lowest there is
+        ours = os.getpriority(os.PRIO_PROCESS, 0)
+        theirs = os.getpriority(os.PRIO_PROCESS, pid)
+        assert theirs == min(19, ours + NICENESS)  # 19 is the lowest there is
     finally:
         await reader.close()
     assert readers_of(os.getpid()) == []
