@@ -113,6 +113,31 @@ def write_mailbox(server: DovecotServer, total: int) -> dict[str, int]:
     return counts
 
 
+def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
+    """CPU seconds (user + system) of this process, or of its children that have ended."""
+    usage = resource.getrusage(who)
+    return usage.ru_utime + usage.ru_stime
+
+
+def group_cpu_s(pgid: int) -> float:
+    """CPU seconds of a process group so far: each live member's own and its ended children's
+    (Dovecot's per-login `imap` processes end with their logins, and their master reaps them)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            stat = (entry / "stat").read_text()
+        except OSError:
+            continue
+        # After the ")" that closes comm: state ppid pgrp ... utime(12) stime cutime cstime.
+        fields = stat.rsplit(")", 1)[1].split()
+        if int(fields[2]) == pgid:
+            total += sum(int(f) for f in fields[11:15])
+    return total / tick
+
+
 def bare_imaplib_fetch(server: DovecotServer, folders: list[str]) -> tuple[int, float]:
     """The wire's speed: UID FETCH of our header fields in 1,000-UID batches, no parsing.
     Batches are UID ranges up to UIDNEXT: a bare `UID SEARCH ALL` would be one line of every
@@ -151,6 +176,17 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
     upgrade(url)
     settings = _settings(url)
     marks: dict[str, float] = {}
+    # CPU seconds where the sync starts, where its reading ends and where its end ends: this
+    # process (every thread), its reader processes (children, counted once they have ended),
+    # and Dovecot's process group.
+    cpu: dict[str, tuple[float, float, float]] = {}
+
+    def cpu_mark(name: str) -> None:
+        cpu.setdefault(
+            name,
+            (cpu_s(), cpu_s(resource.RUSAGE_CHILDREN), group_cpu_s(server_info["pid"])),
+        )
+
     reports: list[Any] = []
     # The service's own calls, timed where they end: the header pass (with its early
     # decisions) and the baseline's last decisions.
@@ -160,12 +196,14 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
     async def timed_read(*args: Any, **kwargs: Any) -> Any:
         report = await read_mail(*args, **kwargs)
         marks["read"] = time.monotonic()
+        cpu_mark("read")
         reports.append(report)
         return report
 
     async def timed_end(*args: Any, **kwargs: Any) -> int:
         evaluated = await end_baseline(*args, **kwargs)
         marks["decided"] = time.monotonic()
+        cpu_mark("decided")
         return evaluated
 
     sync_service.mail_sync.sync_mailbox = timed_read  # type: ignore[assignment]
@@ -196,6 +234,7 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
             watcher.start()
             assert seen.get(timeout=120) == "ready"
             readers = ReaderMemory()
+            cpu_mark("start")
             t0 = time.monotonic()  # the rep connects
             outcome = await sync_service.sync_mailbox(ctx, mailbox_id)
             done = time.monotonic()
@@ -236,6 +275,12 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
                 "readers": settings.sync_reader_processes,
                 "reader_rss_mb": reader_rss_mb,
                 "all_decided_s": marks["decided"] - t0,
+                "cpu_s": {
+                    "syncing": cpu["read"][0] - cpu["start"][0],
+                    "readers": cpu["read"][1] - cpu["start"][1],
+                    "dovecot": cpu["read"][2] - cpu["start"][2],
+                    "end": cpu["decided"][0] - cpu["read"][0],
+                },
             }
         finally:
             await ctx.close()
@@ -403,6 +448,30 @@ def _pg_admin(dsn: str, statement: str) -> None:
     asyncio.run(run())
 
 
+def cpu_budget(
+    bare_cpu: dict[str, float], bare_n: int, result: dict[str, Any], base_rate: float
+) -> str:
+    """Where the CPU went, in core-microseconds per message, and the rate it allows: with
+    every core busy all the time, a sync needing C core-us a message runs at most at
+    cores / C. The readers' CPU is counted once they have ended (the syncing process waits
+    for them)."""
+    n = result["messages"]
+    bare = {k: v * 1e6 / bare_n for k, v in bare_cpu.items()}
+    ours = {k: result["cpu_s"][k] * 1e6 / n for k in ("dovecot", "readers", "syncing")}
+    total = sum(ours.values())
+    cores = os.cpu_count() or 1
+    ceiling = cores * 1e6 / total
+    needed = cores * 1e6 / (0.3 * base_rate)
+    return (
+        f"CPU, core-us per message: bare FETCH: Dovecot {bare['dovecot']:.0f} + imaplib "
+        f"{bare['imaplib']:.0f}; our sync: Dovecot {ours['dovecot']:.0f} + reader processes "
+        f"{ours['readers']:.0f} + the syncing process {ours['syncing']:.0f} = {total:.0f}, so "
+        f"{cores} busy cores allow at most {ceiling:,.0f} msg/s (ratio "
+        f"{ceiling / base_rate:.2f}); the ratio bar 0.3 needs <= {needed:.0f}; "
+        f"the baseline's end took {result['cpu_s']['end']:.1f} core-s in the syncing process"
+    )
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--messages", type=int, default=100_000)
@@ -425,12 +494,20 @@ def main() -> None:
             print(f"wrote {counts} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
             bare_imaplib_fetch(server, list(counts))  # warm-up: Dovecot builds its indexes
             # The median of three passes: the wire's own rate swings on a shared machine.
+            dovecot_pid = server.pid  # the master leads Dovecot's process group
+            assert dovecot_pid is not None, "Dovecot has stopped"
+            dovecot_before, ours_before = group_cpu_s(dovecot_pid), cpu_s()
             passes = sorted(bare_imaplib_fetch(server, list(counts)) for _ in range(3))
+            bare_cpu = {
+                "dovecot": group_cpu_s(dovecot_pid) - dovecot_before,
+                "imaplib": cpu_s() - ours_before,
+            }
             base_n, base_s = sorted(passes, key=lambda p: p[1])[1]
             spawn = multiprocessing.get_context("spawn")
             queue = spawn.Queue()
             child = spawn.Process(
-                target=ours, args=({"host": server.host, "port": server.port}, url, queue)
+                target=ours,
+                args=({"host": server.host, "port": server.port, "pid": dovecot_pid}, url, queue),
             )
             child.start()
             result = queue.get(timeout=3600)
@@ -474,6 +551,7 @@ def main() -> None:
         )
     else:
         store_vs_floor = "n/a"  # the floor is bare sqlite3's
+    print(cpu_budget(bare_cpu, 3 * base_n, result, base_rate))
     print(
         f"connect -> first quiet thread in the API: {result['first_quiet_s']:.2f}s; "
         f"-> every thread decided: {result['all_decided_s']:.2f}s"
