@@ -81,6 +81,7 @@ class ReaderProcess:
         self._answers: asyncio.Task[None] | None = None
         self._starting = asyncio.create_task(self._start(), name="sync-reader-start")
         self.failed = False
+        self.folder: str | None = None  # the folder last asked of it: the one it has selected
         self._announced = False
         self._stopped: MailConnectionError | None = None
 
@@ -138,6 +139,7 @@ class ReaderProcess:
             raise MailConnectionError("the mail reader process stopped")
         future: asyncio.Future[ReadBatch] = asyncio.get_running_loop().create_future()
         self._waiting.append(future)
+        self.folder = folder.name
         self._send(("read", folder, uids, uidvalidity, sequence))
         return future
 
