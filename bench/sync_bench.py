@@ -122,6 +122,16 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
 def group_cpu_s(pgid: int) -> float:
     """CPU seconds of a process group so far: each live member's own and its ended children's
     (Dovecot's per-login `imap` processes end with their logins, and their master reaps them)."""
+    return _proc_cpu_s(lambda comm, pgrp: pgrp == pgid)
+
+
+def postgres_cpu_s() -> float:
+    """CPU seconds of the machine's PostgreSQL server so far (every `postgres` process: the
+    backends serving the sync and the writers behind them)."""
+    return _proc_cpu_s(lambda comm, pgrp: comm == "postgres")
+
+
+def _proc_cpu_s(counted: Any) -> float:
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
     for entry in Path("/proc").iterdir():
@@ -131,9 +141,10 @@ def group_cpu_s(pgid: int) -> float:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
+        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
         # After the ")" that closes comm: state ppid pgrp ... utime(12) stime cutime cstime.
         fields = stat.rsplit(")", 1)[1].split()
-        if int(fields[2]) == pgid:
+        if counted(comm, int(fields[2])):
             total += sum(int(f) for f in fields[11:15])
     return total / tick
 
@@ -179,12 +190,18 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
     # CPU seconds where the sync starts, where its reading ends and where its end ends: this
     # process (every thread), its reader processes (children, counted once they have ended),
     # and Dovecot's process group.
-    cpu: dict[str, tuple[float, float, float]] = {}
+    cpu: dict[str, tuple[float, float, float, float]] = {}
+    on_postgres = url.startswith("postgresql")
 
     def cpu_mark(name: str) -> None:
         cpu.setdefault(
             name,
-            (cpu_s(), cpu_s(resource.RUSAGE_CHILDREN), group_cpu_s(server_info["pid"])),
+            (
+                cpu_s(),
+                cpu_s(resource.RUSAGE_CHILDREN),
+                group_cpu_s(server_info["pid"]),
+                postgres_cpu_s() if on_postgres else 0.0,
+            ),
         )
 
     reports: list[Any] = []
@@ -279,6 +296,7 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
                     "syncing": cpu["read"][0] - cpu["start"][0],
                     "readers": cpu["read"][1] - cpu["start"][1],
                     "dovecot": cpu["read"][2] - cpu["start"][2],
+                    "postgresql": cpu["read"][3] - cpu["start"][3],
                     "end": cpu["decided"][0] - cpu["read"][0],
                 },
             }
@@ -457,17 +475,21 @@ def cpu_budget(
     for them)."""
     n = result["messages"]
     bare = {k: v * 1e6 / bare_n for k, v in bare_cpu.items()}
-    ours = {k: result["cpu_s"][k] * 1e6 / n for k in ("dovecot", "readers", "syncing")}
+    ours = {
+        k: result["cpu_s"][k] * 1e6 / n for k in ("dovecot", "readers", "syncing", "postgresql")
+    }
     total = sum(ours.values())
+    server = f" + PostgreSQL {ours['postgresql']:.0f}" if ours["postgresql"] else ""
     cores = os.cpu_count() or 1
     ceiling = cores * 1e6 / total
-    needed = cores * 1e6 / (0.3 * base_rate)
+    bar = 0.25 if ours["postgresql"] else 0.3
+    needed = cores * 1e6 / (bar * base_rate)
     return (
         f"CPU, core-us per message: bare FETCH: Dovecot {bare['dovecot']:.0f} + imaplib "
         f"{bare['imaplib']:.0f}; our sync: Dovecot {ours['dovecot']:.0f} + reader processes "
-        f"{ours['readers']:.0f} + the syncing process {ours['syncing']:.0f} = {total:.0f}, so "
-        f"{cores} busy cores allow at most {ceiling:,.0f} msg/s (ratio "
-        f"{ceiling / base_rate:.2f}); the ratio bar 0.3 needs <= {needed:.0f}; "
+        f"{ours['readers']:.0f} + the syncing process {ours['syncing']:.0f}{server} = "
+        f"{total:.0f}, so {cores} busy cores allow at most {ceiling:,.0f} msg/s (ratio "
+        f"{ceiling / base_rate:.2f}); the ratio bar {bar} needs <= {needed:.0f}; "
         f"the baseline's end took {result['cpu_s']['end']:.1f} core-s in the syncing process"
     )
 
