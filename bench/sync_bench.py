@@ -23,6 +23,7 @@ import os
 import random
 import resource
 import sqlite3
+import subprocess
 import sys
 import tempfile
 import time
@@ -119,34 +120,26 @@ def cpu_s(who: int = resource.RUSAGE_SELF) -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def group_cpu_s(pgid: int) -> float:
-    """CPU seconds of a process group so far: each live member's own and its ended children's
-    (Dovecot's per-login `imap` processes end with their logins, and their master reaps them)."""
-    return _proc_cpu_s(lambda comm, pgrp: pgrp == pgid)
-
-
-def postgres_cpu_s() -> float:
-    """CPU seconds of the machine's PostgreSQL server so far (every `postgres` process: the
-    backends serving the sync and the writers behind them)."""
-    return _proc_cpu_s(lambda comm, pgrp: comm == "postgres")
-
-
-def _proc_cpu_s(counted: Any) -> float:
+def processes_cpu_s(pids: list[int]) -> float:
+    """CPU seconds so far of these processes: each one's own and its ended children's (a
+    Dovecot master reaps the per-login `imap` processes, PostgreSQL's its backends)."""
     tick = os.sysconf("SC_CLK_TCK")
     total = 0
-    for entry in Path("/proc").iterdir():
-        if not entry.name.isdigit():
-            continue
+    for pid in pids:
         try:
-            stat = (entry / "stat").read_text()
-        except OSError:
+            stat = Path(f"/proc/{pid}/stat").read_text()
+        except OSError:  # ended meanwhile: its parent has its time
             continue
-        comm = stat[stat.find("(") + 1 : stat.rfind(")")]
-        # After the ")" that closes comm: state ppid pgrp ... utime(12) stime cutime cstime.
-        fields = stat.rsplit(")", 1)[1].split()
-        if counted(comm, int(fields[2])):
-            total += sum(int(f) for f in fields[11:15])
+        # After the ")" that closes comm: state ppid ... utime(12) stime cutime cstime.
+        total += sum(int(f) for f in stat.rsplit(")", 1)[1].split()[11:15])
     return total / tick
+
+
+def pids(*pgrep: str) -> list[int]:
+    """The processes `pgrep` finds: `-g PGID` for Dovecot's process group, `-x postgres` for
+    the machine's PostgreSQL server (the backends serving the sync and the writers behind)."""
+    found = subprocess.run(["pgrep", *pgrep], capture_output=True, text=True, check=False)
+    return [int(pid) for pid in found.stdout.split()]
 
 
 def bare_imaplib_fetch(server: DovecotServer, folders: list[str]) -> tuple[int, float]:
@@ -199,8 +192,8 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
             (
                 cpu_s(),
                 cpu_s(resource.RUSAGE_CHILDREN),
-                group_cpu_s(server_info["pid"]),
-                postgres_cpu_s() if on_postgres else 0.0,
+                processes_cpu_s(pids("-g", str(server_info["pid"]))),
+                processes_cpu_s(pids("-x", "postgres")) if on_postgres else 0.0,
             ),
         )
 
@@ -518,10 +511,11 @@ def main() -> None:
             # The median of three passes: the wire's own rate swings on a shared machine.
             dovecot_pid = server.pid  # the master leads Dovecot's process group
             assert dovecot_pid is not None, "Dovecot has stopped"
-            dovecot_before, ours_before = group_cpu_s(dovecot_pid), cpu_s()
+            dovecot = ("-g", str(dovecot_pid))
+            dovecot_before, ours_before = processes_cpu_s(pids(*dovecot)), cpu_s()
             passes = sorted(bare_imaplib_fetch(server, list(counts)) for _ in range(3))
             bare_cpu = {
-                "dovecot": group_cpu_s(dovecot_pid) - dovecot_before,
+                "dovecot": processes_cpu_s(pids(*dovecot)) - dovecot_before,
                 "imaplib": cpu_s() - ours_before,
             }
             base_n, base_s = sorted(passes, key=lambda p: p[1])[1]
