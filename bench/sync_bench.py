@@ -182,7 +182,7 @@ def ours(server_info: dict[str, Any], url: str, queue: Any) -> None:
     marks: dict[str, float] = {}
     # CPU seconds where the sync starts, where its reading ends and where its end ends: this
     # process (every thread), its reader processes (children, counted once they have ended),
-    # and Dovecot's process group.
+    # Dovecot's process group and, on PostgreSQL, the server's processes.
     cpu: dict[str, tuple[float, float, float, float]] = {}
     on_postgres = url.startswith("postgresql")
 
@@ -508,11 +508,11 @@ def main() -> None:
             counts = write_mailbox(server, args.messages)
             print(f"wrote {counts} in {time.perf_counter() - t0:.1f}s", file=sys.stderr)
             bare_imaplib_fetch(server, list(counts))  # warm-up: Dovecot builds its indexes
-            # The median of three passes: the wire's own rate swings on a shared machine.
             dovecot_pid = server.pid  # the master leads Dovecot's process group
             assert dovecot_pid is not None, "Dovecot has stopped"
             dovecot = ("-g", str(dovecot_pid))
             dovecot_before, ours_before = processes_cpu_s(pids(*dovecot)), cpu_s()
+            # The median of three passes: the wire's own rate swings on a shared machine.
             passes = sorted(bare_imaplib_fetch(server, list(counts)) for _ in range(3))
             bare_cpu = {
                 "dovecot": processes_cpu_s(pids(*dovecot)) - dovecot_before,
