@@ -87,6 +87,46 @@ def test_an_e_mail_over_the_bound_is_not_read_and_the_session_goes_on(
     assert server.fetch_flags(name, "Sent") == {big_uid: set(), small_uid: set()}
 
 
+def test_e_mails_of_the_folder_already_open_are_read_without_selecting_it_again(
+    imap_user: ImapUser,
+) -> None:
+    """A draft pass reads the rep's e-mails one after another, nearly all from Sent: each
+    SELECT would cost a round trip and, on Maildir, a scan of the folder's files."""
+    server, name = imap_user.server, imap_user.username
+    uids = [
+        server.append(
+            name,
+            "Sent",
+            make_message(
+                from_=REP,
+                to=[PROSPECT],
+                subject=f"Offer {n}",
+                date=now_utc(),
+                message_id=f"o{n}@seller.example",
+            ),
+        )
+        for n in range(3)
+    ]
+    with open_session(imap_user) as session:
+        status = session.select("Sent")
+        trips = session.round_trips
+        for uid in uids:  # the size, then the message: two round trips each
+            fetched = session.fetch_message(
+                "Sent", uid, uidvalidity=status.uidvalidity, max_bytes=MAX_BYTES
+            )
+            assert fetched is not None and b"Offer" in fetched
+        assert session.round_trips - trips == 2 * len(uids)
+        session.select("INBOX")  # another folder open: Sent is selected again first
+        trips = session.round_trips
+        assert session.fetch_message("Sent", uids[0], max_bytes=MAX_BYTES) is not None
+        assert session.round_trips - trips == 3
+        # A renumbered folder is still told apart: the UIDVALIDITY of the open one is kept.
+        stale = status.uidvalidity + 1
+        assert (
+            session.fetch_message("Sent", uids[0], uidvalidity=stale, max_bytes=MAX_BYTES) is None
+        )
+
+
 def test_delete_expunges_only_the_given_uids(imap_user: ImapUser) -> None:
     server, name = imap_user.server, imap_user.username
     mine = server.append(
